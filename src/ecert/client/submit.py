@@ -1,0 +1,174 @@
+"""The whole portal journey (guide section C) through the CA's API, driven by a small UI interface.
+
+``submit_request`` does the steps in order — log in, confirm the application, domain control
+validation, CSR, show the certificate, accept or reject, download, complete — and asks the ``ui`` for
+every decision, so the CLI prompts while tests answer from a script.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from ecert.client.api import ApiClient
+from ecert.client.complete import Completion, complete_request
+from ecert.client.errors import ClientError, StillPending
+from ecert.client.store import LocalStore, PendingEntry, atomic_write
+from ecert.core.errors import Conflict, PolicyViolation
+
+__all__ = ["DcvOptions", "SubmitUI", "write_fileauth", "submit_request"]
+
+
+# Application states in which the subscriber has already confirmed the details (guide section C step 3).
+_CONFIRMED_STATES = frozenset({"confirmed", "dcv_pending", "dcv_passed", "validated", "csr_submitted",
+                               "issued", "accepted"})
+
+
+class SubmitUI(Protocol):
+    """Everything ``submit_request`` needs from a person."""
+
+    def show_application(self, app: dict[str, Any]) -> None: ...
+    def choose_chinese(self, app: dict[str, Any]) -> bool: ...
+    def show_dcv(self, started: dict[str, Any]) -> None: ...
+    def wait_for_dns(self, started: dict[str, Any]) -> None: ...
+    def ask_email_code(self) -> str: ...
+    def progress(self, message: str) -> None: ...
+    def accept_certificate(self, summary: dict[str, Any]) -> str | None:
+        """Return None to accept, or a reason to reject."""
+        ...
+
+
+@dataclass(frozen=True)
+class DcvOptions:
+    """How to prove control: the method, and where or how to publish the proof."""
+
+    method: str | None = None  # None: first method the CA offers, preferring http_file with a webroot
+    webroot: Path | None = None
+    dns_hook: Path | None = None
+    email_local_part: str | None = None
+    poll_seconds: float = 2.0
+    max_wait_seconds: float = 120.0
+
+
+def write_fileauth(webroot: Path, started: dict[str, Any]) -> list[Path]:
+    """Write ``.well-known/pki-validation/fileauth.txt`` under the web root (BR 3.2.2.4.18).
+
+    One web root serves every name here; each domain's content is the same file when the CA gives
+    one Random Value per application, otherwise the last write would win — so refuse that case.
+    """
+    contents = {d.get("file_content") for d in started.get("domains", [])}
+    if len(contents) != 1 or None in contents:
+        raise ClientError("the CA gave different validation files per domain; use one web root per domain")
+    directory = webroot / ".well-known" / "pki-validation"
+    directory.mkdir(parents=True, exist_ok=True)
+    content = str(contents.pop()).encode()
+    names = {d.get("file_name") or "fileauth.txt" for d in started["domains"]}
+    written = []
+    for name in sorted(names):
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise ClientError(f"the CA asked for an unsafe file name {name!r}")
+        path = directory / name
+        atomic_write(path, content, mode=0o644, force=True)
+        written.append(path)
+    return written
+
+
+def _run_hook(hook: Path, started: dict[str, Any]) -> None:
+    """Run the DNS hook once per record: ``HOOK add TXT_NAME TXT_VALUE``."""
+    for d in started.get("domains", []):
+        result = subprocess.run([str(hook), "add", str(d.get("txt_name")), str(d.get("txt_value"))],  # noqa: S603
+                                capture_output=True, timeout=120)
+        if result.returncode != 0:
+            raise ClientError(f"the DNS hook failed for {d.get('domain')}: "
+                              f"{result.stderr.decode(errors='replace').strip()[-200:]}")
+
+
+def _pick_method(methods: list[dict[str, Any]], opts: DcvOptions) -> str:
+    offered = [m["method"] for m in methods]
+    if opts.method:
+        if opts.method not in offered:
+            raise PolicyViolation(f"the CA does not offer {opts.method} for this application (offers {offered})")
+        return opts.method
+    for wanted, ok in (("http_file", opts.webroot is not None), ("dns_txt", True), ("email", True)):
+        if ok and wanted in offered:
+            return wanted
+    if not offered:
+        raise ClientError("the CA offers no validation method for this application")
+    return offered[0]
+
+
+def submit_request(
+    api: ApiClient,
+    store: LocalStore,
+    pending: PendingEntry,
+    *,
+    reference_number: str,
+    pin: str,
+    ui: SubmitUI,
+    dcv: DcvOptions,
+    now: Callable[[], datetime],
+    sleep: Callable[[float], None] = time.sleep,
+    server_name: str | None = None,
+) -> Completion:
+    """Run the portal journey for ``pending``; raises on refusal, StillPending if DCV does not pass in time."""
+    names = list(pending.meta.get("names") or [])
+    login_name = server_name or str(pending.meta.get("common_name") or (names[0] if names else ""))
+    ui.progress("Logging in")
+    api.login(login_name, reference_number, pin)
+    app = api.application()
+    ui.show_application(app)
+    if app.get("state") not in _CONFIRMED_STATES:
+        try:
+            app = api.confirm(use_chinese=ui.choose_chinese(app))
+        except Conflict:  # confirmed in an earlier run: carry on
+            app = api.application()
+    if not app.get("is_government"):
+        method = _pick_method(api.dcv_methods(), dcv)
+        started = api.dcv_start(method, dcv.email_local_part)
+        ui.show_dcv(started)
+        email_code = None
+        if method == "http_file":
+            if dcv.webroot is None:
+                raise ClientError("the website-file method needs --webroot DIR")
+            for path in write_fileauth(dcv.webroot, started):
+                ui.progress(f"Wrote {path}")
+        elif method == "dns_txt":
+            if dcv.dns_hook is not None:
+                _run_hook(dcv.dns_hook, started)
+            else:
+                ui.wait_for_dns(started)
+        elif method == "email":
+            email_code = ui.ask_email_code()
+        waited = 0.0
+        while True:
+            ui.progress("Checking domain control")
+            result = api.dcv_check(email_code)
+            if result.get("passed"):
+                break
+            if waited >= dcv.max_wait_seconds:
+                failing = "; ".join(f"{d['domain']}: {d.get('reason')}" for d in result.get("domains", [])
+                                    if not d.get("passed"))
+                raise StillPending(f"domain control not confirmed yet ({failing}); run submit again later")
+            sleep(dcv.poll_seconds)
+            waited += dcv.poll_seconds
+    ui.progress("Submitting the CSR")
+    summary = api.submit_csr(pending.csr_pem.decode())
+    reason = ui.accept_certificate(summary)
+    if reason is not None:
+        api.reject_certificate(reason)
+        raise ClientError(f"certificate rejected: {reason}; the pending request is kept")
+    api.accept()
+    ui.progress("Downloading")
+    p7b = api.download("p7b")
+    fullchain = api.download("fullchain")
+    atomic_write(pending.path / "certificate.p7b", p7b, force=True)
+    atomic_write(pending.path / "fullchain.pem", fullchain, force=True)
+    try:
+        return complete_request(store, p7b, now=now(), source="the downloaded .p7b")
+    except ClientError:
+        return complete_request(store, fullchain, now=now(), source="the downloaded full chain")

@@ -1,0 +1,210 @@
+"""Chain verification for the subscriber: pyca's RFC 5280/CABF verifier plus CRL and ARL checks.
+
+``verify_certificate`` returns the verified path or raises :class:`ChainInvalid` with a reason a server
+administrator can act on: expired, not yet valid, wrong host, unknown issuer, revoked, sub-CA revoked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from ecert.client.chain import issued_by
+from ecert.client.errors import ChainInvalid
+from ecert.client.store import is_self_signed
+
+__all__ = ["Verified", "hostname_matches", "verify_certificate"]
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A chain that verified: leaf first, trust anchor last, and what the revocation check saw."""
+
+    chain: tuple[x509.Certificate, ...]
+    hostname: str
+    via_cross: bool
+    revocation_notes: tuple[str, ...] = field(default=())
+
+
+def _subject(cert: x509.Certificate) -> str:
+    cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(cns[0].value) if cns else cert.subject.rfc4514_string()
+
+
+def _san(cert: x509.Certificate) -> x509.SubjectAlternativeName | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def hostname_matches(cert: x509.Certificate, hostname: str) -> bool:
+    """RFC 6125 matching on the SAN only (no CN fallback); a wildcard covers exactly one left label."""
+    san = _san(cert)
+    if san is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(hostname)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        return ip in san.get_values_for_type(x509.IPAddress)
+    host = hostname.lower().rstrip(".")
+    for name in san.get_values_for_type(x509.DNSName):
+        name = name.lower()
+        if name == host:
+            return True
+        if name.startswith("*.") and "." in host and host.split(".", 1)[1] == name[2:]:
+            return True
+    return False
+
+
+def _peer_name(hostname: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(hostname))
+    except ValueError:
+        return x509.DNSName(hostname)
+
+
+def verify_certificate(
+    leaf: x509.Certificate,
+    *,
+    hostname: str,
+    roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate] = (),
+    crls: Sequence[x509.CertificateRevocationList] = (),
+    now: datetime,
+    max_chain_depth: int | None = None,
+) -> Verified:
+    """Verify ``leaf`` for ``hostname`` at ``now`` and check every link against the imported CRLs.
+
+    Intermediates are everything the store holds that is not a trust anchor, cross-certificates
+    included, so a path through the cross-certificate to another installed root is found when it is
+    the only one. Raises :class:`ChainInvalid`; never returns a failure.
+    """
+    if not roots:
+        raise ChainInvalid(
+            "no trusted root is installed; run 'ecert ca install ROOT.pem' first", reason="unknown-issuer"
+        )
+    builder = PolicyBuilder().store(Store(list(roots))).time(now)
+    if max_chain_depth is not None:
+        builder = builder.max_chain_depth(max_chain_depth)
+    try:
+        verifier = builder.build_server_verifier(_peer_name(hostname))  # type: ignore[arg-type]
+        path = verifier.verify(leaf, list(intermediates))
+    except VerificationError as exc:
+        raise _explain(leaf, hostname, roots, intermediates, now, str(exc)) from exc
+    except ValueError as exc:  # e.g. an unsupported name type or a malformed extension
+        raise ChainInvalid(f"the certificate cannot be verified: {exc}", reason="invalid") from exc
+    chain = tuple(path)
+    notes = _check_revocation(chain, crls, now)
+    return Verified(chain=chain, hostname=hostname, via_cross=_uses_cross(chain, roots, intermediates),
+                    revocation_notes=notes)
+
+
+def _uses_cross(
+    chain: Sequence[x509.Certificate], roots: Sequence[x509.Certificate], pool: Sequence[x509.Certificate]
+) -> bool:
+    """True when a link in the path is a cross-certificate: a CA whose subject and key also appear
+    in a self-signed certificate we know (the same CA, signed by another root)."""
+    selfsigned = [c for c in [*roots, *pool] if is_self_signed(c)]
+    for cert in chain[1:]:
+        if is_self_signed(cert):
+            continue
+        for ss in selfsigned:
+            if ss.subject == cert.subject and ss.public_key() == cert.public_key():
+                return True
+    return False
+
+
+def _explain(
+    leaf: x509.Certificate,
+    hostname: str,
+    roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    now: datetime,
+    detail: str,
+) -> ChainInvalid:
+    """Turn pyca's failure into the first reason an administrator can act on."""
+    if now > leaf.not_valid_after_utc:
+        return ChainInvalid(
+            f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC", reason="expired",
+            rule="RFC 5280 4.1.2.5",
+        )
+    if now < leaf.not_valid_before_utc:
+        return ChainInvalid(
+            f"the certificate is not valid until {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
+            reason="not-yet-valid", rule="RFC 5280 4.1.2.5",
+        )
+    if not hostname_matches(leaf, hostname):
+        san = _san(leaf)
+        names = ", ".join(str(v) for v in san.get_values_for_type(x509.DNSName)) if san else "no SAN"
+        return ChainInvalid(
+            f"the certificate is not for {hostname} (it names {names})", reason="wrong-host", rule="RFC 6125 6.4"
+        )
+    # Walk by name and signature towards a root, noting expired CA certificates on the way.
+    pool = [*intermediates, *roots]
+    current = leaf
+    for _ in range(8):
+        if any(issued_by(current, r) for r in roots):
+            break
+        parents = [c for c in pool if issued_by(current, c)]
+        if not parents:
+            issuer = current.issuer.rfc4514_string()
+            return ChainInvalid(
+                f"unknown issuer: no installed CA certificate for {issuer!r}; "
+                "install the sub-CA and root with 'ecert ca install'",
+                reason="unknown-issuer",
+            )
+        current = parents[0]
+        if now > current.not_valid_after_utc:
+            return ChainInvalid(
+                f"the CA certificate {_subject(current)!r} expired on {current.not_valid_after_utc:%Y-%m-%d}",
+                reason="expired",
+            )
+    return ChainInvalid(f"the chain does not verify: {detail}", reason="invalid")
+
+
+def _check_revocation(
+    chain: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList], now: datetime
+) -> tuple[str, ...]:
+    """Check each certificate against CRLs signed by its issuer (RFC 5280 6.3).
+
+    A serial on a validly signed CRL is revoked for good, so a stale CRL still revokes; it only
+    cannot vouch that a certificate is good, which is reported as a note.
+    """
+    notes: list[str] = []
+    for index in range(len(chain) - 1):
+        cert, issuer = chain[index], chain[index + 1]
+        usable = [
+            crl for crl in crls if crl.issuer == issuer.subject and crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+        ]
+        if not usable:
+            if index == 0:
+                notes.append(f"no CRL from {_subject(issuer)!r} is imported; revocation of the certificate unchecked")
+            else:
+                notes.append(f"no ARL from {_subject(issuer)!r} is imported; revocation of {_subject(cert)!r} unchecked")
+            continue
+        for crl in usable:
+            entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+            if entry is not None:
+                when = entry.revocation_date_utc
+                if index == 0:
+                    raise ChainInvalid(
+                        f"the certificate (serial {cert.serial_number:x}) was revoked on {when:%Y-%m-%d}",
+                        reason="revoked", rule="RFC 5280 6.3",
+                    )
+                raise ChainInvalid(
+                    f"the sub-CA {_subject(cert)!r} was revoked on {when:%Y-%m-%d} (listed on the ARL); "
+                    "install the new sub-CA certificate",
+                    reason="sub-ca-revoked", rule="RFC 5280 6.3",
+                )
+        if not any(c.last_update_utc <= now and (c.next_update_utc is None or now <= c.next_update_utc)
+                   for c in usable):
+            notes.append(f"the CRL from {_subject(issuer)!r} is out of date; import a fresh one")
+    return tuple(notes)

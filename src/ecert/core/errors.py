@@ -1,0 +1,129 @@
+"""The one exception family of ecert; only web/ turns these into problem documents or pages.
+
+Each refusal names the rule it enforces (e.g. "BR 6.1.5") and the offending value, so an
+operator or a subscriber can act on the message without reading code.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EcertError",
+    "BadCSR",
+    "BadName",
+    "BadKey",
+    "PolicyViolation",
+    "LintFailed",
+    "NotFound",
+    "Conflict",
+    "Unauthorized",
+    "Forbidden",
+    "RateLimited",
+    "ValidationFailed",
+    "ConfigError",
+    "KeyBackendError",
+    "StorageFailure",
+]
+
+
+class EcertError(Exception):
+    """Base of every error ecert raises on purpose.
+
+    ``code`` is a stable slug (used as the problem type and in tests), ``rule`` the source of
+    the rule (BR/RFC section) and ``value`` the offending input, when there is one.
+    """
+
+    code: str = "error"
+    status: int = 400
+
+    def __init__(self, message: str, *, rule: str | None = None, value: object | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.rule = rule
+        self.value = value
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.rule:
+            parts.append(f"({self.rule})")
+        return " ".join(parts)
+
+
+class BadCSR(EcertError):
+    """The CSR cannot be used: unparsable, bad signature, forbidden content."""
+
+    code = "bad-csr"
+
+
+class BadName(EcertError):
+    """A domain name breaks a name rule (syntax, public suffix, wildcard, internal name)."""
+
+    code = "bad-name"
+
+
+class BadKey(EcertError):
+    """A public key breaks the key policy (algorithm, size, weakness, blocked)."""
+
+    code = "bad-key"
+
+
+class PolicyViolation(EcertError):
+    """A request conflicts with the profile or the application (names, validity, type)."""
+
+    code = "policy"
+
+
+class LintFailed(EcertError):
+    """The pre-issuance linter found an ERROR or FATAL finding; nothing was signed."""
+
+    code = "lint-failed"
+    status = 500
+
+
+class NotFound(EcertError):
+    code = "not-found"
+    status = 404
+
+
+class Conflict(EcertError):
+    """The state changed underneath the request (already issued, already rejected...)."""
+
+    code = "conflict"
+    status = 409
+
+
+class Unauthorized(EcertError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(EcertError):
+    code = "forbidden"
+    status = 403
+
+
+class RateLimited(EcertError):
+    code = "rate-limited"
+    status = 429
+
+
+class ValidationFailed(EcertError):
+    """Domain control validation or CAA did not permit issuance."""
+
+    code = "validation-failed"
+
+
+class ConfigError(EcertError):
+    code = "config"
+    status = 500
+
+
+class KeyBackendError(EcertError):
+    """A key backend could not load, create or use a key (wrong passphrase, token absent)."""
+
+    code = "key-backend"
+    status = 500
+
+
+class StorageFailure(EcertError):
+    code = "storage"
+    status = 500

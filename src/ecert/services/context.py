@@ -1,0 +1,65 @@
+"""The running CA's handles: settings, database, key backend and clock, built once and passed down."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..settings import Settings
+from ..signer.keystore import KeyBackend, backend_from_settings
+from ..store import db
+
+__all__ = ["Context", "build_context", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Context:
+    """What a command or a web request needs to act: nothing here is created at import time."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    keys_factory: Callable[[], KeyBackend]
+    clock: Callable[[], datetime] = utcnow
+    _keys: KeyBackend | None = field(default=None, repr=False)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def keys(self) -> KeyBackend:
+        """The key backend, opened on first use: read-only commands never need the passphrase."""
+        if self._keys is None:
+            self._keys = self.keys_factory()
+        return self._keys
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on any error (services only)."""
+        with self.sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        if self._keys is not None:
+            self._keys.close()
+        self.engine.dispose()
+
+
+def build_context(settings: Settings, env: Mapping[str, str], *, migrate: bool = True,
+                  clock: Callable[[], datetime] = utcnow) -> Context:
+    """Open the database (migrating it to head unless told not to) and prepare the key backend."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = db.make_engine(settings.effective_database_url)
+    if migrate:
+        db.upgrade(engine)
+    env_copy = dict(env)
+    return Context(settings=settings, engine=engine, sessions=db.session_factory(engine),
+                   keys_factory=lambda: backend_from_settings(settings, env_copy), clock=clock)

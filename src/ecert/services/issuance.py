@@ -1,0 +1,204 @@
+"""Issuance as numbered steps, each committed before the next (Boulder's issuance cycle).
+
+1. choose the issuing CA and plan the certificate (pure profile);
+2. store the serial and the intent (issuance record, state ``intent``);
+3. build the TBS, sign a copy with a throwaway key, lint it (state ``linted`` or ``failed``) and
+   reserve the certificate row (status ``signing``) in the same transaction;
+4. sign once with the CA key and check the TBS equals the linted one;
+5. store the certificate (status ``issued``), the record (``stored``) and the audit event together.
+
+A crash or a failed insert after step 3 leaves the record and the ``signing`` row naming the serial,
+so no certificate can exist that the database does not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..core.errors import Conflict, LintFailed, NotFound, PolicyViolation
+from ..core.keys import spki_sha256
+from ..core.profiles import CertType, IssuerFacts, LeafRequest, SubjectData, plan_leaf
+from ..signer.hierarchy import new_serial
+from ..signer.issuer import Issuer
+from ..store import audit
+from ..store.models import CA, BlockedKey, Certificate, IssuanceRecord
+from .ceremony import ca_urls_for, load_private_key
+from .context import Context
+
+__all__ = ["IssueRequest", "issue", "active_issuing_ca", "issuer_for", "BlockedKeys", "serial_hex"]
+
+
+def serial_hex(serial: int) -> str:
+    return format(serial, "x")
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    """A vetted request: the names and subject come from the application, the key from the CSR."""
+
+    cert_type: CertType
+    names: tuple[str, ...]
+    subject: SubjectData
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+    application_id: int | None = None
+    subscription_end: datetime | None = None
+    requested_days: int | None = None
+    common_name: str | None = None
+    actor: str = "operator"
+
+
+class BlockedKeys:
+    """A ``Container`` view of the blocked-key table, for CSR intake (one indexed lookup per key)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def __contains__(self, spki_hash: object) -> bool:
+        return self._session.get(BlockedKey, spki_hash) is not None
+
+
+def active_issuing_ca(session: Session, cert_type: CertType, now: datetime) -> CA:
+    """The newest active issuing CA of the right kind that is already effective."""
+    role = "ev" if cert_type.is_ev else "ov"
+    row = session.scalar(
+        select(CA).where(CA.role == role, CA.status == "active", CA.effective_from <= now)
+        .order_by(CA.effective_from.desc(), CA.id.desc()))
+    if row is None:
+        raise NotFound(f"no active {role.upper()} issuing CA: run `ecert-ca init`", value=role)
+    return row
+
+
+def issuer_for(ctx: Context, row: CA) -> Issuer:
+    """The signer for ``row``, cached on the context so the key is loaded once per process."""
+    key = f"issuer:{row.label}"
+    found = ctx.cache.get(key)
+    if found is None:
+        cert = x509.load_der_x509_certificate(row.cert_der)
+        urls = ca_urls_for(ctx, row.label, role=row.role)
+        facts = IssuerFacts(subject=cert.subject, ski=bytes.fromhex(row.ski_hex or ""),
+                            ca_issuers_url=urls.ca_issuers_url, crl_url=urls.crl_url, ocsp_url=urls.ocsp_url,
+                            policy_oid=ctx.settings.ca_policy_oid, is_ev_capable=row.role == "ev")
+        found = Issuer(label=row.label, certificate=cert, key=load_private_key(ctx, row), facts=facts,
+                       lint=ctx.settings.lint_before_signing)
+        ctx.cache[key] = found
+    return found
+
+
+def _mark_failed(ctx: Context, record_id: int, error: str, findings: list[dict[str, object]] | None = None) -> None:
+    with ctx.transaction() as session:
+        record = session.get(IssuanceRecord, record_id)
+        assert record is not None
+        record.state = "failed"
+        record.error = error[:2000]
+        if findings is not None:
+            record.lint_findings = findings
+        record.updated_at = ctx.clock()
+        session.execute(
+            Certificate.__table__.update()
+            .where(Certificate.ca_id == record.ca_id, Certificate.serial_hex == record.serial_hex,
+                   Certificate.status == "signing")
+            .values(status="failed", updated_at=ctx.clock()))
+        audit.append(session, actor="system", event="cert.issuance_failed", subject=record.serial_hex,
+                     details={"record": record_id, "error": error[:500]}, now=ctx.clock())
+
+
+def _store_signed(session: Session, cert_row: Certificate, record: IssuanceRecord, der: bytes, now: datetime) -> None:
+    """Step 5; kept separate so a fault test can make exactly this step fail."""
+    cert_row.der = der
+    cert_row.status = "issued"
+    cert_row.updated_at = now
+    record.state = "stored"
+    record.updated_at = now
+
+
+def issue(ctx: Context, req: IssueRequest, *, on_signed: Callable[[Session, Certificate], None] | None = None) -> Certificate:
+    """Run the pipeline for ``req``; returns the stored certificate row.
+
+    ``on_signed`` runs inside the storing transaction (the portal moves its application's state there,
+    so the certificate and the state change commit together).
+    """
+    now = ctx.clock()
+    spki = spki_sha256(req.public_key)
+    # Step 1: the issuing CA and the profile's plan.
+    with ctx.transaction() as session:
+        if spki in BlockedKeys(session):
+            raise PolicyViolation("the key is blocked (reported compromised); make a new key", rule="BR 6.1.1.3")
+        ca = active_issuing_ca(session, req.cert_type, now)
+        ca_id, ca_label = ca.id, ca.label
+        issuer = issuer_for(ctx, ca)
+    plan = plan_leaf(LeafRequest(cert_type=req.cert_type, names=req.names, subject=req.subject,
+                                 public_key=req.public_key, subscription_end=req.subscription_end,
+                                 requested_days=req.requested_days, common_name=req.common_name),
+                     issuer.facts, now)
+    # Step 2: the durable intent, with a fresh serial (redrawn on the rare collision).
+    record_id: int | None = None
+    serial = 0
+    for _ in range(5):
+        serial = new_serial()
+        try:
+            with ctx.transaction() as session:
+                record = IssuanceRecord(ca_id=ca_id, serial_hex=serial_hex(serial), application_id=req.application_id,
+                                        profile=req.cert_type.value, state="intent", lint_findings=[],
+                                        created_at=now, updated_at=now)
+                session.add(record)
+                session.flush()
+                record_id = record.id
+            break
+        except IntegrityError:
+            continue
+    if record_id is None:
+        raise Conflict("could not draw a unique serial number")
+    # Step 3: prepare and lint; reserve the certificate row.
+    try:
+        prepared = issuer.prepare(plan, req.public_key, serial)
+    except LintFailed as exc:
+        _mark_failed(ctx, record_id, str(exc), list(exc.value) if isinstance(exc.value, list) else None)
+        raise
+    findings = [f.as_dict() for f in prepared.lint.findings] if prepared.lint else []
+    try:
+        with ctx.transaction() as session:
+            record = session.get(IssuanceRecord, record_id)
+            assert record is not None
+            record.state = "linted"
+            record.tbs_sha256 = prepared.tbs_sha256
+            record.lint_findings = findings
+            record.updated_at = ctx.clock()
+            cert_name = plan.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+            session.add(Certificate(ca_id=ca_id, serial_hex=serial_hex(serial), der=None,
+                                    tbs_sha256=prepared.tbs_sha256, not_before=plan.not_before,
+                                    not_after=plan.not_after, subject_cn=str(cert_name[0].value) if cert_name else None,
+                                    names=list(plan.names), spki_sha256=spki, profile=req.cert_type.value,
+                                    status="signing", application_id=req.application_id, created_at=now,
+                                    updated_at=now))
+    except IntegrityError as exc:
+        _mark_failed(ctx, record_id, "another certificate is already being issued for this application")
+        raise Conflict("a certificate for this application is already issued or being issued") from exc
+    # Step 4: the one real signature.
+    try:
+        issued = issuer.sign(prepared)
+    except Exception as exc:
+        _mark_failed(ctx, record_id, f"signing failed: {type(exc).__name__}: {exc}")
+        raise
+    # Step 5: store certificate, record and audit event together.
+    with ctx.transaction() as session:
+        record = session.get(IssuanceRecord, record_id)
+        cert_row = session.scalar(select(Certificate).where(Certificate.ca_id == ca_id,
+                                                            Certificate.serial_hex == serial_hex(serial)))
+        assert record is not None and cert_row is not None
+        record.state = "signed"
+        _store_signed(session, cert_row, record, issued.der, ctx.clock())
+        audit.append(session, actor=req.actor, event="cert.issued", subject=serial_hex(serial),
+                     details={"ca": ca_label, "names": list(plan.names), "profile": req.cert_type.value,
+                              "application_id": req.application_id, "not_after": plan.not_after.isoformat()},
+                     now=ctx.clock())
+        if on_signed is not None:
+            on_signed(session, cert_row)
+        return cert_row

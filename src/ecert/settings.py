@@ -1,0 +1,72 @@
+"""The one typed configuration of ecert, built once at start-up and passed down.
+
+No other module reads the environment: ``main()`` and ``create_app()`` call
+:func:`load_settings` and hand the frozen object to whatever needs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything an ecert-ca process may be configured with (env prefix ``ECERT_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ECERT_", frozen=True, extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None  # default: SQLite file under data_dir
+    base_url: str = "http://127.0.0.1:8000"  # what AIA, CRLDP and portal links are built from
+    hierarchy_config: Path | None = None  # TOML naming the CAs; the demo config when absent
+
+    # CA keys
+    key_backend: Literal["file", "pkcs11"] = "file"
+    key_passphrase_env: str = "ECERT_KEY_PASSPHRASE"  # name of the variable holding it, not the value
+    key_passphrase_file: Path | None = None
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_token_label: str = "ecert"
+    pkcs11_pin_env: str = "ECERT_PKCS11_PIN"
+
+    # Issuance policy
+    ca_policy_oid: str = "1.3.6.1.4.1.99999.1.1"  # the CA's own CPS OID (demo arc)
+    caa_identities: tuple[str, ...] = ("ecert.example.hk",)
+    ocsp_enabled: bool = False
+    lint_before_signing: bool = True
+
+    # Domain validation network
+    dns_resolvers: tuple[str, ...] = ("127.0.0.1:53",)  # host:port, a validating resolver in production
+    dnssec_required: bool = False
+    allow_private_addresses: bool = False  # tests turn this on to reach loopback servers
+    http_port: int = 80  # ports DCV fetches on; tests move them to loopback ports
+    https_port: int = 443
+    perspective_urls: tuple[str, ...] = ()
+    perspective_secret_env: str = "ECERT_PERSPECTIVE_SECRET"
+
+    # Mail
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_port_for_dcv: int = 25
+    mail_from: str = "ca@ecert.example.hk"
+
+    # Web
+    session_secret_env: str = "ECERT_SESSION_SECRET"
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: int = Field(default=30, ge=1)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to an SQLite file inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ecert.db').resolve()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and overrides, for tests) once and freeze the result."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,217 @@
+"""The append-only, hash-chained audit log: appending events and verifying the chain.
+
+Each row's hash is SHA-256 over a canonical JSON encoding of (prev_hash, at, actor, event, subject,
+details), and each row names the previous row's hash, so an edited, deleted or reordered row breaks the
+chain (BR 5.4.1 lists what a CA must log; 5.4.4 asks that logs be protected from modification and
+deletion). The database adds a second fence: triggers refuse UPDATE and DELETE (migration 0001), and
+``UNIQUE(prev_hash)`` stops two writers from chaining onto the same row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from ecert.core.errors import StorageFailure
+from ecert.store.models import AuditEvent
+
+__all__ = [
+    "AUDIT_LOCK_KEY",
+    "GENESIS_HASH",
+    "AuditVerification",
+    "append",
+    "compute_hash",
+    "verify_chain",
+]
+
+GENESIS_HASH = "0" * 64
+
+# pg_advisory_xact_lock key serializing appends on PostgreSQL: ASCII "ecertaud" as a signed 64-bit int.
+AUDIT_LOCK_KEY = int.from_bytes(b"ecertaud", "big", signed=True)
+
+# Words that mark a value as a secret; matched against the words of each key, at any depth.
+_SECRET_WORDS = frozenset({"pin", "password", "passwd", "pwd", "passphrase", "secret", "token"})
+_SECRET_PHRASES = ("private_key", "privatekey")
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """The outcome of :func:`verify_chain`; ``first_bad_id`` is the first row that does not verify."""
+
+    ok: bool
+    rows_checked: int
+    first_bad_id: int | None = None
+    reason: str | None = None
+
+    def check(self) -> None:
+        """Raise if the chain is broken, for callers that must not go on (style habit 2)."""
+        if not self.ok:
+            raise StorageFailure(
+                f"audit log chain broken: {self.reason}", rule="BR 5.4.4", value=self.first_bad_id
+            )
+
+
+def _key_words(key: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key)
+    return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
+
+
+def _refuse_secret_keys(details: Any, path: str = "details") -> None:
+    """Raise ValueError if any key at any depth looks like it holds a secret.
+
+    PINs, passwords, passphrases, private keys and tokens must never reach the audit log, which is
+    kept for years and read by auditors (BR 5.4.1 logs events, not credentials).
+    """
+    if isinstance(details, Mapping):
+        for key, value in details.items():
+            words = _key_words(str(key))
+            joined = "_".join(words)
+            if _SECRET_WORDS.intersection(words) or any(p in joined for p in _SECRET_PHRASES):
+                raise ValueError(f"audit details must not hold secrets: key {path}.{key} refused")
+            _refuse_secret_keys(value, f"{path}.{key}")
+    elif isinstance(details, list | tuple):
+        for index, item in enumerate(details):
+            _refuse_secret_keys(item, f"{path}[{index}]")
+
+
+def _refuse_floats(value: Any, path: str = "details") -> None:
+    """Floats may come back from PostgreSQL's JSONB spelled differently, which would break the hash."""
+    if isinstance(value, float):
+        raise ValueError(f"audit details must not hold floats (use str or int): {path}")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _refuse_floats(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_floats(item, f"{path}[{index}]")
+
+
+def _normalize_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return details as the database will give them back (tuples become lists, keys strings)."""
+    if details is None:
+        return {}
+    try:
+        normalized = json.loads(json.dumps(details, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"audit details must be plain JSON: {exc}") from exc
+    _refuse_floats(normalized)
+    return normalized  # type: ignore[no-any-return]
+
+
+def _iso(at: datetime) -> str:
+    if at.tzinfo is None:
+        raise ValueError(f"audit time must be timezone-aware: {at!r}")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def compute_hash(
+    prev_hash: str, at: datetime, actor: str, event: str, subject: str | None, details: Mapping[str, Any]
+) -> str:
+    """SHA-256 (hex) over the canonical encoding: JSON, sorted keys, compact, UTF-8, ISO time."""
+    document = {
+        "prev_hash": prev_hash,
+        "at": _iso(at),
+        "actor": actor,
+        "event": event,
+        "subject": subject,
+        "details": details,
+    }
+    encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def _lock_chain(session: Session) -> None:
+    """Serialize appenders so two transactions never read the same last row.
+
+    PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback. SQLite: the engine
+    from ecert.store.db starts every transaction with BEGIN IMMEDIATE, which already holds the write lock.
+    Append late in a transaction: the lock is held until it ends.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+
+
+def append(
+    session: Session,
+    *,
+    actor: str,
+    event: str,
+    subject: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    now: datetime,
+) -> AuditEvent:
+    """Add one event to the chain in the caller's transaction, so it commits with the change it records."""
+    _refuse_secret_keys(details)
+    clean = _normalize_details(details)
+    at = now.astimezone(UTC)
+    _lock_chain(session)
+    session.flush()  # earlier events of this transaction must be visible to the SELECT below
+    prev_hash = session.execute(
+        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    prev_hash = prev_hash or GENESIS_HASH
+    row = AuditEvent(
+        at=at,
+        actor=actor,
+        event=event,
+        subject=subject,
+        details=clean,
+        prev_hash=prev_hash,
+        hash=compute_hash(prev_hash, at, actor, event, subject, clean),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def verify_chain(
+    session: Session, *, known_head: str | None = None, batch_size: int = 1000
+) -> AuditVerification:
+    """Walk the log in id order and check every link and every hash.
+
+    An edited row fails its own hash; a deleted, inserted or moved row breaks the prev_hash link of the row
+    after it. Removing rows from the end leaves a valid shorter chain: pass ``known_head`` (a hash seen
+    earlier, e.g. published or in a backup) to detect that too.
+    """
+    columns = (
+        AuditEvent.id,
+        AuditEvent.at,
+        AuditEvent.actor,
+        AuditEvent.event,
+        AuditEvent.subject,
+        AuditEvent.details,
+        AuditEvent.prev_hash,
+        AuditEvent.hash,
+    )
+    expected_prev = GENESIS_HASH
+    checked = 0
+    seen_head = known_head is None
+    result = session.execute(select(*columns).order_by(AuditEvent.id).execution_options(yield_per=batch_size))
+    for row in result:
+        checked += 1
+        if row.prev_hash != expected_prev:
+            return AuditVerification(
+                False,
+                checked,
+                row.id,
+                "prev_hash does not link to the previous row (deleted or reordered row)",
+            )
+        recomputed = compute_hash(row.prev_hash, row.at, row.actor, row.event, row.subject, row.details)
+        if recomputed != row.hash:
+            return AuditVerification(
+                False, checked, row.id, "hash does not match the row's content (edited row)"
+            )
+        if row.hash == known_head:
+            seen_head = True
+        expected_prev = row.hash
+    if not seen_head:
+        return AuditVerification(False, checked, None, "known head not found (rows removed from the end)")
+    return AuditVerification(True, checked)

@@ -1,0 +1,173 @@
+"""Engines, sessions and programmatic Alembic migrations for SQLite and PostgreSQL.
+
+Nothing here runs at import time: the app factory or the CLI calls :func:`make_engine` with the URL
+from :class:`ecert.settings.Settings` and hands the engine down (style habit 10).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "alembic_config",
+    "current_revision",
+    "downgrade",
+    "make_engine",
+    "normalize_url",
+    "offline_sql",
+    "session_factory",
+    "upgrade",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Writers queue behind SQLite's single write lock; 30 s outlasts any transaction ecert runs.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Execution option a caller may set on a connection that only reads, so SQLite starts a DEFERRED
+# transaction instead of taking the write lock up front: ``conn.execution_options(sqlite_read_only=True)``.
+SQLITE_READ_ONLY_OPTION = "sqlite_read_only"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Return ``url`` as a SQLAlchemy URL, pointing bare PostgreSQL URLs at psycopg 3.
+
+    ``postgresql://`` (and Heroku-style ``postgres://``) would otherwise select psycopg2, which is not
+    installed; the stack uses psycopg 3 (``postgresql+psycopg://``).
+    """
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """Build an engine for ``url`` with the settings ecert relies on.
+
+    SQLite gets write-ahead logging (readers do not block the writer), enforced foreign keys, a busy
+    timeout, and ``BEGIN IMMEDIATE`` for every transaction: a compare-and-set that starts with a plain
+    deferred ``BEGIN`` upgrades its lock at the first write and fails with "database is locked" instead
+    of waiting (stack.md, "One certificate per application under races"). SQLAlchemy emits the BEGIN
+    itself because pysqlite's own transaction handling cannot be told to (SQLAlchemy docs,
+    "Serializable isolation / Savepoints / Transactional DDL").
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _make_sqlite_engine(parsed, **kwargs)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **kwargs)
+
+
+def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    connect_args.setdefault("check_same_thread", False)
+    if in_memory:
+        # One shared connection, or every checkout would see a new empty database.
+        kwargs.setdefault("poolclass", StaticPool)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop pysqlite from emitting its own BEGIN; _on_begin below emits ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(SQLITE_READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN DEFERRED")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for the services layer; objects stay readable after commit (no lazy reload surprises)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """An Alembic config for the packaged migrations, built without reading any ini file from the cwd."""
+    cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        rendered = normalize_url(url).render_as_string(hide_password=False)
+        # ConfigParser treats % as interpolation; escape it so encoded URLs survive.
+        cfg.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return cfg
+
+
+@contextmanager
+def _connected(url_or_engine: str | URL | Engine) -> Iterator[Connection]:
+    if isinstance(url_or_engine, Engine):
+        with url_or_engine.begin() as conn:
+            yield conn
+        return
+    engine = make_engine(url_or_engine)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def upgrade(url_or_engine: str | URL | Engine, revision: str = "head") -> None:
+    """Bring the schema up to ``revision`` in one transaction (DDL is transactional on both engines)."""
+    with _connected(url_or_engine) as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def downgrade(url_or_engine: str | URL | Engine, revision: str = "base") -> None:
+    """Take the schema down to ``revision``; ``base`` drops every ecert table."""
+    with _connected(url_or_engine) as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def current_revision(url_or_engine: str | URL | Engine) -> str | None:
+    """The revision the database is at, or None before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    with _connected(url_or_engine) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def offline_sql(url: str | URL, revision: str = "head", *, down: bool = False) -> str:
+    """The SQL script Alembic would run (``alembic upgrade head --sql``), for change control review.
+
+    Nothing connects to the database; only the URL's dialect matters.
+    """
+    buffer = io.StringIO()
+    cfg = alembic_config(url)
+    cfg.output_buffer = buffer
+    if down:
+        command.downgrade(cfg, revision, sql=True)
+    else:
+        command.upgrade(cfg, revision, sql=True)
+    return buffer.getvalue()

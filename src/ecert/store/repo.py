@@ -1,0 +1,443 @@
+"""Thin typed data-access functions for the services layer; no business rules, no commits.
+
+Every function works inside the caller's transaction (services/ owns transactions). Writes flush so
+that constraint violations surface at the call that caused them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
+
+from ecert.core.errors import Conflict, NotFound
+from ecert.store.models import (
+    CA,
+    Application,
+    BlockedKey,
+    Certificate,
+    IssuanceRecord,
+    LoginAttempt,
+)
+
+__all__ = [
+    "LIVE_CERTIFICATE_RULE",
+    "SERIAL_UNIQUE_RULE",
+    "SearchBy",
+    "add_blocked_key",
+    "add_ca",
+    "blocked_spki_set",
+    "compare_and_set_application_state",
+    "count_failed_logins",
+    "create_issuance_record",
+    "find_certificates",
+    "get_application",
+    "get_application_by_reference",
+    "get_ca",
+    "get_ca_by_label",
+    "get_certificate",
+    "get_issuance_record",
+    "insert_certificate",
+    "is_key_blocked",
+    "like_escape",
+    "list_cas",
+    "next_crl_number",
+    "normalize_serial_hex",
+    "record_login_attempt",
+    "serial_to_hex",
+    "update_issuance_record",
+]
+
+# The `rule` of the Conflict raised by insert_certificate, so a caller can tell a serial clash
+# (draw a new serial) from a second live certificate for one application (give up).
+SERIAL_UNIQUE_RULE = "RFC 5280 4.1.2.2"  # serial unique per issuer
+LIVE_CERTIFICATE_RULE = "one live certificate per application"
+
+SearchBy = Literal["server_name", "serial", "reference"]
+
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+# --- serial numbers -------------------------------------------------------------------------------
+
+
+def serial_to_hex(serial: int) -> str:
+    """The stored spelling of a serial: lowercase hex without leading zeros."""
+    if serial < 0:
+        raise ValueError(f"serial numbers are positive (RFC 5280 4.1.2.2): {serial}")
+    return format(serial, "x")
+
+
+def normalize_serial_hex(value: str) -> str:
+    """Turn a serial as people paste it (``01:AB:cd``, ``0x01ab``, spaces) into the stored spelling."""
+    cleaned = re.sub(r"[\s:]", "", value).lower()
+    if cleaned.startswith("0x"):
+        cleaned = cleaned[2:]
+    if not cleaned or not _HEX.match(cleaned):
+        raise ValueError(f"not a hexadecimal serial number: {value!r}")
+    return cleaned.lstrip("0") or "0"
+
+
+def _require_canonical_serial(serial_hex: str) -> None:
+    # A second spelling of one serial would slip past UNIQUE(ca_id, serial_hex).
+    if not _HEX.match(serial_hex) or (serial_hex != "0" and serial_hex.startswith("0")):
+        raise ValueError(f"serial_hex must be lowercase hex without leading zeros: {serial_hex!r}")
+
+
+# --- CAs ------------------------------------------------------------------------------------------
+
+
+def add_ca(
+    session: Session,
+    *,
+    label: str,
+    role: str,
+    subject_dn: str,
+    cert_der: bytes,
+    key_ref: str | None,
+    not_before: datetime,
+    not_after: datetime,
+    spki_sha256: str,
+    now: datetime,
+    parent_id: int | None = None,
+    ski_hex: str | None = None,
+    status: str = "active",
+    effective_from: datetime | None = None,
+    retire_at: datetime | None = None,
+) -> CA:
+    ca = CA(
+        label=label,
+        role=role,
+        subject_dn=subject_dn,
+        cert_der=cert_der,
+        key_ref=key_ref,
+        parent_id=parent_id,
+        status=status,
+        effective_from=effective_from,
+        not_before=not_before,
+        not_after=not_after,
+        ski_hex=ski_hex,
+        spki_sha256=spki_sha256,
+        created_at=now,
+        crl_number=0,
+        retire_at=retire_at,
+    )
+    session.add(ca)
+    session.flush()
+    return ca
+
+
+def get_ca(session: Session, ca_id: int) -> CA | None:
+    return session.get(CA, ca_id)
+
+
+def get_ca_by_label(session: Session, label: str) -> CA | None:
+    return session.execute(select(CA).where(CA.label == label)).scalar_one_or_none()
+
+
+def list_cas(session: Session, *, role: str | None = None, status: str | None = None) -> list[CA]:
+    query = select(CA).order_by(CA.id)
+    if role is not None:
+        query = query.where(CA.role == role)
+    if status is not None:
+        query = query.where(CA.status == status)
+    return list(session.execute(query).scalars())
+
+
+def next_crl_number(session: Session, ca_id: int) -> int:
+    """Take the next CRL number of a CA (RFC 5280 5.2.3: monotonically increasing), atomically.
+
+    One ``UPDATE ... RETURNING`` on the per-issuer counter: concurrent publishers each get a distinct
+    number on both engines (SQLite >= 3.35 has RETURNING). The first number is 1.
+    """
+    number = session.execute(
+        update(CA)
+        .where(CA.id == ca_id)
+        .values(crl_number=CA.crl_number + 1)
+        .returning(CA.crl_number)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if number is None:
+        raise NotFound("no such CA", value=ca_id)
+    _expire_loaded(session, CA, ca_id)
+    return int(number)
+
+
+# --- issuance records and certificates ------------------------------------------------------------
+
+
+def create_issuance_record(
+    session: Session,
+    *,
+    ca_id: int,
+    serial_hex: str,
+    profile: str,
+    now: datetime,
+    application_id: int | None = None,
+    tbs_sha256: str | None = None,
+) -> IssuanceRecord:
+    """Write the durable 'intent' record that precedes a signature (Boulder's issuance cycle).
+
+    The caller commits it in its own transaction before signing, so it outlives a later failure.
+    """
+    _require_canonical_serial(serial_hex)
+    record = IssuanceRecord(
+        ca_id=ca_id,
+        serial_hex=serial_hex,
+        application_id=application_id,
+        profile=profile,
+        state="intent",
+        tbs_sha256=tbs_sha256,
+        lint_findings=[],
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(record)
+    except IntegrityError as exc:
+        raise Conflict(
+            "serial already recorded for this CA", rule=SERIAL_UNIQUE_RULE, value=serial_hex
+        ) from exc
+    return record
+
+
+def get_issuance_record(session: Session, record_id: int) -> IssuanceRecord | None:
+    return session.get(IssuanceRecord, record_id)
+
+
+def update_issuance_record(
+    session: Session,
+    record_id: int,
+    *,
+    now: datetime,
+    state: str | None = None,
+    tbs_sha256: str | None = None,
+    lint_findings: Sequence[Any] | None = None,
+    error: str | None = None,
+) -> IssuanceRecord:
+    """Record progress of an issuance attempt; only the fields given change."""
+    record = session.get(IssuanceRecord, record_id)
+    if record is None:
+        raise NotFound("no such issuance record", value=record_id)
+    if state is not None:
+        record.state = state
+    if tbs_sha256 is not None:
+        record.tbs_sha256 = tbs_sha256
+    if lint_findings is not None:
+        record.lint_findings = list(lint_findings)
+    if error is not None:
+        record.error = error
+    record.updated_at = now
+    session.flush()
+    return record
+
+
+def insert_certificate(
+    session: Session,
+    *,
+    ca_id: int,
+    serial_hex: str,
+    not_before: datetime,
+    not_after: datetime,
+    names: Sequence[str],
+    spki_sha256: str,
+    profile: str,
+    now: datetime,
+    status: str = "signing",
+    der: bytes | None = None,
+    tbs_sha256: str | None = None,
+    subject_cn: str | None = None,
+    application_id: int | None = None,
+) -> Certificate:
+    """Insert a certificate row; raise Conflict (with the violated rule) and leave the transaction usable.
+
+    The insert runs in a savepoint, so a serial clash can be answered by drawing a new serial
+    (stack.md, "Serials") without losing the rest of the transaction.
+    """
+    _require_canonical_serial(serial_hex)
+    certificate = Certificate(
+        ca_id=ca_id,
+        serial_hex=serial_hex,
+        der=der,
+        tbs_sha256=tbs_sha256,
+        not_before=not_before,
+        not_after=not_after,
+        subject_cn=subject_cn,
+        names=list(names),
+        spki_sha256=spki_sha256,
+        profile=profile,
+        status=status,
+        application_id=application_id,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(certificate)
+    except IntegrityError as exc:
+        message = str(exc.orig).lower()
+        if "unique" not in message:  # a foreign key or NOT NULL violation is a caller bug
+            raise
+        if "serial" in message:
+            raise Conflict(
+                "serial number already used by this CA", rule=SERIAL_UNIQUE_RULE, value=serial_hex
+            ) from exc
+        if "application" in message:
+            raise Conflict(
+                "the application already has a live certificate",
+                rule=LIVE_CERTIFICATE_RULE,
+                value=application_id,
+            ) from exc
+        raise
+    return certificate
+
+
+def get_certificate(session: Session, ca_id: int | None, serial_hex: str) -> Certificate | None:
+    """The certificate with this serial, under one CA or (``ca_id=None``) under any CA."""
+    query = select(Certificate).where(Certificate.serial_hex == normalize_serial_hex(serial_hex))
+    if ca_id is not None:
+        query = query.where(Certificate.ca_id == ca_id)
+    return session.execute(query.order_by(Certificate.id).limit(1)).scalar_one_or_none()
+
+
+def like_escape(value: str) -> str:
+    """Escape LIKE wildcards so user input matches literally (used with ``escape='\\\\'``)."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def find_certificates(session: Session, query: str, by: SearchBy, *, limit: int = 100) -> list[Certificate]:
+    """Search certificates as the public repository and the RA console do; newest first.
+
+    ``server_name`` matches a substring of the subject CN or of the application's server name, case
+    folded, with ``%`` and ``_`` taken literally; ``serial`` and ``reference`` match exactly. Values
+    are always bound parameters.
+    """
+    stmt = select(Certificate)
+    if by == "server_name":
+        pattern = f"%{like_escape(query.strip())}%"
+        stmt = stmt.outerjoin(Application, Certificate.application_id == Application.id).where(
+            or_(
+                Certificate.subject_cn.ilike(pattern, escape="\\"),
+                Application.server_name.ilike(pattern, escape="\\"),
+            )
+        )
+    elif by == "serial":
+        try:
+            serial = normalize_serial_hex(query)
+        except ValueError:
+            return []
+        stmt = stmt.where(Certificate.serial_hex == serial)
+    elif by == "reference":
+        stmt = stmt.join(Application, Certificate.application_id == Application.id).where(
+            Application.reference_number == query.strip()
+        )
+    else:
+        raise ValueError(f"unknown search field: {by!r}")
+    stmt = stmt.order_by(Certificate.created_at.desc(), Certificate.id.desc()).limit(limit)
+    return list(session.execute(stmt).scalars())
+
+
+# --- blocked keys ---------------------------------------------------------------------------------
+
+
+def add_blocked_key(
+    session: Session, *, spki_sha256: str, reason: str, source: str, now: datetime
+) -> BlockedKey:
+    """Block a key (BR 6.1.1.3: reject keys known to be compromised); blocking twice keeps the first entry."""
+    digest = spki_sha256.lower()
+    existing = session.get(BlockedKey, digest)
+    if existing is not None:
+        return existing
+    blocked = BlockedKey(spki_sha256=digest, reason=reason, source=source, created_at=now)
+    session.add(blocked)
+    session.flush()
+    return blocked
+
+
+def is_key_blocked(session: Session, spki_sha256: str) -> bool:
+    return session.get(BlockedKey, spki_sha256.lower()) is not None
+
+
+def blocked_spki_set(session: Session) -> frozenset[str]:
+    """Every blocked SPKI hash, for the pure key policy in core/ which cannot query the database."""
+    return frozenset(session.execute(select(BlockedKey.spki_sha256)).scalars())
+
+
+# --- applications ---------------------------------------------------------------------------------
+
+
+def get_application(session: Session, app_id: int) -> Application | None:
+    return session.get(Application, app_id)
+
+
+def get_application_by_reference(session: Session, reference_number: str) -> Application | None:
+    return session.execute(
+        select(Application).where(Application.reference_number == reference_number)
+    ).scalar_one_or_none()
+
+
+def compare_and_set_application_state(
+    session: Session, app_id: int, from_state: str, to_state: str, *, now: datetime | None = None
+) -> bool:
+    """Move an application from ``from_state`` to ``to_state`` if it is still there; True if this call won.
+
+    One ``UPDATE ... WHERE state = :from``: of many concurrent callers exactly one sees rowcount 1
+    (stack.md: SELECT-then-UPDATE issued 16 certificates under the same race).
+    """
+    values: dict[str, Any] = {"state": to_state, "version": Application.version + 1}
+    if now is not None:
+        values["updated_at"] = now
+    result = session.execute(
+        update(Application)
+        .where(Application.id == app_id, Application.state == from_state)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    _expire_loaded(session, Application, app_id)
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+# --- portal login attempts ------------------------------------------------------------------------
+
+
+def record_login_attempt(
+    session: Session, *, reference_number: str | None, client_addr: str, success: bool, now: datetime
+) -> LoginAttempt:
+    attempt = LoginAttempt(
+        reference_number=reference_number, client_addr=client_addr, at=now, success=success
+    )
+    session.add(attempt)
+    session.flush()
+    return attempt
+
+
+def count_failed_logins(
+    session: Session, *, since: datetime, reference_number: str | None = None, client_addr: str | None = None
+) -> int:
+    """Failed attempts since ``since`` for a reference number and/or a client address (rate limiting)."""
+    if reference_number is None and client_addr is None:
+        raise ValueError("count failed logins per reference number or per client address")
+    stmt = (
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.at >= since, LoginAttempt.success.is_(False))
+    )
+    if reference_number is not None:
+        stmt = stmt.where(LoginAttempt.reference_number == reference_number)
+    if client_addr is not None:
+        stmt = stmt.where(LoginAttempt.client_addr == client_addr)
+    return int(session.execute(stmt).scalar_one())
+
+
+def _expire_loaded(session: Session, model: type[Any], pk: Any) -> None:
+    # The bulk UPDATE bypassed the identity map; make a loaded copy reload instead of going stale.
+    loaded = session.identity_map.get(identity_key(model, pk))
+    if loaded is not None:
+        session.expire(loaded)

@@ -1,0 +1,181 @@
+"""Shared fixtures: a fixed clock and migrated, isolated databases on SQLite and PostgreSQL.
+
+``db_url`` runs a test twice, once on an SQLite file and once on PostgreSQL in a fresh schema of its own
+(so parallel runs never clash); ``session_factory`` gives sessions on it. PostgreSQL is expected on
+127.0.0.1:5432 (database ``test``, trust auth); set ``ECERT_TEST_PG_URL`` to point elsewhere. A missing
+server fails the tests: it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from ecert.store import db as store_db
+
+FIXED_NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+PG_CANDIDATE_URLS = (
+    "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "postgresql+psycopg://root@127.0.0.1:5432/test",
+)
+PG_START_HINT = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The instant tests run at: 2026-11-25T12:00:00Z."""
+    return FIXED_NOW
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """A URL of the running PostgreSQL server that may create schemas (the first candidate that connects)."""
+    candidates = (
+        [os.environ["ECERT_TEST_PG_URL"]] if os.environ.get("ECERT_TEST_PG_URL") else PG_CANDIDATE_URLS
+    )
+    failures: list[str] = []
+    for candidate in candidates:
+        engine = store_db.make_engine(candidate, poolclass=NullPool, connect_args={"connect_timeout": 5})
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return store_db.normalize_url(candidate).render_as_string(hide_password=False)
+        except Exception as exc:  # noqa: BLE001 - report every candidate's reason below
+            failures.append(f"{candidate}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+        finally:
+            engine.dispose()
+    pytest.fail("PostgreSQL is not reachable (" + "; ".join(failures) + "); " + PG_START_HINT)
+
+
+def _schema_url(server_url: str, schema: str) -> str:
+    """The server URL with every connection's search_path set to ``schema`` (alembic_version included)."""
+    url: URL = store_db.normalize_url(server_url)
+    url = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def pg_empty_url(pg_server_url: str) -> Iterator[str]:
+    """An empty PostgreSQL schema of this test's own, dropped afterwards."""
+    schema = f"ecert_test_{uuid.uuid4().hex[:12]}"
+    admin = store_db.make_engine(pg_server_url, poolclass=NullPool)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield _schema_url(pg_server_url, schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_empty_url: str) -> str:
+    """A migrated (head), isolated PostgreSQL database URL."""
+    store_db.upgrade(pg_empty_url)
+    return pg_empty_url
+
+
+@pytest.fixture
+def sqlite_empty_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'ecert.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest) -> str:
+    """An empty database on each engine in turn (for migration tests)."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_empty_url"))
+    return str(request.getfixturevalue("pg_empty_url"))
+
+
+@pytest.fixture
+def db_url(empty_db_url: str) -> str:
+    """A migrated (head), isolated database URL on each engine in turn."""
+    store_db.upgrade(empty_db_url)
+    return empty_db_url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = store_db.make_engine(db_url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on the migrated test database (``with session_factory() as s, s.begin(): ...``)."""
+    return store_db.session_factory(engine)
+
+
+@pytest.fixture
+def make_ca(now: datetime):  # type: ignore[no-untyped-def]
+    """Insert a CA row with placeholder certificate bytes: ``make_ca(session, "ov-2026")``."""
+    from ecert.store import repo
+
+    def _make(session: Session, label: str = "ov-2026", *, role: str = "ov", parent_id: int | None = None):  # type: ignore[no-untyped-def]
+        return repo.add_ca(
+            session,
+            label=label,
+            role=role,
+            subject_dn=f"CN=Test {label},O=ecert test,C=HK",
+            cert_der=b"0\x03\x02\x01\x00",
+            key_ref=f"file:keys/{label}.key",
+            not_before=now,
+            not_after=now.replace(year=now.year + 10),
+            spki_sha256=uuid.uuid5(uuid.NAMESPACE_DNS, label).hex * 2,
+            now=now,
+            parent_id=parent_id,
+        )
+
+    return _make
+
+
+@pytest.fixture
+def make_application(now: datetime):  # type: ignore[no-untyped-def]
+    """Insert an application: ``make_application(session, "A12345678", state="csr_submitted")``."""
+    from ecert.store.models import Application
+
+    def _make(  # type: ignore[no-untyped-def]
+        session: Session,
+        reference_number: str = "A00000001",
+        *,
+        state: str = "approved",
+        server_name: str = "www.example.hk",
+    ):
+        app = Application(
+            reference_number=reference_number,
+            pin_hash="$argon2id$placeholder",
+            server_name=server_name,
+            additional_names=[],
+            cert_type="server",
+            org_name_en="Example Company Limited",
+            reg_doc_type="br",
+            reg_doc_number="12345678",
+            subscription_start=now,
+            subscription_end=now.replace(year=now.year + 1),
+            rep_email="admin@example.hk",
+            is_government=False,
+            state=state,
+            failed_logins=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(app)
+        session.flush()
+        return app
+
+    return _make
