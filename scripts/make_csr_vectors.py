@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from ipaddress import ip_address
 from pathlib import Path
 
-import gmpy2  # installed with badkeys
+import gmpy2  # type: ignore[import-untyped]  # installed with badkeys
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
@@ -66,7 +66,8 @@ def csr(
     cn: str | None,
     sans: Sequence[x509.GeneralName] = (),
     *,
-    extra: Callable[[x509.CertificateSigningRequestBuilder], x509.CertificateSigningRequestBuilder] | None = None,
+    extra: Callable[[x509.CertificateSigningRequestBuilder], x509.CertificateSigningRequestBuilder]
+    | None = None,
     subject: x509.Name | None = None,
 ) -> x509.CertificateSigningRequest:
     builder = x509.CertificateSigningRequestBuilder().subject_name(
@@ -76,7 +77,9 @@ def csr(
         builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
     if extra is not None:
         builder = extra(builder)
-    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    algorithm: hashes.SHA256 | hashes.SHA512 | None = (
+        None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    )
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 384:
         algorithm = hashes.SHA512()
     return builder.sign(key, algorithm)
@@ -114,7 +117,8 @@ def exchange() -> bytes:
         )
         b = b.add_attribute(ObjectIdentifier("1.3.6.1.4.1.311.13.2.3"), b"10.0.14393.2")  # OS version
         return b.add_attribute(  # client information (machine, user, process), simplified to a string
-            ObjectIdentifier("1.3.6.1.4.1.311.21.20"), b"5;EXCH01.corp.example.com;EXAMPLE\\admin;powershell.exe"
+            ObjectIdentifier("1.3.6.1.4.1.311.21.20"),
+            b"5;EXCH01.corp.example.com;EXAMPLE\\admin;powershell.exe",
         )
 
     request = csr(rsa_key(), None, dns("www.example.com", "mail.example.com"), extra=extra, subject=subject)
@@ -127,9 +131,20 @@ def openssl_plain() -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [
-                "openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{tmp}/key.pem",
-                "-out", f"{tmp}/req.pem", "-subj", "/CN=www.example.org",
-                "-addext", "subjectAltName=DNS:www.example.org,DNS:example.org",
+                "openssl",
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                f"{tmp}/key.pem",
+                "-out",
+                f"{tmp}/req.pem",
+                "-subj",
+                "/CN=www.example.org",
+                "-addext",
+                "subjectAltName=DNS:www.example.org,DNS:example.org",
             ],
             check=True,
             capture_output=True,
@@ -170,7 +185,9 @@ def ca_true_codesigning() -> bytes:
             critical=True,
         )
 
-    return pem(csr(ec.generate_private_key(ec.SECP256R1()), "www.example.com", dns("www.example.com"), extra=extra))
+    return pem(
+        csr(ec.generate_private_key(ec.SECP256R1()), "www.example.com", dns("www.example.com"), extra=extra)
+    )
 
 
 def many_sans(count: int, label_length: int = 8) -> bytes:
@@ -191,7 +208,10 @@ VECTORS: dict[str, tuple[str, Callable[[], bytes]]] = {
         " OU and keyUsage (ignored); names www.example.com + mail.example.com",
         exchange,
     ),
-    "openssl_plain.pem": ("accepted: plain `openssl req` RSA-2048 CSR for www.example.org + example.org", openssl_plain),
+    "openssl_plain.pem": (
+        "accepted: plain `openssl req` RSA-2048 CSR for www.example.org + example.org",
+        openssl_plain,
+    ),
     "chinese_idn.pem": (
         "accepted: SAN and CN in A-label form of 香港郵政.香港 (xn--5bvv2rbn4a0hh.xn--j6w193g)",
         lambda: pem(csr(ec_key(), "xn--5bvv2rbn4a0hh.xn--j6w193g", dns("xn--5bvv2rbn4a0hh.xn--j6w193g"))),
@@ -201,37 +221,69 @@ VECTORS: dict[str, tuple[str, Callable[[], bytes]]] = {
         ca_true_codesigning,
     ),
     "bad_signature.pem": ("one bit of the signature flipped: self-signature does not verify", bad_signature),
-    "rsa_1024.pem": ("RSA key of 1024 bits (BR 6.1.5 wants >= 2048)", lambda: pem(csr(rsa_key(1024), WWW, dns(WWW)))),
-    "rsa_exponent_3.pem": ("RSA public exponent 3 (BR 6.1.6; ecert takes 65537 only)",
-                           lambda: pem(csr(rsa_key(2048, 3), WWW, dns(WWW)))),
+    "rsa_1024.pem": (
+        "RSA key of 1024 bits (BR 6.1.5 wants >= 2048)",
+        lambda: pem(csr(rsa_key(1024), WWW, dns(WWW))),
+    ),
+    "rsa_exponent_3.pem": (
+        "RSA public exponent 3 (BR 6.1.6; ecert takes 65537 only)",
+        lambda: pem(csr(rsa_key(2048, 3), WWW, dns(WWW))),
+    ),
     "rsa_fermat_close_primes.pem": (
         "RSA-2048 with neighbouring primes: factored by Fermat's method (badkeys fermat, BR 6.1.1.3)",
         lambda: pem(csr(fermat_key(), WWW, dns(WWW))),
     ),
-    "dsa_2048.pem": ("DSA key (not allowed, BR 6.1.5)",
-                     lambda: pem(csr(dsa.generate_private_key(2048), WWW, dns(WWW)))),
-    "ed25519.pem": ("Ed25519 key (not allowed for TLS server certificates, BR 6.1.5)",
-                    lambda: pem(csr(ed25519.Ed25519PrivateKey.generate(), WWW, dns(WWW)))),
-    "p521.pem": ("ECDSA P-521 key (ecert takes P-256 and P-384 only)",
-                 lambda: pem(csr(ec.generate_private_key(ec.SECP521R1()), WWW, dns(WWW)))),
-    "email_san.pem": ("SAN holds an e-mail address (rfc822Name) besides a DNS name (BR 7.1.2.7.12)",
-                      lambda: pem(csr(ec_key(), WWW, [*dns(WWW), x509.RFC822Name("admin@example.com")]))),
-    "uri_san.pem": ("SAN holds a URI (BR 7.1.2.7.12)",
-                    lambda: pem(csr(ec_key(), WWW, [*dns(WWW), x509.UniformResourceIdentifier("https://www.example.com/")]))),
-    "ip_san.pem": ("SAN holds IP address 10.0.0.1 (BR 7.1.2.7.12)",
-                   lambda: pem(csr(ec_key(), WWW, [*dns(WWW), x509.IPAddress(ip_address("10.0.0.1"))]))),
-    "ip_in_cn.pem": ("CN is the IP address 192.0.2.10 (BR 7.1.2.7.12)",
-                     lambda: pem(csr(ec_key(), "192.0.2.10", dns(WWW)))),
-    "internal_name.pem": ("SAN and CN hold exch01.example.local, an internal name (BR 7.1.2.7.12)",
-                          lambda: pem(csr(ec_key(), "exch01.example.local", dns("exch01.example.local", WWW)))),
-    "wildcard_on_suffix.pem": ("SAN *.com.hk: wildcard directly on a public suffix (BR 3.2.2.6)",
-                               lambda: pem(csr(ec_key(), None, dns("*.com.hk")))),
-    "two_pem_blocks.pem": ("two CSR PEM blocks in one upload",
-                           lambda: pem(csr(ec_key(), WWW, dns(WWW))) + pem(csr(ec_key(), WWW, dns(WWW)))),
-    "certificate_not_csr.pem": ("a self-signed certificate where a CSR was expected", self_signed_certificate),
+    "dsa_2048.pem": (
+        "DSA key (not allowed, BR 6.1.5)",
+        lambda: pem(csr(dsa.generate_private_key(2048), WWW, dns(WWW))),
+    ),
+    "ed25519.pem": (
+        "Ed25519 key (not allowed for TLS server certificates, BR 6.1.5)",
+        lambda: pem(csr(ed25519.Ed25519PrivateKey.generate(), WWW, dns(WWW))),
+    ),
+    "p521.pem": (
+        "ECDSA P-521 key (ecert takes P-256 and P-384 only)",
+        lambda: pem(csr(ec.generate_private_key(ec.SECP521R1()), WWW, dns(WWW))),
+    ),
+    "email_san.pem": (
+        "SAN holds an e-mail address (rfc822Name) besides a DNS name (BR 7.1.2.7.12)",
+        lambda: pem(csr(ec_key(), WWW, [*dns(WWW), x509.RFC822Name("admin@example.com")])),
+    ),
+    "uri_san.pem": (
+        "SAN holds a URI (BR 7.1.2.7.12)",
+        lambda: pem(
+            csr(ec_key(), WWW, [*dns(WWW), x509.UniformResourceIdentifier("https://www.example.com/")])
+        ),
+    ),
+    "ip_san.pem": (
+        "SAN holds IP address 10.0.0.1 (BR 7.1.2.7.12)",
+        lambda: pem(csr(ec_key(), WWW, [*dns(WWW), x509.IPAddress(ip_address("10.0.0.1"))])),
+    ),
+    "ip_in_cn.pem": (
+        "CN is the IP address 192.0.2.10 (BR 7.1.2.7.12)",
+        lambda: pem(csr(ec_key(), "192.0.2.10", dns(WWW))),
+    ),
+    "internal_name.pem": (
+        "SAN and CN hold exch01.example.local, an internal name (BR 7.1.2.7.12)",
+        lambda: pem(csr(ec_key(), "exch01.example.local", dns("exch01.example.local", WWW))),
+    ),
+    "wildcard_on_suffix.pem": (
+        "SAN *.com.hk: wildcard directly on a public suffix (BR 3.2.2.6)",
+        lambda: pem(csr(ec_key(), None, dns("*.com.hk"))),
+    ),
+    "two_pem_blocks.pem": (
+        "two CSR PEM blocks in one upload",
+        lambda: pem(csr(ec_key(), WWW, dns(WWW))) + pem(csr(ec_key(), WWW, dns(WWW))),
+    ),
+    "certificate_not_csr.pem": (
+        "a self-signed certificate where a CSR was expected",
+        self_signed_certificate,
+    ),
     "truncated.der": ("DER CSR cut in half", lambda: der(csr(ec_key(), WWW, dns(WWW)))[:150]),
-    "huge.pem": ("valid CSR of more than 64 KiB (2,000 SANs): refused by size before parsing",
-                 lambda: many_sans(2000, 20)),
+    "huge.pem": (
+        "valid CSR of more than 64 KiB (2,000 SANs): refused by size before parsing",
+        lambda: many_sans(2000, 20),
+    ),
     "too_many_sans.pem": ("101 SAN dNSNames, over the cap of 100", lambda: many_sans(101)),
 }
 
@@ -241,7 +293,7 @@ def main(argv: Sequence[str] = ()) -> int:
     readme = [
         "# CSR test vectors",
         "",
-        "Made by `scripts/make_csr_vectors.py` (keys are fresh each run; the defects stay). One line per file:",
+        "Made by `scripts/make_csr_vectors.py` (fresh keys each run; the defects stay). One line per file:",
         "",
     ]
     for filename, (defect, make) in VECTORS.items():

@@ -1,4 +1,4 @@
-"""Loopback servers for domain-validation tests: Knot DNS, unbound in front, a scripted HTTP(S) server, an SMTP sink.
+"""Loopback servers for DCV tests: Knot DNS, unbound in front, a scripted HTTP(S) server, an SMTP sink.
 
 Import the fixtures into a test module (``from tests.integration.dcv_fixtures import knot_dns, ...``).
 Every server listens on 127.0.0.1 only, on a free port, and is stopped by the fixture that started it.
@@ -104,6 +104,7 @@ class KnotDns:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     zones: tuple[str, ...] = ZONES
+    signed: tuple[str, ...] = ()  # zones Knot signs itself (DNSSEC, default ECDSA P-256 policy)
 
     @property
     def resolver_addr(self) -> str:
@@ -118,7 +119,11 @@ class KnotDns:
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         for zone in self.zones:
             (self.workdir / "zones" / f"{zone}.zone").write_text(_zone_text(zone))
-        zone_lines = "".join(f"  - domain: {z}\n    acl: local_update\n" for z in self.zones)
+        zone_lines = "".join(
+            f"  - domain: {z}\n    acl: local_update\n"
+            + ("    dnssec-signing: on\n" if z in self.signed else "")
+            for z in self.zones
+        )
         self.conf.write_text(
             "server:\n"
             f'    rundir: "{self.workdir}/run"\n'
@@ -132,7 +137,9 @@ class KnotDns:
             '    file: "%s.zone"\n    zonefile-sync: -1\n    journal-content: none\n'
             "zone:\n" + zone_lines
         )
-        subprocess.run(["knotc", "-c", str(self.conf), "conf-check"], check=True, capture_output=True, timeout=10)
+        subprocess.run(
+            ["knotc", "-c", str(self.conf), "conf-check"], check=True, capture_output=True, timeout=10
+        )
         self.proc = subprocess.Popen(
             ["knotd", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -151,7 +158,11 @@ class KnotDns:
         raise ValueError(f"{name} is in no zone this server holds ({self.zones})")
 
     def _update(self, zone: str, lines: list[str]) -> None:
-        script = f"server 127.0.0.1 {self.port}\nzone {zone}.\n" + "".join(f"{ln}\n" for ln in lines) + "send\nquit\n"
+        script = (
+            f"server 127.0.0.1 {self.port}\nzone {zone}.\n"
+            + "".join(f"{ln}\n" for ln in lines)
+            + "send\nquit\n"
+        )
         done = subprocess.run(["knsupdate"], input=script.encode(), capture_output=True, timeout=10)
         if done.returncode != 0:
             raise RuntimeError(f"knsupdate failed: {done.stderr.decode()} for\n{script}")
@@ -227,9 +238,7 @@ class UnboundResolver:
             "    qname-minimisation: no\n"
             "    cache-max-ttl: 0\n    cache-max-negative-ttl: 0\n"
             "    infra-host-ttl: 1\n"
-            "    harden-referral-path: no\n"
-            + self.extra
-            + stubs
+            "    harden-referral-path: no\n" + self.extra + stubs
         )
         subprocess.run(["unbound-checkconf", str(conf)], check=True, capture_output=True, timeout=10)
         self.proc = subprocess.Popen(
@@ -244,7 +253,9 @@ class UnboundResolver:
 
 
 @pytest.fixture(scope="session")
-def unbound_resolver(knot_dns: KnotDns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnboundResolver]:
+def unbound_resolver(
+    knot_dns: KnotDns, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[UnboundResolver]:
     server = UnboundResolver(tmp_path_factory.mktemp("unbound"), free_port(), knot_dns.port)
     server.start()
     try:
@@ -268,14 +279,21 @@ def _self_signed(workdir: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dcv-test")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
     )
     cert_path, key_path = workdir / "cert.pem", workdir / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return cert_path, key_path
 
@@ -314,8 +332,11 @@ class HttpFileServer:
                 else:
                     behaviour(self)
 
-        plain = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        secure = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 128  # the default 5 drops SYNs under 16 concurrent fetches (1 s retries)
+
+        plain = Server(("127.0.0.1", 0), Handler)
+        secure = Server(("127.0.0.1", 0), Handler)
         cert, key = _self_signed(self.workdir)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
@@ -374,7 +395,9 @@ class HttpFileServer:
         self.on(host, behaviour, scheme)
 
 
-def _send(h: http.server.BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+def _send(
+    h: http.server.BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[str, str] | None = None
+) -> None:
     h.send_response(code)
     for k, v in (headers or {}).items():
         h.send_header(k, v)
@@ -424,7 +447,9 @@ class SmtpSink:
         sink = self
 
         class Handler:
-            async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+            async def handle_RCPT(
+                self, server: Any, session: Any, envelope: Any, address: str, options: Any
+            ) -> str:  # noqa: N802
                 if address.split("@")[0].lower() not in ACCEPTED_LOCAL_PARTS:
                     return "550 not a constructed address"
                 envelope.rcpt_tos.append(address)
@@ -432,8 +457,11 @@ class SmtpSink:
 
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
                 sink.messages.append(
-                    {"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
-                     "content": envelope.content.decode("utf-8", "replace")}
+                    {
+                        "from": envelope.mail_from,
+                        "to": list(envelope.rcpt_tos),
+                        "content": envelope.content.decode("utf-8", "replace"),
+                    }
                 )
                 return "250 Message accepted"
 
@@ -474,7 +502,9 @@ def start_asgi(app: Any, port: int | None = None) -> RunningApp:
     import uvicorn
 
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -485,8 +515,9 @@ def start_asgi(app: Any, port: int | None = None) -> RunningApp:
     return RunningApp(f"http://127.0.0.1:{port}", server, thread)
 
 
-def dcv_settings(resolver_addr: str, http: HttpFileServer | None = None, smtp: SmtpSink | None = None,
-                 **overrides: Any) -> Any:
+def dcv_settings(
+    resolver_addr: str, http: HttpFileServer | None = None, smtp: SmtpSink | None = None, **overrides: Any
+) -> Any:
     """Settings pointing DCV at the loopback fixtures (loopback allowed explicitly, as only tests may)."""
     from ecert.settings import Settings
 

@@ -35,7 +35,12 @@ def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         "ECERT_HSM_USER_PIN": USER_PIN,
     }
     result = subprocess.run(
-        ["sh", str(INIT_SCRIPT), str(directory)], env=env, capture_output=True, text=True, timeout=60, check=True
+        ["sh", str(INIT_SCRIPT), str(directory)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     line = result.stdout.strip().splitlines()[-1]
     assert line.startswith("export SOFTHSM2_CONF="), result.stdout

@@ -22,6 +22,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 from ecert.core.errors import KeyBackendError
+from ecert.signer import keys_pkcs11
 from ecert.signer.keys_pkcs11 import Pkcs11ECPrivateKey, Pkcs11RSAPrivateKey
 from ecert.signer.keystore import KeyBackend, KeySpec, Pkcs11KeyBackend, make_backend
 
@@ -33,7 +34,7 @@ except ImportError:  # tests/ made a package
 __all__ = ["softhsm_token"]
 
 # openssl checks validity periods against the wall clock, so these objects are dated from it.
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 SPECS = {"rsa2048": "kt-rsa2048", "ec-p256": "kt-p256", "ec-p384": "kt-p384"}
 
 
@@ -85,7 +86,9 @@ def ca_certificate(key: PrivateKeyTypes) -> x509.Certificate:
     )
 
 
-def verify_raw(public: PublicKeyTypes, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm) -> None:
+def verify_raw(
+    public: PublicKeyTypes, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm
+) -> None:
     if isinstance(public, rsa.RSAPublicKey):
         public.verify(signature, data, padding.PKCS1v15(), algorithm)
     else:
@@ -133,7 +136,9 @@ def test_token_key_signs_a_crl_openssl_accepts(
     assert crl.is_signature_valid(key.public_key())  # type: ignore[arg-type]
     ca_path, crl_path = pem(tmp_path / "ca.pem", cert), pem(tmp_path / "crl.pem", crl)
     result = openssl("crl", "-in", str(crl_path), "-CAfile", str(ca_path), "-noout")
-    assert result.returncode == 0 and "verify OK" in result.stdout + result.stderr, result.stdout + result.stderr
+    assert result.returncode == 0 and "verify OK" in result.stdout + result.stderr, (
+        result.stdout + result.stderr
+    )
 
 
 @pytest.mark.parametrize("spec", list(SPECS))
@@ -158,12 +163,15 @@ def test_token_key_signs_an_ocsp_response_openssl_accepts(
         .sign(key, _hash_for(key))  # type: ignore[arg-type]
     )
     assert response.signature_hash_algorithm is not None
-    verify_raw(key.public_key(), response.signature, response.tbs_response_bytes, response.signature_hash_algorithm)
+    verify_raw(
+        key.public_key(), response.signature, response.tbs_response_bytes, response.signature_hash_algorithm
+    )
     ca_path = pem(tmp_path / "ca.pem", cert)
     (tmp_path / "resp.der").write_bytes(response.public_bytes(serialization.Encoding.DER))
     result = openssl(
-        "ocsp", "-respin", str(tmp_path / "resp.der"), "-issuer", str(ca_path), "-cert", str(ca_path),
-        "-CAfile", str(ca_path), "-no_nonce",
+        # -sha256 before -cert: openssl builds the CertID it looks up while reading -cert.
+        "ocsp", "-respin", str(tmp_path / "resp.der"), "-issuer", str(ca_path),
+        "-sha256", "-cert", str(ca_path), "-CAfile", str(ca_path), "-no_nonce",
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "Response verify OK" in output and ": good" in output, output
@@ -205,16 +213,34 @@ def test_token_key_signs_with_each_sha2_hash(
         ("rsa2048", lambda k: k.sign(b"x", padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())),
         ("rsa2048", lambda k: k.sign(b"x", padding.PKCS1v15(), hashes.SHA1())),
         ("ec-p256", lambda k: k.sign(b"x", ec.ECDSA(hashes.SHA1()))),
-        ("rsa2048", lambda k: k.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
-        ("ec-p256", lambda k: k.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
+        (
+            "rsa2048",
+            lambda k: k.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        ),
+        (
+            "ec-p256",
+            lambda k: k.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        ),
         ("rsa2048", lambda k: k.private_numbers()),
         ("ec-p384", lambda k: k.private_numbers()),
         ("rsa2048", lambda k: k.decrypt(b"x" * 256, padding.PKCS1v15())),
         ("ec-p256", lambda k: k.exchange(ec.ECDH(), ec.generate_private_key(ec.SECP256R1()).public_key())),
     ],
-    ids=["pss", "rsa-sha1", "ecdsa-sha1", "rsa-export", "ec-export", "rsa-numbers", "ec-numbers", "decrypt", "ecdh"],
+    ids=[
+        "pss",
+        "rsa-sha1",
+        "ecdsa-sha1",
+        "rsa-export",
+        "ec-export",
+        "rsa-numbers",
+        "ec-numbers",
+        "decrypt",
+        "ecdh",
+    ],
 )
 def test_token_key_refuses_what_a_ca_key_must_not_do(
     backend: Pkcs11KeyBackend, key_refs: dict[str, str], spec: str, attempt: object
@@ -245,11 +271,24 @@ def test_keys_survive_a_new_backend_and_the_old_one_closing(
     second.close()
 
 
-def test_signing_recovers_after_the_session_is_lost(backend: Pkcs11KeyBackend, key_refs: dict[str, str]) -> None:
+def test_signing_recovers_after_the_session_is_lost(
+    backend: Pkcs11KeyBackend, key_refs: dict[str, str]
+) -> None:
     key = backend.load_key(key_refs["ec-p256"])
     backend._session.close()  # as if the token had dropped our session
     signature = key.sign(b"after", ec.ECDSA(hashes.SHA256()))  # type: ignore[union-attr]
     key.public_key().verify(signature, b"after", ec.ECDSA(hashes.SHA256()))  # type: ignore[union-attr]
+
+
+def test_signing_recovers_after_the_token_logged_us_out(
+    backend: Pkcs11KeyBackend, key_refs: dict[str, str]
+) -> None:
+    key = backend.load_key(key_refs["rsa2048"])
+    key.sign(b"before", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr]
+    for login in list(keys_pkcs11._logins.values()):
+        login.session.close()  # C_Logout + C_CloseSession: every session of this process is logged out
+    signature = key.sign(b"after", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr]
+    key.public_key().verify(signature, b"after", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr]
 
 
 def test_concurrent_signers_share_one_backend(backend: Pkcs11KeyBackend, key_refs: dict[str, str]) -> None:
@@ -263,11 +302,16 @@ def test_concurrent_signers_share_one_backend(backend: Pkcs11KeyBackend, key_ref
                 data = f"thread {index} message {n}".encode()
                 if isinstance(key, rsa.RSAPrivateKey):
                     key.public_key().verify(
-                        key.sign(data, padding.PKCS1v15(), hashes.SHA256()), data, padding.PKCS1v15(), hashes.SHA256()
+                        key.sign(data, padding.PKCS1v15(), hashes.SHA256()),
+                        data,
+                        padding.PKCS1v15(),
+                        hashes.SHA256(),
                     )
                 else:
                     assert isinstance(key, ec.EllipticCurvePrivateKey)
-                    key.public_key().verify(key.sign(data, ec.ECDSA(hashes.SHA256())), data, ec.ECDSA(hashes.SHA256()))
+                    key.public_key().verify(
+                        key.sign(data, ec.ECDSA(hashes.SHA256())), data, ec.ECDSA(hashes.SHA256())
+                    )
         except BaseException as exc:  # noqa: BLE001 - collected and reported below
             failures.append(exc)
 
@@ -301,7 +345,9 @@ def test_deleted_token_key_is_gone(backend: Pkcs11KeyBackend) -> None:
         backend.load_key(key_ref)
 
 
-def test_a_second_pin_in_the_same_process_is_refused(softhsm_token: tuple[str, str, str], backend: KeyBackend) -> None:
+def test_a_second_pin_in_the_same_process_is_refused(
+    softhsm_token: tuple[str, str, str], backend: KeyBackend
+) -> None:
     module_path, token_label, _ = softhsm_token
     with pytest.raises(KeyBackendError) as info:
         Pkcs11KeyBackend(module_path, token_label, "not-the-pin-9876")
@@ -316,7 +362,8 @@ def test_wrong_pin_is_refused_without_showing_it(softhsm_token: tuple[str, str, 
         "from ecert.core.errors import KeyBackendError\n"
         "from ecert.signer.keystore import make_backend\n"
         "try:\n"
-        f"    make_backend('pkcs11', module_path={module_path!r}, token_label={token_label!r}, user_pin='wr0ng-pin')\n"
+        f"    make_backend('pkcs11', module_path={module_path!r}, token_label={token_label!r},\n"
+        "                 user_pin='wr0ng-pin')\n"
         "except KeyBackendError as exc:\n"
         "    print(f'{exc} | {exc!r} | {exc.value!r}')\n"
         "    sys.exit(3)\n"

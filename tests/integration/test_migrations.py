@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
 from ecert.store import db as store_db
 from ecert.store.models import Base, Certificate
@@ -172,3 +172,17 @@ def test_naive_timestamps_are_refused(session_factory, make_ca) -> None:  # type
         ca.effective_from = datetime(2026, 11, 25, 12, 0)
         with pytest.raises(StatementError, match="naive datetime refused"):
             session.flush()
+
+
+def test_sqlite_readers_do_not_wait_for_a_writer(sqlite_url: str) -> None:
+    """Every ordinary transaction takes the write lock up front (BEGIN IMMEDIATE); read-only ones do not."""
+    engine = store_db.make_engine(sqlite_url, connect_args={"timeout": 0.2})
+    try:
+        with engine.begin() as writer:
+            writer.exec_driver_sql("INSERT INTO blocked_keys VALUES ('aa', 'r', 's', '2026-11-25 12:00:00')")
+            with store_db.read_only_session_factory(engine)() as reader:
+                assert reader.execute(text("SELECT count(*) FROM blocked_keys")).scalar_one() == 0
+            with pytest.raises(OperationalError, match="locked"), engine.begin() as second_writer:
+                second_writer.exec_driver_sql("SELECT 1")
+    finally:
+        engine.dispose()

@@ -24,7 +24,7 @@ from ecert.signer.keystore import (
     resolve_passphrase,
 )
 
-NOW = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.UTC)
 PASSPHRASE = b"correct horse battery staple 2026"
 
 
@@ -51,7 +51,10 @@ def self_signed(key: PrivateKeyTypes) -> x509.Certificate:
 
 def crl_signed_by(key: PrivateKeyTypes, issuer: x509.Certificate) -> x509.CertificateRevocationList:
     revoked = (
-        x509.RevokedCertificateBuilder().serial_number(0x99).revocation_date(NOW - dt.timedelta(hours=1)).build()
+        x509.RevokedCertificateBuilder()
+        .serial_number(0x99)
+        .revocation_date(NOW - dt.timedelta(hours=1))
+        .build()
     )
     return (
         x509.CertificateRevocationListBuilder()
@@ -94,7 +97,9 @@ def test_key_spec_prints_a_form_it_reads_back(spec: str) -> None:
     assert str(KeySpec.parse(spec)) == spec
 
 
-@pytest.mark.parametrize("text", ["rsa1024", "rsa2047", "rsa8192", "ec-p521", "ed25519", "dsa2048", "p-255", ""])
+@pytest.mark.parametrize(
+    "text", ["rsa1024", "rsa2047", "rsa8192", "ec-p521", "ed25519", "dsa2048", "p-255", ""]
+)
 def test_key_spec_refuses_keys_outside_br_6_1_5(text: str) -> None:
     with pytest.raises(BadKey) as info:
         KeySpec.parse(text)
@@ -103,7 +108,13 @@ def test_key_spec_refuses_keys_outside_br_6_1_5(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("algorithm", "size", "curve"),
-    [("RSA", 1024, None), ("RSA", 2048, "P-256"), ("EC", None, "P-521"), ("EC", 256, "P-256"), ("DSA", 2048, None)],
+    [
+        ("RSA", 1024, None),
+        ("RSA", 2048, "P-256"),
+        ("EC", None, "P-521"),
+        ("EC", 256, "P-256"),
+        ("DSA", 2048, None),
+    ],
 )
 def test_key_spec_refuses_inconsistent_fields(algorithm: str, size: int | None, curve: str | None) -> None:
     with pytest.raises(BadKey):
@@ -116,12 +127,19 @@ def test_key_spec_refuses_inconsistent_fields(algorithm: str, size: int | None, 
 def test_passphrase_file_wins_over_the_environment(tmp_path: Path) -> None:
     file = tmp_path / "pass"
     file.write_bytes(b"from-file\n")
-    assert resolve_passphrase({"ECERT_KEY_PASSPHRASE": "from-env"}, "ECERT_KEY_PASSPHRASE", file) == b"from-file"
+    assert (
+        resolve_passphrase({"ECERT_KEY_PASSPHRASE": "from-env"}, "ECERT_KEY_PASSPHRASE", file) == b"from-file"
+    )
 
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [(b"secret\n", b"secret"), (b"secret\r\n", b"secret"), (b"secret", b"secret"), (b"secret\n\n", b"secret\n")],
+    [
+        (b"secret\n", b"secret"),
+        (b"secret\r\n", b"secret"),
+        (b"secret", b"secret"),
+        (b"secret\n\n", b"secret\n"),
+    ],
 )
 def test_passphrase_file_loses_one_trailing_newline(tmp_path: Path, content: bytes, expected: bytes) -> None:
     file = tmp_path / "pass"
@@ -164,7 +182,9 @@ def test_file_key_signs_a_certificate_and_a_crl_after_reloading(backend: FileKey
     assert backend.public_key(key_ref) == cert.public_key()
 
 
-@pytest.mark.parametrize(("spec", "kind"), [("rsa3072", rsa.RSAPrivateKey), ("p384", ec.EllipticCurvePrivateKey)])
+@pytest.mark.parametrize(
+    ("spec", "kind"), [("rsa3072", rsa.RSAPrivateKey), ("p384", ec.EllipticCurvePrivateKey)]
+)
 def test_file_key_has_the_requested_algorithm(backend: FileKeyBackend, spec: str, kind: type) -> None:
     key = backend.load_key(backend.create_key("k", KeySpec.parse(spec)))
     assert isinstance(key, kind)
@@ -178,7 +198,9 @@ def test_key_file_is_private_and_encrypted(backend: FileKeyBackend) -> None:
     pem = path.read_bytes()
     assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     assert PASSPHRASE not in pem
-    assert sorted(p.name for p in backend.directory.iterdir()) == ["issuing-1.key"]  # no temp file, no passphrase
+    assert sorted(p.name for p in backend.directory.iterdir()) == [
+        "issuing-1.key"
+    ]  # no temp file, no passphrase
 
 
 def test_wrong_passphrase_is_refused_without_revealing_either_passphrase(backend: FileKeyBackend) -> None:
@@ -288,7 +310,9 @@ def test_settings_build_a_file_backend_under_the_data_dir(tmp_path: Path) -> Non
     backend = backend_from_settings(settings, {"ECERT_KEY_PASSPHRASE": "pw-from-env"})
     key_ref = backend.create_key("root", KeySpec.parse("ec-p256"))
     assert (tmp_path / "keys" / "root.key").is_file()
-    assert isinstance(FileKeyBackend(tmp_path / "keys", b"pw-from-env").load_key(key_ref), ec.EllipticCurvePrivateKey)
+    assert isinstance(
+        FileKeyBackend(tmp_path / "keys", b"pw-from-env").load_key(key_ref), ec.EllipticCurvePrivateKey
+    )
 
 
 def test_settings_without_a_passphrase_are_refused(tmp_path: Path) -> None:

@@ -133,7 +133,13 @@ def test_non_text_is_refused() -> None:
 
 
 def test_normalize_names_deduplicates_keeping_first_position() -> None:
-    names = ["WWW.example.com", "mail.example.com", "www.example.com", "香港郵政.香港", "xn--5bvv2rbn4a0hh.xn--j6w193g"]
+    names = [
+        "WWW.example.com",
+        "mail.example.com",
+        "www.example.com",
+        "香港郵政.香港",
+        "xn--5bvv2rbn4a0hh.xn--j6w193g",
+    ]
     assert normalize_names(names) == ("www.example.com", "mail.example.com", "xn--5bvv2rbn4a0hh.xn--j6w193g")
 
 

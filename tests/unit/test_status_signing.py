@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from cryptography import x509
@@ -58,8 +58,15 @@ def _name(cn: str) -> x509.Name:
 
 def _ku(*, ca: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -78,53 +85,111 @@ def make_hierarchy(kind: str = "p256", *, now: datetime = NOW) -> Hierarchy:
     root_key, int_key, leaf_key = new_key(kind), new_key(kind), new_key(kind)
     root_name, int_name = _name("Ecert Demo Root CA 3"), _name("Ecert Demo TLS CA 1")
     root = (
-        x509.CertificateBuilder().subject_name(root_name).issuer_name(root_name)
-        .public_key(root_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=400)).not_valid_after(now + timedelta(days=3650))
+        x509.CertificateBuilder()
+        .subject_name(root_name)
+        .issuer_name(root_name)
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=400))
+        .not_valid_after(now + timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
         .sign(root_key, _hash_for(root_key))
     )
     root_ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     int_ = (
-        x509.CertificateBuilder().subject_name(int_name).issuer_name(root_name)
-        .public_key(int_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=300)).not_valid_after(now + timedelta(days=1800))
+        x509.CertificateBuilder()
+        .subject_name(int_name)
+        .issuer_name(root_name)
+        .public_key(int_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=300))
+        .not_valid_after(now + timedelta(days=1800))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+        )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(int_key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski), critical=False)
-        .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
-            [x509.UniformResourceIdentifier(f"{BASE}/crl/RootCA3ARL.crl")], None, None, None)]), critical=False)
-        .add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
-            x509.AuthorityInformationAccessOID.CA_ISSUERS,
-            x509.UniformResourceIdentifier(f"{BASE}/ca/root3.cer"))]), critical=False)
-        .add_extension(x509.CertificatePolicies([x509.PolicyInformation(
-            x509.ObjectIdentifier("2.23.140.1.2.1"), None)]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski), critical=False
+        )
+        .add_extension(
+            x509.CRLDistributionPoints(
+                [
+                    x509.DistributionPoint(
+                        [x509.UniformResourceIdentifier(f"{BASE}/crl/RootCA3ARL.crl")], None, None, None
+                    )
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                        x509.UniformResourceIdentifier(f"{BASE}/ca/root3.cer"),
+                    )
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier("2.23.140.1.2.1"), None)]),
+            critical=False,
+        )
         .sign(root_key, _hash_for(root_key))
     )
     int_ski = int_.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     leaf = (
-        x509.CertificateBuilder().subject_name(x509.Name([]))
-        .issuer_name(int_name).public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=10)).not_valid_after(now + timedelta(days=80))
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(int_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=10))
+        .not_valid_after(now + timedelta(days=80))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("www.ecert-demo.hk")]), critical=True)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_ku(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(int_ski), critical=False)
-        .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
-            [x509.UniformResourceIdentifier(f"{BASE}/crl/tlsca1.crl")], None, None, None)]), critical=False)
-        .add_extension(x509.AuthorityInformationAccess([
-            x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP,
-                                   x509.UniformResourceIdentifier(f"{BASE}/ocsp")),
-            x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
-                                   x509.UniformResourceIdentifier(f"{BASE}/ca/tlsca1.cer"))]), critical=False)
-        .add_extension(x509.CertificatePolicies([x509.PolicyInformation(
-            x509.ObjectIdentifier("2.23.140.1.2.1"), None)]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(int_ski), critical=False
+        )
+        .add_extension(
+            x509.CRLDistributionPoints(
+                [
+                    x509.DistributionPoint(
+                        [x509.UniformResourceIdentifier(f"{BASE}/crl/tlsca1.crl")], None, None, None
+                    )
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        x509.AuthorityInformationAccessOID.OCSP,
+                        x509.UniformResourceIdentifier(f"{BASE}/ocsp"),
+                    ),
+                    x509.AccessDescription(
+                        x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                        x509.UniformResourceIdentifier(f"{BASE}/ca/tlsca1.cer"),
+                    ),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier("2.23.140.1.2.1"), None)]),
+            critical=False,
+        )
         .sign(int_key, _hash_for(int_key))
     )
     return Hierarchy(root, root_key, int_, int_key, leaf)
@@ -141,24 +206,42 @@ def p256() -> Hierarchy:
 
 
 def _crl(h: Hierarchy, entries=(), **kw) -> x509.CertificateRevocationList:
-    args = dict(issuer_cert=h.int_, issuer_key=h.int_key, entries=entries, number=7,
-                this_update=NOW, next_update=NOW + timedelta(days=7))
+    args = dict(
+        issuer_cert=h.int_,
+        issuer_key=h.int_key,
+        entries=entries,
+        number=7,
+        this_update=NOW,
+        next_update=NOW + timedelta(days=7),
+    )
     args.update(kw)
     return x509.load_der_x509_crl(build_crl(**args))
 
 
 def _responder(h: Hierarchy, **kw):
     key = ec.generate_private_key(ec.SECP256R1())
-    args = dict(issuer_cert=h.int_, issuer_key=h.int_key, responder_public_key=key.public_key(),
-                subject_cn="Ecert Demo TLS CA 1 OCSP Responder", not_before=NOW - timedelta(hours=1))
+    args = dict(
+        issuer_cert=h.int_,
+        issuer_key=h.int_key,
+        responder_public_key=key.public_key(),
+        subject_cn="Ecert Demo TLS CA 1 OCSP Responder",
+        not_before=NOW - timedelta(hours=1),
+    )
     args.update(kw)
     return build_responder_certificate(**args), key
 
 
 def _ocsp(h: Hierarchy, responder=None, **kw) -> ocsp.OCSPResponse:
     cert, key = responder or _responder(h)
-    args = dict(issuer_cert=h.int_, responder_cert=cert, responder_key=key, cert_serial=h.leaf.serial_number,
-                status="good", this_update=NOW, next_update=NOW + timedelta(days=4))
+    args = dict(
+        issuer_cert=h.int_,
+        responder_cert=cert,
+        responder_key=key,
+        cert_serial=h.leaf.serial_number,
+        status="good",
+        this_update=NOW,
+        next_update=NOW + timedelta(days=4),
+    )
     args.update(kw)
     return ocsp.load_der_ocsp_response(build_ocsp_response(**args))
 
@@ -170,7 +253,9 @@ def test_crl_is_signed_by_the_issuer_with_the_hash_its_key_calls_for(h):
     crl = _crl(h)
     assert crl.is_signature_valid(h.int_.public_key())
     assert crl.issuer == h.int_.subject
-    expected = "sha384" if getattr(h.int_key, "curve", None) and h.int_key.curve.name == "secp384r1" else "sha256"
+    expected = (
+        "sha384" if getattr(h.int_key, "curve", None) and h.int_key.curve.name == "secp384r1" else "sha256"
+    )
     assert crl.signature_hash_algorithm.name == expected
 
 
@@ -189,9 +274,17 @@ def test_crl_validity_window_is_what_was_asked(p256):
 
 
 def test_reason_code_is_present_non_critical_only_when_a_reason_is_given(p256):
-    crl = _crl(p256, [RevokedEntry(11, NOW - timedelta(hours=2), R.key_compromise),
-                      RevokedEntry(12, NOW - timedelta(hours=1), None)])
-    with_reason, without = crl.get_revoked_certificate_by_serial_number(11), crl.get_revoked_certificate_by_serial_number(12)
+    crl = _crl(
+        p256,
+        [
+            RevokedEntry(11, NOW - timedelta(hours=2), R.key_compromise),
+            RevokedEntry(12, NOW - timedelta(hours=1), None),
+        ],
+    )
+    with_reason, without = (
+        crl.get_revoked_certificate_by_serial_number(11),
+        crl.get_revoked_certificate_by_serial_number(12),
+    )
     ext = with_reason.extensions.get_extension_for_oid(CRLEntryExtensionOID.CRL_REASON)
     assert (ext.value.reason, ext.critical) == (R.key_compromise, False)
     assert len(without.extensions) == 0
@@ -205,8 +298,10 @@ def test_entries_may_be_streamed_from_a_generator(p256):
 
 
 def test_the_fast_entry_path_encodes_exactly_what_the_documented_builder_chain_does():
-    entries = [RevokedEntry(2**158 + 5, NOW - timedelta(days=1), R.privilege_withdrawn),
-               RevokedEntry(99, datetime(2026, 11, 19, 10, 0, tzinfo=UTC).astimezone(), None)]
+    entries = [
+        RevokedEntry(2**158 + 5, NOW - timedelta(days=1), R.privilege_withdrawn),
+        RevokedEntry(99, datetime(2026, 11, 19, 18, 0, tzinfo=timezone(timedelta(hours=8))), None),
+    ]
     fast = crl_module._revoked_certificates(entries, for_ca=False, this_update=NOW)
     for entry, got in zip(entries, fast, strict=True):
         chain = x509.RevokedCertificateBuilder().serial_number(entry.serial).revocation_date(entry.revoked_at)
@@ -214,7 +309,10 @@ def test_the_fast_entry_path_encodes_exactly_what_the_documented_builder_chain_d
             chain = chain.add_extension(x509.CRLReason(entry.reason), critical=False)
         want = chain.build()
         assert (got.serial_number, got.revocation_date_utc, list(got.extensions)) == (
-            want.serial_number, want.revocation_date_utc, list(want.extensions))
+            want.serial_number,
+            want.revocation_date_utc,
+            list(want.extensions),
+        )
 
 
 def test_a_full_subscriber_crl_has_no_issuing_distribution_point(p256):
@@ -231,13 +329,18 @@ def test_a_partitioned_crl_names_its_partition_url_and_user_certs_only(p256):
 
 
 def test_the_arl_covers_only_ca_certificates_and_accepts_ca_compromise(p256):
-    url = f"{BASE}/crl/RootCA3ARL.crl"
-    arl = _crl(p256, [RevokedEntry(p256.int_.serial_number, NOW - timedelta(days=1), R.ca_compromise)],
-               issuer_cert=p256.root, issuer_key=p256.root_key, is_arl=True, idp_url=url,
-               next_update=NOW + timedelta(days=180))
-    idp = arl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
-    assert idp.only_contains_ca_certs and not idp.only_contains_user_certs
-    assert idp.full_name == [x509.UniformResourceIdentifier(url)]
+    arl = _crl(
+        p256,
+        [RevokedEntry(p256.int_.serial_number, NOW - timedelta(days=1), R.ca_compromise)],
+        issuer_cert=p256.root,
+        issuer_key=p256.root_key,
+        is_arl=True,
+        next_update=NOW + timedelta(days=180),
+    )
+    idp = arl.extensions.get_extension_for_class(x509.IssuingDistributionPoint)
+    assert idp.critical
+    assert idp.value.only_contains_ca_certs and not idp.value.only_contains_user_certs
+    assert idp.value.full_name is None
     revoked = arl.get_revoked_certificate_by_serial_number(p256.int_.serial_number)
     assert revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason == R.ca_compromise
     assert arl.is_signature_valid(p256.root.public_key())
@@ -250,19 +353,31 @@ def _other_key():
 CRL_REFUSALS = [
     ("validity over 10 days", dict(next_update=NOW + timedelta(days=10, seconds=1)), "BR 4.9.7"),
     ("backwards window", dict(next_update=NOW - timedelta(seconds=1)), "BR 4.9.7"),
-    ("thisUpdate in the future", dict(this_update=NOW + timedelta(minutes=5), next_update=NOW + timedelta(days=7),
-                                      now=NOW), "BR 4.9.7"),
+    (
+        "thisUpdate in the future",
+        dict(this_update=NOW + timedelta(minutes=5), next_update=NOW + timedelta(days=7), now=NOW),
+        "BR 4.9.7",
+    ),
     ("naive thisUpdate", dict(this_update=NOW.replace(tzinfo=None)), "BR 4.9.7"),
     ("ARL over twelve months", dict(is_arl=True, next_update=NOW + timedelta(days=366)), "BR 4.9.7"),
     ("certificateHold", dict(entries=[RevokedEntry(5, NOW, R.certificate_hold)]), "BR 7.2.2"),
     ("unspecified reason", dict(entries=[RevokedEntry(5, NOW, R.unspecified)]), "BR 7.2.2"),
     ("removeFromCRL", dict(entries=[RevokedEntry(5, NOW, R.remove_from_crl)]), "BR 7.2.2"),
     ("cACompromise on a subscriber CRL", dict(entries=[RevokedEntry(5, NOW, R.ca_compromise)]), "BR 7.2.2"),
-    ("revoked after thisUpdate", dict(entries=[RevokedEntry(5, NOW + timedelta(seconds=1))]), "RFC 5280 5.1.2.6"),
+    (
+        "revoked after thisUpdate",
+        dict(entries=[RevokedEntry(5, NOW + timedelta(seconds=1))]),
+        "RFC 5280 5.1.2.6",
+    ),
     ("duplicate serial", dict(entries=[RevokedEntry(5, NOW), RevokedEntry(5, NOW)]), "RFC 5280 5.1.2.6"),
     ("negative CRL number", dict(number=-1), "RFC 5280 5.2.3"),
     ("160-bit CRL number", dict(number=2**159), "RFC 5280 5.2.3"),
     ("https partition URL", dict(idp_url="https://pki.ecert-demo.hk/crl/p1.crl"), "BR 7.2.2"),
+    (
+        "ARL naming a distribution point",
+        dict(is_arl=True, idp_url=f"{BASE}/crl/RootCA3ARL.crl"),
+        "BR 7.2.2.1",
+    ),
     ("key of another CA", dict(issuer_key=_other_key()), "RFC 5280 5.1.1.3"),
 ]
 
@@ -278,7 +393,11 @@ ENTRY_REFUSALS = [
     ("serial zero", dict(serial=0, revoked_at=NOW), "RFC 5280 4.1.2.2"),
     ("160-bit serial", dict(serial=2**159, revoked_at=NOW), "RFC 5280 4.1.2.2"),
     ("naive revocation time", dict(serial=1, revoked_at=NOW.replace(tzinfo=None)), "RFC 5280 5.1.2.6"),
-    ("revoked before 1950", dict(serial=1, revoked_at=datetime(1949, 12, 31, tzinfo=UTC)), "RFC 5280 5.1.2.6"),
+    (
+        "revoked before 1950",
+        dict(serial=1, revoked_at=datetime(1949, 12, 31, tzinfo=UTC)),
+        "RFC 5280 5.1.2.6",
+    ),
 ]
 
 
@@ -294,10 +413,18 @@ def test_subscriber_reasons_allowed(reason):
     check_reason(reason, for_ca=False)
 
 
-@pytest.mark.parametrize(("reason", "for_ca"), [
-    (R.unspecified, False), (R.unspecified, True), (R.certificate_hold, False), (R.certificate_hold, True),
-    (R.ca_compromise, False), (R.aa_compromise, True), (R.remove_from_crl, False),
-])
+@pytest.mark.parametrize(
+    ("reason", "for_ca"),
+    [
+        (R.unspecified, False),
+        (R.unspecified, True),
+        (R.certificate_hold, False),
+        (R.certificate_hold, True),
+        (R.ca_compromise, False),
+        (R.aa_compromise, True),
+        (R.remove_from_crl, False),
+    ],
+)
 def test_reasons_refused_name_br_7_2_2(reason, for_ca):
     with pytest.raises(PolicyViolation, match="not allowed") as err:
         check_reason(reason, for_ca=for_ca)
@@ -318,10 +445,15 @@ def test_good_response_answers_for_the_leaf_as_a_client_would_ask(h):
     assert resp.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
     assert resp.certificate_status == ocsp.OCSPCertStatus.GOOD
     assert (resp.issuer_name_hash, resp.issuer_key_hash, resp.serial_number) == (
-        request.issuer_name_hash, request.issuer_key_hash, request.serial_number)
+        request.issuer_name_hash,
+        request.issuer_key_hash,
+        request.serial_number,
+    )
     assert isinstance(resp.hash_algorithm, hashes.SHA1)
     assert (resp.this_update_utc, resp.next_update_utc) == (NOW, NOW + timedelta(days=4))
-    responder.public_key().verify(resp.signature, resp.tbs_response_bytes, ec.ECDSA(resp.signature_hash_algorithm))
+    responder.public_key().verify(
+        resp.signature, resp.tbs_response_bytes, ec.ECDSA(resp.signature_hash_algorithm)
+    )
 
 
 def test_response_names_its_responder_by_key_hash_and_includes_it_without_a_nonce(p256):
@@ -354,15 +486,20 @@ def test_unknown_response_for_a_serial_never_issued(p256):
 def test_sha256_cert_id_matches_a_sha256_request(p256):
     resp = _ocsp(p256, request_hash=hashes.SHA256())
     request = ocsp.OCSPRequestBuilder().add_certificate(p256.leaf, p256.int_, hashes.SHA256()).build()
-    assert (resp.issuer_name_hash, resp.issuer_key_hash) == (request.issuer_name_hash, request.issuer_key_hash)
+    assert (resp.issuer_name_hash, resp.issuer_key_hash) == (
+        request.issuer_name_hash,
+        request.issuer_key_hash,
+    )
     assert issuer_hashes(p256.int_, hashes.SHA256()) == (request.issuer_name_hash, request.issuer_key_hash)
 
 
 def test_the_ca_may_sign_its_own_responses(p256):
     resp = _ocsp(p256, (p256.int_, p256.int_key))
     assert resp.certificates == []
-    assert resp.responder_key_hash == p256.int_.extensions.get_extension_for_class(
-        x509.SubjectKeyIdentifier).value.digest
+    assert (
+        resp.responder_key_hash
+        == p256.int_.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    )
 
 
 def _leaf_as_responder(h: Hierarchy):
@@ -376,7 +513,11 @@ OCSP_REFUSALS = [
     ("certificateHold", dict(status="revoked", revoked_at=NOW, reason=R.certificate_hold), "BR 7.2.2"),
     ("unspecified reason", dict(status="revoked", revoked_at=NOW, reason=R.unspecified), "BR 7.2.2"),
     ("revoked without a time", dict(status="revoked"), "RFC 6960 2.2"),
-    ("revoked after thisUpdate", dict(status="revoked", revoked_at=NOW + timedelta(seconds=1)), "RFC 6960 2.2"),
+    (
+        "revoked after thisUpdate",
+        dict(status="revoked", revoked_at=NOW + timedelta(seconds=1)),
+        "RFC 6960 2.2",
+    ),
     ("good with a reason", dict(reason=R.superseded), "RFC 6960 2.2"),
     ("unknown with a time", dict(status="unknown", revoked_at=NOW), "RFC 6960 2.2"),
     ("no such status", dict(status="fine"), "RFC 6960 2.2"),
@@ -409,15 +550,22 @@ def test_a_responder_from_another_ca_is_refused(p256):
         _ocsp(p256, _responder(p256, issuer_cert=p256.root, issuer_key=p256.root_key))
 
 
-@pytest.mark.parametrize("status", ["malformedRequest", "unauthorized", "internalError", "tryLater",
-                                    ocsp.OCSPResponseStatus.SIG_REQUIRED])
+@pytest.mark.parametrize(
+    "status",
+    ["malformedRequest", "unauthorized", "internalError", "tryLater", ocsp.OCSPResponseStatus.SIG_REQUIRED],
+)
 def test_error_responses_are_unsigned_and_carry_their_status(status):
     resp = ocsp.load_der_ocsp_response(build_ocsp_error(status))
-    expected = status if isinstance(status, ocsp.OCSPResponseStatus) else {
-        "malformedRequest": ocsp.OCSPResponseStatus.MALFORMED_REQUEST,
-        "unauthorized": ocsp.OCSPResponseStatus.UNAUTHORIZED,
-        "internalError": ocsp.OCSPResponseStatus.INTERNAL_ERROR,
-        "tryLater": ocsp.OCSPResponseStatus.TRY_LATER}[status]
+    expected = (
+        status
+        if isinstance(status, ocsp.OCSPResponseStatus)
+        else {
+            "malformedRequest": ocsp.OCSPResponseStatus.MALFORMED_REQUEST,
+            "unauthorized": ocsp.OCSPResponseStatus.UNAUTHORIZED,
+            "internalError": ocsp.OCSPResponseStatus.INTERNAL_ERROR,
+            "tryLater": ocsp.OCSPResponseStatus.TRY_LATER,
+        }[status]
+    )
     assert resp.response_status == expected
 
 
@@ -436,25 +584,34 @@ def _ext(cert: x509.Certificate, oid):
 
 def test_responder_certificate_profile(h):
     cert, key = _responder(h)
-    eku, ku, bc = (_ext(cert, o) for o in (ExtensionOID.EXTENDED_KEY_USAGE, ExtensionOID.KEY_USAGE,
-                                           ExtensionOID.BASIC_CONSTRAINTS))
+    eku, ku, bc = (
+        _ext(cert, o)
+        for o in (ExtensionOID.EXTENDED_KEY_USAGE, ExtensionOID.KEY_USAGE, ExtensionOID.BASIC_CONSTRAINTS)
+    )
     assert list(eku.value) == [ExtendedKeyUsageOID.OCSP_SIGNING] and not eku.critical
     assert ku.critical and ku.value == _ku(ca=False)
     assert bc.critical and bc.value.ca is False
     assert _ext(cert, ExtensionOID.OCSP_NO_CHECK).critical is False
-    assert _ext(cert, ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value.key_identifier == _ext(
-        h.int_, ExtensionOID.SUBJECT_KEY_IDENTIFIER).value.digest
-    assert _ext(cert, ExtensionOID.SUBJECT_KEY_IDENTIFIER).value.digest == x509.SubjectKeyIdentifier.from_public_key(
-        key.public_key()).digest
+    assert (
+        _ext(cert, ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value.key_identifier
+        == _ext(h.int_, ExtensionOID.SUBJECT_KEY_IDENTIFIER).value.digest
+    )
+    assert (
+        _ext(cert, ExtensionOID.SUBJECT_KEY_IDENTIFIER).value.digest
+        == x509.SubjectKeyIdentifier.from_public_key(key.public_key()).digest
+    )
     cert.verify_directly_issued_by(h.int_)
 
 
 def test_responder_subject_copies_country_and_organisation_from_the_issuer(p256):
     cert, _ = _responder(p256, subject_cn="OCSP 2026-11")
-    assert cert.subject == x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "HK"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Ecert Demo Trust Services"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "OCSP 2026-11")])
+    assert cert.subject == x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "HK"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Ecert Demo Trust Services"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "OCSP 2026-11"),
+        ]
+    )
 
 
 def test_responder_is_short_lived_with_a_random_positive_serial(p256):
@@ -470,14 +627,20 @@ def test_responder_is_short_lived_with_a_random_positive_serial(p256):
 RESPONDER_REFUSALS = [
     ("zero days", dict(validity_days=0), "RFC 6960 4.2.2.2.1"),
     ("over a month", dict(validity_days=31), "RFC 6960 4.2.2.2.1"),
-    ("P-521 key", dict(responder_public_key=ec.generate_private_key(ec.SECP521R1()).public_key()), "BR 6.1.5"),
+    (
+        "P-521 key",
+        dict(responder_public_key=ec.generate_private_key(ec.SECP521R1()).public_key()),
+        "BR 6.1.5",
+    ),
     ("empty CN", dict(subject_cn=""), "RFC 5280 A.1"),
     ("naive notBefore", dict(not_before=NOW.replace(tzinfo=None)), "RFC 5280 4.1.2.5"),
     ("key of another CA", dict(issuer_key=_other_key()), "RFC 5280 4.1.1.3"),
 ]
 
 
-@pytest.mark.parametrize(("case", "change", "rule"), RESPONDER_REFUSALS, ids=[c[0] for c in RESPONDER_REFUSALS])
+@pytest.mark.parametrize(
+    ("case", "change", "rule"), RESPONDER_REFUSALS, ids=[c[0] for c in RESPONDER_REFUSALS]
+)
 def test_build_responder_certificate_refuses(p256, case, change, rule):
     with pytest.raises(PolicyViolation) as err:
         _responder(p256, **change)

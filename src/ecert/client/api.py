@@ -28,17 +28,27 @@ class ApiProblem(EcertError):
 
 
 _BY_STATUS: dict[int, type[EcertError]] = {
-    401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 429: RateLimited,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    429: RateLimited,
 }
 
 
 class ApiClient:
     """One session with the CA's API for one application."""
 
-    def __init__(self, base_url: str, *, transport: httpx.BaseTransport | None = None,
-                 timeout: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), transport=transport, timeout=timeout,
-                                  trust_env=False, follow_redirects=False)
+    def __init__(
+        self, base_url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 30.0
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            transport=transport,
+            timeout=timeout,
+            trust_env=False,
+            follow_redirects=False,
+        )
         self._token: str | None = None
 
     def close(self) -> None:
@@ -87,8 +97,11 @@ class ApiClient:
     # -- the journey ---------------------------------------------------------------------------
     def login(self, server_name: str, reference_number: str, pin: str) -> None:
         """Open a session; the PIN goes into this one request body and is not kept."""
-        data = self._json("POST", "/sessions",
-                          {"server_name": server_name, "reference_number": reference_number, "pin": pin})
+        data = self._json(
+            "POST",
+            "/sessions",
+            {"server_name": server_name, "reference_number": reference_number, "pin": pin},
+        )
         self._token = str(data["token"])
 
     def application(self) -> dict[str, Any]:

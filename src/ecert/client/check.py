@@ -52,12 +52,16 @@ def fetch_chain(host: str, port: int, server_name: str, timeout: float = 10.0) -
         with socket.create_connection((host, port), timeout=timeout) as raw:
             with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
                 getter = getattr(tls, "get_unverified_chain", None) or getattr(
-                    tls._sslobj, "get_unverified_chain", None  # noqa: SLF001 - see module docstring
+                    tls._sslobj,
+                    "get_unverified_chain",
+                    None,  # noqa: SLF001 - see module docstring
                 )
                 if getter is None:
                     return _openssl_chain(host, port, server_name, timeout)
-                return [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
-                        for c in getter()]
+                return [
+                    c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+                    for c in getter()
+                ]
     except (OSError, ssl.SSLError) as exc:
         raise ClientError(f"cannot connect to {host}:{port}: {exc}") from exc
 
@@ -65,7 +69,9 @@ def fetch_chain(host: str, port: int, server_name: str, timeout: float = 10.0) -
 def _openssl_chain(host: str, port: int, server_name: str, timeout: float) -> list[bytes]:
     out = subprocess.run(  # noqa: S603
         ["openssl", "s_client", "-connect", f"{host}:{port}", "-servername", server_name, "-showcerts"],
-        input=b"", capture_output=True, timeout=timeout,
+        input=b"",
+        capture_output=True,
+        timeout=timeout,
     ).stdout
     pems = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", out, re.S)
     return [x509.load_pem_x509_certificate(p).public_bytes(Encoding.DER) for p in pems]
@@ -125,25 +131,36 @@ def check_server(
     complete = True
     verified, problem, reason = True, None, None
     try:
-        result = verify_certificate(leaf, hostname=name, roots=roots, intermediates=rest,
-                                    crls=[c.crl for c in store.crls()], now=now)
+        result = verify_certificate(
+            leaf, hostname=name, roots=roots, intermediates=rest, crls=[c.crl for c in store.crls()], now=now
+        )
         notes.extend(result.revocation_notes)
     except ChainInvalid as exc:
         verified, problem, reason = False, exc.message, exc.reason
         if exc.reason in ("unknown-issuer", "invalid"):
             try:
-                verify_certificate(leaf, hostname=name, roots=roots,
-                                   intermediates=[*rest, *store.intermediates()], now=now)
+                verify_certificate(
+                    leaf, hostname=name, roots=roots, intermediates=[*rest, *store.intermediates()], now=now
+                )
                 complete = False
                 notes.append("the server leaves out an intermediate certificate that clients need")
             except ChainInvalid:
                 pass
     match = _store_match(store, leaf)
     return CheckReport(
-        host=host, port=port, served=tuple(_cn(c) for c in served), in_order=in_order, complete=complete,
+        host=host,
+        port=port,
+        served=tuple(_cn(c) for c in served),
+        in_order=in_order,
+        complete=complete,
         hostname_ok=hostname_matches(leaf, name),
-        days_left=(leaf.not_valid_after_utc - now).days, not_after=leaf.not_valid_after_utc.isoformat(),
-        store_match=match, verified=verified, problem=problem, problem_reason=reason, notes=tuple(notes),
+        days_left=(leaf.not_valid_after_utc - now).days,
+        not_after=leaf.not_valid_after_utc.isoformat(),
+        store_match=match,
+        verified=verified,
+        problem=problem,
+        problem_reason=reason,
+        notes=tuple(notes),
     )
 
 

@@ -123,6 +123,8 @@ def complete_request(
             "cross_available": cross is not None,
         }
     )
-    entry = store.write_live(pending.name, cert=leaf, chain=chain, key_pem=pending.key_pem, meta=meta, force=force)
+    entry = store.write_live(
+        pending.name, cert=leaf, chain=chain, key_pem=pending.key_pem, meta=meta, force=force
+    )
     store.remove_pending(pending.name)
     return Completion(entry=entry, installed_cas=tuple(installed), via_cross=False)

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from cryptography import x509
@@ -27,7 +27,7 @@ from ecert.core.errors import Conflict, StorageFailure
 __all__ = ["DeployFormat", "Deployed", "deploy", "plan_files"]
 
 
-class DeployFormat(str, Enum):
+class DeployFormat(StrEnum):
     NGINX = "nginx"
     APACHE = "apache"
     HAPROXY = "haproxy"
@@ -80,8 +80,7 @@ def plan_files(
     if fmt is DeployFormat.NGINX:
         files = {"fullchain.pem": (cert_pem + chain_pem, FILE_MODE), "privkey.pem": (key_pem, KEY_MODE)}
         snippet = (
-            f"ssl_certificate     {out / 'fullchain.pem'};\n"
-            f"ssl_certificate_key {out / 'privkey.pem'};\n"
+            f"ssl_certificate     {out / 'fullchain.pem'};\nssl_certificate_key {out / 'privkey.pem'};\n"
         )
     elif fmt is DeployFormat.APACHE:
         files = {
@@ -114,7 +113,9 @@ def plan_files(
             raise ClientError("a PFX needs a password")
         data = export_pfx(key, entry.cert, chain, password, friendly_name=name, legacy=legacy)
         files = {f"{name}.pfx": (data, KEY_MODE)}
-        snippet = "Import on Windows: certutil -importPFX, or the Certificates MMC snap-in (guide section G)\n"
+        snippet = (
+            "Import on Windows: certutil -importPFX, or the Certificates MMC snap-in (guide section G)\n"
+        )
     else:
         raise ClientError(f"format {fmt.value} is not a file table")
     return files, snippet
@@ -131,11 +132,32 @@ def _keytool_jks(pfx: bytes, password: bytes, alias: str) -> bytes:
         src.chmod(KEY_MODE)
         pw = password.decode()
         result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [keytool, "-importkeystore", "-noprompt", "-srckeystore", str(src), "-srcstoretype", "PKCS12",
-             "-srcstorepass:env", "ECERT_JKS_PW", "-destkeystore", str(dst), "-deststoretype", "JKS",
-             "-deststorepass:env", "ECERT_JKS_PW", "-destkeypass:env", "ECERT_JKS_PW",
-             "-srcalias", alias, "-destalias", alias],
-            capture_output=True, timeout=60, env={"ECERT_JKS_PW": pw, "PATH": "/usr/bin:/bin"},
+            [
+                keytool,
+                "-importkeystore",
+                "-noprompt",
+                "-srckeystore",
+                str(src),
+                "-srcstoretype",
+                "PKCS12",
+                "-srcstorepass:env",
+                "ECERT_JKS_PW",
+                "-destkeystore",
+                str(dst),
+                "-deststoretype",
+                "JKS",
+                "-deststorepass:env",
+                "ECERT_JKS_PW",
+                "-destkeypass:env",
+                "ECERT_JKS_PW",
+                "-srcalias",
+                alias,
+                "-destalias",
+                alias,
+            ],
+            capture_output=True,
+            timeout=60,
+            env={"ECERT_JKS_PW": pw, "PATH": "/usr/bin:/bin"},
         )
         if result.returncode != 0:
             raise ClientError(f"keytool failed: {result.stdout.decode(errors='replace').strip()[-300:]}")
@@ -165,14 +187,16 @@ def deploy(
     use_cross = (cross is not None) if via_cross is None else via_cross
     if use_cross:
         if cross is None:
-            raise ClientError("no cross-certificate is installed for this chain; install it with 'ecert ca install'")
+            raise ClientError(
+                "no cross-certificate is installed for this chain; install it with 'ecert ca install'"
+            )
         chain.append(cross)
     if fmt is DeployFormat.JKS:
         if not password:
             raise ClientError("a Java keystore needs a password")
         pfx = export_pfx(key, entry.cert, chain, password, friendly_name=entry.name)
         files = {f"{entry.name}.jks": (_keytool_jks(pfx, password, entry.name), KEY_MODE)}
-        snippet = f'server.ssl.key-store={out / (entry.name + ".jks")}\nserver.ssl.key-store-type=JKS\n'
+        snippet = f"server.ssl.key-store={out / (entry.name + '.jks')}\nserver.ssl.key-store-type=JKS\n"
     else:
         files, snippet = plan_files(fmt, entry, key, chain, out, password=password, legacy=legacy)
     try:
@@ -181,7 +205,9 @@ def deploy(
         raise StorageFailure(f"cannot create {out}: {exc.strerror or exc}", value=str(out)) from exc
     clashes = [n for n in files if (out / n).exists()]
     if clashes and not force:
-        raise Conflict(f"{', '.join(clashes)} already exist in {out}; use --force to replace them", value=str(out))
+        raise Conflict(
+            f"{', '.join(clashes)} already exist in {out}; use --force to replace them", value=str(out)
+        )
     written = []
     for fname, (data, mode) in files.items():
         atomic_write(out / fname, data, mode=mode, force=True)

@@ -42,7 +42,9 @@ def mac_iterations(data: bytes) -> int | None:
     except (PyAsn1Error, ValueError) as exc:
         raise ClientError("the file is not a PKCS#12 (.pfx/.p12) file, or it is truncated") from exc
     if rest:
-        raise ClientError("the PFX has trailing bytes after its end; refusing a file that may have been altered")
+        raise ClientError(
+            "the PFX has trailing bytes after its end; refusing a file that may have been altered"
+        )
     mac = pfx["macData"]
     if not mac.isValue:
         return None
@@ -75,7 +77,11 @@ def export_pfx(
             .hmac_hash(hashes.SHA256())
         )
     return pkcs12.serialize_key_and_certificates(
-        friendly_name.encode(), key, cert, chain or None, builder.build(password)  # type: ignore[arg-type]
+        friendly_name.encode(),
+        key,
+        cert,
+        chain or None,
+        builder.build(password),  # type: ignore[arg-type]
     )
 
 
@@ -109,15 +115,21 @@ def import_pfx(data: bytes, password: bytes) -> Restored:
         loaded = pkcs12.load_pkcs12(data, password)
     except ValueError as exc:
         raise ClientError("wrong password for the PFX (its integrity check did not match)") from exc
-    if loaded.key is None or loaded.cert is None:
-        raise ClientError("the PFX must hold a private key and its certificate; this one does not")
-    cert = loaded.cert.certificate
-    if spki_bytes(loaded.key.public_key()) != spki_bytes(cert.public_key()):
+    if loaded.key is None:
+        raise ClientError("the PFX holds no private key; a backup must hold the key and its certificate")
+    key_id = spki_bytes(loaded.key.public_key())
+    # The certificate pyca pairs with the key, else any certificate in the file for that key.
+    candidates = ([loaded.cert] if loaded.cert is not None else []) + list(loaded.additional_certs)
+    if not candidates:
+        raise ClientError("the PFX holds no certificate; a backup must hold the key and its certificate")
+    main = next((c for c in candidates if spki_bytes(c.certificate.public_key()) == key_id), None)
+    if main is None:
         raise ClientError("the private key in the PFX does not match its certificate; refusing it")
-    name = loaded.cert.friendly_name
+    cert = main.certificate
+    name = main.friendly_name
     return Restored(
         key=loaded.key,  # type: ignore[arg-type]
         cert=cert,
-        chain=tuple(c.certificate for c in loaded.additional_certs),
+        chain=tuple(c.certificate for c in candidates if c is not main),
         friendly_name=name.decode("utf-8", "replace") if name else None,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-class KeyType(str, Enum):
+class KeyType(StrEnum):
     """Key types the CA accepts (BR 6.1.5: RSA ≥ 2048 with a size divisible by 8, P-256 or P-384)."""
 
     RSA2048 = "rsa2048"
@@ -129,12 +129,15 @@ def expand_names(spec: RequestSpec) -> tuple[tuple[str, ...], str]:
     return names, cn
 
 
-def build_request(spec: RequestSpec, passphrase: bytes | None, *, key: PrivateKeyTypes | None = None) -> NewRequest:
+def build_request(
+    spec: RequestSpec, passphrase: bytes | None, *, key: PrivateKeyTypes | None = None
+) -> NewRequest:
     """Generate the key and the CSR; the key is PKCS#8, encrypted with ``passphrase`` when one is given."""
     names, cn = expand_names(spec)
     if len(spec.country) != 2 or not spec.country.isalpha():
-        raise ClientError("the country must be a two-letter ISO 3166 code, e.g. HK", rule="BR 7.1.4.2.2",
-                          value=spec.country)
+        raise ClientError(
+            "the country must be a two-letter ISO 3166 code, e.g. HK", rule="BR 7.1.4.2.2", value=spec.country
+        )
     key = key or generate_key(spec.key_type)
     attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, spec.country.upper())]
     if spec.state:

@@ -254,7 +254,9 @@ class LocalStore:
             ) from exc
 
     # -- entries written as whole directories ----------------------------------------------------
-    def _write_dir(self, parent: Path, name: str, files: Mapping[str, tuple[bytes, int]], force: bool) -> Path:
+    def _write_dir(
+        self, parent: Path, name: str, files: Mapping[str, tuple[bytes, int]], force: bool
+    ) -> Path:
         """Write a whole entry into a temporary directory, then rename it into place."""
         self.ensure()
         target = parent / name
@@ -392,7 +394,9 @@ class LocalStore:
     def intermediates(self) -> list[x509.Certificate]:
         return [c.cert for c in self.cas() if not c.anchor]
 
-    def install_ca(self, cert: x509.Certificate, *, anchor: bool | None = None, force: bool = False) -> CaEntry:
+    def install_ca(
+        self, cert: x509.Certificate, *, anchor: bool | None = None, force: bool = False
+    ) -> CaEntry:
         """Install a CA certificate; self-signed ones become trust anchors unless told otherwise.
 
         A cross-certificate (same subject as a root, signed by another CA) is not self-signed, so
@@ -426,7 +430,9 @@ class LocalStore:
             raise NotFound(f"no installed CA certificate named {name!r}", value=name)
         if len(exact) > 1:
             names = ", ".join(e.name for e in exact)
-            raise Conflict(f"{name!r} matches several CA certificates ({names}); give the full name", value=name)
+            raise Conflict(
+                f"{name!r} matches several CA certificates ({names}); give the full name", value=name
+            )
         exact[0].path.unlink()
         return exact[0]
 

@@ -25,8 +25,9 @@ __all__ = ["DcvOptions", "SubmitUI", "write_fileauth", "submit_request"]
 
 
 # Application states in which the subscriber has already confirmed the details (guide section C step 3).
-_CONFIRMED_STATES = frozenset({"confirmed", "dcv_pending", "dcv_passed", "validated", "csr_submitted",
-                               "issued", "accepted"})
+_CONFIRMED_STATES = frozenset(
+    {"confirmed", "dcv_pending", "dcv_passed", "validated", "csr_submitted", "issued", "accepted"}
+)
 
 
 class SubmitUI(Protocol):
@@ -81,18 +82,25 @@ def write_fileauth(webroot: Path, started: dict[str, Any]) -> list[Path]:
 def _run_hook(hook: Path, started: dict[str, Any]) -> None:
     """Run the DNS hook once per record: ``HOOK add TXT_NAME TXT_VALUE``."""
     for d in started.get("domains", []):
-        result = subprocess.run([str(hook), "add", str(d.get("txt_name")), str(d.get("txt_value"))],  # noqa: S603
-                                capture_output=True, timeout=120)
+        result = subprocess.run(
+            [str(hook), "add", str(d.get("txt_name")), str(d.get("txt_value"))],  # noqa: S603
+            capture_output=True,
+            timeout=120,
+        )
         if result.returncode != 0:
-            raise ClientError(f"the DNS hook failed for {d.get('domain')}: "
-                              f"{result.stderr.decode(errors='replace').strip()[-200:]}")
+            raise ClientError(
+                f"the DNS hook failed for {d.get('domain')}: "
+                f"{result.stderr.decode(errors='replace').strip()[-200:]}"
+            )
 
 
 def _pick_method(methods: list[dict[str, Any]], opts: DcvOptions) -> str:
     offered = [m["method"] for m in methods]
     if opts.method:
         if opts.method not in offered:
-            raise PolicyViolation(f"the CA does not offer {opts.method} for this application (offers {offered})")
+            raise PolicyViolation(
+                f"the CA does not offer {opts.method} for this application (offers {offered})"
+            )
         return opts.method
     for wanted, ok in (("http_file", opts.webroot is not None), ("dns_txt", True), ("email", True)):
         if ok and wanted in offered:
@@ -112,7 +120,7 @@ def submit_request(
     ui: SubmitUI,
     dcv: DcvOptions,
     now: Callable[[], datetime],
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     server_name: str | None = None,
 ) -> Completion:
     """Run the portal journey for ``pending``; raises on refusal, StillPending if DCV does not pass in time."""
@@ -151,10 +159,13 @@ def submit_request(
             if result.get("passed"):
                 break
             if waited >= dcv.max_wait_seconds:
-                failing = "; ".join(f"{d['domain']}: {d.get('reason')}" for d in result.get("domains", [])
-                                    if not d.get("passed"))
+                failing = "; ".join(
+                    f"{d['domain']}: {d.get('reason')}"
+                    for d in result.get("domains", [])
+                    if not d.get("passed")
+                )
                 raise StillPending(f"domain control not confirmed yet ({failing}); run submit again later")
-            sleep(dcv.poll_seconds)
+            (sleep or time.sleep)(dcv.poll_seconds)
             waited += dcv.poll_seconds
     ui.progress("Submitting the CSR")
     summary = api.submit_csr(pending.csr_pem.decode())

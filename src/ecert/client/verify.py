@@ -39,7 +39,7 @@ def _subject(cert: x509.Certificate) -> str:
 def _san(cert: x509.Certificate) -> x509.SubjectAlternativeName | None:
     try:
         return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):  # absent, or malformed
         return None
 
 
@@ -98,13 +98,22 @@ def verify_certificate(
         verifier = builder.build_server_verifier(_peer_name(hostname))  # type: ignore[arg-type]
         path = verifier.verify(leaf, list(intermediates))
     except VerificationError as exc:
-        raise _explain(leaf, hostname, roots, intermediates, now, str(exc)) from exc
+        try:
+            explained = _explain(leaf, hostname, roots, intermediates, now, str(exc))
+        except Exception:  # noqa: BLE001 - a certificate too malformed even to explain
+            explained = ChainInvalid(f"the chain does not verify: {exc}", reason="invalid")
+        raise explained from exc
     except ValueError as exc:  # e.g. an unsupported name type or a malformed extension
         raise ChainInvalid(f"the certificate cannot be verified: {exc}", reason="invalid") from exc
     chain = tuple(path)
+    _check_leaf_policy(leaf)
     notes = _check_revocation(chain, crls, now)
-    return Verified(chain=chain, hostname=hostname, via_cross=_uses_cross(chain, roots, intermediates),
-                    revocation_notes=notes)
+    return Verified(
+        chain=chain,
+        hostname=hostname,
+        via_cross=_uses_cross(chain, roots, intermediates),
+        revocation_notes=notes,
+    )
 
 
 def _uses_cross(
@@ -133,19 +142,23 @@ def _explain(
     """Turn pyca's failure into the first reason an administrator can act on."""
     if now > leaf.not_valid_after_utc:
         return ChainInvalid(
-            f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC", reason="expired",
+            f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+            reason="expired",
             rule="RFC 5280 4.1.2.5",
         )
     if now < leaf.not_valid_before_utc:
         return ChainInvalid(
             f"the certificate is not valid until {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
-            reason="not-yet-valid", rule="RFC 5280 4.1.2.5",
+            reason="not-yet-valid",
+            rule="RFC 5280 4.1.2.5",
         )
     if not hostname_matches(leaf, hostname):
         san = _san(leaf)
         names = ", ".join(str(v) for v in san.get_values_for_type(x509.DNSName)) if san else "no SAN"
         return ChainInvalid(
-            f"the certificate is not for {hostname} (it names {names})", reason="wrong-host", rule="RFC 6125 6.4"
+            f"the certificate is not for {hostname} (it names {names})",
+            reason="wrong-host",
+            rule="RFC 6125 6.4",
         )
     # Walk by name and signature towards a root, noting expired CA certificates on the way.
     pool = [*intermediates, *roots]
@@ -170,6 +183,74 @@ def _explain(
     return ChainInvalid(f"the chain does not verify: {detail}", reason="invalid")
 
 
+def _check_leaf_policy(leaf: x509.Certificate) -> None:
+    """Web PKI rules pyca leaves to the caller: key strength, serverAuth EKU, positive serial."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    key = leaf.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048 or key.key_size % 8:
+            raise ChainInvalid(
+                f"the certificate has a weak RSA-{key.key_size} key", reason="weak-key", rule="BR 6.1.5"
+            )
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
+            raise ChainInvalid(
+                f"the certificate uses the curve {key.curve.name}", reason="weak-key", rule="BR 6.1.5"
+            )
+    else:
+        raise ChainInvalid(
+            f"the certificate's key type {type(key).__name__} is not allowed for TLS servers",
+            reason="weak-key",
+            rule="BR 6.1.5",
+        )
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        raise ChainInvalid(
+            "the certificate has no extendedKeyUsage, so it is not a TLS server certificate",
+            reason="wrong-usage",
+            rule="BR 7.1.2.7.10",
+        ) from None
+    if (
+        x509.oid.ExtendedKeyUsageOID.SERVER_AUTH not in eku
+        or x509.oid.ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
+    ):
+        raise ChainInvalid(
+            "the certificate is not for TLS servers (extendedKeyUsage lacks serverAuth only)",
+            reason="wrong-usage",
+            rule="BR 7.1.2.7.10",
+        )
+    if leaf.serial_number <= 0:
+        raise ChainInvalid(
+            "the certificate's serial number is not positive", reason="invalid", rule="RFC 5280 4.1.2.2"
+        )
+
+
+def _check_crl_form(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> None:
+    """Refuse (fail closed) a CRL that its issuer could not validly have issued."""
+    try:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber)
+    except x509.ExtensionNotFound:
+        number = None
+    if number is None or number.critical:
+        raise ChainInvalid(
+            f"the CRL from {_subject(issuer)!r} has a missing or critical CRL number; it cannot be trusted",
+            reason="crl-invalid",
+            rule="RFC 5280 5.2.3",
+        )
+    try:
+        ku = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not ku.crl_sign:
+        raise ChainInvalid(
+            f"{_subject(issuer)!r} may not sign CRLs (keyUsage has no cRLSign); its CRL cannot be trusted",
+            reason="crl-invalid",
+            rule="RFC 5280 4.2.1.3",
+        )
+
+
 def _check_revocation(
     chain: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList], now: datetime
 ) -> tuple[str, ...]:
@@ -182,29 +263,40 @@ def _check_revocation(
     for index in range(len(chain) - 1):
         cert, issuer = chain[index], chain[index + 1]
         usable = [
-            crl for crl in crls if crl.issuer == issuer.subject and crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+            crl
+            for crl in crls
+            if crl.issuer == issuer.subject and crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
         ]
         if not usable:
             if index == 0:
-                notes.append(f"no CRL from {_subject(issuer)!r} is imported; revocation of the certificate unchecked")
+                notes.append(
+                    f"no CRL from {_subject(issuer)!r} is imported; revocation of the certificate unchecked"
+                )
             else:
-                notes.append(f"no ARL from {_subject(issuer)!r} is imported; revocation of {_subject(cert)!r} unchecked")
+                notes.append(
+                    f"no ARL from {_subject(issuer)!r} is imported; revocation of {_subject(cert)!r} unchecked"
+                )
             continue
         for crl in usable:
+            _check_crl_form(crl, issuer)
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None:
                 when = entry.revocation_date_utc
                 if index == 0:
                     raise ChainInvalid(
                         f"the certificate (serial {cert.serial_number:x}) was revoked on {when:%Y-%m-%d}",
-                        reason="revoked", rule="RFC 5280 6.3",
+                        reason="revoked",
+                        rule="RFC 5280 6.3",
                     )
                 raise ChainInvalid(
                     f"the sub-CA {_subject(cert)!r} was revoked on {when:%Y-%m-%d} (listed on the ARL); "
                     "install the new sub-CA certificate",
-                    reason="sub-ca-revoked", rule="RFC 5280 6.3",
+                    reason="sub-ca-revoked",
+                    rule="RFC 5280 6.3",
                 )
-        if not any(c.last_update_utc <= now and (c.next_update_utc is None or now <= c.next_update_utc)
-                   for c in usable):
+        if not any(
+            c.last_update_utc <= now and (c.next_update_utc is None or now <= c.next_update_utc)
+            for c in usable
+        ):
             notes.append(f"the CRL from {_subject(issuer)!r} is out of date; import a fresh one")
     return tuple(notes)

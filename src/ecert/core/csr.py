@@ -340,9 +340,7 @@ def _normalize(name: str) -> str:
     try:
         return normalize_dns_name(name)
     except BadName as exc:
-        raise BadName(
-            f"name '{name}' in the CSR is refused: {exc.message}", rule=exc.rule, value=name
-        ) from exc
+        raise BadName(f"a name in the CSR is refused: {exc.message}", rule=exc.rule, value=name) from exc
 
 
 def check_csr(data: bytes | str, *, blocked_spki: Container[str] = frozenset()) -> CSRInfo:

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ecert.core import rule_dates
@@ -53,7 +53,7 @@ CERT_TYPES = ("server", "wildcard", "multi", "ev", "ev_multi")
 _MULTI_TYPES = frozenset({"multi", "ev_multi"})
 
 
-class DcvMethod(str, Enum):
+class DcvMethod(StrEnum):
     """The three methods the seed offers, each a BR 3.2.2.4 subsection."""
 
     HTTP_FILE = "http_file"  # BR 3.2.2.4.18 Agreed-Upon Change to Website v2
@@ -231,7 +231,9 @@ def ensure_method_applicable(
     try:
         m = DcvMethod(method)
     except ValueError:
-        raise PolicyViolation(f"Unknown validation method {method!r}.", rule="BR 3.2.2.4", value=method) from None
+        raise PolicyViolation(
+            f"Unknown validation method {method!r}.", rule="BR 3.2.2.4", value=method
+        ) from None
     if any(o.method is m for o in applicable_methods(cert_type, names, now)):
         return m
     if m is DcvMethod.HTTP_FILE:
@@ -307,7 +309,8 @@ def ensure_constructed_address(domain: str, address: str) -> str:
     normal = address.strip().lower()
     if normal not in constructed_addresses(domain):
         raise PolicyViolation(
-            "Only admin, administrator, webmaster, hostmaster or postmaster at the domain may receive the code.",
+            "Only admin, administrator, webmaster, hostmaster or postmaster at the domain "
+            "may receive the code.",
             rule="BR 3.2.2.4.4",
             value=address,
         )
@@ -342,7 +345,9 @@ def instructions(method: DcvMethod | str, domain: str, code: str, *, txt_ttl: in
 # --- CAA (RFC 8659, RFC 8657) -------------------------------------------------------------------
 
 # RFC 8659 §4.2-4.4 and the IANA "Certification Authority Restriction Properties" registry.
-_KNOWN_CAA_TAGS = frozenset({"issue", "issuewild", "iodef", "contactemail", "contactphone", "issuemail", "issuevmc"})
+_KNOWN_CAA_TAGS = frozenset(
+    {"issue", "issuewild", "iodef", "contactemail", "contactphone", "issuemail", "issuevmc"}
+)
 
 
 def parse_caa_value(value: str) -> tuple[str | None, dict[str, str]] | None:
@@ -407,7 +412,8 @@ def caa_permits(
     """
     m = DcvMethod(method) if method is not None else None
     issuers = frozenset(d.lower().rstrip(".") for d in issuer_domains)
-    relevant_name, records = None, ()
+    relevant_name: str | None = None
+    records: tuple[CaaRecord, ...] = ()
     for queried, found in records_by_relevant_name.items():
         if found:
             relevant_name, records = queried, tuple(found)
@@ -417,8 +423,11 @@ def caa_permits(
     for r in records:  # RFC 8659 §4.1: an unknown property with the critical flag forbids issuance
         if r.critical and r.tag.lower() not in _KNOWN_CAA_TAGS:
             return CaaDecision(
-                name, False, f"unknown critical CAA property at {relevant_name}: {r} (RFC 8659 §4.1)",
-                records, relevant_name,
+                name,
+                False,
+                f"unknown critical CAA property at {relevant_name}: {r} (RFC 8659 §4.1)",
+                records,
+                relevant_name,
             )
     issue = [r for r in records if r.tag.lower() == "issue"]
     issuewild = [r for r in records if r.tag.lower() == "issuewild"]
@@ -426,7 +435,11 @@ def caa_permits(
     chosen, tag = (issuewild, "issuewild") if is_wildcard and issuewild else (issue, "issue")
     if not chosen:
         return CaaDecision(
-            name, True, f"CAA at {relevant_name} has no {tag} property (RFC 8659 §4.2)", records, relevant_name
+            name,
+            True,
+            f"CAA at {relevant_name} has no {tag} property (RFC 8659 §4.2)",
+            records,
+            relevant_name,
         )
     reasons = []
     for r in chosen:
@@ -435,8 +448,11 @@ def caa_permits(
             return CaaDecision(name, True, f"CAA at {relevant_name}: {why}", records, relevant_name)
         reasons.append(why)
     return CaaDecision(
-        name, False, f"CAA at {relevant_name} does not permit this CA: " + "; ".join(reasons) + " (RFC 8659 §4)",
-        records, relevant_name,
+        name,
+        False,
+        f"CAA at {relevant_name} does not permit this CA: " + "; ".join(reasons) + " (RFC 8659 §4)",
+        records,
+        relevant_name,
     )
 
 
@@ -463,12 +479,20 @@ def quorum_decision(primary: bool, remote: Sequence[bool | None], required_remot
         return QuorumDecision(False, "the primary network perspective did not pass", used, non, allowed)
     if used < required_remote:
         return QuorumDecision(
-            False, f"{used} remote perspectives configured, {required_remote} required (BR 3.2.2.9)",
-            used, non, allowed,
+            False,
+            f"{used} remote perspectives configured, {required_remote} required (BR 3.2.2.9)",
+            used,
+            non,
+            allowed,
         )
     if non > allowed:
         return QuorumDecision(
-            False, f"{non} of {used} remote perspectives did not corroborate, at most {allowed} may (BR 3.2.2.9)",
-            used, non, allowed,
+            False,
+            f"{non} of {used} remote perspectives did not corroborate, at most {allowed} may (BR 3.2.2.9)",
+            used,
+            non,
+            allowed,
         )
-    return QuorumDecision(True, f"corroborated by {used - non} of {used} remote perspectives", used, non, allowed)
+    return QuorumDecision(
+        True, f"corroborated by {used - non} of {used} remote perspectives", used, non, allowed
+    )

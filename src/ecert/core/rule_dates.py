@@ -54,10 +54,11 @@ EMAIL_DCV_FORBIDDEN = date(2028, 3, 15)
 
 # BR 3.2.2.9 multi-perspective issuance corroboration: remote perspectives required by date.
 MPIC_REMOTE_PERSPECTIVES: tuple[DatedLimit, ...] = (
-    DatedLimit(date(2025, 3, 15), 2, "BR 3.2.2.9"),
-    DatedLimit(date(2025, 9, 15), 3, "BR 3.2.2.9"),
-    DatedLimit(date(2026, 3, 15), 4, "BR 3.2.2.9"),
-    DatedLimit(date(2026, 6, 15), 5, "BR 3.2.2.9"),
+    DatedLimit(date(2025, 3, 15), 2, "BR 3.2.2.9 (phase 1, not yet blocking)"),
+    DatedLimit(date(2025, 9, 15), 2, "BR 3.2.2.9"),
+    DatedLimit(date(2026, 3, 15), 3, "BR 3.2.2.9"),
+    DatedLimit(date(2026, 6, 15), 4, "BR 3.2.2.9"),
+    DatedLimit(date(2026, 12, 15), 5, "BR 3.2.2.9"),
 )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -235,7 +236,7 @@ def import_ca_certificate(ctx: Context, cert: x509.Certificate, *, role: str, la
         root = _root(session)
         try:
             cert.verify_directly_issued_by(_cert(root))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, InvalidSignature) as exc:
             raise PolicyViolation(f"the certificate was not issued by root {root.label}: {exc}") from exc
         if spki_sha256(ctx.keys.public_key(key_ref)) != spki_sha256(cert.public_key()):
             raise PolicyViolation(f"the key labelled {label} on this instance does not match the certificate",
@@ -263,7 +264,7 @@ def import_cross_certificate(ctx: Context, cross: x509.Certificate, external_roo
             raise PolicyViolation("the cross-certificate does not certify our root's name and key")
         try:
             cross.verify_directly_issued_by(external_root)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, InvalidSignature) as exc:
             raise PolicyViolation(f"the cross-certificate was not issued by the given external root: {exc}") from exc
         ext = session.scalar(select(CA).where(CA.label == external_label))
         if ext is None:

@@ -19,13 +19,13 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..core.errors import Conflict, LintFailed, NotFound, PolicyViolation
 from ..core.keys import spki_sha256
-from ..core.profiles import CertType, IssuerFacts, LeafRequest, SubjectData, plan_leaf
+from ..core.profiles import CertType, IssuerFacts, LeafPlan, LeafRequest, SubjectData, plan_leaf
 from ..signer.hierarchy import new_serial
 from ..signer.issuer import Issuer
 from ..store import audit
@@ -92,7 +92,8 @@ def issuer_for(ctx: Context, row: CA) -> Issuer:
     return found
 
 
-def _mark_failed(ctx: Context, record_id: int, error: str, findings: list[dict[str, object]] | None = None) -> None:
+def _mark_failed(ctx: Context, record_id: int, error: str,
+                 findings: list[dict[str, object]] | None = None) -> None:
     with ctx.transaction() as session:
         record = session.get(IssuanceRecord, record_id)
         assert record is not None
@@ -110,16 +111,22 @@ def _mark_failed(ctx: Context, record_id: int, error: str, findings: list[dict[s
                      details={"record": record_id, "error": error[:500]}, now=ctx.clock())
 
 
-def _store_signed(session: Session, cert_row: Certificate, record: IssuanceRecord, der: bytes, now: datetime) -> None:
+def _store_signed(session: Session, ca_id: int, serial: str, record_id: int, der: bytes,
+                  now: datetime) -> Certificate:
     """Step 5; kept separate so a fault test can make exactly this step fail."""
-    cert_row.der = der
-    cert_row.status = "issued"
-    cert_row.updated_at = now
-    record.state = "stored"
-    record.updated_at = now
+    cert_row = session.scalar(
+        update(Certificate).where(Certificate.ca_id == ca_id, Certificate.serial_hex == serial,
+                                  Certificate.status == "signing")
+        .values(der=der, status="issued", updated_at=now).returning(Certificate))
+    if cert_row is None:
+        raise Conflict(f"the reserved certificate row for serial {serial} is gone")
+    session.execute(update(IssuanceRecord).where(IssuanceRecord.id == record_id).values(state="stored",
+                                                                                          updated_at=now))
+    return cert_row
 
 
-def issue(ctx: Context, req: IssueRequest, *, on_signed: Callable[[Session, Certificate], None] | None = None) -> Certificate:
+def issue(ctx: Context, req: IssueRequest, *,
+          on_signed: Callable[[Session, Certificate], None] | None = None) -> Certificate:
     """Run the pipeline for ``req``; returns the stored certificate row.
 
     ``on_signed`` runs inside the storing transaction (the portal moves its application's state there,
@@ -127,34 +134,37 @@ def issue(ctx: Context, req: IssueRequest, *, on_signed: Callable[[Session, Cert
     """
     now = ctx.clock()
     spki = spki_sha256(req.public_key)
-    # Step 1: the issuing CA and the profile's plan.
-    with ctx.transaction() as session:
-        if spki in BlockedKeys(session):
-            raise PolicyViolation("the key is blocked (reported compromised); make a new key", rule="BR 6.1.1.3")
-        ca = active_issuing_ca(session, req.cert_type, now)
-        ca_id, ca_label = ca.id, ca.label
-        issuer = issuer_for(ctx, ca)
-    plan = plan_leaf(LeafRequest(cert_type=req.cert_type, names=req.names, subject=req.subject,
-                                 public_key=req.public_key, subscription_end=req.subscription_end,
-                                 requested_days=req.requested_days, common_name=req.common_name),
-                     issuer.facts, now)
-    # Step 2: the durable intent, with a fresh serial (redrawn on the rare collision).
+    # Steps 1 and 2 in one transaction: the issuing CA, the blocked-key check and the durable intent
+    # with a fresh serial (redrawn on the rare collision).
     record_id: int | None = None
     serial = 0
+    issuer: Issuer | None = None
+    plan: LeafPlan | None = None
+    ca_id, ca_label = 0, ""
     for _ in range(5):
         serial = new_serial()
         try:
             with ctx.transaction() as session:
-                record = IssuanceRecord(ca_id=ca_id, serial_hex=serial_hex(serial), application_id=req.application_id,
-                                        profile=req.cert_type.value, state="intent", lint_findings=[],
-                                        created_at=now, updated_at=now)
+                if spki in BlockedKeys(session):
+                    raise PolicyViolation("the key is blocked (reported compromised); make a new key",
+                                          rule="BR 6.1.1.3")
+                ca = active_issuing_ca(session, req.cert_type, now)
+                ca_id, ca_label = ca.id, ca.label
+                issuer = issuer_for(ctx, ca)
+                plan = plan_leaf(LeafRequest(cert_type=req.cert_type, names=req.names, subject=req.subject,
+                                             public_key=req.public_key, subscription_end=req.subscription_end,
+                                             requested_days=req.requested_days, common_name=req.common_name),
+                                 issuer.facts, now)
+                record = IssuanceRecord(ca_id=ca_id, serial_hex=serial_hex(serial),
+                                        application_id=req.application_id, profile=req.cert_type.value,
+                                        state="intent", lint_findings=[], created_at=now, updated_at=now)
                 session.add(record)
                 session.flush()
                 record_id = record.id
             break
         except IntegrityError:
             continue
-    if record_id is None:
+    if record_id is None or issuer is None or plan is None:
         raise Conflict("could not draw a unique serial number")
     # Step 3: prepare and lint; reserve the certificate row.
     try:
@@ -165,16 +175,14 @@ def issue(ctx: Context, req: IssueRequest, *, on_signed: Callable[[Session, Cert
     findings = [f.as_dict() for f in prepared.lint.findings] if prepared.lint else []
     try:
         with ctx.transaction() as session:
-            record = session.get(IssuanceRecord, record_id)
-            assert record is not None
-            record.state = "linted"
-            record.tbs_sha256 = prepared.tbs_sha256
-            record.lint_findings = findings
-            record.updated_at = ctx.clock()
+            session.execute(update(IssuanceRecord).where(IssuanceRecord.id == record_id).values(
+                state="linted", tbs_sha256=prepared.tbs_sha256, lint_findings=findings,
+                updated_at=ctx.clock()))
             cert_name = plan.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+            subject_cn = str(cert_name[0].value) if cert_name else None
             session.add(Certificate(ca_id=ca_id, serial_hex=serial_hex(serial), der=None,
                                     tbs_sha256=prepared.tbs_sha256, not_before=plan.not_before,
-                                    not_after=plan.not_after, subject_cn=str(cert_name[0].value) if cert_name else None,
+                                    not_after=plan.not_after, subject_cn=subject_cn,
                                     names=list(plan.names), spki_sha256=spki, profile=req.cert_type.value,
                                     status="signing", application_id=req.application_id, created_at=now,
                                     updated_at=now))
@@ -189,12 +197,7 @@ def issue(ctx: Context, req: IssueRequest, *, on_signed: Callable[[Session, Cert
         raise
     # Step 5: store certificate, record and audit event together.
     with ctx.transaction() as session:
-        record = session.get(IssuanceRecord, record_id)
-        cert_row = session.scalar(select(Certificate).where(Certificate.ca_id == ca_id,
-                                                            Certificate.serial_hex == serial_hex(serial)))
-        assert record is not None and cert_row is not None
-        record.state = "signed"
-        _store_signed(session, cert_row, record, issued.der, ctx.clock())
+        cert_row = _store_signed(session, ca_id, serial_hex(serial), record_id, issued.der, ctx.clock())
         audit.append(session, actor=req.actor, event="cert.issued", subject=serial_hex(serial),
                      details={"ca": ca_label, "names": list(plan.names), "profile": req.cert_type.value,
                               "application_id": req.application_id, "not_after": plan.not_after.isoformat()},

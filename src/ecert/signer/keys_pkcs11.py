@@ -53,7 +53,9 @@ _DIGEST_INFO_PREFIX: dict[str, bytes] = {
 }
 _ALLOWED_HASHES = tuple(_RSA_MECHANISMS)
 
-# Errors after which a fresh session (and possibly a fresh login) may succeed.
+# Errors after which a fresh session and a fresh login may succeed. The login is redone for all of
+# them: after a token restart the login session is as dead as ours, and a token that logged us
+# out hides its private objects (a lookup then finds nothing rather than failing).
 _SESSION_ERRORS: tuple[type[Exception], ...] = (
     pkcs11.exceptions.SessionHandleInvalid,
     pkcs11.exceptions.SessionClosed,
@@ -62,13 +64,6 @@ _SESSION_ERRORS: tuple[type[Exception], ...] = (
     pkcs11.exceptions.TokenNotPresent,
     pkcs11.exceptions.KeyHandleInvalid,
     pkcs11.exceptions.ObjectHandleInvalid,
-)
-
-# Of those, the ones after which the process-wide login must be redone too.
-_LOGIN_LOST: tuple[type[Exception], ...] = (
-    pkcs11.exceptions.UserNotLoggedIn,
-    pkcs11.exceptions.DeviceRemoved,
-    pkcs11.exceptions.TokenNotPresent,
 )
 
 T = TypeVar("T")
@@ -182,14 +177,17 @@ class Pkcs11KeyBackend(KeyBackend):
                 ) from None
             _logins[self._login_key] = _Login(session, self._pin_digest)
 
-    def _drop_login(self) -> None:
+    def _drop_login(self, seen: _Login | None) -> None:
+        """Forget the login ``seen`` when an operation began, unless another backend already renewed it."""
         with _logins_lock:
-            login = _logins.pop(self._login_key, None)
-        if login is not None:
-            try:
-                login.session.close()
-            except pkcs11.exceptions.PKCS11Error:
-                pass
+            login = _logins.get(self._login_key)
+            if login is None or login is not seen:
+                return
+            del _logins[self._login_key]
+        try:
+            login.session.close()
+        except pkcs11.exceptions.PKCS11Error:
+            pass
 
     def _open(self) -> Any:
         if self._session is None:
@@ -215,20 +213,20 @@ class Pkcs11KeyBackend(KeyBackend):
     def _run(self, what: str, operation: Callable[[Any], T]) -> T:
         """Run ``operation(session)`` under the lock, on a fresh session (and login) if the old one was lost.
 
-        Three attempts cover the worst case: our session handle is gone, then the new session
-        finds the token logged out, then a fresh login succeeds.
+        Three attempts: the first may find the session gone, the second may race another backend
+        renewing the login, the third runs on a fresh session and login.
         """
         with self._lock:
             for attempt in (1, 2, 3):
                 session = self._open()
+                seen = _logins.get(self._login_key)
                 try:
                     return operation(session)
                 except _SESSION_ERRORS as exc:
                     if attempt == 3:
                         raise KeyBackendError(f"PKCS#11 {what} failed: {type(exc).__name__}") from None
                     self._discard_session()
-                    if isinstance(exc, _LOGIN_LOST):
-                        self._drop_login()
+                    self._drop_login(seen)
                 except KeyBackendError:
                     raise
                 except pkcs11.exceptions.PKCS11Error as exc:
@@ -292,7 +290,9 @@ class Pkcs11KeyBackend(KeyBackend):
                 private_template=private_template,
             )
             if spec.algorithm == "RSA":
-                public_template[Attribute.PUBLIC_EXPONENT] = b"\x01\x00\x01"  # 65537, minimal big-endian bytes
+                public_template[Attribute.PUBLIC_EXPONENT] = (
+                    b"\x01\x00\x01"  # 65537, minimal big-endian bytes
+                )
                 session.generate_keypair(KeyType.RSA, spec.size, **common)
             else:
                 params = session.create_domain_parameters(

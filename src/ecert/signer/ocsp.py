@@ -62,7 +62,9 @@ def _subject_public_key_bits(public_key: object) -> bytes:
         return public_key.public_bytes(Encoding.DER, PublicFormat.PKCS1)
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-    raise PolicyViolation("the issuer key must be RSA or ECDSA", rule="BR 6.1.5", value=type(public_key).__name__)
+    raise PolicyViolation(
+        "the issuer key must be RSA or ECDSA", rule="BR 6.1.5", value=type(public_key).__name__
+    )
 
 
 def issuer_hashes(issuer_cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
@@ -77,7 +79,9 @@ def issuer_hashes(issuer_cert: x509.Certificate, algorithm: hashes.HashAlgorithm
         h.update(data)
         return h.finalize()
 
-    return digest(issuer_cert.subject.public_bytes()), digest(_subject_public_key_bits(issuer_cert.public_key()))
+    return digest(issuer_cert.subject.public_bytes()), digest(
+        _subject_public_key_bits(issuer_cert.public_key())
+    )
 
 
 def _check_responder(issuer_cert: x509.Certificate, responder_cert: x509.Certificate, at: datetime) -> None:
@@ -128,23 +132,36 @@ def build_ocsp_response(
     """
     cert_status = _STATUSES.get(status)
     if cert_status is None:
-        raise PolicyViolation("the OCSP status must be good, revoked or unknown", rule="RFC 6960 2.2", value=status)
+        raise PolicyViolation(
+            "the OCSP status must be good, revoked or unknown", rule="RFC 6960 2.2", value=status
+        )
     if cert_status is ocsp.OCSPCertStatus.REVOKED:
         if revoked_at is None or revoked_at.tzinfo is None:
-            raise PolicyViolation("a revoked response needs an aware revocation time", rule="RFC 6960 2.2",
-                                  value=revoked_at)
+            raise PolicyViolation(
+                "a revoked response needs an aware revocation time", rule="RFC 6960 2.2", value=revoked_at
+            )
         check_reason(reason, for_ca=False)
         if revoked_at > this_update:
-            raise PolicyViolation("the revocation time is after thisUpdate", rule="RFC 6960 2.2", value=revoked_at)
+            raise PolicyViolation(
+                "the revocation time is after thisUpdate", rule="RFC 6960 2.2", value=revoked_at
+            )
     elif revoked_at is not None or reason is not None:
-        raise PolicyViolation(f"a {status} response carries no revocation time or reason", rule="RFC 6960 2.2",
-                              value=status)
+        raise PolicyViolation(
+            f"a {status} response carries no revocation time or reason", rule="RFC 6960 2.2", value=status
+        )
     if not 0 < cert_serial < (1 << 159):
-        raise PolicyViolation("the serial must be positive and at most 159 bits", rule="RFC 5280 4.1.2.2",
-                              value=cert_serial)
+        raise PolicyViolation(
+            "the serial must be positive and at most 159 bits", rule="RFC 5280 4.1.2.2", value=cert_serial
+        )
     # BR 4.9.10: at least eight hours, at most ten days; RFC 6960 2.4: thisUpdate not in the future.
-    check_window(this_update, next_update, shortest=OCSP_MIN_VALIDITY, longest=OCSP_MAX_VALIDITY,
-                 rule="BR 4.9.10", now=now)
+    check_window(
+        this_update,
+        next_update,
+        shortest=OCSP_MIN_VALIDITY,
+        longest=OCSP_MAX_VALIDITY,
+        rule="BR 4.9.10",
+        now=now,
+    )
     _check_responder(issuer_cert, responder_cert, this_update)
 
     algorithm = request_hash if request_hash is not None else hashes.SHA1()  # RFC 5019 2.1.1
@@ -169,12 +186,15 @@ def build_ocsp_response(
 
 def build_ocsp_error(status: str | ocsp.OCSPResponseStatus) -> bytes:
     """An unsigned OCSP error response (RFC 6960 4.2.1): malformedRequest, unauthorized, internalError..."""
+    code: ocsp.OCSPResponseStatus | None
     if isinstance(status, ocsp.OCSPResponseStatus):
         code = status if status is not ocsp.OCSPResponseStatus.SUCCESSFUL else None
     else:
         code = _ERRORS.get(status)
     if code is None:
-        raise PolicyViolation("an OCSP error response needs an error status", rule="RFC 6960 4.2.1", value=status)
+        raise PolicyViolation(
+            "an OCSP error response needs an error status", rule="RFC 6960 4.2.1", value=status
+        )
     return ocsp.OCSPResponseBuilder.build_unsuccessful(code).public_bytes(Encoding.DER)
 
 
@@ -202,7 +222,9 @@ def build_responder_certificate(
     CN. It lives only a few days and is renewed by the scheduler, which is what makes nocheck safe.
     """
     if not_before.tzinfo is None:
-        raise PolicyViolation("notBefore must be an aware datetime", rule="RFC 5280 4.1.2.5", value=not_before)
+        raise PolicyViolation(
+            "notBefore must be an aware datetime", rule="RFC 5280 4.1.2.5", value=not_before
+        )
     if not 1 <= validity_days <= RESPONDER_MAX_DAYS:
         raise PolicyViolation(
             f"a responder certificate lives 1 to {RESPONDER_MAX_DAYS} days",
@@ -211,7 +233,9 @@ def build_responder_certificate(
         )
     signature_hash(responder_public_key)  # RFC 5280 / BR 6.1.5: RSA, P-256 or P-384 only
     if not subject_cn or len(subject_cn) > 64:
-        raise PolicyViolation("the responder CN must be 1 to 64 characters", rule="RFC 5280 A.1", value=subject_cn)
+        raise PolicyViolation(
+            "the responder CN must be 1 to 64 characters", rule="RFC 5280 A.1", value=subject_cn
+        )
 
     attributes: list[x509.NameAttribute[str | bytes]] = []
     for oid in (NameOID.COUNTRY_NAME, NameOID.ORGANIZATION_NAME):

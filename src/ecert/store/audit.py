@@ -54,9 +54,7 @@ class AuditVerification:
     def check(self) -> None:
         """Raise if the chain is broken, for callers that must not go on (style habit 2)."""
         if not self.ok:
-            raise StorageFailure(
-                f"audit log chain broken: {self.reason}", rule="BR 5.4.4", value=self.first_bad_id
-            )
+            raise StorageFailure(f"audit log chain broken: {self.reason}", rule="BR 5.4.4", value=self.first_bad_id)
 
 
 def _key_words(key: str) -> list[str]:
@@ -151,12 +149,12 @@ def append(
     """Add one event to the chain in the caller's transaction, so it commits with the change it records."""
     _refuse_secret_keys(details)
     clean = _normalize_details(details)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"audit time must be timezone-aware: {now!r}")
     at = now.astimezone(UTC)
     _lock_chain(session)
     session.flush()  # earlier events of this transaction must be visible to the SELECT below
-    prev_hash = session.execute(
-        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).scalar_one_or_none()
+    prev_hash = session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).scalar_one_or_none()
     prev_hash = prev_hash or GENESIS_HASH
     row = AuditEvent(
         at=at,
@@ -172,9 +170,7 @@ def append(
     return row
 
 
-def verify_chain(
-    session: Session, *, known_head: str | None = None, batch_size: int = 1000
-) -> AuditVerification:
+def verify_chain(session: Session, *, known_head: str | None = None, batch_size: int = 1000) -> AuditVerification:
     """Walk the log in id order and check every link and every hash.
 
     An edited row fails its own hash; a deleted, inserted or moved row breaks the prev_hash link of the row
@@ -206,9 +202,7 @@ def verify_chain(
             )
         recomputed = compute_hash(row.prev_hash, row.at, row.actor, row.event, row.subject, row.details)
         if recomputed != row.hash:
-            return AuditVerification(
-                False, checked, row.id, "hash does not match the row's content (edited row)"
-            )
+            return AuditVerification(False, checked, row.id, "hash does not match the row's content (edited row)")
         if row.hash == known_head:
             seen_head = True
         expected_prev = row.hash

@@ -22,12 +22,14 @@ from sqlalchemy.pool import StaticPool
 __all__ = [
     "MIGRATIONS_DIR",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "SQLITE_READ_ONLY_OPTION",
     "alembic_config",
     "current_revision",
     "downgrade",
     "make_engine",
     "normalize_url",
     "offline_sql",
+    "read_only_session_factory",
     "session_factory",
     "upgrade",
 ]
@@ -75,6 +77,7 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     in_memory = url.database in (None, "", ":memory:")
     connect_args = dict(kwargs.pop("connect_args", {}))
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    busy_timeout_ms = int(connect_args["timeout"] * 1000)
     connect_args.setdefault("check_same_thread", False)
     if in_memory:
         # One shared connection, or every checkout would see a new empty database.
@@ -90,7 +93,7 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
             if not in_memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         finally:
             cursor.close()
 
@@ -107,6 +110,13 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions for the services layer; objects stay readable after commit (no lazy reload surprises)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def read_only_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for pages and reports that only read: on SQLite they start a DEFERRED transaction, so
+    they neither wait for nor block the single writer (WAL readers see the last committed state).
+    """
+    return sessionmaker(bind=engine.execution_options(**{SQLITE_READ_ONLY_OPTION: True}), expire_on_commit=False)
 
 
 def alembic_config(url: str | URL | None = None) -> Config:

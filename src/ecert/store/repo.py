@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -202,9 +202,7 @@ def create_issuance_record(
         with session.begin_nested():
             session.add(record)
     except IntegrityError as exc:
-        raise Conflict(
-            "serial already recorded for this CA", rule=SERIAL_UNIQUE_RULE, value=serial_hex
-        ) from exc
+        raise Conflict("serial already recorded for this CA", rule=SERIAL_UNIQUE_RULE, value=serial_hex) from exc
     return record
 
 
@@ -286,9 +284,7 @@ def insert_certificate(
         if "unique" not in message:  # a foreign key or NOT NULL violation is a caller bug
             raise
         if "serial" in message:
-            raise Conflict(
-                "serial number already used by this CA", rule=SERIAL_UNIQUE_RULE, value=serial_hex
-            ) from exc
+            raise Conflict("serial number already used by this CA", rule=SERIAL_UNIQUE_RULE, value=serial_hex) from exc
         if "application" in message:
             raise Conflict(
                 "the application already has a live certificate",
@@ -347,9 +343,7 @@ def find_certificates(session: Session, query: str, by: SearchBy, *, limit: int 
 # --- blocked keys ---------------------------------------------------------------------------------
 
 
-def add_blocked_key(
-    session: Session, *, spki_sha256: str, reason: str, source: str, now: datetime
-) -> BlockedKey:
+def add_blocked_key(session: Session, *, spki_sha256: str, reason: str, source: str, now: datetime) -> BlockedKey:
     """Block a key (BR 6.1.1.3: reject keys known to be compromised); blocking twice keeps the first entry."""
     digest = spki_sha256.lower()
     existing = session.get(BlockedKey, digest)
@@ -394,14 +388,17 @@ def compare_and_set_application_state(
     values: dict[str, Any] = {"state": to_state, "version": Application.version + 1}
     if now is not None:
         values["updated_at"] = now
-    result = session.execute(
-        update(Application)
-        .where(Application.id == app_id, Application.state == from_state)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Application)
+            .where(Application.id == app_id, Application.state == from_state)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ),
     )
     _expire_loaded(session, Application, app_id)
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return result.rowcount == 1
 
 
 # --- portal login attempts ------------------------------------------------------------------------
@@ -410,9 +407,7 @@ def compare_and_set_application_state(
 def record_login_attempt(
     session: Session, *, reference_number: str | None, client_addr: str, success: bool, now: datetime
 ) -> LoginAttempt:
-    attempt = LoginAttempt(
-        reference_number=reference_number, client_addr=client_addr, at=now, success=success
-    )
+    attempt = LoginAttempt(reference_number=reference_number, client_addr=client_addr, at=now, success=success)
     session.add(attempt)
     session.flush()
     return attempt
@@ -425,9 +420,7 @@ def count_failed_logins(
     if reference_number is None and client_addr is None:
         raise ValueError("count failed logins per reference number or per client address")
     stmt = (
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.at >= since, LoginAttempt.success.is_(False))
+        select(func.count()).select_from(LoginAttempt).where(LoginAttempt.at >= since, LoginAttempt.success.is_(False))
     )
     if reference_number is not None:
         stmt = stmt.where(LoginAttempt.reference_number == reference_number)

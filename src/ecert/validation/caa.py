@@ -67,7 +67,9 @@ def check_caa(
         ans = client.lookup(candidate, "CAA")
         queries.append(ans.to_evidence())
         if ans.failed:
-            why = f"CAA lookup for {candidate} failed: {ans.status.upper()}" + (f" ({ans.detail})" if ans.detail else "")
+            why = f"CAA lookup for {candidate} failed: {ans.status.upper()}" + (
+                f" ({ans.detail})" if ans.detail else ""
+            )
             return CaaDecision(name, False, why + " (RFC 8659 §3, BR 3.2.2.8)", (), candidate, evidence())
         if ans.status == OK:
             records = tuple(
@@ -81,5 +83,10 @@ def check_caa(
             found[candidate] = ()
     decision = caa_permits(found, name, is_wildcard, issuer_domains, account_uri, method)
     return CaaDecision(
-        decision.name, decision.permitted, decision.reason, decision.records, decision.relevant_name, evidence()
+        decision.name,
+        decision.permitted,
+        decision.reason,
+        decision.records,
+        decision.relevant_name,
+        evidence(),
     )

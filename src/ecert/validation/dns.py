@@ -8,7 +8,7 @@ permission (BR 3.2.2.8.1). CNAMEs are chased with a bounded depth.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,7 +118,10 @@ class DnsClient:
                     chain.append(rd.target.to_text(omit_final_dot=True))
             if self.dnssec_required and not authenticated:
                 return DnsAnswer(
-                    qname, rdtype, "unauthenticated", chain=tuple(chain),
+                    qname,
+                    rdtype,
+                    "unauthenticated",
+                    chain=tuple(chain),
                     detail="the resolver did not set the AD bit (BR 3.2.2.8.1)",
                 )
             if answer.rrset is not None:
@@ -127,7 +130,9 @@ class DnsClient:
             if target == current.rstrip(".").lower():
                 return DnsAnswer(qname, rdtype, NODATA, chain=tuple(chain), authenticated=authenticated)
             if target in seen:
-                return DnsAnswer(qname, rdtype, "cname-loop", chain=tuple(chain), detail=f"CNAME loop at {target}")
+                return DnsAnswer(
+                    qname, rdtype, "cname-loop", chain=tuple(chain), detail=f"CNAME loop at {target}"
+                )
             seen.add(target)
             current = target  # the resolver gave us only the CNAME: ask for its target ourselves
         return DnsAnswer(
@@ -174,7 +179,9 @@ def check_dns_txt(
         ans = client.lookup(qname, "TXT")
         queries.append(ans.to_evidence())
         if ans.failed:
-            failures.append(f"{ans.status.upper()} for TXT {qname}" + (f" ({ans.detail})" if ans.detail else ""))
+            failures.append(
+                f"{ans.status.upper()} for TXT {qname}" + (f" ({ans.detail})" if ans.detail else "")
+            )
             continue
         for rec in ans.records:
             text = _txt_strings(rec)
@@ -191,7 +198,9 @@ def check_dns_txt(
     }
     if matched_at:
         evidence["matched_at"] = matched_at
-        return DomainResult(domain, DcvMethod.DNS.value, True, f"Validation Code found in TXT at {matched_at}", evidence)
+        return DomainResult(
+            domain, DcvMethod.DNS.value, True, f"Validation Code found in TXT at {matched_at}", evidence
+        )
     if failures:
         reason = "DNS lookup failed: " + "; ".join(failures)
     elif seen:

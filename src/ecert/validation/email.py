@@ -70,12 +70,22 @@ def check_email_code(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> DomainResult:
     """Compare the code typed back with the one e-mailed to a constructed address (constant time)."""
-    evidence = {"address": email_address, "checked_at": clock().isoformat(),
-                "allowed_addresses": list(constructed_addresses(domain))}
+    evidence = {
+        "address": email_address,
+        "checked_at": clock().isoformat(),
+        "allowed_addresses": list(constructed_addresses(domain)),
+    }
     method = DcvMethod.EMAIL.value
     if not email_address or email_address.strip().lower() not in constructed_addresses(domain):
-        return DomainResult(domain, method, False,
-                            f"{email_address} is not a constructed address of {domain} (BR 3.2.2.4.4)", evidence)
+        return DomainResult(
+            domain,
+            method,
+            False,
+            f"{email_address} is not a constructed address of {domain} (BR 3.2.2.4.4)",
+            evidence,
+        )
     if not entered or not codes_equal(expected, entered):
-        return DomainResult(domain, method, False, "the code entered does not match the code e-mailed", evidence)
+        return DomainResult(
+            domain, method, False, "the code entered does not match the code e-mailed", evidence
+        )
     return DomainResult(domain, method, True, f"code e-mailed to {email_address} entered back", evidence)

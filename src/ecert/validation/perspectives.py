@@ -34,6 +34,7 @@ __all__ = [
     "verify",
     "create_perspective_app",
     "ask_perspectives",
+    "perspective_client",
 ]
 
 MAX_SKEW_SECONDS = 60
@@ -65,7 +66,9 @@ def _signed_json(secret: bytes, payload: Mapping[str, Any], status: int = 200) -
     body = json.dumps(payload, sort_keys=True, default=str).encode()
     ts = int(time.time())
     return Response(
-        body, status_code=status, media_type="application/json",
+        body,
+        status_code=status,
+        media_type="application/json",
         headers={TS_HEADER: str(ts), SIG_HEADER: sign(secret, ts, body)},
     )
 
@@ -126,25 +129,43 @@ class PerspectiveAnswer:
         return out
 
 
-def _ask_one(
-    url: str, secret: bytes, body: bytes, timeout: float, transport: httpx.BaseTransport | None
-) -> PerspectiveAnswer:
+def perspective_client(timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """One pooled client for asking perspectives; thread-safe, so a Validator keeps one for its life."""
+    return httpx.Client(
+        timeout=timeout,
+        trust_env=False,
+        follow_redirects=False,
+        transport=transport,
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    )
+
+
+def _ask_one(url: str, secret: bytes, body: bytes, client: httpx.Client) -> PerspectiveAnswer:
     started = time.monotonic()
     ts = int(time.time())
     headers = {TS_HEADER: str(ts), SIG_HEADER: sign(secret, ts, body), "Content-Type": "application/json"}
     try:
-        with httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False, transport=transport) as client:
-            response = client.post(url.rstrip("/") + CHECK_PATH, content=body, headers=headers)
+        response = client.post(url.rstrip("/") + CHECK_PATH, content=body, headers=headers)
         elapsed = time.monotonic() - started
         if response.status_code != 200:
             return PerspectiveAnswer(url, None, f"HTTP {response.status_code}", elapsed)
-        verify(secret, response.headers.get(TS_HEADER), response.headers.get(SIG_HEADER), response.content, time.time())
+        verify(
+            secret,
+            response.headers.get(TS_HEADER),
+            response.headers.get(SIG_HEADER),
+            response.content,
+            time.time(),
+        )
         answer = response.json()
         if not isinstance(answer, dict) or "error" in answer:
-            return PerspectiveAnswer(url, None, str(answer.get("error") if isinstance(answer, dict) else answer), elapsed)
+            return PerspectiveAnswer(
+                url, None, str(answer.get("error") if isinstance(answer, dict) else answer), elapsed
+            )
         return PerspectiveAnswer(url, answer, None, elapsed)
     except Unauthorized as exc:
-        return PerspectiveAnswer(url, None, f"answer not authenticated: {exc.message}", time.monotonic() - started)
+        return PerspectiveAnswer(
+            url, None, f"answer not authenticated: {exc.message}", time.monotonic() - started
+        )
     except (httpx.HTTPError, ValueError) as exc:
         return PerspectiveAnswer(url, None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started)
 
@@ -154,13 +175,19 @@ def ask_perspectives(
     secret: bytes,
     payload: Mapping[str, Any],
     *,
+    client: httpx.Client | None = None,
     timeout: float = 10.0,
-    transport: httpx.BaseTransport | None = None,
 ) -> list[PerspectiveAnswer]:
     """Ask every perspective at once; each answer or failure comes back in the order of ``urls``."""
     if not urls:
         return []
     body = json.dumps(payload, sort_keys=True).encode()
-    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
-        futures = [pool.submit(_ask_one, u, secret, body, timeout, transport) for u in urls]
-        return [f.result() for f in futures]
+    own = client is None
+    http = client or perspective_client(timeout)
+    try:
+        with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+            futures = [pool.submit(_ask_one, u, secret, body, http) for u in urls]
+            return [f.result() for f in futures]
+    finally:
+        if own:
+            http.close()

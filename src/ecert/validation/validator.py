@@ -1,4 +1,4 @@
-"""The Validator: one entry point for DCV checks, CAA checks and validation e-mail, with BR 3.2.2.9 corroboration.
+"""The Validator: one entry point for DCV, CAA and validation e-mail, with BR 3.2.2.9 corroboration.
 
 Services call this and record what it returns; it never touches the database and never sees a key.
 The network (resolver, HTTP transport, perspective transport) and the clock are injected.
@@ -26,8 +26,8 @@ from ecert.settings import Settings
 from ecert.validation.caa import check_caa
 from ecert.validation.dns import DnsClient, check_dns_txt
 from ecert.validation.email import check_email_code, send_code
-from ecert.validation.http_file import HttpLimits, check_http_file
-from ecert.validation.perspectives import PerspectiveAnswer, ask_perspectives
+from ecert.validation.http_file import DEFAULT_LIMITS, HttpLimits, check_http_file
+from ecert.validation.perspectives import PerspectiveAnswer, ask_perspectives, perspective_client
 
 __all__ = ["Validator"]
 
@@ -52,7 +52,7 @@ class Validator:
         perspective_secret: bytes | str | None = None,
         perspective_transport: httpx.BaseTransport | None = None,
         perspective_timeout: float = 10.0,
-        http_limits: HttpLimits = HttpLimits(),
+        http_limits: HttpLimits = DEFAULT_LIMITS,
         corroborate: bool = True,
         max_workers: int = 16,
     ) -> None:
@@ -67,8 +67,10 @@ class Validator:
         if self.perspective_urls and not perspective_secret:
             raise ConfigError("remote perspectives are configured without a shared secret", rule="BR 3.2.2.9")
         self.perspective_secret = perspective_secret or b""
-        self.perspective_transport = perspective_transport
         self.perspective_timeout = perspective_timeout
+        self._perspective_http = (
+            perspective_client(perspective_timeout, perspective_transport) if self.perspective_urls else None
+        )
         self.max_workers = max_workers
 
     # --- DCV ----------------------------------------------------------------------------------
@@ -114,10 +116,15 @@ class Validator:
             return check_dns_txt(self.dns, domain, code, self.clock)
         if m is DcvMethod.HTTP_FILE:
             return check_http_file(
-                self.dns, domain, code,
-                http_port=self.settings.http_port, https_port=self.settings.https_port,
-                allow_private=self.settings.allow_private_addresses, limits=self.http_limits,
-                transport=self.http_transport, clock=self.clock,
+                self.dns,
+                domain,
+                code,
+                http_port=self.settings.http_port,
+                https_port=self.settings.https_port,
+                allow_private=self.settings.allow_private_addresses,
+                limits=self.http_limits,
+                transport=self.http_transport,
+                clock=self.clock,
             )
         return check_email_code(domain, code, entered_code, email_address, self.clock)
 
@@ -136,27 +143,45 @@ class Validator:
         wild = dict(is_wildcard_by_name or {})
         checked_at = now or self.clock()
         with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(names)))) as pool:
-            return list(pool.map(
-                lambda n: self._caa_one(n, wild.get(n, n.startswith("*.")), checked_at, method, account_uri), names
-            ))
+            return list(
+                pool.map(
+                    lambda n: self._caa_one(
+                        n, wild.get(n, n.startswith("*.")), checked_at, method, account_uri
+                    ),
+                    names,
+                )
+            )
 
     def _caa_local(
         self, name: str, is_wildcard: bool, method: DcvMethod | str | None, account_uri: str | None
     ) -> CaaDecision:
         return check_caa(
-            self.dns, name, is_wildcard=is_wildcard, issuer_domains=self.settings.caa_identities,
-            account_uri=account_uri, method=method, clock=self.clock,
+            self.dns,
+            name,
+            is_wildcard=is_wildcard,
+            issuer_domains=self.settings.caa_identities,
+            account_uri=account_uri,
+            method=method,
+            clock=self.clock,
         )
 
     def _caa_one(
-        self, name: str, is_wildcard: bool, now: datetime, method: DcvMethod | str | None, account_uri: str | None
+        self,
+        name: str,
+        is_wildcard: bool,
+        now: datetime,
+        method: DcvMethod | str | None,
+        account_uri: str | None,
     ) -> CaaDecision:
         primary = self._caa_local(name, is_wildcard, method, account_uri)
         if not self.perspective_urls or not primary.permitted:
             return primary
         payload = {
-            "kind": "caa", "name": name, "is_wildcard": is_wildcard,
-            "method": DcvMethod(method).value if method else None, "account_uri": account_uri,
+            "kind": "caa",
+            "name": name,
+            "is_wildcard": is_wildcard,
+            "method": DcvMethod(method).value if method else None,
+            "account_uri": account_uri,
         }
         answers = self._ask(payload)
         quorum = quorum_decision(
@@ -176,9 +201,13 @@ class Validator:
     def send_email_code(self, domain: str, local_part: str, code: str, reference: str) -> None:
         """Send a (fresh) code to ``local_part@domain``; raises PolicyViolation or ValidationFailed."""
         send_code(
-            smtp_host=self.settings.smtp_host, smtp_port=self.settings.smtp_port_for_dcv,
-            mail_from=self.settings.mail_from, domain=domain, local_part=local_part,
-            code=code, reference=reference,
+            smtp_host=self.settings.smtp_host,
+            smtp_port=self.settings.smtp_port_for_dcv,
+            mail_from=self.settings.mail_from,
+            domain=domain,
+            local_part=local_part,
+            code=code,
+            reference=reference,
         )
 
     # --- remote perspectives ------------------------------------------------------------------
@@ -195,16 +224,26 @@ class Validator:
             method = payload.get("method")
             account = payload.get("account_uri")
             return self._caa_local(
-                str(payload["name"]), bool(payload.get("is_wildcard")),
-                str(method) if method else None, str(account) if account else None,
+                str(payload["name"]),
+                bool(payload.get("is_wildcard")),
+                str(method) if method else None,
+                str(account) if account else None,
             ).to_dict()
         raise ValueError(f"unknown check kind {kind!r}")
 
     def _ask(self, payload: Mapping[str, Any]) -> list[PerspectiveAnswer]:
         return ask_perspectives(
-            self.perspective_urls, self.perspective_secret, payload,
-            timeout=self.perspective_timeout, transport=self.perspective_transport,
+            self.perspective_urls,
+            self.perspective_secret,
+            payload,
+            client=self._perspective_http,
+            timeout=self.perspective_timeout,
         )
+
+    def close(self) -> None:
+        """Release pooled connections to the perspectives."""
+        if self._perspective_http is not None:
+            self._perspective_http.close()
 
     @staticmethod
     def _mpic_evidence(answers: Sequence[PerspectiveAnswer], quorum: QuorumDecision) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 
 from fastapi import FastAPI
@@ -12,11 +13,27 @@ from . import repository
 
 __all__ = ["create_app"]
 
+# Routers of the other web parts, each in its own module with a module-level ``router`` and an
+# optional ``install(app)`` hook (middleware, exception handlers, static files).
+_PARTS = ("ecert.web.problems", "ecert.web.api", "ecert.web.portal", "ecert.web.status")
+
 
 def create_app(settings: Settings, env: Mapping[str, str], *, context: Context | None = None) -> FastAPI:
     """Build the web service around one :class:`Context` (database, keys, clock)."""
     ctx = context or build_context(settings, env)
     app = FastAPI(title="ecert CA", version="1", summary="e-Cert (Server) style certificate authority")
     app.state.ctx = ctx
+    app.state.env = dict(env)
     app.include_router(repository.router)
+    for name in _PARTS:
+        try:
+            part = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        if hasattr(part, "install"):
+            part.install(app)
+        if hasattr(part, "router"):
+            app.include_router(part.router)
     return app

@@ -1,0 +1,810 @@
+"""The ``ecert`` command: a server administrator's tool for keys, requests, chains, backups and deployment.
+
+Thin by design: each command parses its arguments, calls ``ecert.client`` and prints. Errors become one
+line on stderr and an exit code: 0 ok, 1 failure, 2 usage, 3 pending (retry later), 4 verification failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from rich.console import Console
+from rich.table import Table
+
+from ecert.client.check import check_server
+from ecert.client.complete import complete_request, load_certificates
+from ecert.client.deploy import DeployFormat, deploy
+from ecert.client.errors import ClientError, exit_code_for
+from ecert.client.pkcs12 import export_pfx, import_pfx
+from ecert.client.request import DEFAULT_KEY_TYPE, KeyType, RequestSpec, build_request
+from ecert.client.store import LocalStore, default_store_path, load_private_key, safe_name
+from ecert.client.verify import verify_certificate
+from ecert.core.errors import EcertError, NotFound
+
+__all__ = ["app", "main"]
+
+SCHEMA = 1
+EXPIRING_DAYS = 30
+
+app = typer.Typer(
+    name="ecert",
+    help="Keys, certificate requests, chains, backups and server files for e-Cert (Server) certificates.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+request_app = typer.Typer(help="Make, submit and complete certificate requests.", no_args_is_help=True)
+ca_app = typer.Typer(help="Install and remove CA certificates (guide section D).", no_args_is_help=True)
+crl_app = typer.Typer(help="Import CRLs and the ARL (guide section D, steps 11-17).", no_args_is_help=True)
+app.add_typer(request_app, name="request")
+app.add_typer(ca_app, name="ca")
+app.add_typer(crl_app, name="crl")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _State:
+    store: LocalStore
+    json: bool = False
+
+
+STATE = _State()
+
+
+def _console(stderr: bool = False) -> Console:
+    """Colour only on a terminal and never with NO_COLOR (rich honours both)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, no_color=bool(os.environ.get("NO_COLOR")))
+
+
+def _fail(message: str, code: int = 1) -> None:
+    _console(stderr=True).print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def _handle(fn: F) -> F:
+    """Turn our errors into one line on stderr and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EcertError as exc:
+            _fail(str(exc), exit_code_for(exc))
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            _fail(f"{exc.strerror}: {exc.filename}")
+        except KeyboardInterrupt:
+            _fail("interrupted; nothing more was written")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _emit_json(data: dict[str, Any]) -> None:
+    typer.echo(json.dumps({"schema": SCHEMA, **data}, indent=2, ensure_ascii=False, default=str))
+
+
+def _read_secret_file(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    data = path.read_bytes().rstrip(b"\r\n")
+    if not data:
+        raise ClientError(f"{path} is empty")
+    return data
+
+
+def _new_secret(path: Path | None, what: str) -> bytes:
+    """A new password: from a file for scripts, else prompted twice and never echoed."""
+    secret = _read_secret_file(path)
+    if secret is not None:
+        return secret
+    value = typer.prompt(what, hide_input=True, confirmation_prompt=True)
+    if not value:
+        raise ClientError(f"the {what.lower()} must not be empty")
+    return str(value).encode()
+
+
+def _existing_secret(path: Path | None, what: str) -> bytes:
+    secret = _read_secret_file(path)
+    if secret is not None:
+        return secret
+    return str(typer.prompt(what, hide_input=True)).encode()
+
+
+def _load_entry_key(entry: Any, passphrase_file: Path | None) -> Any:
+    pem = entry.key_pem
+    encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
+    passphrase = _existing_secret(passphrase_file, "Key passphrase") if encrypted else None
+    return load_private_key(pem, passphrase)
+
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        envvar="ECERT_STORE",
+        help="Store directory (default: $XDG_DATA_HOME/ecert).",
+        show_default=False,
+    ),
+]
+
+
+@app.callback()
+def _root(
+    store: StoreOpt = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Machine-readable output on read commands.")
+    ] = False,
+) -> None:
+    STATE.store = LocalStore(store or default_store_path(os.environ))
+    STATE.json = json_out
+
+
+# -- list ----------------------------------------------------------------------------------------
+def _state_of(not_after: datetime, now: datetime) -> str:
+    if now > not_after:
+        return "expired"
+    if (not_after - now).days <= EXPIRING_DAYS:
+        return "expiring"
+    return "issued"
+
+
+@app.command("list")
+@_handle
+def list_cmd() -> None:
+    """Show pending requests and issued certificates: friendly name, names, state, expiry."""
+    store, now = STATE.store, _now()
+    rows: list[dict[str, Any]] = []
+    for p in store.pending():
+        rows.append(
+            {
+                "name": p.name,
+                "friendly_name": p.meta.get("friendly_name", p.name),
+                "names": list(p.meta.get("names", [])),
+                "state": "pending",
+                "not_after": None,
+            }
+        )
+    for e in store.live():
+        rows.append(
+            {
+                "name": e.name,
+                "friendly_name": e.meta.get("friendly_name", e.name),
+                "names": _san_names(e.cert),
+                "state": _state_of(e.cert.not_valid_after_utc, now),
+                "not_after": e.cert.not_valid_after_utc.isoformat(),
+            }
+        )
+    if STATE.json:
+        _emit_json({"store": str(store.root), "entries": rows})
+        return
+    table = Table(title=f"ecert store {store.root}")
+    for col in ("Friendly name", "Names", "State", "Expires"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["friendly_name"], ", ".join(r["names"]), r["state"], (r["not_after"] or "")[:10])
+    _console().print(table)
+
+
+def _san_names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(n) for n in san.get_values_for_type(x509.DNSName)]
+
+
+# -- request new ---------------------------------------------------------------------------------
+@request_app.command("new")
+@_handle
+def request_new(
+    friendly_name: Annotated[str, typer.Argument(help="A name for this request, e.g. 'mail-2026'.")],
+    name: Annotated[
+        list[str] | None, typer.Option("--name", "-n", help="A server name (repeat for more).")
+    ] = None,
+    wildcard: Annotated[
+        str | None,
+        typer.Option(
+            help="Wildcard domain: 'example.com' or '*.example.com' gives *.example.com and example.com."
+        ),
+    ] = None,
+    common_name: Annotated[
+        str | None, typer.Option(help="Which name is the common name (default: the first).")
+    ] = None,
+    key_type: Annotated[
+        KeyType,
+        typer.Option(
+            help="Key type. Default rsa2048: Exchange 2010, IIS and older Java clients all handle it. "
+            "p256 is recommended for new servers whose clients are current."
+        ),
+    ] = DEFAULT_KEY_TYPE,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Organisation name (the CA uses the application's).")
+    ] = None,
+    ou: Annotated[
+        str | None, typer.Option("--ou", help="Organisational unit (the CA ignores it, BR 7.1.2.7.4).")
+    ] = None,
+    country: Annotated[str, typer.Option(help="Country code.")] = "HK",
+    state: Annotated[str, typer.Option(help="State or province.")] = "Hong Kong",
+    locality: Annotated[str, typer.Option(help="City or locality.")] = "Hong Kong",
+    out: Annotated[Path | None, typer.Option(help="Also write the CSR (PEM) to this file.")] = None,
+    no_encrypt: Annotated[
+        bool, typer.Option("--no-encrypt", help="Store the key unencrypted (still 0600).")
+    ] = False,
+    passphrase_file: Annotated[Path | None, typer.Option(help="Read the key passphrase from a file.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace a pending request of the same name.")] = False,
+) -> None:
+    """Make a key and a CSR (guide section B) and keep them as a pending request."""
+    store = STATE.store
+    store.ensure()  # fail on an unwritable store before asking for anything
+    target = store.pending_dir / safe_name(friendly_name)
+    if target.exists() and not force:
+        raise ClientError(f"a pending request named {target.name!r} exists; use --force to replace it")
+    spec = RequestSpec(
+        friendly_name=friendly_name,
+        names=tuple(name or ()),
+        wildcard=wildcard,
+        common_name=common_name,
+        organization=org,
+        organizational_unit=ou,
+        country=country,
+        state=state,
+        locality=locality,
+        key_type=key_type,
+    )
+    from ecert.client.request import expand_names
+
+    expand_names(spec)  # refuse bad names before the passphrase prompt
+    passphrase = None if no_encrypt else _new_secret(passphrase_file, "Key passphrase")
+    req = build_request(spec, passphrase)
+    entry = store.write_pending(
+        friendly_name, csr_pem=req.csr_pem, key_pem=req.key_pem, meta=req.meta(spec, _now()), force=force
+    )
+    if out is not None:
+        from ecert.client.store import atomic_write
+
+        atomic_write(out, req.csr_pem, force=force)
+    if STATE.json:
+        _emit_json(
+            {
+                "name": entry.name,
+                "csr_path": str(entry.path / "request.csr"),
+                "names": list(req.names),
+                "unicode_names": list(req.unicode_names),
+                "common_name": req.common_name,
+                "key_type": key_type.value,
+                "key_encrypted": req.key_encrypted,
+                "notes": list(req.notes),
+            }
+        )
+        return
+    con = _console()
+    table = Table(title=f"New request {entry.name}")
+    table.add_column("Name (in the certificate)")
+    table.add_column("As you read it")
+    for a, u in zip(req.names, req.unicode_names, strict=True):
+        table.add_row(a + ("  (common name)" if a == req.common_name else ""), u)
+    con.print(table)
+    con.print(
+        f"Key: {key_type.value}, {'encrypted' if req.key_encrypted else 'NOT encrypted'} "
+        f"({entry.path / 'key.pem'})",
+        markup=False,
+    )
+    con.print(f"CSR: {entry.path / 'request.csr'}" + (f" and {out}" if out else ""), markup=False)
+    for note in req.notes:
+        con.print(f"- {note}", markup=False)
+
+
+# -- request complete ----------------------------------------------------------------------------
+@request_app.command("complete")
+@_handle
+def request_complete(
+    file: Annotated[Path, typer.Argument(help="The certificate: .cer (PEM or DER), .p7b, or a chain PEM.")],
+    force: Annotated[bool, typer.Option(help="Replace an issued certificate of the same name.")] = False,
+) -> None:
+    """Match the CA's certificate to its pending key and store it (guide section E)."""
+    done = complete_request(STATE.store, file.read_bytes(), now=_now(), source=str(file), force=force)
+    _print_completion(done)
+
+
+def _print_completion(done: Any) -> None:
+    e = done.entry
+    if STATE.json:
+        _emit_json(
+            {
+                "name": e.name,
+                "path": str(e.path),
+                "serial_hex": format(e.cert.serial_number, "x"),
+                "not_after": e.cert.not_valid_after_utc.isoformat(),
+                "installed_cas": list(done.installed_cas),
+            }
+        )
+        return
+    con = _console()
+    con.print(f"Completed {e.name}: {', '.join(_san_names(e.cert))}", markup=False)
+    con.print(f"Files in {e.path}: cert.pem chain.pem fullchain.pem privkey.pem", markup=False)
+    for name in done.installed_cas:
+        con.print(f"Installed intermediate CA certificate {name}", markup=False)
+    if e.meta.get("cross_available"):
+        con.print("A cross-certificate is installed: 'ecert deploy' will add it to the served chain.")
+
+
+# -- request submit ------------------------------------------------------------------------------
+class _CliUI:
+    """Prompts and progress for ``submit`` on a terminal."""
+
+    def __init__(self, yes: bool, use_chinese: bool) -> None:
+        self.yes, self.use_chinese = yes, use_chinese
+        self.con = _console(stderr=True)
+
+    def show_application(self, app: dict[str, Any]) -> None:
+        self.con.print(
+            f"Application {app.get('reference_number')}: {app.get('server_name')} "
+            f"{app.get('additional_names') or ''} — {app.get('org_name_en')}",
+            markup=False,
+        )
+
+    def choose_chinese(self, app: dict[str, Any]) -> bool:
+        return self.use_chinese and bool(app.get("org_name_zh"))
+
+    def show_dcv(self, started: dict[str, Any]) -> None:
+        self.con.print(f"Domain control validation by {started.get('method')}:", markup=False)
+        for d in started.get("domains", []):
+            if d.get("txt_name"):
+                self.con.print(f'  TXT {d["txt_name"]}  "{d.get("txt_value")}"', markup=False)
+            elif d.get("file_url"):
+                self.con.print(f"  {d['file_url']}", markup=False)
+            else:
+                self.con.print(f"  {d.get('domain')}", markup=False)
+
+    def wait_for_dns(self, started: dict[str, Any]) -> None:
+        if self.yes:
+            return
+        typer.prompt("Add the TXT records above, then press Enter", default="", show_default=False)
+
+    def ask_email_code(self) -> str:
+        return str(typer.prompt("Validation code from the e-mail"))
+
+    def progress(self, message: str) -> None:
+        self.con.print(f"… {message}", markup=False)
+
+    def accept_certificate(self, summary: dict[str, Any]) -> str | None:
+        table = Table(title="The certificate the CA issued")
+        table.add_column("Field")
+        table.add_column("Value")
+        for label, key in (
+            ("Serial", "serial_spaced"),
+            ("Issued by", "issuer"),
+            ("Names", "names"),
+            ("Type", "type"),
+            ("Valid from", "not_before"),
+            ("Valid to", "not_after"),
+            ("Days", "validity_days"),
+        ):
+            value = summary.get(key)
+            table.add_row(label, ", ".join(value) if isinstance(value, list) else str(value))
+        self.con.print(table)
+        if self.yes:
+            return None
+        if typer.confirm("Accept this certificate?", default=False):
+            return None
+        return str(typer.prompt("Reason for rejecting"))
+
+
+@request_app.command("submit")
+@_handle
+def request_submit(
+    name: Annotated[str, typer.Argument(help="The pending request to submit.")],
+    reference: Annotated[str, typer.Option("--reference", help="Subscriber reference number.", prompt=True)],
+    ca_url: Annotated[str, typer.Option("--ca-url", envvar="ECERT_CA_URL", help="The CA's base URL.")],
+    server_name: Annotated[
+        str | None, typer.Option(help="Server name on the application (default: CN).")
+    ] = None,
+    method: Annotated[str | None, typer.Option(help="DCV method: http_file, dns_txt or email.")] = None,
+    webroot: Annotated[
+        Path | None, typer.Option(help="Web root to write .well-known/pki-validation/fileauth.txt.")
+    ] = None,
+    dns_hook: Annotated[
+        Path | None, typer.Option(help="Script run as 'HOOK add NAME VALUE' per TXT record.")
+    ] = None,
+    email_local_part: Annotated[
+        str | None, typer.Option(help="admin, administrator, webmaster, hostmaster or postmaster.")
+    ] = None,
+    use_chinese: Annotated[
+        bool, typer.Option(help="Put the Chinese organisation name in the certificate.")
+    ] = False,
+    max_wait: Annotated[float, typer.Option(help="Seconds to keep checking DCV.")] = 120.0,
+    yes: Annotated[bool, typer.Option("--yes", help="Accept the certificate without asking.")] = False,
+) -> None:
+    """Do the whole portal journey (guide section C) through the CA's API, then complete the request."""
+    from ecert.client.api import ApiClient
+    from ecert.client.submit import DcvOptions, submit_request
+
+    store = STATE.store
+    pending = store.pending_entry(name)
+    pin = typer.prompt("PIN", hide_input=True)  # never echoed, stored or logged
+    with ApiClient(ca_url, transport=_TRANSPORT) as api:
+        done = submit_request(
+            api,
+            store,
+            pending,
+            reference_number=reference,
+            pin=pin,
+            ui=_CliUI(yes, use_chinese),
+            dcv=DcvOptions(
+                method=method,
+                webroot=webroot,
+                dns_hook=dns_hook,
+                email_local_part=email_local_part,
+                max_wait_seconds=max_wait,
+            ),
+            now=_now,
+            server_name=server_name,
+        )
+    del pin
+    _print_completion(done)
+
+
+_TRANSPORT: Any = None  # tests inject an httpx transport here
+
+
+# -- CA certificates and CRLs --------------------------------------------------------------------
+@ca_app.command("install")
+@_handle
+def ca_install(
+    file: Annotated[Path, typer.Argument(help="CA certificate(s): PEM, DER or .p7b.")],
+    root: Annotated[
+        bool | None,
+        typer.Option(
+            "--root/--intermediate",
+            help="Trust as a root, or only use to build paths (default: self-signed → root).",
+        ),
+    ] = None,
+) -> None:
+    """Install a sub-CA, cross-certificate or root (guide section D, steps 5-10)."""
+    store = STATE.store
+    store.ensure()
+    certs = load_certificates(file.read_bytes(), source=str(file))
+    entries = [store.install_ca(c, anchor=root) for c in certs]
+    if STATE.json:
+        _emit_json({"installed": [{"name": e.name, "root": e.anchor} for e in entries]})
+        return
+    for e in entries:
+        _console().print(
+            f"Installed {'root (trusted)' if e.anchor else 'intermediate'} {e.name}", markup=False
+        )
+
+
+@ca_app.command("remove")
+@_handle
+def ca_remove(name: Annotated[str, typer.Argument(help="Store name (see 'ecert ca list') or CN.")]) -> None:
+    """Remove an installed CA certificate, e.g. the old sub-CA (guide section D)."""
+    e = STATE.store.remove_ca(name)
+    _console().print(f"Removed {e.name}", markup=False)
+
+
+@ca_app.command("list")
+@_handle
+def ca_list() -> None:
+    """Show installed CA certificates."""
+    entries = STATE.store.cas()
+    rows = [
+        {
+            "name": e.name,
+            "root": e.anchor,
+            "subject": e.cert.subject.rfc4514_string(),
+            "issuer": e.cert.issuer.rfc4514_string(),
+            "not_after": e.cert.not_valid_after_utc.isoformat(),
+        }
+        for e in entries
+    ]
+    if STATE.json:
+        _emit_json({"cas": rows})
+        return
+    table = Table(title="Installed CA certificates")
+    for col in ("Name", "Kind", "Issuer", "Expires"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], "root" if r["root"] else "intermediate", r["issuer"], r["not_after"][:10])
+    _console().print(table)
+
+
+@crl_app.command("import")
+@_handle
+def crl_import(file: Annotated[Path, typer.Argument(help="A CRL or ARL, PEM or DER.")]) -> None:
+    """Import a CRL or the ARL so that 'verify' can check revocation."""
+    data = file.read_bytes()
+    try:
+        crl = (
+            x509.load_pem_x509_crl(data)
+            if data.lstrip().startswith(b"-----")
+            else x509.load_der_x509_crl(data)
+        )
+    except ValueError as exc:
+        raise ClientError(f"{file} is not a readable CRL (PEM or DER); it may be truncated") from exc
+    e = STATE.store.import_crl(crl)
+    _console().print(f"Imported CRL {e.name} ({len(list(crl))} revoked entries)", markup=False)
+
+
+# -- verify --------------------------------------------------------------------------------------
+@app.command("verify")
+@_handle
+def verify_cmd(
+    target: Annotated[str, typer.Argument(help="An issued certificate's name, or a certificate file.")],
+    hostname: Annotated[
+        str | None, typer.Option(help="Host name to check (default: the common name).")
+    ] = None,
+) -> None:
+    """Build and verify the chain to an installed root, check CRLs and the ARL, and explain failures."""
+    store = STATE.store
+    chain: list[x509.Certificate] = []
+    try:
+        entry = store.live_entry(target)
+        leaf, chain = entry.cert, list(entry.chain)
+    except NotFound:
+        path = Path(target)
+        if not path.is_file():
+            raise
+        certs = load_certificates(path.read_bytes(), source=target)
+        leaf, chain = certs[0], certs[1:]
+    host = hostname or _default_host(leaf)
+    result = verify_certificate(
+        leaf,
+        hostname=host,
+        roots=store.roots(),
+        intermediates=[*chain, *store.intermediates()],
+        crls=[c.crl for c in store.crls()],
+        now=_now(),
+    )
+    subjects = [c.subject.rfc4514_string() for c in result.chain]
+    if STATE.json:
+        _emit_json(
+            {
+                "ok": True,
+                "hostname": host,
+                "chain": subjects,
+                "via_cross": result.via_cross,
+                "notes": list(result.revocation_notes),
+            }
+        )
+        return
+    con = _console()
+    con.print(f"OK: valid for {host} until {leaf.not_valid_after_utc:%Y-%m-%d}", markup=False)
+    for i, s in enumerate(subjects):
+        con.print(f"  {'  ' * i}{s}", markup=False)
+    if result.via_cross:
+        con.print("The path goes through the cross-certificate.")
+    for note in result.revocation_notes:
+        con.print(f"note: {note}", markup=False)
+
+
+def _default_host(leaf: x509.Certificate) -> str:
+    names = _san_names(leaf)
+    cns = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    host = str(cns[0].value) if cns else (names[0] if names else "")
+    return host[2:] if host.startswith("*.") else host
+
+
+# -- export / import -----------------------------------------------------------------------------
+@app.command("export")
+@_handle
+def export_cmd(
+    name: Annotated[str, typer.Argument(help="The issued certificate to back up.")],
+    pfx: Annotated[Path, typer.Option("--pfx", help="The .pfx file to write.")],
+    legacy: Annotated[
+        bool, typer.Option(help="3DES + SHA-1 MAC for Windows Server 2012-2016 / Exchange 2010.")
+    ] = False,
+    password_file: Annotated[Path | None, typer.Option(help="Read the PFX password from a file.")] = None,
+    passphrase_file: Annotated[
+        Path | None, typer.Option(help="Read the stored key's passphrase from a file.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Back up key, certificate and chain as a PFX (guide section F). AES-256 + PBKDF2-SHA256 by default."""
+    from ecert.client.store import KEY_MODE, atomic_write
+
+    entry = STATE.store.live_entry(name)
+    if pfx.exists() and not force:
+        raise ClientError(f"{pfx} already exists; use --force to replace it")
+    key = _load_entry_key(entry, passphrase_file)
+    password = _new_secret(password_file, "PFX password")
+    data = export_pfx(
+        key,
+        entry.cert,
+        list(entry.chain),
+        password,
+        friendly_name=str(entry.meta.get("friendly_name", entry.name)),
+        legacy=legacy,
+    )
+    atomic_write(pfx, data, mode=KEY_MODE, force=force)
+    kind = "3DES/SHA-1 (legacy)" if legacy else "AES-256-CBC, PBKDF2-SHA256, SHA-256 MAC"
+    _console().print(f"Wrote {pfx} ({kind})", markup=False)
+
+
+@app.command("import")
+@_handle
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="The .pfx/.p12 backup.")],
+    name: Annotated[
+        str | None, typer.Option(help="Store name (default: the PFX's friendly name or CN).")
+    ] = None,
+    password_file: Annotated[Path | None, typer.Option(help="Read the PFX password from a file.")] = None,
+    no_encrypt: Annotated[
+        bool, typer.Option("--no-encrypt", help="Store the key unencrypted (0600).")
+    ] = False,
+    passphrase_file: Annotated[
+        Path | None, typer.Option(help="Read the new key passphrase from a file.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an issued certificate of the same name.")] = False,
+) -> None:
+    """Restore a PFX into the store (guide section G); refuses unsafe files and writes nothing then."""
+    store = STATE.store
+    store.ensure()
+    data = file.read_bytes()
+    restored = import_pfx(data, _existing_secret(password_file, "PFX password"))
+    cns = restored.cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    entry_name = safe_name(name or restored.friendly_name or (str(cns[0].value) if cns else "imported"))
+    if (store.live_dir / entry_name).exists() and not force:
+        raise ClientError(
+            f"a certificate named {entry_name!r} is already in the store; use --force or --name"
+        )
+    passphrase = None if no_encrypt else _new_secret(passphrase_file, "New key passphrase")
+    enc: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    )
+    key_pem = restored.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+    for ca in restored.chain:
+        try:
+            store.install_ca(ca, anchor=False)
+        except ClientError:
+            pass
+    from ecert.client.chain import order_chain
+
+    chain = order_chain(restored.cert, [*restored.chain, *store.intermediates(), *store.roots()])
+    meta = {
+        "friendly_name": restored.friendly_name or entry_name,
+        "names": _san_names(restored.cert),
+        "key_encrypted": passphrase is not None,
+        "imported": _now().isoformat(),
+        "source": str(file),
+    }
+    entry = store.write_live(
+        entry_name, cert=restored.cert, chain=chain, key_pem=key_pem, meta=meta, force=force
+    )
+    _console().print(f"Imported {entry.name}: {', '.join(meta['names'])}", markup=False)
+
+
+# -- deploy --------------------------------------------------------------------------------------
+@app.command("deploy")
+@_handle
+def deploy_cmd(
+    name: Annotated[str, typer.Argument(help="The issued certificate to deploy.")],
+    fmt: Annotated[DeployFormat, typer.Option("--format", help="Which server's files to write.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write into.")],
+    cross: Annotated[
+        bool | None,
+        typer.Option(
+            "--cross/--no-cross", help="Append the cross-certificate (default: when one is installed)."
+        ),
+    ] = None,
+    legacy: Annotated[bool, typer.Option(help="Legacy PFX (3DES/SHA-1) for --format pfx.")] = False,
+    password_file: Annotated[
+        Path | None, typer.Option(help="Password for pfx/jks output, from a file.")
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None, typer.Option(help="Read the stored key's passphrase from a file.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+) -> None:
+    """Write the files a server takes: nginx, apache, haproxy, pem, pfx or jks (keys 0600)."""
+    store = STATE.store
+    entry = store.live_entry(name)
+    key = _load_entry_key(entry, passphrase_file)
+    password = (
+        _new_secret(password_file, "Keystore password")
+        if fmt in (DeployFormat.PFX, DeployFormat.JKS)
+        else None
+    )
+    result = deploy(
+        fmt,
+        entry,
+        key,
+        out,
+        pool=[*store.intermediates(), *store.roots()],
+        via_cross=cross,
+        password=password,
+        legacy=legacy,
+        force=force,
+    )
+    if STATE.json:
+        _emit_json(
+            {
+                "files": [str(p) for p in result.files],
+                "via_cross": result.via_cross,
+                "chain": list(result.chain_subjects),
+            }
+        )
+        return
+    con = _console()
+    for p in result.files:
+        con.print(f"Wrote {p}", markup=False)
+    con.print(
+        "Chain: "
+        + (" → ".join(result.chain_subjects) or "(none)")
+        + (" — via the cross-certificate" if result.via_cross else " — not via a cross-certificate"),
+        markup=False,
+    )
+    if result.snippet:
+        con.print(result.snippet, markup=False)
+
+
+# -- check ---------------------------------------------------------------------------------------
+@app.command("check")
+@_handle
+def check_cmd(
+    url: Annotated[str, typer.Argument(help="https://HOST[:PORT]")],
+    servername: Annotated[str | None, typer.Option(help="SNI / host name to check (default: HOST).")] = None,
+    timeout: Annotated[float, typer.Option(help="Connect timeout in seconds.")] = 10.0,
+) -> None:
+    """Connect to a server and judge what it serves: chain, order, host name, expiry, key in the store."""
+    r = check_server(url, STATE.store, now=_now(), server_name=servername, timeout=timeout)
+    if STATE.json:
+        _emit_json(
+            {
+                "host": r.host,
+                "port": r.port,
+                "served": list(r.served),
+                "in_order": r.in_order,
+                "complete": r.complete,
+                "hostname_ok": r.hostname_ok,
+                "days_left": r.days_left,
+                "not_after": r.not_after,
+                "store_match": r.store_match,
+                "verified": r.verified,
+                "problem": r.problem,
+                "reason": r.problem_reason,
+                "notes": list(r.notes),
+            }
+        )
+    else:
+        con = _console()
+        table = Table(title=f"{r.host}:{r.port}")
+        table.add_column("Check")
+        table.add_column("Result")
+        table.add_row("Served chain", " → ".join(r.served))
+        table.add_row("In order", "yes" if r.in_order else "NO")
+        table.add_row("Complete", "yes" if r.complete else "NO (intermediate missing)")
+        table.add_row("Host name", "matches" if r.hostname_ok else "DOES NOT MATCH")
+        table.add_row("Expires", f"{r.not_after[:10]} ({r.days_left} days)")
+        table.add_row("Key in store", r.store_match or "no")
+        table.add_row("Verified", "yes" if r.verified else f"NO: {r.problem}")
+        con.print(table)
+        for n in r.notes:
+            con.print(f"note: {n}", markup=False)
+    if not r.ok:
+        raise typer.Exit(4)
+
+
+def main() -> None:
+    """Console-script entry point (``ecert``)."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        sys.stderr.write("error: interrupted\n")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

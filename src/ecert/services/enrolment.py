@@ -1,0 +1,584 @@
+"""Enrolment: domain control validation, CSR intake and issuance, acceptance or rejection, renewal.
+
+The network checks run outside any transaction (through ``ecert.validation.Validator``); what they found
+is stored with its audit event in one transaction afterwards. Every state change is a compare-and-set on
+the application (``core.application``), so parallel submits give one certificate and 409 for the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..core import dcv_rules, rule_dates
+from ..core.application import CSR_STATES, DCV_STATES, Action, AppState, issue_failed_target
+from ..core.csr import MAX_CSR_BYTES, CSRTooLarge, check_csr, compare_names
+from ..core.dcv_rules import DcvMethod, MethodOffer
+from ..core.errors import Conflict, EcertError, PolicyViolation, ValidationFailed
+from ..core.names import to_unicode
+from ..core.profiles import CERT_TYPE_LABELS, CertType
+from ..store import audit
+from ..store.models import CA, Application, CaaCheck, Certificate, DcvChallenge, DomainValidation
+from .applications import application_names, dcv_exemption, load_application, move_state, subject_for
+from .context import Context
+from .issuance import BlockedKeys, IssueRequest, issue
+
+__all__ = [
+    "METHOD_LABELS",
+    "API_METHOD_NAMES",
+    "MethodOffer",
+    "ChallengeView",
+    "DomainCheck",
+    "DcvOutcome",
+    "CertificateView",
+    "parse_method",
+    "dcv_required",
+    "dcv_methods",
+    "dcv_start",
+    "dcv_check",
+    "submit_csr",
+    "get_certificate",
+    "accept_certificate",
+    "reject_certificate",
+    "validator_for",
+    "spaced_serial",
+]
+
+METHOD_LABELS: dict[DcvMethod, str] = {
+    DcvMethod.HTTP_FILE: "Website Change",
+    DcvMethod.DNS: "DNS Change",
+    DcvMethod.EMAIL: "Constructed E-mail",
+}
+# The REST API's names for the methods (the subscriber tool is written against these).
+API_METHOD_NAMES: dict[DcvMethod, str] = {
+    DcvMethod.HTTP_FILE: "http_file",
+    DcvMethod.DNS: "dns_txt",
+    DcvMethod.EMAIL: "email",
+}
+_ALIASES = {"dns_txt": DcvMethod.DNS, "dns": DcvMethod.DNS, "http_file": DcvMethod.HTTP_FILE,
+            "http": DcvMethod.HTTP_FILE, "email": DcvMethod.EMAIL}
+TXT_TTL = 3600  # seed C.4B shows TTL 3600
+
+
+def parse_method(method: str | DcvMethod) -> DcvMethod:
+    if isinstance(method, DcvMethod):
+        return method
+    found = _ALIASES.get(str(method).strip().lower())
+    if found is None:
+        raise PolicyViolation(f"Unknown validation method {str(method)[:40]!r}.", rule="BR 3.2.2.4",
+                              value=str(method)[:40])
+    return found
+
+
+@dataclass(frozen=True)
+class ChallengeView:
+    """What the subscriber must do for one domain (seed C.4 A/B/C); ``code`` is None for e-mail (it is mailed)."""
+
+    domain: str
+    domain_unicode: str
+    method: DcvMethod
+    code: str | None
+    instructions: dcv_rules.Instructions
+    file_name: str | None
+    file_urls: tuple[str, ...]
+    file_content: str | None
+    txt_name: str | None
+    txt_names: tuple[str, ...]
+    txt_value: str | None
+    txt_ttl: int | None
+    email_addresses: tuple[str, ...]
+    email_address: str | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DomainCheck:
+    domain: str
+    domain_unicode: str
+    passed: bool
+    reason: str
+    method: str | None
+    reused: bool = False
+
+
+@dataclass(frozen=True)
+class DcvOutcome:
+    passed: bool
+    results: tuple[DomainCheck, ...]
+    state: str
+
+    @property
+    def domains(self) -> tuple[DomainCheck, ...]:
+        return self.results
+
+
+@dataclass(frozen=True)
+class CertificateView:
+    """The certificate information page (seed C.6)."""
+
+    reference_number: str
+    cert_type: str
+    cert_type_label: str
+    issuer_cn: str
+    serial_hex: str
+    serial_spaced: str
+    not_before: datetime
+    not_after: datetime
+    validity_days: int
+    names: tuple[str, ...]
+    names_unicode: tuple[str, ...]
+    state: str  # the certificate's status: issued | accepted | rejected
+    application_state: str
+    certificate_id: int
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def validator_for(ctx: Context) -> Any:
+    """The context's Validator (tests and the app factory may put one in ``ctx.cache['validator']``)."""
+    found = ctx.cache.get("validator")
+    if found is None:
+        from ..validation.validator import Validator
+
+        found = ctx.cache["validator"] = Validator(ctx.settings, clock=ctx.clock)
+    return found
+
+
+def _unicode(name: str) -> str:
+    try:
+        return to_unicode(name)
+    except EcertError:
+        return name
+
+
+def _domains(row: Application) -> tuple[str, ...]:
+    """The Authorization Domain Names to validate: each name, a wildcard by its base (BR 3.2.2.4.7)."""
+    return tuple(dict.fromkeys(dcv_rules.dns_name_for_validation(n) for n in application_names(row)))
+
+
+def _jsonable(value: Any) -> Any:
+    """Evidence as plain JSON for the audit chain: floats become text (the chain refuses floats)."""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
+
+
+def _reusable_validations(session: Session, row: Application, now: datetime) -> dict[str, DomainValidation]:
+    """Validations of this application's domains still inside the BR 4.2.1 reuse period, newest first."""
+    found: dict[str, DomainValidation] = {}
+    rows = session.scalars(
+        select(DomainValidation).where(DomainValidation.application_id == row.id)
+        .order_by(DomainValidation.validated_at.desc())).all()
+    for v in rows:
+        if v.domain not in found and dcv_rules.reusable(v.validated_at, now):
+            found[v.domain] = v
+    return found
+
+
+def _ensure_open(row: Application, now: datetime) -> None:
+    if row.subscription_end <= now:
+        raise Conflict("the subscription period has ended; apply again", value=row.subscription_end.isoformat())
+
+
+def spaced_serial(serial_hex: str) -> str:
+    """``45 16 9d ...``: two hex digits per byte, zero-padded to whole bytes, as the seed's page shows."""
+    digits = serial_hex.lower()
+    if len(digits) % 2:
+        digits = "0" + digits
+    return " ".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+
+
+# --- DCV ---------------------------------------------------------------------------------------------
+
+
+def dcv_required(ctx: Context, app_id: int) -> bool:
+    """False for government applications and names under operator-held validations (they skip seed C.4)."""
+    with ctx.sessions() as session:
+        row = load_application(session, app_id)
+        return dcv_exemption(session, row, ctx.clock()) is None
+
+
+def _skip_if_exempt(ctx: Context, app_id: int) -> bool:
+    now = ctx.clock()
+    with ctx.transaction() as session:
+        row = load_application(session, app_id)
+        reason = dcv_exemption(session, row, now)
+        if reason is None:
+            return False
+        if row.state == AppState.CONFIRMED.value:
+            move_state(session, app_id, Action.VALIDATE, now=now, current=row.state)
+            audit.append(session, actor="system", event="dcv.exempt", subject=row.reference_number,
+                         details={"reason": reason}, now=now)
+        return True
+
+
+def dcv_methods(ctx: Context, app_id: int) -> list[MethodOffer]:
+    """The methods applicable to this application (seed C.4: "only applicable methods ... will be shown")."""
+    if _skip_if_exempt(ctx, app_id):
+        return []
+    with ctx.sessions() as session:
+        row = load_application(session, app_id)
+        return list(dcv_rules.applicable_methods(row.cert_type, application_names(row), ctx.clock()))
+
+
+def _view(method: DcvMethod, domain: str, code: str, email_address: str | None,
+          expires_at: datetime | None) -> ChallengeView:
+    shown_code = None if method is DcvMethod.EMAIL else code
+    ins = dcv_rules.instructions(method, domain, shown_code or "", txt_ttl=TXT_TTL)
+    return ChallengeView(
+        domain=domain, domain_unicode=_unicode(domain), method=method, code=shown_code, instructions=ins,
+        file_name=ins.file_name, file_urls=ins.file_urls, file_content=ins.file_content,
+        txt_name=ins.txt_hosts[0] if ins.txt_hosts else None, txt_names=ins.txt_hosts, txt_value=ins.txt_value,
+        txt_ttl=ins.txt_ttl, email_addresses=ins.email_addresses, email_address=email_address,
+        expires_at=expires_at)
+
+
+def dcv_start(ctx: Context, app_id: int, *, method: str | DcvMethod,
+              email_local_part: str | None = None) -> list[ChallengeView]:
+    """Give the instructions per domain; codes are reused while younger than 30 days (BR 3.2.2.4.18).
+
+    For e-mail, each call with ``email_local_part`` mails a fresh code to that constructed address
+    (BR 3.2.2.4.4: one Random Value per e-mail); without it, only the addresses are listed.
+    """
+    m = parse_method(method)
+    if _skip_if_exempt(ctx, app_id):
+        return []
+    now = ctx.clock()
+    local_part = None
+    if m is DcvMethod.EMAIL and email_local_part is not None:
+        local_part = email_local_part.strip().lower()
+        if local_part not in dcv_rules.CONSTRUCTED_LOCAL_PARTS:
+            raise PolicyViolation("Only admin, administrator, webmaster, hostmaster or postmaster may receive the code.",
+                                  rule="BR 3.2.2.4.4", value=email_local_part[:64])
+    to_send: list[tuple[str, str]] = []
+    views: list[ChallengeView] = []
+    with ctx.transaction() as session:
+        row = load_application(session, app_id)
+        _ensure_open(row, now)
+        if AppState(row.state) not in DCV_STATES:
+            raise Conflict(f"domain validation is not expected now (the application is {row.state})",
+                           value=row.state)
+        dcv_rules.ensure_method_applicable(m, row.cert_type, application_names(row), now)
+        reference = row.reference_number
+        for domain in _domains(row):
+            if m is DcvMethod.EMAIL:
+                if local_part is None:
+                    views.append(_view(m, domain, "", None, None))
+                    continue
+                address = f"{local_part}@{domain}"
+                # A fresh code per e-mail; earlier e-mailed codes for the domain stop counting.
+                session.execute(update(DcvChallenge).where(
+                    DcvChallenge.application_id == app_id, DcvChallenge.domain == domain,
+                    DcvChallenge.method == m.value, DcvChallenge.status == "pending").values(status="expired"))
+                code = dcv_rules.new_validation_code()
+                ch = DcvChallenge(application_id=app_id, domain=domain, method=m.value, code=code,
+                                  email_address=address, created_at=now, expires_at=now + dcv_rules.CODE_VALIDITY,
+                                  status="pending")
+                session.add(ch)
+                to_send.append((domain, code))
+                views.append(_view(m, domain, code, address, ch.expires_at))
+                continue
+            existing = session.scalars(select(DcvChallenge).where(
+                DcvChallenge.application_id == app_id, DcvChallenge.domain == domain,
+                DcvChallenge.method == m.value, DcvChallenge.status.in_(("pending", "failed")))
+                .order_by(DcvChallenge.created_at.desc())).first()
+            if existing is None or dcv_rules.code_expired(existing.created_at, now):
+                existing = DcvChallenge(application_id=app_id, domain=domain, method=m.value,
+                                        code=dcv_rules.new_validation_code(), email_address=None, created_at=now,
+                                        expires_at=now + dcv_rules.CODE_VALIDITY, status="pending")
+                session.add(existing)
+            views.append(_view(m, domain, existing.code, None, existing.expires_at))
+        audit.append(session, actor=f"subscriber:{reference}", event="dcv.started", subject=reference,
+                     details={"method": m.value, "domains": [v.domain for v in views],
+                              "email_to": [v.email_address for v in views if v.email_address]}, now=now)
+    if to_send:
+        validator = validator_for(ctx)
+        for domain, code in to_send:
+            validator.send_email_code(domain, local_part, code, reference)
+    return views
+
+
+def dcv_check(ctx: Context, app_id: int, *, email_code: str | None = None) -> DcvOutcome:
+    """Check every domain (reusing validations still inside the BR 4.2.1 period); all passed → ``validated``."""
+    if _skip_if_exempt(ctx, app_id):
+        with ctx.sessions() as session:
+            return DcvOutcome(True, (), load_application(session, app_id).state)
+    now = ctx.clock()
+    with ctx.sessions() as session:
+        row = load_application(session, app_id)
+        _ensure_open(row, now)
+        if AppState(row.state) not in DCV_STATES:
+            raise Conflict(f"domain validation is not expected now (the application is {row.state})",
+                           value=row.state)
+        reference = row.reference_number
+        reusable = _reusable_validations(session, row, now)
+        pending: dict[str, DcvChallenge] = {}
+        for domain in _domains(row):
+            if domain in reusable:
+                continue
+            ch = session.scalars(select(DcvChallenge).where(
+                DcvChallenge.application_id == app_id, DcvChallenge.domain == domain,
+                DcvChallenge.status.in_(("pending", "failed")))
+                .order_by(DcvChallenge.created_at.desc(), DcvChallenge.id.desc())).first()
+            if ch is not None:
+                pending[domain] = ch
+        domains = _domains(row)
+    validator = validator_for(ctx)
+    results: dict[str, tuple[DomainCheck, Any, DcvChallenge | None]] = {}
+    for domain in domains:
+        if domain in reusable:
+            v = reusable[domain]
+            results[domain] = (DomainCheck(domain, _unicode(domain), True,
+                                           f"validated on {v.validated_at:%Y-%m-%d}, reused (BR 4.2.1)",
+                                           v.method, reused=True), None, None)
+            continue
+        ch = pending.get(domain)
+        if ch is None:
+            results[domain] = (DomainCheck(domain, _unicode(domain), False,
+                                           "no validation was started for this domain: choose a method first",
+                                           None), None, None)
+            continue
+        if dcv_rules.code_expired(ch.created_at, now):
+            results[domain] = (DomainCheck(domain, _unicode(domain), False,
+                                           "the Validation Code is older than 30 days; start again for a new one "
+                                           "(BR 3.2.2.4.18)", ch.method), None, ch)
+            continue
+        if ch.method == DcvMethod.EMAIL.value and not (email_code or "").strip():
+            results[domain] = (DomainCheck(domain, _unicode(domain), False,
+                                           "enter the Validation Code from the e-mail", ch.method), None, ch)
+            continue
+        res = validator.check(ch.method, domain, ch.code, email_address=ch.email_address, entered_code=email_code)
+        results[domain] = (DomainCheck(domain, _unicode(domain), res.passed, res.reason, ch.method), res, ch)
+    all_passed = all(r[0].passed for r in results.values()) and bool(results)
+    with ctx.transaction() as session:
+        state = load_application(session, app_id).state
+        for domain, (check, res, ch) in results.items():
+            if ch is not None:
+                status = "passed" if check.passed else ("expired" if res is None and not check.passed
+                                                        and "older than 30 days" in check.reason else "failed")
+                session.execute(update(DcvChallenge).where(DcvChallenge.id == ch.id).values(
+                    status=status, last_checked_at=now, last_result=check.reason[:1000]))
+            if res is not None and check.passed:
+                session.add(DomainValidation(
+                    domain=domain, method=ch.method if ch else check.method, br_version=res.br_version,
+                    code=ch.code if ch and ch.method != DcvMethod.EMAIL.value else None, validated_at=now,
+                    evidence=_jsonable(res.evidence), application_id=app_id, operator_held=False,
+                    namespace=ch is not None and ch.method == DcvMethod.DNS.value,
+                    perspectives=_jsonable(res.evidence.get("mpic")) if isinstance(res.evidence, Mapping) else None))
+            audit.append(session, actor=f"subscriber:{reference}", event="dcv.checked", subject=domain,
+                         details={"application": reference, "method": check.method, "passed": check.passed,
+                                  "reused": check.reused, "reason": check.reason[:1000],
+                                  "br_version": res.br_version if res is not None else rule_dates.BR_VERSION,
+                                  "evidence": _jsonable(res.evidence) if res is not None else {}}, now=now)
+        if all_passed and state == AppState.CONFIRMED.value:
+            state = move_state(session, app_id, Action.VALIDATE, now=now, current=state).value
+            audit.append(session, actor="system", event="dcv.completed", subject=reference,
+                         details={"domains": list(results)}, now=now)
+    return DcvOutcome(all_passed, tuple(r[0] for r in results.values()), state)
+
+
+# --- CSR and issuance --------------------------------------------------------------------------------
+
+
+def _cert_view(row: Certificate, app: Application, ca: CA | None) -> CertificateView:
+    issuer_cn = ""
+    if ca is not None:
+        attrs = x509.load_der_x509_certificate(ca.cert_der).subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        issuer_cn = str(attrs[0].value) if attrs else ca.label
+    cert_type = CertType(row.profile)
+    names = tuple(row.names or ())
+    return CertificateView(
+        reference_number=app.reference_number, cert_type=cert_type.value,
+        cert_type_label=CERT_TYPE_LABELS[cert_type], issuer_cn=issuer_cn, serial_hex=row.serial_hex,
+        serial_spaced=spaced_serial(row.serial_hex), not_before=row.not_before, not_after=row.not_after,
+        validity_days=(row.not_after - row.not_before).days + 1, names=names,
+        names_unicode=tuple(_unicode(n) for n in names), state=row.status, application_state=app.state,
+        certificate_id=row.id)
+
+
+def _refused(ctx: Context, reference: str, exc: EcertError, actor: str) -> None:
+    with ctx.transaction() as session:
+        audit.append(session, actor=actor, event="csr.refused", subject=reference,
+                     details={"code": exc.code, "reason": exc.message[:1000], "rule": exc.rule}, now=ctx.clock())
+
+
+def _caa(ctx: Context, app_id: int, reference: str, names: Sequence[str],
+         methods: Mapping[str, str | None], actor: str) -> None:
+    """BR 3.2.2.8: CAA checked at issuance (well inside 8 hours of signing); recorded and audited."""
+    now = ctx.clock()
+    validator = validator_for(ctx)
+    decisions = []
+    groups: dict[str | None, list[str]] = {}
+    for name in names:
+        groups.setdefault(methods.get(dcv_rules.dns_name_for_validation(name)), []).append(name)
+    for method, group in groups.items():
+        decisions += validator.check_caa(group, now=now, method=method)
+    with ctx.transaction() as session:
+        for d in decisions:
+            session.add(CaaCheck(application_id=app_id, domain=d.name, checked_at=now, permitted=d.permitted,
+                                 records=[str(r) for r in d.records], reason=d.reason[:1000]))
+            audit.append(session, actor=actor, event="caa.checked", subject=d.name,
+                         details=_jsonable({"application": reference, **d.to_dict()}), now=now)
+    refused = [d for d in decisions if not d.permitted]
+    if refused:
+        first = refused[0]
+        raise ValidationFailed(f"CAA for {first.name} does not permit this CA to issue: {first.reason}",
+                               rule="BR 3.2.2.8 / RFC 8659", value=first.name)
+
+
+def submit_csr(ctx: Context, app_id: int, csr_text: str | bytes, *, actor: str) -> CertificateView:
+    """Take a CSR (any of the Exchange/IIS/OpenSSL/ecert headers), check it and issue the certificate.
+
+    The subject comes from the application, never from the CSR (BR 7.1.4.2); the CSR's names must be
+    among the application's validated names. Validity is capped by the BR maximum and the subscription end.
+    """
+    size = len(csr_text.encode("utf-8", "replace") if isinstance(csr_text, str) else csr_text)
+    if size > MAX_CSR_BYTES:
+        raise CSRTooLarge(f"the CSR is {size} bytes; at most {MAX_CSR_BYTES} are accepted", value=size)
+    now = ctx.clock()
+    with ctx.sessions() as session:
+        row = load_application(session, app_id)
+        reference = row.reference_number
+    try:
+        with ctx.transaction() as session:
+            row = load_application(session, app_id)
+            _ensure_open(row, now)
+            origin = row.state
+            if AppState(origin) not in CSR_STATES:
+                if origin == AppState.ISSUING.value:
+                    raise Conflict("a certificate is already being issued for this application", value=origin)
+                raise Conflict(f"a CSR cannot be submitted now (the application is {origin})", value=origin)
+            info = check_csr(csr_text, blocked_spki=BlockedKeys(session))
+            names = application_names(row)
+            compare_names(info.dns_names, names)
+            methods: dict[str, str | None] = {}
+            if dcv_exemption(session, row, now) is None:
+                reusable = _reusable_validations(session, row, now)
+                missing = [d for d in _domains(row) if d not in reusable]
+                if missing:
+                    raise ValidationFailed(
+                        "domain control has not been shown, or its validation is older than the reuse period, "
+                        f"for: {', '.join(missing)}; complete domain validation first", rule="BR 4.2.1 / BR 3.2.2.4",
+                        value=tuple(missing))
+                methods = {d: v.method for d, v in reusable.items()}
+            move_state(session, app_id, Action.SUBMIT_CSR, now=now, current=origin)
+            audit.append(session, actor=actor, event="csr.submitted", subject=reference,
+                         details={"names": list(names), "csr_names": list(info.dns_names), "key": str(info.key),
+                                  "ignored": list(info.ignored), "renewal": origin == AppState.ACCEPTED.value},
+                         now=now)
+            issue_request = IssueRequest(cert_type=CertType(row.cert_type), names=names, subject=subject_for(row),
+                                         public_key=info.public_key,  # type: ignore[arg-type]
+                                         application_id=app_id, subscription_end=row.subscription_end, actor=actor)
+    except EcertError as exc:
+        if not isinstance(exc, Conflict):
+            _refused(ctx, reference, exc, actor)
+        raise
+
+    def on_signed(session: Session, cert_row: Certificate) -> None:
+        move_state(session, app_id, Action.SIGNED, now=ctx.clock(), current=AppState.ISSUING.value)
+
+    try:
+        _caa(ctx, app_id, reference, names, methods, actor)
+        cert_row = issue(ctx, issue_request, on_signed=on_signed)
+    except BaseException as exc:
+        back = issue_failed_target(origin)
+        with ctx.transaction() as session:
+            session.execute(update(Application).where(Application.id == app_id,
+                                                      Application.state == AppState.ISSUING.value)
+                            .values(state=back.value, updated_at=ctx.clock(), version=Application.version + 1))
+            audit.append(session, actor="system", event="csr.issuance_failed", subject=reference,
+                         details={"error": (exc.message if isinstance(exc, EcertError) else type(exc).__name__)[:500],
+                                  "back_to": back.value}, now=ctx.clock())
+        raise
+    with ctx.sessions() as session:
+        app = load_application(session, app_id)
+        cert = session.get(Certificate, cert_row.id)
+        assert cert is not None
+        return _cert_view(cert, app, session.get(CA, cert.ca_id))
+
+
+def _current_cert(session: Session, app_id: int) -> Certificate | None:
+    return session.scalars(select(Certificate).where(
+        Certificate.application_id == app_id, Certificate.status.in_(("issued", "accepted")))
+        .order_by(Certificate.created_at.desc(), Certificate.id.desc())).first()
+
+
+def get_certificate(ctx: Context, app_id: int) -> CertificateView | None:
+    """The application's newest usable certificate (waiting for acceptance, or accepted); None if none."""
+    with ctx.sessions() as session:
+        app = load_application(session, app_id)
+        cert = _current_cert(session, app_id)
+        if cert is None:
+            return None
+        return _cert_view(cert, app, session.get(CA, cert.ca_id))
+
+
+def accept_certificate(ctx: Context, app_id: int, *, actor: str) -> CertificateView:
+    """Accept (seed C.6): the certificate becomes public (search page) and downloadable."""
+    now = ctx.clock()
+    with ctx.transaction() as session:
+        app = load_application(session, app_id)
+        move_state(session, app_id, Action.ACCEPT, now=now, current=app.state)
+        cert = session.scalars(select(Certificate).where(Certificate.application_id == app_id,
+                                                         Certificate.status == "issued")).first()
+        if cert is None:
+            raise Conflict("there is no certificate waiting for acceptance")
+        cert.status = "accepted"
+        cert.updated_at = now
+        audit.append(session, actor=actor, event="cert.accepted", subject=cert.serial_hex,
+                     details={"application": app.reference_number}, now=now)
+        session.flush()
+        session.refresh(app)
+        return _cert_view(cert, app, session.get(CA, cert.ca_id))
+
+
+def reject_certificate(ctx: Context, app_id: int, *, reason: str, actor: str) -> CertificateView:
+    """Reject (seed C.6): the certificate was signed before acceptance, so it is revoked at once.
+
+    Status ``rejected`` with ``revoked_at`` set puts it on the CRL and OCSP. The revocation reason is
+    left empty: BR 7.2.2 represents "unspecified" by omitting reasonCode, and none of the five listed
+    reasons describes a subscriber declining a certificate it never accepted (superseded would claim a
+    replacement that may never be requested). The application returns to ``validated`` for a new CSR.
+    """
+    now = ctx.clock()
+    reason = (reason or "").strip()[:1000]
+    with ctx.transaction() as session:
+        app = load_application(session, app_id)
+        move_state(session, app_id, Action.REJECT_CERTIFICATE, now=now, current=app.state)
+        cert = session.scalars(select(Certificate).where(Certificate.application_id == app_id,
+                                                         Certificate.status == "issued")).first()
+        if cert is None:
+            raise Conflict("there is no certificate waiting for acceptance")
+        cert.status = "rejected"
+        cert.revoked_at = now
+        cert.revocation_reason = None
+        cert.rejection_reason = reason or "rejected by the subscriber"
+        cert.updated_at = now
+        session.flush()
+        earlier = session.scalars(select(Certificate.id).where(Certificate.application_id == app_id,
+                                                               Certificate.status == "accepted")).first()
+        if earlier is not None:  # a rejected renewal: the accepted certificate still stands
+            session.execute(update(Application).where(Application.id == app_id,
+                                                      Application.state == AppState.VALIDATED.value)
+                            .values(state=AppState.ACCEPTED.value, version=Application.version + 1))
+        audit.append(session, actor=actor, event="cert.rejected", subject=cert.serial_hex,
+                     details={"application": app.reference_number, "reason": reason, "revoked": True}, now=now)
+        session.flush()
+        session.refresh(app)
+        return _cert_view(cert, app, session.get(CA, cert.ca_id))

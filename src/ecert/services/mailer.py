@@ -1,0 +1,57 @@
+"""Outgoing notices to subscribers over SMTP (the relay named in settings; an aiosmtpd sink in tests)."""
+
+from __future__ import annotations
+
+import smtplib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from ..core.errors import StorageFailure
+from ..settings import Settings
+
+__all__ = ["CSR_SUBJECT", "SentMail", "send_mail", "csr_invitation"]
+
+# The subject line the seed's applicants look for (user guide, A and C.1).
+CSR_SUBJECT = "Submission of Certificate Signing Request (CSR)"
+
+
+@dataclass(frozen=True)
+class SentMail:
+    to: str
+    subject: str
+    message_id: str
+
+
+def send_mail(settings: Settings, *, to: str, subject: str, body: str, timeout: float = 10.0) -> SentMail:
+    """Send one plain-text UTF-8 message through ``settings.smtp_host:smtp_port``.
+
+    Raises StorageFailure (HTTP 500 at the edge, detail stripped) if the relay cannot be reached or refuses.
+    """
+    msg = EmailMessage()
+    msg["From"] = settings.mail_from
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=settings.mail_from.rpartition("@")[2] or None)
+    msg.set_content(body)
+    try:
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
+            smtp.send_message(msg, from_addr=settings.mail_from, to_addrs=[to])
+    except (smtplib.SMTPException, OSError) as exc:
+        raise StorageFailure(f"could not send mail to {to}: {type(exc).__name__}", value=to) from exc
+    return SentMail(to=to, subject=subject, message_id=str(msg["Message-ID"]))
+
+
+def csr_invitation(*, base_url: str, reference_number: str, server_name: str, org_name: str) -> str:
+    """The body of the CSR invitation: the portal link and the reference number, never the PIN."""
+    portal = base_url.rstrip("/") + "/portal/"
+    return (
+        f"Dear Authorised Representative of {org_name},\n\n"
+        f"Your application for an e-Cert (Server) certificate for {server_name} has been approved.\n"
+        f"Reference Number: {reference_number}\n\n"
+        f"Please submit your Certificate Signing Request (CSR) at:\n{portal}\n\n"
+        "Log in with the Server Name, the Reference Number above and the 16-digit e-Cert PIN printed "
+        "inside your PIN Envelope. The PIN is never sent by e-mail.\n\n"
+        "This is an automated message; please do not reply.\n"
+    )

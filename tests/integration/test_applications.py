@@ -1,0 +1,277 @@
+"""The application and enrolment services end to end: register, log in, confirm, DCV by DNS, CSR, accept, download."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs7
+from sqlalchemy import func, select
+
+from ecert.core.errors import (
+    BadCSR,
+    BadName,
+    Conflict,
+    PolicyViolation,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
+from ecert.core.profiles import CertType
+from ecert.services import applications as apps
+from ecert.services import downloads, enrolment
+from ecert.services.context import Context
+from ecert.services.pin_envelope import render_pin_envelope_html
+from ecert.store.models import Application, AuditEvent, Certificate, LoginAttempt
+from tests.integration.ca_fixtures import demo_ctx, make_demo_ctx  # noqa: F401
+from tests.integration.dcv_fixtures import KnotDns, SmtpSink, knot_dns, smtp_sink  # noqa: F401
+
+ADDR = "192.0.2.10"
+
+
+def make_csr(names: list[str], *, label: str = "NEW CERTIFICATE REQUEST", crlf: bool = True) -> str:
+    """An Exchange-style CSR: the NEW CERTIFICATE REQUEST label and CRLF line ends."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, names[0])]))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+           .sign(key, hashes.SHA256()))
+    pem = csr.public_bytes(serialization.Encoding.PEM).decode().replace("CERTIFICATE REQUEST", label)
+    return pem.replace("\n", "\r\n") if crlf else pem
+
+
+def application_input(server: str, **overrides: object) -> apps.ApplicationInput:
+    values: dict[str, object] = dict(
+        server_name=server, cert_type=CertType.SERVER, org_name_en="Example Company Limited",
+        org_name_zh="範例有限公司", branch_name_en="IT Department", reg_doc_type="br", reg_doc_number="12345678",
+        subscription_years=1, rep_email="webmaster@example.com")
+    values.update(overrides)
+    return apps.ApplicationInput(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def dns_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink) -> Context:  # noqa: F811
+    return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True,
+                         caa_identities=("ecert.example.hk",), smtp_port=smtp_sink.port,
+                         smtp_port_for_dcv=smtp_sink.port, login_max_failures=5)
+
+
+def _unique_host() -> str:
+    return f"w{uuid.uuid4().hex[:10]}.example.com"
+
+
+def _registered(ctx: Context, host: str, **overrides: object) -> apps.RegisteredApplication:
+    return apps.register_application(ctx, application_input(host, **overrides), actor="operator:test")
+
+
+def _validated(ctx: Context, knot: KnotDns, host: str, **overrides: object) -> int:
+    reg = _registered(ctx, host, **overrides)
+    app_id = apps.authenticate(ctx, server_name=host, reference_number=reg.reference_number, pin=reg.pin,
+                               client_addr=ADDR)
+    apps.confirm_application(ctx, app_id, use_chinese=False, actor="subscriber")
+    for ch in enrolment.dcv_start(ctx, app_id, method="dns_txt"):
+        knot.add_txt(ch.txt_name, ch.txt_value)
+    assert enrolment.dcv_check(ctx, app_id).passed
+    return app_id
+
+
+def test_full_journey_by_dns(dns_ctx: Context, knot_dns: KnotDns, smtp_sink: SmtpSink) -> None:  # noqa: F811
+    host = _unique_host()
+    reg = _registered(dns_ctx, host)
+    assert len(reg.reference_number) == 9 and reg.reference_number[0] != "0"
+    assert len(reg.pin) == 16 and reg.pin.isdigit() and reg.pin not in repr(reg)
+    # The invitation arrived, with the portal link and the reference number, never the PIN.
+    mail = smtp_sink.messages[-1]["content"]
+    assert "Submission of Certificate Signing Request (CSR)" in mail
+    assert "http://pki.ecert-demo.hk/portal/" in mail and reg.reference_number in mail and reg.pin not in mail
+
+    spaced_pin = " ".join(reg.pin[i:i + 4] for i in range(0, 16, 4))
+    app_id = apps.authenticate(dns_ctx, server_name=host.upper(), reference_number=reg.reference_number,
+                               pin=spaced_pin, client_addr=ADDR)
+    view = apps.get_application(dns_ctx, app_id)
+    assert (view.state, view.next_step, view.has_chinese, view.subscription_period) == (
+        "approved", "confirm", True, "1-year")
+    apps.confirm_application(dns_ctx, app_id, use_chinese=True, actor="subscriber")
+    assert enrolment.dcv_required(dns_ctx, app_id)
+    assert [o.method.value for o in enrolment.dcv_methods(dns_ctx, app_id)][:2] == ["http_file", "dns"]
+
+    challenges = enrolment.dcv_start(dns_ctx, app_id, method="dns_txt")
+    assert [c.domain for c in challenges] == [host] and challenges[0].txt_ttl == 3600
+    # Coming back later shows the same code (valid for 30 days).
+    assert enrolment.dcv_start(dns_ctx, app_id, method="dns_txt")[0].code == challenges[0].code
+    failed = enrolment.dcv_check(dns_ctx, app_id)
+    assert not failed.passed and "no TXT record" in failed.results[0].reason
+    knot_dns.add_txt(challenges[0].txt_name, challenges[0].txt_value)
+    outcome = enrolment.dcv_check(dns_ctx, app_id)
+    assert outcome.passed and outcome.state == "validated"
+
+    cert = enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="subscriber")
+    assert cert.state == "issued" and cert.names == (host,) and cert.issuer_cn
+    assert cert.serial_spaced.replace(" ", "").lstrip("0") == cert.serial_hex
+    assert cert.validity_days <= 200
+    accepted = enrolment.accept_certificate(dns_ctx, app_id, actor="subscriber")
+    assert accepted.state == "accepted"
+
+    p7b = downloads.download(dns_ctx, app_id, "p7b")
+    certs = pkcs7.load_der_pkcs7_certificates(p7b.data)
+    assert len(certs) == 2 and certs[0].issuer == certs[1].subject
+    org = certs[0].subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)[0].value
+    assert org == "範例有限公司"  # Confirm Opt with Chinese
+    hits = downloads.search_certificates(dns_ctx, by="reference", query=reg.reference_number)
+    assert [h.serial_hex for h in hits] == [cert.serial_hex]
+    assert downloads.public_download(dns_ctx, cert.serial_spaced, "der").data == certs[0].public_bytes(
+        serialization.Encoding.DER)
+
+
+def test_renewal_inside_subscription_reuses_validation(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    host = _unique_host()
+    app_id = _validated(dns_ctx, knot_dns, host)
+    first = enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+    enrolment.accept_certificate(dns_ctx, app_id, actor="s")
+    second = enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+    assert second.serial_hex != first.serial_hex and second.state == "issued"
+    assert enrolment.get_certificate(dns_ctx, app_id).serial_hex == second.serial_hex  # type: ignore[union-attr]
+
+
+def test_rejected_certificate_is_revoked_and_a_new_csr_allowed(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    host = _unique_host()
+    app_id = _validated(dns_ctx, knot_dns, host)
+    cert = enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+    enrolment.reject_certificate(dns_ctx, app_id, reason="wrong key", actor="s")
+    with dns_ctx.sessions() as s:
+        row = s.scalar(select(Certificate).where(Certificate.serial_hex == cert.serial_hex))
+        assert row is not None and row.status == "rejected" and row.revoked_at is not None
+    with pytest.raises(Conflict):
+        enrolment.accept_certificate(dns_ctx, app_id, actor="s")
+    assert enrolment.get_certificate(dns_ctx, app_id) is None
+    assert enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s").state == "issued"
+
+
+def test_caa_forbidding_refuses_issuance(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    host = _unique_host()
+    app_id = _validated(dns_ctx, knot_dns, host)
+    knot_dns.set_records(host, "CAA", ['0 issue "other-ca.example"'])
+    with pytest.raises(ValidationFailed, match=host):
+        enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+    assert apps.get_application(dns_ctx, app_id).state == "validated"
+
+
+def test_parallel_csr_submits_give_one_certificate(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    host = _unique_host()
+    app_id = _validated(dns_ctx, knot_dns, host)
+    csrs = [make_csr([host]) for _ in range(6)]
+    results: list[object] = []
+
+    def go(csr: str) -> None:
+        try:
+            results.append(enrolment.submit_csr(dns_ctx, app_id, csr, actor="s"))
+        except Conflict as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=go, args=(c,)) for c in csrs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sum(isinstance(r, enrolment.CertificateView) for r in results) == 1
+    assert sum(isinstance(r, Conflict) for r in results) == 5
+    with dns_ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Certificate).where(
+            Certificate.application_id == app_id, Certificate.status != "failed")) == 1
+
+
+def test_government_skips_dcv(demo_ctx: Context) -> None:  # noqa: F811
+    reg = _registered(demo_ctx, "www.example.com", is_government=True)
+    apps.confirm_application(demo_ctx, reg.application_id, use_chinese=False, actor="s")
+    assert not enrolment.dcv_required(demo_ctx, reg.application_id)
+    assert enrolment.dcv_methods(demo_ctx, reg.application_id) == []
+    assert apps.get_application(demo_ctx, reg.application_id).state == "validated"
+
+
+def test_wrong_pin_locks_out_with_the_same_message_and_audit(dns_ctx: Context) -> None:
+    reg = _registered(dns_ctx, _unique_host())
+    view = apps.get_application(dns_ctx, reg.application_id)
+    wrong = ("0000000000000000" if reg.pin != "0000000000000000" else "1111111111111111")
+    messages = set()
+    for _ in range(4):
+        with pytest.raises(Unauthorized) as exc:
+            apps.authenticate(dns_ctx, server_name=view.server_name.a_label, reference_number=reg.reference_number,
+                              pin=wrong, client_addr=ADDR)
+        messages.add(exc.value.message)
+    with pytest.raises(Unauthorized) as unknown:
+        apps.authenticate(dns_ctx, server_name=view.server_name.a_label, reference_number="999999999",
+                          pin=wrong, client_addr=ADDR)
+    messages.add(unknown.value.message)
+    assert messages == {apps.LOGIN_FAILED_MESSAGE}
+    with pytest.raises(RateLimited):
+        apps.authenticate(dns_ctx, server_name=view.server_name.a_label, reference_number=reg.reference_number,
+                          pin=wrong, client_addr=ADDR)
+    with pytest.raises(RateLimited):  # locked: even the right PIN is refused now
+        apps.authenticate(dns_ctx, server_name=view.server_name.a_label, reference_number=reg.reference_number,
+                          pin=reg.pin, client_addr=ADDR)
+    with dns_ctx.sessions() as s:
+        events = s.scalars(select(AuditEvent.event)).all()
+        assert "login.locked" in events and events.count("login.failed") == 6
+        assert not any(reg.pin in str(d) for d in s.scalars(select(AuditEvent.details)).all())
+        assert s.scalar(select(func.count()).select_from(LoginAttempt)) == 7
+
+
+def test_lockout_ends_after_the_lockout_period(demo_ctx: Context) -> None:
+    reg = _registered(demo_ctx, "www.example.com")
+    for _ in range(demo_ctx.settings.login_max_failures):
+        with pytest.raises((Unauthorized, RateLimited)):
+            apps.authenticate(demo_ctx, server_name="www.example.com", reference_number=reg.reference_number,
+                              pin="1" * 16 if reg.pin != "1" * 16 else "2" * 16, client_addr=ADDR)
+    later = demo_ctx.clock() + timedelta(minutes=demo_ctx.settings.login_lockout_minutes + 1)
+    demo_ctx.clock = lambda: later
+    assert apps.authenticate(demo_ctx, server_name="www.example.com", reference_number=reg.reference_number,
+                             pin=reg.pin, client_addr=ADDR) == reg.application_id
+
+
+@pytest.mark.parametrize(("overrides", "error"), [
+    ({"server_name": "localhost"}, BadName),
+    ({"server_name": "*.example.com"}, PolicyViolation),
+    ({"additional_names": ["www2.example.com"]}, PolicyViolation),
+    ({"cert_type": CertType.EV}, PolicyViolation),
+])
+def test_bad_applications_are_refused(demo_ctx: Context, overrides: dict[str, object], error: type) -> None:
+    with pytest.raises(error):
+        _registered(demo_ctx, "www.example.com", **overrides)
+    with demo_ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Application)) == 0
+
+
+@pytest.mark.parametrize(("csr", "error"), [
+    ("not a csr", BadCSR),
+    (make_csr(["other.example.org"]), PolicyViolation),
+    (make_csr(["www.example.com", "evil.example.net"]), PolicyViolation),
+])
+def test_bad_csrs_change_nothing(demo_ctx: Context, csr: str, error: type) -> None:
+    reg = _registered(demo_ctx, "www.example.com", is_government=True)
+    apps.confirm_application(demo_ctx, reg.application_id, use_chinese=False, actor="s")
+    with pytest.raises(error):
+        enrolment.submit_csr(demo_ctx, reg.application_id, csr, actor="s")
+    assert apps.get_application(demo_ctx, reg.application_id).state == "validated"
+    with demo_ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Certificate)) == 0
+        assert "csr.refused" in s.scalars(select(AuditEvent.event)).all()
+
+
+def test_csr_before_validation_is_refused(demo_ctx: Context) -> None:
+    reg = _registered(demo_ctx, "www.example.com")
+    with pytest.raises(Conflict):
+        enrolment.submit_csr(demo_ctx, reg.application_id, make_csr(["www.example.com"]), actor="s")
+    apps.confirm_application(demo_ctx, reg.application_id, use_chinese=False, actor="s")
+    with pytest.raises(Conflict):  # confirmed but not validated
+        enrolment.submit_csr(demo_ctx, reg.application_id, make_csr(["www.example.com"]), actor="s")
+
+
+def test_pin_envelope_escapes_and_groups() -> None:
+    html = render_pin_envelope_html("123456789", "1234567812345678", "www.example.com", "<b>Evil</b> 公司")
+    assert "1234 5678 1234 5678" in html and "&lt;b&gt;Evil&lt;/b&gt; 公司" in html and "@media print" in html

@@ -1,0 +1,247 @@
+"""The hash-chained audit log: appending, verifying, tamper detection and the database's refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from ecert.core.errors import StorageFailure
+from ecert.store import audit
+from ecert.store import db as store_db
+from ecert.store.models import AuditEvent
+
+
+def _append_three(session_factory: Any, now: datetime) -> list[AuditEvent]:
+    with session_factory() as session, session.begin():
+        return [
+            audit.append(
+                session, actor="ra:alice", event="application.approved", subject="A00000001", now=now
+            ),
+            audit.append(
+                session,
+                actor="subscriber:A00000001",
+                event="csr.submitted",
+                subject="A00000001",
+                details={"names": ["www.example.hk"], "key": "EC P-256"},
+                now=now + timedelta(seconds=1),
+            ),
+            audit.append(
+                session,
+                actor="system",
+                event="certificate.issued",
+                subject="A00000001",
+                details={"serial": "1f", "ca": "ov-2026"},
+                now=now + timedelta(seconds=2),
+            ),
+        ]
+
+
+def _verify(session_factory: Any, **kwargs: Any) -> audit.AuditVerification:
+    with session_factory() as session:
+        return audit.verify_chain(session, **kwargs)
+
+
+def _tamper(engine: Any, *statements: str) -> None:
+    """Switch the append-only triggers off, as an attacker with DDL rights could, and run ``statements``."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("DROP TRIGGER audit_log_refuse_update")
+            conn.exec_driver_sql("DROP TRIGGER audit_log_refuse_delete")
+        else:
+            conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER USER")
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+
+def test_canonical_encoding_is_stable() -> None:
+    """External verifiers recompute hashes from this exact encoding; changing it breaks old logs."""
+    from datetime import UTC
+
+    at = datetime(2026, 11, 25, 20, 0, tzinfo=UTC) - timedelta(hours=8)
+    expected = (
+        '{"actor":"ra:alice","at":"2026-11-25T12:00:00.000000+00:00","details":{"a":[1,"香港"],"b":true},'
+        '"event":"application.approved","prev_hash":"' + "0" * 64 + '","subject":null}'
+    )
+    digest = audit.compute_hash(
+        audit.GENESIS_HASH, at, "ra:alice", "application.approved", None, {"b": True, "a": [1, "香港"]}
+    )
+    assert digest == hashlib.sha256(expected.encode("utf-8")).hexdigest()
+
+
+def test_events_chain_from_the_genesis_hash(session_factory, now) -> None:  # type: ignore[no-untyped-def]
+    first, second, third = _append_three(session_factory, now)
+    assert first.prev_hash == audit.GENESIS_HASH
+    assert (second.prev_hash, third.prev_hash) == (first.hash, second.hash)
+
+
+def test_an_untouched_chain_verifies(session_factory, now) -> None:  # type: ignore[no-untyped-def]
+    _append_three(session_factory, now)
+    assert _verify(session_factory) == audit.AuditVerification(ok=True, rows_checked=3)
+
+
+def test_an_empty_log_verifies(session_factory) -> None:  # type: ignore[no-untyped-def]
+    assert _verify(session_factory) == audit.AuditVerification(ok=True, rows_checked=0)
+
+
+def test_an_event_rolled_back_with_its_transaction_leaves_the_chain_valid(session_factory, now) -> None:  # type: ignore[no-untyped-def]
+    _append_three(session_factory, now)
+    with session_factory() as session, pytest.raises(RuntimeError), session.begin():
+        audit.append(session, actor="system", event="certificate.issued", now=now)
+        raise RuntimeError("the state change failed")
+    with session_factory() as session, session.begin():
+        audit.append(session, actor="system", event="crl.published", now=now)
+    assert _verify(session_factory).ok
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_log SET actor = 'mallory' WHERE id = 2",
+        "DELETE FROM audit_log WHERE id = 2",
+        "DELETE FROM audit_log",
+    ],
+)
+def test_the_database_refuses_to_change_the_log(engine, session_factory, now, statement) -> None:  # type: ignore[no-untyped-def]
+    _append_three(session_factory, now)
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.exec_driver_sql(statement)
+    assert _verify(session_factory).rows_checked == 3
+
+
+@pytest.mark.postgres
+def test_postgresql_refuses_to_truncate_the_log(pg_url, now) -> None:  # type: ignore[no-untyped-def]
+    engine = store_db.make_engine(pg_url)
+    try:
+        _append_three(store_db.session_factory(engine), now)
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE audit_log")
+    finally:
+        engine.dispose()
+
+
+TAMPERING = [
+    # (what the attacker runs once the triggers are off, first row that fails, reason fragment)
+    (["UPDATE audit_log SET actor = 'mallory' WHERE id = 2"], 2, "edited"),
+    (["UPDATE audit_log SET subject = NULL WHERE id = 3"], 3, "edited"),
+    (["UPDATE audit_log SET at = at + INTERVAL '1 day' WHERE id = 1"], 1, "edited"),
+    (["DELETE FROM audit_log WHERE id = 2"], 3, "deleted or reordered"),
+    (["DELETE FROM audit_log WHERE id = 1"], 2, "deleted or reordered"),
+    (
+        [
+            "UPDATE audit_log SET id = 100 WHERE id = 2",
+            "UPDATE audit_log SET id = 2 WHERE id = 3",
+            "UPDATE audit_log SET id = 3 WHERE id = 100",
+        ],
+        2,
+        "deleted or reordered",
+    ),
+]
+
+
+@pytest.mark.parametrize(("statements", "first_bad", "reason"), TAMPERING)
+def test_tampering_is_detected(engine, session_factory, now, statements, first_bad, reason) -> None:  # type: ignore[no-untyped-def]
+    _append_three(session_factory, now)
+    if engine.dialect.name == "sqlite":
+        statements = [s.replace("at + INTERVAL '1 day'", "datetime(at, '+1 day')") for s in statements]
+    _tamper(engine, *statements)
+    result = _verify(session_factory)
+    assert (result.ok, result.first_bad_id) == (False, first_bad)
+    assert reason in (result.reason or "")
+    with pytest.raises(StorageFailure):
+        result.check()
+
+
+def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(engine, session_factory, now) -> None:  # type: ignore[no-untyped-def]
+    first, second, _ = _append_three(session_factory, now)
+    forged = audit.compute_hash(
+        first.hash, second.at, "mallory", second.event, second.subject, second.details
+    )
+    _tamper(engine, f"UPDATE audit_log SET actor = 'mallory', hash = '{forged}' WHERE id = 2")
+    result = _verify(session_factory)
+    assert (result.ok, result.first_bad_id) == (False, 3)
+
+
+def test_rows_cut_from_the_end_are_found_with_a_known_head(engine, session_factory, now) -> None:  # type: ignore[no-untyped-def]
+    head = _append_three(session_factory, now)[-1].hash
+    _tamper(engine, "DELETE FROM audit_log WHERE id = 3")
+    assert _verify(session_factory).ok  # a shorter chain is still a chain...
+    result = _verify(session_factory, known_head=head)  # ...but not the one published earlier
+    assert (result.ok, result.reason) == (False, "known head not found (rows removed from the end)")
+
+
+def test_concurrent_appenders_never_fork_the_chain(db_url, session_factory, now) -> None:  # type: ignore[no-untyped-def]
+    workers, per_worker = 8, 5
+    engine = store_db.make_engine(db_url, pool_size=workers, max_overflow=0)
+    sessions = store_db.session_factory(engine)
+    barrier = threading.Barrier(workers, timeout=30)
+
+    def work(worker: int) -> None:
+        barrier.wait()
+        for n in range(per_worker):
+            with sessions() as session, session.begin():
+                audit.append(session, actor=f"worker:{worker}", event="tick", details={"n": n}, now=now)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(work, w) for w in range(workers)]:
+                future.result(timeout=60)
+    finally:
+        engine.dispose()
+    assert _verify(session_factory) == audit.AuditVerification(ok=True, rows_checked=workers * per_worker)
+
+
+SECRET_DETAILS = [
+    {"pin": "123456"},
+    {"PIN": "123456"},
+    {"newPin": "123456"},
+    {"pin_hash": "$argon2id$..."},
+    {"password": "x"},
+    {"key_passphrase": "x"},
+    {"private_key": "-----BEGIN PRIVATE KEY-----"},
+    {"privateKey": "x"},
+    {"client_secret": "x"},
+    {"session-token": "x"},
+    {"csr": {"challengePassword": "x"}},
+    {"attempts": [{"reference": "A00000001", "pin": "000000"}]},
+]
+
+
+@pytest.mark.parametrize("details", SECRET_DETAILS)
+def test_secrets_never_reach_the_log(session_factory, now, details) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session:
+        with pytest.raises(ValueError, match="must not hold secrets"):
+            audit.append(session, actor="system", event="x", details=details, now=now)
+        assert session.query(AuditEvent).count() == 0
+
+
+@pytest.mark.parametrize(
+    "details",
+    [{"spki_sha256": "ab" * 32}, {"pinned": True}, {"key_type": "EC P-256"}, {"reference": "A00000001"}],
+)
+def test_ordinary_details_are_accepted(session_factory, now, details) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        assert audit.append(session, actor="system", event="x", details=details, now=now).details == details
+
+
+@pytest.mark.parametrize(
+    ("details", "message"),
+    [
+        ({"ratio": 0.5}, "floats"),
+        ({"when": datetime(2026, 1, 1)}, "plain JSON"),
+        ({"bytes": b"\x00"}, "plain JSON"),
+    ],
+)
+def test_details_that_would_not_hash_reproducibly_are_refused(session_factory, now, details, message) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, pytest.raises(ValueError, match=message):
+        audit.append(session, actor="system", event="x", details=details, now=now)
+
+
+def test_a_naive_time_is_refused(session_factory) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, pytest.raises(ValueError):
+        audit.append(session, actor="system", event="x", now=datetime(2026, 11, 25, 12, 0))

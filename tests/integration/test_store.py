@@ -1,0 +1,360 @@
+"""Repositories on SQLite and PostgreSQL: uniqueness, races, atomic counters and literal search."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import select
+
+from ecert.core.errors import Conflict, NotFound
+from ecert.store import db as store_db
+from ecert.store import repo
+from ecert.store.models import Application, Certificate, IssuanceRecord
+
+T = TypeVar("T")
+
+
+def _cert(session: Any, ca_id: int, serial_hex: str, now: datetime, **kwargs: Any) -> Certificate:
+    fields: dict[str, Any] = {
+        "not_before": now,
+        "not_after": now + timedelta(days=397),
+        "names": ["www.example.hk"],
+        "spki_sha256": "ab" * 32,
+        "profile": "ov",
+        "now": now,
+    }
+    fields.update(kwargs)
+    return repo.insert_certificate(session, ca_id=ca_id, serial_hex=serial_hex, **fields)
+
+
+def _race(db_url: str, workers: int, task: Callable[[Any], T]) -> list[T]:
+    """Run ``task(session)`` in ``workers`` threads released together, each committing its own transaction."""
+    engine = store_db.make_engine(db_url, pool_size=workers, max_overflow=0)
+    sessions = store_db.session_factory(engine)
+    barrier = threading.Barrier(workers, timeout=30)
+
+    def run() -> T:
+        with sessions() as session:
+            barrier.wait()
+            with session.begin():
+                return task(session)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(run) for _ in range(workers)]
+            return [f.result(timeout=60) for f in futures]
+    finally:
+        engine.dispose()
+
+
+# --- serial numbers and the one-live-certificate rule --------------------------------------------
+
+
+def test_a_serial_is_unique_per_issuer(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        ca = make_ca(session)
+        _cert(session, ca.id, "1f", now)
+        with pytest.raises(Conflict) as refused:
+            _cert(session, ca.id, "1f", now)
+    assert refused.value.rule == repo.SERIAL_UNIQUE_RULE
+
+
+def test_the_same_serial_under_another_issuer_is_allowed(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        first, second = make_ca(session, "ov-2026"), make_ca(session, "ev-2026", role="ev")
+        _cert(session, first.id, "1f", now)
+        _cert(session, second.id, "1f", now)
+    with session_factory() as session:
+        assert len(session.execute(select(Certificate)).scalars().all()) == 2
+
+
+def test_a_serial_clash_leaves_the_transaction_usable(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
+    """Services redraw a serial after a clash without losing the rest of their transaction."""
+    with session_factory() as session, session.begin():
+        ca = make_ca(session)
+        _cert(session, ca.id, "1f", now)
+        with pytest.raises(Conflict):
+            _cert(session, ca.id, "1f", now)
+        _cert(session, ca.id, "20", now)
+    with session_factory() as session:
+        assert sorted(session.execute(select(Certificate.serial_hex)).scalars()) == ["1f", "20"]
+
+
+def test_a_second_live_certificate_for_an_application_is_refused(  # type: ignore[no-untyped-def]
+    session_factory, make_ca, make_application, now
+) -> None:
+    with session_factory() as session, session.begin():
+        ca, app = make_ca(session), make_application(session)
+        _cert(session, ca.id, "1", now, application_id=app.id, status="issued")
+        with pytest.raises(Conflict) as refused:
+            _cert(session, ca.id, "2", now, application_id=app.id, status="issued")
+    assert refused.value.rule == repo.LIVE_CERTIFICATE_RULE
+
+
+def test_a_new_certificate_is_allowed_once_the_first_is_rejected(  # type: ignore[no-untyped-def]
+    session_factory, make_ca, make_application, now
+) -> None:
+    with session_factory() as session, session.begin():
+        ca, app = make_ca(session), make_application(session)
+        first = _cert(session, ca.id, "1", now, application_id=app.id, status="issued")
+        first.status = "rejected"
+        session.flush()
+        _cert(session, ca.id, "2", now, application_id=app.id, status="issued")
+    with session_factory() as session:
+        statuses = session.execute(
+            select(Certificate.serial_hex, Certificate.status).order_by(Certificate.id)
+        )
+        assert statuses.all() == [("1", "rejected"), ("2", "issued")]
+
+
+@pytest.mark.parametrize("bad", ["01f", "1F", "0x1f", "1f:00", ""])
+def test_non_canonical_serials_are_refused_on_insert(session_factory, make_ca, now, bad) -> None:  # type: ignore[no-untyped-def]
+    """A second spelling of one serial would slip past UNIQUE(ca_id, serial_hex)."""
+    with session_factory() as session:
+        ca = make_ca(session)
+        with pytest.raises(ValueError, match="serial_hex"):
+            _cert(session, ca.id, bad, now)
+
+
+@pytest.mark.parametrize(
+    ("pasted", "stored"),
+    [("01:AB:cd", "1abcd"), ("0x00ff", "ff"), (" 7f 00 ", "7f00"), ("000", "0"), ("ABCDEF", "abcdef")],
+)
+def test_pasted_serials_are_normalized(pasted: str, stored: str) -> None:
+    assert repo.normalize_serial_hex(pasted) == stored
+
+
+@pytest.mark.parametrize("bad", ["", "xyz", "12-34", "0x"])
+def test_serials_that_are_not_hex_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError):
+        repo.normalize_serial_hex(bad)
+
+
+def test_get_certificate_by_pasted_serial(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        ca = make_ca(session)
+        _cert(session, ca.id, "1abcd", now)
+    with session_factory() as session:
+        assert repo.get_certificate(session, ca.id, "01:AB:CD") is not None
+        assert repo.get_certificate(session, None, "1abcd") is not None
+        assert repo.get_certificate(session, ca.id + 1, "1abcd") is None
+
+
+# --- the durable issuance record -----------------------------------------------------------------
+
+
+def test_the_issuance_record_survives_a_failed_certificate_insert(  # type: ignore[no-untyped-def]
+    session_factory, make_ca, now
+) -> None:
+    with session_factory() as session, session.begin():
+        ca = make_ca(session)
+        _cert(session, ca.id, "1", now)
+        ca_id = ca.id
+    with session_factory() as session, session.begin():
+        record = repo.create_issuance_record(session, ca_id=ca_id, serial_hex="1", profile="ov", now=now)
+        record_id = record.id
+    with session_factory() as session:
+        with pytest.raises(Conflict), session.begin():
+            _cert(session, ca_id, "1", now)
+            raise AssertionError("unreachable")  # pragma: no cover
+    with session_factory() as session, session.begin():
+        repo.update_issuance_record(session, record_id, now=now, state="failed", error="serial clash")
+    with session_factory() as session:
+        stored = session.get(IssuanceRecord, record_id)
+        assert stored is not None and (stored.state, stored.error) == ("failed", "serial clash")
+
+
+def test_issuance_record_serial_is_unique_per_issuer(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        ca = make_ca(session)
+        repo.create_issuance_record(session, ca_id=ca.id, serial_hex="1", profile="ov", now=now)
+        with pytest.raises(Conflict):
+            repo.create_issuance_record(session, ca_id=ca.id, serial_hex="1", profile="ov", now=now)
+
+
+def test_issuance_record_keeps_lint_findings(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
+    findings = [{"validator": "x", "severity": "WARNING", "message": "y"}]
+    with session_factory() as session, session.begin():
+        ca = make_ca(session)
+        record = repo.create_issuance_record(session, ca_id=ca.id, serial_hex="2", profile="ov", now=now)
+        repo.update_issuance_record(
+            session,
+            record.id,
+            now=now + timedelta(seconds=1),
+            state="linted",
+            tbs_sha256="cd" * 32,
+            lint_findings=findings,
+        )
+        record_id = record.id
+    with session_factory() as session:
+        stored = session.get(IssuanceRecord, record_id)
+        assert stored is not None
+        assert (stored.state, stored.lint_findings, stored.updated_at) == (
+            "linted",
+            findings,
+            now + timedelta(seconds=1),
+        )
+
+
+# --- races ---------------------------------------------------------------------------------------
+
+
+def test_sixteen_concurrent_compare_and_sets_have_exactly_one_winner(  # type: ignore[no-untyped-def]
+    db_url, session_factory, make_application, now
+) -> None:
+    with session_factory() as session, session.begin():
+        app_id = make_application(session, state="csr_submitted").id
+
+    results = _race(
+        db_url,
+        16,
+        lambda s: repo.compare_and_set_application_state(s, app_id, "csr_submitted", "issuing", now=now),
+    )
+
+    assert sorted(results) == [False] * 15 + [True]
+    with session_factory() as session:
+        app = session.get(Application, app_id)
+        assert app is not None and (app.state, app.version) == ("issuing", 2)
+
+
+def test_compare_and_set_from_the_wrong_state_changes_nothing(  # type: ignore[no-untyped-def]
+    session_factory, make_application, now
+) -> None:
+    with session_factory() as session, session.begin():
+        app = make_application(session, state="approved")
+        assert repo.compare_and_set_application_state(session, app.id, "csr_submitted", "issuing") is False
+        assert (app.state, app.version) == ("approved", 1)
+
+
+def test_compare_and_set_refreshes_a_loaded_application(session_factory, make_application, now) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        app = make_application(session, state="csr_submitted")
+        assert repo.compare_and_set_application_state(session, app.id, "csr_submitted", "issuing", now=now)
+        assert (app.state, app.version) == ("issuing", 2)
+
+
+def test_crl_numbers_increase_atomically_under_eight_threads(db_url, session_factory, make_ca) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        ca_id = make_ca(session).id
+
+    def take_three(session: Any) -> list[int]:
+        return [repo.next_crl_number(session, ca_id) for _ in range(3)]
+
+    taken = [n for batch in _race(db_url, 8, take_three) for n in batch]
+
+    assert sorted(taken) == list(range(1, 25))
+    with session_factory() as session:
+        assert repo.get_ca(session, ca_id).crl_number == 24  # type: ignore[union-attr]
+
+
+def test_crl_number_of_an_unknown_ca_is_not_found(session_factory) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, pytest.raises(NotFound):
+        repo.next_crl_number(session, 12345)
+
+
+# --- search --------------------------------------------------------------------------------------
+
+SEARCH_CASES = [
+    # (query, by, serials found)
+    ("example.hk", "server_name", ["1", "2", "3"]),
+    ("WWW.EXAMPLE.HK", "server_name", ["1"]),
+    ("100%", "server_name", ["2"]),
+    ("%", "server_name", ["2"]),
+    ("_", "server_name", ["3"]),
+    ("a_b", "server_name", ["3"]),
+    ("\\", "server_name", []),
+    ("' OR 1=1--", "server_name", []),
+    ("' OR '1'='1", "server_name", []),
+    ("1; DROP TABLE certificates;--", "serial", []),
+    ("00:02", "serial", ["2"]),
+    ("B00000003", "reference", ["3"]),
+    ("' OR 1=1--", "reference", []),
+]
+
+
+@pytest.mark.parametrize(("query", "by", "found"), SEARCH_CASES)
+def test_search_matches_literally(session_factory, make_ca, make_application, now, query, by, found) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        ca = make_ca(session)
+        for serial, cn in (("1", "www.example.hk"), ("2", "100%.example.hk"), ("3", "a_b.example.hk")):
+            app = make_application(session, f"B0000000{serial}", server_name=cn)
+            _cert(
+                session,
+                ca.id,
+                serial,
+                now + timedelta(minutes=int(serial)),
+                application_id=app.id,
+                subject_cn=cn,
+            )
+        # A name that "_" or "%" would match as wildcards but not literally.
+        _cert(session, ca.id, "4", now, subject_cn="axb.example.org")
+    with session_factory() as session:
+        results = repo.find_certificates(session, query, by)  # type: ignore[arg-type]
+        assert sorted(c.serial_hex for c in results) == found
+        assert len(session.execute(select(Certificate)).scalars().all()) == 4
+
+
+def test_search_lists_newest_first(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        ca = make_ca(session)
+        _cert(session, ca.id, "1", now, subject_cn="old.example.hk")
+        _cert(session, ca.id, "2", now + timedelta(days=1), subject_cn="new.example.hk")
+    with session_factory() as session:
+        assert [c.serial_hex for c in repo.find_certificates(session, "example.hk", "server_name")] == [
+            "2",
+            "1",
+        ]
+
+
+# --- blocked keys, CAs, login attempts -----------------------------------------------------------
+
+
+def test_blocked_keys_are_found_whatever_the_case(session_factory, now) -> None:  # type: ignore[no-untyped-def]
+    digest = "AB" * 32
+    with session_factory() as session, session.begin():
+        repo.add_blocked_key(session, spki_sha256=digest, reason="Debian weak key", source="badkeys", now=now)
+        repo.add_blocked_key(session, spki_sha256=digest, reason="again", source="manual", now=now)
+    with session_factory() as session:
+        assert repo.is_key_blocked(session, digest.lower())
+        assert not repo.is_key_blocked(session, "cd" * 32)
+        assert repo.blocked_spki_set(session) == frozenset({digest.lower()})
+
+
+def test_cas_are_listed_and_found_by_label(session_factory, make_ca) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        root = make_ca(session, "root-2026", role="root")
+        make_ca(session, "ov-2026", role="ov", parent_id=root.id)
+    with session_factory() as session:
+        assert [c.label for c in repo.list_cas(session)] == ["root-2026", "ov-2026"]
+        assert [c.label for c in repo.list_cas(session, role="ov")] == ["ov-2026"]
+        ov = repo.get_ca_by_label(session, "ov-2026")
+        assert ov is not None and ov.parent_id == root.id and ov.crl_number == 0
+        assert repo.get_ca_by_label(session, "missing") is None
+
+
+def test_failed_logins_are_counted_per_reference_and_per_address(session_factory, now) -> None:  # type: ignore[no-untyped-def]
+    attempts = [
+        ("A00000001", "192.0.2.1", False, now - timedelta(minutes=5)),
+        ("A00000001", "192.0.2.2", False, now - timedelta(minutes=1)),
+        ("A00000001", "192.0.2.1", True, now),
+        ("A00000002", "192.0.2.1", False, now),
+        ("A00000001", "192.0.2.1", False, now - timedelta(hours=2)),  # before the window
+    ]
+    with session_factory() as session, session.begin():
+        for ref, addr, ok, at in attempts:
+            repo.record_login_attempt(session, reference_number=ref, client_addr=addr, success=ok, now=at)
+    since = now - timedelta(minutes=30)
+    with session_factory() as session:
+        assert repo.count_failed_logins(session, since=since, reference_number="A00000001") == 2
+        assert repo.count_failed_logins(session, since=since, client_addr="192.0.2.1") == 2
+        assert (
+            repo.count_failed_logins(
+                session, since=since, reference_number="A00000001", client_addr="192.0.2.1"
+            )
+            == 1
+        )
