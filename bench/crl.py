@@ -33,9 +33,7 @@ from cryptography.x509.oid import NameOID
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 # The BR 7.2.2 reasons `openssl ca` can write (its index knows no privilegeWithdrawn).
 REASONS = ("keyCompromise", "superseded", "cessationOfOperation", "affiliationChanged")
-_MULT = (
-    0x9E3779B97F4A7C15F39CC0605CEDC835  # odd: i -> i*_MULT mod 2^126 is a bijection, so serials are unique
-)
+_MULT = 0x9E3779B97F4A7C15F39CC0605CEDC835  # odd: i -> i*_MULT mod 2^126 is a bijection, so serials are unique
 
 
 def rows(n: int):
@@ -100,16 +98,12 @@ def make_ca(kind: str, workdir: Path) -> None:
         .not_valid_before(NOW - timedelta(days=30))
         .not_valid_after(NOW + timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA384() if kind == "p384" else hashes.SHA256())
     )
     (workdir / "ca.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     (workdir / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     md = "sha384" if kind == "p384" else "sha256"
@@ -211,13 +205,8 @@ def main() -> None:
                 flush=True,
             )
         print("ratios are ours / openssl; goal (issue 5): time within 2x.")
-        print(
-            "ours = first row to DER bytes in a fresh worker process; openssl = the whole "
-            "`openssl ca -gencrl`"
-        )
-        print(
-            "process. cpu = user+system seconds (steadier than wall time on a shared machine); MiB = peak RSS"
-        )
+        print("ours = first row to DER bytes in a fresh worker process; openssl = the whole `openssl ca -gencrl`")
+        print("process. cpu = user+system seconds (steadier than wall time on a shared machine); MiB = peak RSS")
         print("of each process (ours includes the interpreter, about 30 MiB).")
 
 

@@ -42,9 +42,7 @@ def now() -> datetime:
 @pytest.fixture(scope="session")
 def pg_server_url() -> str:
     """A URL of the running PostgreSQL server that may create schemas (the first candidate that connects)."""
-    candidates = (
-        [os.environ["ECERT_TEST_PG_URL"]] if os.environ.get("ECERT_TEST_PG_URL") else PG_CANDIDATE_URLS
-    )
+    candidates = [os.environ["ECERT_TEST_PG_URL"]] if os.environ.get("ECERT_TEST_PG_URL") else PG_CANDIDATE_URLS
     failures: list[str] = []
     for candidate in candidates:
         engine = store_db.make_engine(candidate, poolclass=NullPool, connect_args={"connect_timeout": 5})

@@ -120,8 +120,7 @@ class KnotDns:
         for zone in self.zones:
             (self.workdir / "zones" / f"{zone}.zone").write_text(_zone_text(zone))
         zone_lines = "".join(
-            f"  - domain: {z}\n    acl: local_update\n"
-            + ("    dnssec-signing: on\n" if z in self.signed else "")
+            f"  - domain: {z}\n    acl: local_update\n" + ("    dnssec-signing: on\n" if z in self.signed else "")
             for z in self.zones
         )
         self.conf.write_text(
@@ -137,12 +136,8 @@ class KnotDns:
             '    file: "%s.zone"\n    zonefile-sync: -1\n    journal-content: none\n'
             "zone:\n" + zone_lines
         )
-        subprocess.run(
-            ["knotc", "-c", str(self.conf), "conf-check"], check=True, capture_output=True, timeout=10
-        )
-        self.proc = subprocess.Popen(
-            ["knotd", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        subprocess.run(["knotc", "-c", str(self.conf), "conf-check"], check=True, capture_output=True, timeout=10)
+        self.proc = subprocess.Popen(["knotd", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for_dns(self.port)
 
     def stop(self) -> None:
@@ -158,11 +153,7 @@ class KnotDns:
         raise ValueError(f"{name} is in no zone this server holds ({self.zones})")
 
     def _update(self, zone: str, lines: list[str]) -> None:
-        script = (
-            f"server 127.0.0.1 {self.port}\nzone {zone}.\n"
-            + "".join(f"{ln}\n" for ln in lines)
-            + "send\nquit\n"
-        )
+        script = f"server 127.0.0.1 {self.port}\nzone {zone}.\n" + "".join(f"{ln}\n" for ln in lines) + "send\nquit\n"
         done = subprocess.run(["knsupdate"], input=script.encode(), capture_output=True, timeout=10)
         if done.returncode != 0:
             raise RuntimeError(f"knsupdate failed: {done.stderr.decode()} for\n{script}")
@@ -220,8 +211,7 @@ class UnboundResolver:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         stubs = "".join(
-            f'stub-zone:\n    name: "{z}."\n    stub-addr: 127.0.0.1@{self.upstream_port}\n'
-            for z in ("",) + self.zones
+            f'stub-zone:\n    name: "{z}."\n    stub-addr: 127.0.0.1@{self.upstream_port}\n' for z in ("",) + self.zones
         )
         conf = self.workdir / "unbound.conf"
         conf.write_text(
@@ -253,9 +243,7 @@ class UnboundResolver:
 
 
 @pytest.fixture(scope="session")
-def unbound_resolver(
-    knot_dns: KnotDns, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[UnboundResolver]:
+def unbound_resolver(knot_dns: KnotDns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnboundResolver]:
     server = UnboundResolver(tmp_path_factory.mktemp("unbound"), free_port(), knot_dns.port)
     server.start()
     try:
@@ -291,9 +279,7 @@ def _self_signed(workdir: Path) -> tuple[Path, Path]:
     cert_path, key_path = workdir / "cert.pem", workdir / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 
@@ -395,9 +381,7 @@ class HttpFileServer:
         self.on(host, behaviour, scheme)
 
 
-def _send(
-    h: http.server.BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[str, str] | None = None
-) -> None:
+def _send(h: http.server.BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
     h.send_response(code)
     for k, v in (headers or {}).items():
         h.send_header(k, v)
@@ -447,9 +431,7 @@ class SmtpSink:
         sink = self
 
         class Handler:
-            async def handle_RCPT(
-                self, server: Any, session: Any, envelope: Any, address: str, options: Any
-            ) -> str:  # noqa: N802
+            async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
                 if address.split("@")[0].lower() not in ACCEPTED_LOCAL_PARTS:
                     return "550 not a constructed address"
                 envelope.rcpt_tos.append(address)
@@ -502,9 +484,7 @@ def start_asgi(app: Any, port: int | None = None) -> RunningApp:
     import uvicorn
 
     port = port or free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_TIMEOUT

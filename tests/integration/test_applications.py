@@ -38,28 +38,42 @@ ADDR = "192.0.2.10"
 def make_csr(names: list[str], *, label: str = "NEW CERTIFICATE REQUEST", crlf: bool = True) -> str:
     """An Exchange-style CSR: the NEW CERTIFICATE REQUEST label and CRLF line ends."""
     key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, names[0])]))
-           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-           .sign(key, hashes.SHA256()))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, names[0])]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     pem = csr.public_bytes(serialization.Encoding.PEM).decode().replace("CERTIFICATE REQUEST", label)
     return pem.replace("\n", "\r\n") if crlf else pem
 
 
 def application_input(server: str, **overrides: object) -> apps.ApplicationInput:
     values: dict[str, object] = dict(
-        server_name=server, cert_type=CertType.SERVER, org_name_en="Example Company Limited",
-        org_name_zh="範例有限公司", branch_name_en="IT Department", reg_doc_type="br", reg_doc_number="12345678",
-        subscription_years=1, rep_email="webmaster@example.com")
+        server_name=server,
+        cert_type=CertType.SERVER,
+        org_name_en="Example Company Limited",
+        org_name_zh="範例有限公司",
+        branch_name_en="IT Department",
+        reg_doc_type="br",
+        reg_doc_number="12345678",
+        subscription_years=1,
+        rep_email="webmaster@example.com",
+    )
     values.update(overrides)
     return apps.ApplicationInput(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def dns_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink) -> Context:  # noqa: F811
-    return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True,
-                         caa_identities=("ecert.example.hk",), smtp_port=smtp_sink.port,
-                         smtp_port_for_dcv=smtp_sink.port, login_max_failures=5)
+    return make_demo_ctx(
+        dns_resolvers=(knot_dns.resolver_addr,),
+        allow_private_addresses=True,
+        caa_identities=("ecert.example.hk",),
+        smtp_port=smtp_sink.port,
+        smtp_port_for_dcv=smtp_sink.port,
+        login_max_failures=5,
+    )
 
 
 def _unique_host() -> str:
@@ -72,8 +86,9 @@ def _registered(ctx: Context, host: str, **overrides: object) -> apps.Registered
 
 def _validated(ctx: Context, knot: KnotDns, host: str, **overrides: object) -> int:
     reg = _registered(ctx, host, **overrides)
-    app_id = apps.authenticate(ctx, server_name=host, reference_number=reg.reference_number, pin=reg.pin,
-                               client_addr=ADDR)
+    app_id = apps.authenticate(
+        ctx, server_name=host, reference_number=reg.reference_number, pin=reg.pin, client_addr=ADDR
+    )
     apps.confirm_application(ctx, app_id, use_chinese=False, actor="subscriber")
     for ch in enrolment.dcv_start(ctx, app_id, method="dns_txt"):
         knot.add_txt(ch.txt_name, ch.txt_value)
@@ -91,12 +106,17 @@ def test_full_journey_by_dns(dns_ctx: Context, knot_dns: KnotDns, smtp_sink: Smt
     assert "Submission of Certificate Signing Request (CSR)" in mail
     assert "http://pki.ecert-demo.hk/portal/" in mail and reg.reference_number in mail and reg.pin not in mail
 
-    spaced_pin = " ".join(reg.pin[i:i + 4] for i in range(0, 16, 4))
-    app_id = apps.authenticate(dns_ctx, server_name=host.upper(), reference_number=reg.reference_number,
-                               pin=spaced_pin, client_addr=ADDR)
+    spaced_pin = " ".join(reg.pin[i : i + 4] for i in range(0, 16, 4))
+    app_id = apps.authenticate(
+        dns_ctx, server_name=host.upper(), reference_number=reg.reference_number, pin=spaced_pin, client_addr=ADDR
+    )
     view = apps.get_application(dns_ctx, app_id)
     assert (view.state, view.next_step, view.has_chinese, view.subscription_period) == (
-        "approved", "confirm", True, "1-year")
+        "approved",
+        "confirm",
+        True,
+        "1-year",
+    )
     apps.confirm_application(dns_ctx, app_id, use_chinese=True, actor="subscriber")
     assert enrolment.dcv_required(dns_ctx, app_id)
     assert [o.method.value for o in enrolment.dcv_methods(dns_ctx, app_id)][:2] == ["http_file", "dns"]
@@ -126,7 +146,8 @@ def test_full_journey_by_dns(dns_ctx: Context, knot_dns: KnotDns, smtp_sink: Smt
     hits = downloads.search_certificates(dns_ctx, by="reference", query=reg.reference_number)
     assert [h.serial_hex for h in hits] == [cert.serial_hex]
     assert downloads.public_download(dns_ctx, cert.serial_spaced, "der").data == certs[0].public_bytes(
-        serialization.Encoding.DER)
+        serialization.Encoding.DER
+    )
 
 
 def test_renewal_inside_subscription_reuses_validation(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
@@ -182,8 +203,14 @@ def test_parallel_csr_submits_give_one_certificate(dns_ctx: Context, knot_dns: K
     assert sum(isinstance(r, enrolment.CertificateView) for r in results) == 1
     assert sum(isinstance(r, Conflict) for r in results) == 5
     with dns_ctx.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(Certificate).where(
-            Certificate.application_id == app_id, Certificate.status != "failed")) == 1
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(Certificate)
+                .where(Certificate.application_id == app_id, Certificate.status != "failed")
+            )
+            == 1
+        )
 
 
 def test_government_skips_dcv(demo_ctx: Context) -> None:  # noqa: F811
@@ -197,24 +224,40 @@ def test_government_skips_dcv(demo_ctx: Context) -> None:  # noqa: F811
 def test_wrong_pin_locks_out_with_the_same_message_and_audit(dns_ctx: Context) -> None:
     reg = _registered(dns_ctx, _unique_host())
     view = apps.get_application(dns_ctx, reg.application_id)
-    wrong = ("0000000000000000" if reg.pin != "0000000000000000" else "1111111111111111")
+    wrong = "0000000000000000" if reg.pin != "0000000000000000" else "1111111111111111"
     messages = set()
     for _ in range(4):
         with pytest.raises(Unauthorized) as exc:
-            apps.authenticate(dns_ctx, server_name=view.server_name.a_label, reference_number=reg.reference_number,
-                              pin=wrong, client_addr=ADDR)
+            apps.authenticate(
+                dns_ctx,
+                server_name=view.server_name.a_label,
+                reference_number=reg.reference_number,
+                pin=wrong,
+                client_addr=ADDR,
+            )
         messages.add(exc.value.message)
     with pytest.raises(Unauthorized) as unknown:
-        apps.authenticate(dns_ctx, server_name=view.server_name.a_label, reference_number="999999999",
-                          pin=wrong, client_addr=ADDR)
+        apps.authenticate(
+            dns_ctx, server_name=view.server_name.a_label, reference_number="999999999", pin=wrong, client_addr=ADDR
+        )
     messages.add(unknown.value.message)
     assert messages == {apps.LOGIN_FAILED_MESSAGE}
     with pytest.raises(RateLimited):
-        apps.authenticate(dns_ctx, server_name=view.server_name.a_label, reference_number=reg.reference_number,
-                          pin=wrong, client_addr=ADDR)
+        apps.authenticate(
+            dns_ctx,
+            server_name=view.server_name.a_label,
+            reference_number=reg.reference_number,
+            pin=wrong,
+            client_addr=ADDR,
+        )
     with pytest.raises(RateLimited):  # locked: even the right PIN is refused now
-        apps.authenticate(dns_ctx, server_name=view.server_name.a_label, reference_number=reg.reference_number,
-                          pin=reg.pin, client_addr=ADDR)
+        apps.authenticate(
+            dns_ctx,
+            server_name=view.server_name.a_label,
+            reference_number=reg.reference_number,
+            pin=reg.pin,
+            client_addr=ADDR,
+        )
     with dns_ctx.sessions() as s:
         events = s.scalars(select(AuditEvent.event)).all()
         assert "login.locked" in events and events.count("login.failed") == 6
@@ -226,20 +269,36 @@ def test_lockout_ends_after_the_lockout_period(demo_ctx: Context) -> None:
     reg = _registered(demo_ctx, "www.example.com")
     for _ in range(demo_ctx.settings.login_max_failures):
         with pytest.raises((Unauthorized, RateLimited)):
-            apps.authenticate(demo_ctx, server_name="www.example.com", reference_number=reg.reference_number,
-                              pin="1" * 16 if reg.pin != "1" * 16 else "2" * 16, client_addr=ADDR)
+            apps.authenticate(
+                demo_ctx,
+                server_name="www.example.com",
+                reference_number=reg.reference_number,
+                pin="1" * 16 if reg.pin != "1" * 16 else "2" * 16,
+                client_addr=ADDR,
+            )
     later = demo_ctx.clock() + timedelta(minutes=demo_ctx.settings.login_lockout_minutes + 1)
     demo_ctx.clock = lambda: later
-    assert apps.authenticate(demo_ctx, server_name="www.example.com", reference_number=reg.reference_number,
-                             pin=reg.pin, client_addr=ADDR) == reg.application_id
+    assert (
+        apps.authenticate(
+            demo_ctx,
+            server_name="www.example.com",
+            reference_number=reg.reference_number,
+            pin=reg.pin,
+            client_addr=ADDR,
+        )
+        == reg.application_id
+    )
 
 
-@pytest.mark.parametrize(("overrides", "error"), [
-    ({"server_name": "localhost"}, BadName),
-    ({"server_name": "*.example.com"}, PolicyViolation),
-    ({"additional_names": ["www2.example.com"]}, PolicyViolation),
-    ({"cert_type": CertType.EV}, PolicyViolation),
-])
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"server_name": "localhost"}, BadName),
+        ({"server_name": "*.example.com"}, PolicyViolation),
+        ({"additional_names": ["www2.example.com"]}, PolicyViolation),
+        ({"cert_type": CertType.EV}, PolicyViolation),
+    ],
+)
 def test_bad_applications_are_refused(demo_ctx: Context, overrides: dict[str, object], error: type) -> None:
     with pytest.raises(error):
         _registered(demo_ctx, "www.example.com", **overrides)
@@ -247,11 +306,14 @@ def test_bad_applications_are_refused(demo_ctx: Context, overrides: dict[str, ob
         assert s.scalar(select(func.count()).select_from(Application)) == 0
 
 
-@pytest.mark.parametrize(("csr", "error"), [
-    ("not a csr", BadCSR),
-    (make_csr(["other.example.org"]), PolicyViolation),
-    (make_csr(["www.example.com", "evil.example.net"]), PolicyViolation),
-])
+@pytest.mark.parametrize(
+    ("csr", "error"),
+    [
+        ("not a csr", BadCSR),
+        (make_csr(["other.example.org"]), PolicyViolation),
+        (make_csr(["www.example.com", "evil.example.net"]), PolicyViolation),
+    ],
+)
 def test_bad_csrs_change_nothing(demo_ctx: Context, csr: str, error: type) -> None:
     reg = _registered(demo_ctx, "www.example.com", is_government=True)
     apps.confirm_application(demo_ctx, reg.application_id, use_chinese=False, actor="s")

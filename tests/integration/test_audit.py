@@ -20,9 +20,7 @@ from ecert.store.models import AuditEvent
 def _append_three(session_factory: Any, now: datetime) -> list[AuditEvent]:
     with session_factory() as session, session.begin():
         return [
-            audit.append(
-                session, actor="ra:alice", event="application.approved", subject="A00000001", now=now
-            ),
+            audit.append(session, actor="ra:alice", event="application.approved", subject="A00000001", now=now),
             audit.append(
                 session,
                 actor="subscriber:A00000001",
@@ -159,9 +157,7 @@ def test_tampering_is_detected(engine, session_factory, now, statements, first_b
 
 def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(engine, session_factory, now) -> None:  # type: ignore[no-untyped-def]
     first, second, _ = _append_three(session_factory, now)
-    forged = audit.compute_hash(
-        first.hash, second.at, "mallory", second.event, second.subject, second.details
-    )
+    forged = audit.compute_hash(first.hash, second.at, "mallory", second.event, second.subject, second.details)
     _tamper(engine, f"UPDATE audit_log SET actor = 'mallory', hash = '{forged}' WHERE id = 2")
     result = _verify(session_factory)
     assert (result.ok, result.first_bad_id) == (False, 3)

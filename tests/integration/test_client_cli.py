@@ -120,9 +120,7 @@ def test_round_trip_complete_verify_export_import_deploy(tmp_path: Path, pki: Te
     assert stat.S_IMODE(pfx.stat().st_mode) == 0o600
 
     store2 = tmp_path / "store2"
-    r = run(
-        store2, "import", str(pfx), "--name", "restored", "--password-file", secrets["pfx"], "--no-encrypt"
-    )
+    r = run(store2, "import", str(pfx), "--name", "restored", "--password-file", secrets["pfx"], "--no-encrypt")
     assert r.exit_code == 0, r.output
     assert x509.load_pem_x509_certificate((store2 / "live/restored/cert.pem").read_bytes()) == leaf
 
@@ -275,9 +273,23 @@ def test_deploy_jks_is_readable_by_keytool(tmp_path: Path, pki: TestPKI, secrets
 
     store, _ = issued_store(tmp_path, pki, secrets)
     out = tmp_path / "jks"
-    r = run(store, "deploy", "web", "--format", "jks", "--out", str(out), "--passphrase-file", secrets["key"],
-            "--password-file", secrets["pfx"])
+    r = run(
+        store,
+        "deploy",
+        "web",
+        "--format",
+        "jks",
+        "--out",
+        str(out),
+        "--passphrase-file",
+        secrets["key"],
+        "--password-file",
+        secrets["pfx"],
+    )
     assert r.exit_code == 0, r.output
-    listing = subprocess.run(["keytool", "-list", "-keystore", str(out / "web.jks"), "-storepass", "pfx-pass"],
-                             capture_output=True, timeout=60)
+    listing = subprocess.run(
+        ["keytool", "-list", "-keystore", str(out / "web.jks"), "-storepass", "pfx-pass"],
+        capture_output=True,
+        timeout=60,
+    )
     assert listing.returncode == 0 and b"PrivateKeyEntry" in listing.stdout

@@ -27,9 +27,7 @@ def _free_port() -> int:
 def served(tmp_path: Path, pki, secrets):  # noqa: F811
     store, leaf = issued_store(tmp_path, pki, secrets)
     out = tmp_path / "deploy"
-    r = run(
-        store, "deploy", "web", "--format", "nginx", "--out", str(out), "--passphrase-file", secrets["key"]
-    )
+    r = run(store, "deploy", "web", "--format", "nginx", "--out", str(out), "--passphrase-file", secrets["key"])
     assert r.exit_code == 0, r.output
     prefix = tmp_path / "nginx"
     (prefix / "logs").mkdir(parents=True)

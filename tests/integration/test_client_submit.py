@@ -115,9 +115,7 @@ class FakeCA:
             if request.url.params["format"] == "p7b":
                 return httpx.Response(
                     200,
-                    content=pkcs7.serialize_certificates(
-                        [self.cert, self.pki.sub], serialization.Encoding.DER
-                    ),
+                    content=pkcs7.serialize_certificates([self.cert, self.pki.sub], serialization.Encoding.DER),
                 )
             return httpx.Response(200, content=self.pki.pem(self.cert, self.pki.sub))
         return httpx.Response(404, json={"title": "Not Found", "status": 404})
@@ -133,10 +131,7 @@ def fake(monkeypatch) -> FakeCA:
 
 def test_submit_runs_the_journey_with_webroot_and_completes(tmp_path: Path, fake: FakeCA) -> None:
     store, webroot = tmp_path / "s", tmp_path / "www"
-    assert (
-        run(store, "request", "new", "web", "--name", HOST, "--key-type", "p256", "--no-encrypt").exit_code
-        == 0
-    )
+    assert run(store, "request", "new", "web", "--name", HOST, "--key-type", "p256", "--no-encrypt").exit_code == 0
     r = run(
         store,
         "request",

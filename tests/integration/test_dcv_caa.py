@@ -78,9 +78,7 @@ def test_cname_loop_forbids(caa_zone, unbound_resolver):  # noqa: F811
 
 
 def test_servfail_forbids(unbound_resolver):  # noqa: F811
-    [decision] = Validator(dcv_settings(unbound_resolver.resolver_addr)).check_caa(
-        ["www.servfail.example.info"]
-    )
+    [decision] = Validator(dcv_settings(unbound_resolver.resolver_addr)).check_caa(["www.servfail.example.info"])
     assert not decision.permitted
     assert "SERVFAIL" in decision.reason
 

@@ -28,9 +28,7 @@ def signed_knot(tmp_path_factory):
 
 
 def _ksk(knot: KnotDns) -> str:
-    reply = dns.query.udp(
-        dns.message.make_query(ZONE + ".", "DNSKEY"), "127.0.0.1", port=knot.port, timeout=2
-    )
+    reply = dns.query.udp(dns.message.make_query(ZONE + ".", "DNSKEY"), "127.0.0.1", port=knot.port, timeout=2)
     keys = [rd for rrset in reply.answer for rd in rrset if rd.flags == 257]
     assert keys, "Knot did not sign the zone"
     return keys[0].to_text()

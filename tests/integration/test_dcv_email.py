@@ -28,9 +28,7 @@ def test_sink_receives_the_code_and_entering_it_passes(validator, smtp_sink):  #
     assert message["to"] == ["webmaster@example.com"]
     assert "APP-0001" in message["content"]
     received = _code_in(message)
-    result = validator.check(
-        "email", "example.com", code, email_address="webmaster@example.com", entered_code=received
-    )
+    result = validator.check("email", "example.com", code, email_address="webmaster@example.com", entered_code=received)
     assert result.passed, result.reason
 
 

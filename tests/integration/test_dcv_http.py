@@ -90,9 +90,7 @@ def test_redirect_to_another_host_on_authorized_port_is_followed(validator, http
             "port 1 is not an Authorized Port",
         ),
         (
-            lambda s, c: s.redirect(
-                "see-other.example.com", 303, f"http://site.example.com:{s.http_port}{PATH}"
-            ),
+            lambda s, c: s.redirect("see-other.example.com", 303, f"http://site.example.com:{s.http_port}{PATH}"),
             "HTTP 303 redirect",
         ),
         (

@@ -25,12 +25,8 @@ SECRET = b"test-perspective-secret"
 def fleet(knot_dns):  # noqa: F811
     settings = dcv_settings(knot_dns.resolver_addr)
     apps = {f"honest{i}": build_app(SECRET, settings, name=f"honest{i}") for i in range(5)}
-    apps["liar_pass"] = create_perspective_app(
-        lambda p: {"passed": True, "permitted": True, "reason": "sure"}, SECRET
-    )
-    apps["liar_fail"] = create_perspective_app(
-        lambda p: {"passed": False, "permitted": False, "reason": "no"}, SECRET
-    )
+    apps["liar_pass"] = create_perspective_app(lambda p: {"passed": True, "permitted": True, "reason": "sure"}, SECRET)
+    apps["liar_fail"] = create_perspective_app(lambda p: {"passed": False, "permitted": False, "reason": "no"}, SECRET)
     apps["wrong_secret"] = build_app(b"another-secret", settings)
     running = {name: start_asgi(app) for name, app in apps.items()}
     urls = {name: r.url for name, r in running.items()}

@@ -19,8 +19,13 @@ from ecert.store.models import CA, AuditEvent
 
 from .foundation_fixtures import any_db_ctx, make_ctx, sqlite_ctx  # noqa: F401
 
-LINT_TYPE = {"root": "ROOT-CA", "external-root": "ROOT-CA", "ov": "INTERNAL-UNCONSTRAINED-TLS-CA",
-             "ev": "INTERNAL-UNCONSTRAINED-TLS-CA", "cross": "EXTERNAL-CROSS-CA"}
+LINT_TYPE = {
+    "root": "ROOT-CA",
+    "external-root": "ROOT-CA",
+    "ov": "INTERNAL-UNCONSTRAINED-TLS-CA",
+    "ev": "INTERNAL-UNCONSTRAINED-TLS-CA",
+    "cross": "EXTERNAL-CROSS-CA",
+}
 
 
 def _rows(ctx: Context) -> dict[str, CA]:
@@ -45,7 +50,8 @@ def test_issuing_cas_are_server_auth_only_with_path_length_zero(sqlite_ctx: Cont
             continue
         cert = x509.load_der_x509_certificate(row.cert_der)
         assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
-            ExtendedKeyUsageOID.SERVER_AUTH]
+            ExtendedKeyUsageOID.SERVER_AUTH
+        ]
         assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
         crldp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
@@ -110,11 +116,13 @@ def test_cross_certification_by_another_instance_round_trip(tmp_path: Path) -> N
     from ecert.signer.hierarchy import cross_certificate
 
     their_cert = x509.load_der_x509_certificate(their_root.cert_der)
-    cross = cross_certificate(external_root_cert=their_cert,
-                              external_root_key=theirs.keys.load_key(their_root.key_ref),  # type: ignore[arg-type]
-                              our_root_cert=root_cert,
-                              urls=ceremony.ca_urls_for(theirs, their_root.label, role="root"),
-                              now=theirs.clock())
+    cross = cross_certificate(
+        external_root_cert=their_cert,
+        external_root_key=theirs.keys.load_key(their_root.key_ref),  # type: ignore[arg-type]
+        our_root_cert=root_cert,
+        urls=ceremony.ca_urls_for(theirs, their_root.label, role="root"),
+        now=theirs.clock(),
+    )
     row = ceremony.import_cross_certificate(ours, cross, their_cert, external_label="their-root")
     assert row.role == "cross"
     with pytest.raises(PolicyViolation, match="not issued by"):

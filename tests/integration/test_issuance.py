@@ -24,8 +24,9 @@ from .foundation_fixtures import any_db_ctx, sqlite_ctx  # noqa: F401
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "csr"
 OV = SubjectData("Example Limited")
-EV = SubjectData("Example Limited", business_category="Private Organization", jurisdiction_country="HK",
-                 serial_number="12345678")
+EV = SubjectData(
+    "Example Limited", business_category="Private Organization", jurisdiction_country="HK", serial_number="12345678"
+)
 PROFILES = [
     (CertType.SERVER, ("www.example.com",), OV),
     (CertType.WILDCARD, ("*.example.com", "example.com"), OV),
@@ -35,11 +36,18 @@ PROFILES = [
 ]
 
 
-def _issue(ctx: Context, cert_type: CertType, names: tuple[str, ...], subject: SubjectData,
-           key: object | None = None, **kw: object) -> Certificate:
+def _issue(
+    ctx: Context,
+    cert_type: CertType,
+    names: tuple[str, ...],
+    subject: SubjectData,
+    key: object | None = None,
+    **kw: object,
+) -> Certificate:
     public_key = key or ec.generate_private_key(ec.SECP256R1()).public_key()
-    return issuance.issue(ctx, issuance.IssueRequest(cert_type=cert_type, names=names, subject=subject,
-                                                     public_key=public_key, **kw))  # type: ignore[arg-type]
+    return issuance.issue(
+        ctx, issuance.IssueRequest(cert_type=cert_type, names=names, subject=subject, public_key=public_key, **kw)
+    )  # type: ignore[arg-type]
 
 
 def _pem_of_ca(ctx: Context, role: str) -> bytes:
@@ -50,13 +58,17 @@ def _pem_of_ca(ctx: Context, role: str) -> bytes:
 
 @pytest.mark.parametrize(("cert_type", "names", "subject"), PROFILES, ids=[p[0].value for p in PROFILES])
 def test_every_profile_passes_pkilint_cli_and_openssl_verify_through_root_and_cross(
-        sqlite_ctx: Context, tmp_path: Path, cert_type: CertType, names: tuple[str, ...],
-        subject: SubjectData) -> None:
+    sqlite_ctx: Context, tmp_path: Path, cert_type: CertType, names: tuple[str, ...], subject: SubjectData
+) -> None:
     row = _issue(sqlite_ctx, cert_type, names, subject, key=rsa.generate_private_key(65537, 2048).public_key())
     leaf = tmp_path / "leaf.pem"
     leaf.write_bytes(x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM))
-    lint = subprocess.run([str(VENV_BIN / "lint_cabf_serverauth_cert"), "lint", "-t", cert_type.lint_type,
-                           "-s", "ERROR", str(leaf)], capture_output=True, text=True, timeout=60)
+    lint = subprocess.run(
+        [str(VENV_BIN / "lint_cabf_serverauth_cert"), "lint", "-t", cert_type.lint_type, "-s", "ERROR", str(leaf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     issuing = tmp_path / "issuing.pem"
     issuing.write_bytes(_pem_of_ca(sqlite_ctx, "ev" if cert_type.is_ev else "ov"))
@@ -68,15 +80,32 @@ def test_every_profile_passes_pkilint_cli_and_openssl_verify_through_root_and_cr
     untrusted_cross.write_bytes(issuing.read_bytes() + _pem_of_ca(sqlite_ctx, "cross"))
     host = names[0].replace("*", "anything")
     for anchor, untrusted in ((root, issuing), (external, untrusted_cross)):
-        verify = subprocess.run(["openssl", "verify", "-x509_strict", "-purpose", "sslserver", "-verify_hostname",
-                                 host, "-CAfile", str(anchor), "-untrusted", str(untrusted), str(leaf)],
-                                capture_output=True, text=True, timeout=30)
+        verify = subprocess.run(
+            [
+                "openssl",
+                "verify",
+                "-x509_strict",
+                "-purpose",
+                "sslserver",
+                "-verify_hostname",
+                host,
+                "-CAfile",
+                str(anchor),
+                "-untrusted",
+                str(untrusted),
+                str(leaf),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert verify.returncode == 0 and "leaf.pem: OK" in verify.stdout, verify.stdout + verify.stderr
 
 
 @pytest.mark.parametrize(("cert_type", "names", "subject"), PROFILES, ids=[p[0].value for p in PROFILES])
 def test_issued_certificate_is_stored_with_its_record_on_each_database(
-        any_db_ctx: Context, cert_type: CertType, names: tuple[str, ...], subject: SubjectData) -> None:
+    any_db_ctx: Context, cert_type: CertType, names: tuple[str, ...], subject: SubjectData
+) -> None:
     row = _issue(any_db_ctx, cert_type, names, subject)
     cert = x509.load_der_x509_certificate(row.der)
     assert row.status == "issued" and row.names == list(names)
@@ -102,14 +131,18 @@ def test_serials_are_distinct_across_many_issuances(sqlite_ctx: Context) -> None
 def test_a_blocked_key_gets_no_certificate(sqlite_ctx: Context, now: object) -> None:
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     with sqlite_ctx.transaction() as s:
-        s.add(BlockedKey(spki_sha256=spki_sha256(key), reason="keyCompromise", source="test",
-                         created_at=sqlite_ctx.clock()))
+        s.add(
+            BlockedKey(
+                spki_sha256=spki_sha256(key), reason="keyCompromise", source="test", created_at=sqlite_ctx.clock()
+            )
+        )
     with pytest.raises(PolicyViolation, match="blocked"):
         _issue(sqlite_ctx, CertType.SERVER, ("www.example.com",), OV, key=key)
 
 
 def test_fault_between_signing_and_storing_leaves_the_record_naming_the_serial(
-        sqlite_ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    sqlite_ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken_store(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full while storing the certificate")
 
@@ -124,14 +157,21 @@ def test_fault_between_signing_and_storing_leaves_the_record_naming_the_serial(
 
 
 def test_lint_error_refuses_issuance_and_records_the_findings(
-        sqlite_ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    sqlite_ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_plan = issuance.plan_leaf
 
     def plan_without_san(*args: object, **kwargs: object) -> LeafPlan:
         plan = real_plan(*args, **kwargs)  # type: ignore[arg-type]
         exts = tuple(e for e in plan.extensions if not isinstance(e[0], x509.SubjectAlternativeName))
-        return LeafPlan(subject=plan.subject, names=plan.names, extensions=exts, not_before=plan.not_before,
-                        not_after=plan.not_after, lint_type=plan.lint_type)
+        return LeafPlan(
+            subject=plan.subject,
+            names=plan.names,
+            extensions=exts,
+            not_before=plan.not_before,
+            not_after=plan.not_after,
+            lint_type=plan.lint_type,
+        )
 
     monkeypatch.setattr(issuance, "plan_leaf", plan_without_san)
     with pytest.raises(LintFailed, match="pre-issuance lint refused"):
@@ -151,11 +191,22 @@ def test_a_second_live_certificate_for_one_application_is_a_conflict(sqlite_ctx:
 
     now = sqlite_ctx.clock()
     with sqlite_ctx.transaction() as s:
-        app = Application(reference_number="123456789", pin_hash="x", server_name="www.example.com",
-                          additional_names=[], cert_type="server", org_name_en="Example Limited",
-                          reg_doc_type="br", reg_doc_number="1", subscription_start=now,
-                          subscription_end=now + timedelta(days=365), rep_email="a@example.com", state="validated",
-                          created_at=now, updated_at=now)
+        app = Application(
+            reference_number="123456789",
+            pin_hash="x",
+            server_name="www.example.com",
+            additional_names=[],
+            cert_type="server",
+            org_name_en="Example Limited",
+            reg_doc_type="br",
+            reg_doc_number="1",
+            subscription_start=now,
+            subscription_end=now + timedelta(days=365),
+            rep_email="a@example.com",
+            state="validated",
+            created_at=now,
+            updated_at=now,
+        )
         s.add(app)
         s.flush()
         app_id = app.id

@@ -26,10 +26,10 @@ from ecert.signer import keys_pkcs11
 from ecert.signer.keys_pkcs11 import Pkcs11ECPrivateKey, Pkcs11RSAPrivateKey
 from ecert.signer.keystore import KeyBackend, KeySpec, Pkcs11KeyBackend, make_backend
 
-try:  # tests/integration on sys.path (rootdir-relative "prepend" import mode)
-    from hsm_fixtures import softhsm_token
-except ImportError:  # tests/ made a package
-    from tests.integration.hsm_fixtures import softhsm_token  # type: ignore[no-redef]
+try:  # tests/ is a package
+    from tests.integration.hsm_fixtures import softhsm_token
+except ImportError:  # tests/integration on sys.path (rootdir-relative "prepend" import mode)
+    from hsm_fixtures import softhsm_token  # type: ignore[no-redef]
 
 __all__ = ["softhsm_token"]
 
@@ -86,9 +86,7 @@ def ca_certificate(key: PrivateKeyTypes) -> x509.Certificate:
     )
 
 
-def verify_raw(
-    public: PublicKeyTypes, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm
-) -> None:
+def verify_raw(public: PublicKeyTypes, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm) -> None:
     if isinstance(public, rsa.RSAPublicKey):
         public.verify(signature, data, padding.PKCS1v15(), algorithm)
     else:
@@ -136,9 +134,7 @@ def test_token_key_signs_a_crl_openssl_accepts(
     assert crl.is_signature_valid(key.public_key())  # type: ignore[arg-type]
     ca_path, crl_path = pem(tmp_path / "ca.pem", cert), pem(tmp_path / "crl.pem", crl)
     result = openssl("crl", "-in", str(crl_path), "-CAfile", str(ca_path), "-noout")
-    assert result.returncode == 0 and "verify OK" in result.stdout + result.stderr, (
-        result.stdout + result.stderr
-    )
+    assert result.returncode == 0 and "verify OK" in result.stdout + result.stderr, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("spec", list(SPECS))
@@ -163,9 +159,7 @@ def test_token_key_signs_an_ocsp_response_openssl_accepts(
         .sign(key, _hash_for(key))  # type: ignore[arg-type]
     )
     assert response.signature_hash_algorithm is not None
-    verify_raw(
-        key.public_key(), response.signature, response.tbs_response_bytes, response.signature_hash_algorithm
-    )
+    verify_raw(key.public_key(), response.signature, response.tbs_response_bytes, response.signature_hash_algorithm)
     ca_path = pem(tmp_path / "ca.pem", cert)
     (tmp_path / "resp.der").write_bytes(response.public_bytes(serialization.Encoding.DER))
     result = openssl(
@@ -271,18 +265,14 @@ def test_keys_survive_a_new_backend_and_the_old_one_closing(
     second.close()
 
 
-def test_signing_recovers_after_the_session_is_lost(
-    backend: Pkcs11KeyBackend, key_refs: dict[str, str]
-) -> None:
+def test_signing_recovers_after_the_session_is_lost(backend: Pkcs11KeyBackend, key_refs: dict[str, str]) -> None:
     key = backend.load_key(key_refs["ec-p256"])
     backend._session.close()  # as if the token had dropped our session
     signature = key.sign(b"after", ec.ECDSA(hashes.SHA256()))  # type: ignore[union-attr]
     key.public_key().verify(signature, b"after", ec.ECDSA(hashes.SHA256()))  # type: ignore[union-attr]
 
 
-def test_signing_recovers_after_the_token_logged_us_out(
-    backend: Pkcs11KeyBackend, key_refs: dict[str, str]
-) -> None:
+def test_signing_recovers_after_the_token_logged_us_out(backend: Pkcs11KeyBackend, key_refs: dict[str, str]) -> None:
     key = backend.load_key(key_refs["rsa2048"])
     key.sign(b"before", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr]
     for login in list(keys_pkcs11._logins.values()):
@@ -309,9 +299,7 @@ def test_concurrent_signers_share_one_backend(backend: Pkcs11KeyBackend, key_ref
                     )
                 else:
                     assert isinstance(key, ec.EllipticCurvePrivateKey)
-                    key.public_key().verify(
-                        key.sign(data, ec.ECDSA(hashes.SHA256())), data, ec.ECDSA(hashes.SHA256())
-                    )
+                    key.public_key().verify(key.sign(data, ec.ECDSA(hashes.SHA256())), data, ec.ECDSA(hashes.SHA256()))
         except BaseException as exc:  # noqa: BLE001 - collected and reported below
             failures.append(exc)
 
@@ -345,9 +333,7 @@ def test_deleted_token_key_is_gone(backend: Pkcs11KeyBackend) -> None:
         backend.load_key(key_ref)
 
 
-def test_a_second_pin_in_the_same_process_is_refused(
-    softhsm_token: tuple[str, str, str], backend: KeyBackend
-) -> None:
+def test_a_second_pin_in_the_same_process_is_refused(softhsm_token: tuple[str, str, str], backend: KeyBackend) -> None:
     module_path, token_label, _ = softhsm_token
     with pytest.raises(KeyBackendError) as info:
         Pkcs11KeyBackend(module_path, token_label, "not-the-pin-9876")

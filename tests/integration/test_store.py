@@ -106,9 +106,7 @@ def test_a_new_certificate_is_allowed_once_the_first_is_rejected(  # type: ignor
         session.flush()
         _cert(session, ca.id, "2", now, application_id=app.id, status="issued")
     with session_factory() as session:
-        statuses = session.execute(
-            select(Certificate.serial_hex, Certificate.status).order_by(Certificate.id)
-        )
+        statuses = session.execute(select(Certificate.serial_hex, Certificate.status).order_by(Certificate.id))
         assert statuses.all() == [("1", "rejected"), ("2", "issued")]
 
 
@@ -353,8 +351,5 @@ def test_failed_logins_are_counted_per_reference_and_per_address(session_factory
         assert repo.count_failed_logins(session, since=since, reference_number="A00000001") == 2
         assert repo.count_failed_logins(session, since=since, client_addr="192.0.2.1") == 2
         assert (
-            repo.count_failed_logins(
-                session, since=since, reference_number="A00000001", client_addr="192.0.2.1"
-            )
-            == 1
+            repo.count_failed_logins(session, since=since, reference_number="A00000001", client_addr="192.0.2.1") == 1
         )

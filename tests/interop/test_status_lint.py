@@ -71,9 +71,7 @@ def pki(request, tmp_path_factory) -> Files:
         (d / f"{stem}.pem").write_bytes(cert.public_bytes(Encoding.PEM))
 
     week = now + timedelta(days=7)
-    leaf_revoked = RevokedEntry(
-        h.leaf.serial_number, now - timedelta(minutes=1), x509.ReasonFlags.key_compromise
-    )
+    leaf_revoked = RevokedEntry(h.leaf.serial_number, now - timedelta(minutes=1), x509.ReasonFlags.key_compromise)
     crls = {
         "crl": dict(entries=[leaf_revoked, RevokedEntry(77, now - timedelta(days=1))]),
         "crl_empty": dict(entries=[]),
@@ -81,9 +79,7 @@ def pki(request, tmp_path_factory) -> Files:
         "crl_other_partition": dict(entries=[], idp_url=f"{BASE}/crl/tlsca1-p2.crl"),
     }
     for stem, extra in crls.items():
-        der = build_crl(
-            issuer_cert=h.int_, issuer_key=h.int_key, number=3, this_update=now, next_update=week, **extra
-        )
+        der = build_crl(issuer_cert=h.int_, issuer_key=h.int_key, number=3, this_update=now, next_update=week, **extra)
         (d / f"{stem}.pem").write_bytes(_pem_crl(der))
     for stem, entries in (
         (
@@ -114,11 +110,7 @@ def pki(request, tmp_path_factory) -> Files:
     )
     (d / "responder.pem").write_bytes(responder.public_bytes(Encoding.PEM))
     for status in ("good", "revoked", "unknown"):
-        revoked = (
-            dict(revoked_at=leaf_revoked.revoked_at, reason=leaf_revoked.reason)
-            if status == "revoked"
-            else {}
-        )
+        revoked = dict(revoked_at=leaf_revoked.revoked_at, reason=leaf_revoked.reason) if status == "revoked" else {}
         der = build_ocsp_response(
             issuer_cert=h.int_,
             responder_cert=responder,
@@ -279,9 +271,7 @@ def test_pkilint_finds_no_error_in_ocsp_responses(pki, status):
 
 
 def test_pkilint_finds_no_error_or_warning_in_the_responder_certificate(pki):
-    rc, text = _pkilint(
-        lint_cabf_serverauth_cert.main, "-t", "OCSP-RESPONDER", "-s", "WARNING", pki.responder
-    )
+    rc, text = _pkilint(lint_cabf_serverauth_cert.main, "-t", "OCSP-RESPONDER", "-s", "WARNING", pki.responder)
     assert (rc, text.strip()) == (0, "")
 
 

@@ -93,9 +93,7 @@ def make_hierarchy(kind: str = "p256", *, now: datetime = NOW) -> Hierarchy:
         .not_valid_before(now - timedelta(days=400))
         .not_valid_after(now + timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
         .sign(root_key, _hash_for(root_key))
     )
@@ -109,14 +107,10 @@ def make_hierarchy(kind: str = "p256", *, now: datetime = NOW) -> Hierarchy:
         .not_valid_before(now - timedelta(days=300))
         .not_valid_after(now + timedelta(days=1800))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(int_key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski), critical=False)
         .add_extension(
             x509.CRLDistributionPoints(
                 [
@@ -158,16 +152,10 @@ def make_hierarchy(kind: str = "p256", *, now: datetime = NOW) -> Hierarchy:
         .add_extension(_ku(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(int_ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(int_ski), critical=False)
         .add_extension(
             x509.CRLDistributionPoints(
-                [
-                    x509.DistributionPoint(
-                        [x509.UniformResourceIdentifier(f"{BASE}/crl/tlsca1.crl")], None, None, None
-                    )
-                ]
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(f"{BASE}/crl/tlsca1.crl")], None, None, None)]
             ),
             critical=False,
         )
@@ -253,9 +241,7 @@ def test_crl_is_signed_by_the_issuer_with_the_hash_its_key_calls_for(h):
     crl = _crl(h)
     assert crl.is_signature_valid(h.int_.public_key())
     assert crl.issuer == h.int_.subject
-    expected = (
-        "sha384" if getattr(h.int_key, "curve", None) and h.int_key.curve.name == "secp384r1" else "sha256"
-    )
+    expected = "sha384" if getattr(h.int_key, "curve", None) and h.int_key.curve.name == "secp384r1" else "sha256"
     assert crl.signature_hash_algorithm.name == expected
 
 
@@ -350,6 +336,12 @@ def _other_key():
     return ec.generate_private_key(ec.SECP256R1())
 
 
+def _leaf_signer() -> dict:
+    """A CRL 'issuer' that is a subscriber certificate, as a wiring mistake would pass it."""
+    h = make_hierarchy("p256")
+    return dict(issuer_cert=h.leaf, issuer_key=h.int_key)
+
+
 CRL_REFUSALS = [
     ("validity over 10 days", dict(next_update=NOW + timedelta(days=10, seconds=1)), "BR 4.9.7"),
     ("backwards window", dict(next_update=NOW - timedelta(seconds=1)), "BR 4.9.7"),
@@ -379,6 +371,7 @@ CRL_REFUSALS = [
         "BR 7.2.2.1",
     ),
     ("key of another CA", dict(issuer_key=_other_key()), "RFC 5280 5.1.1.3"),
+    ("issuer without cRLSign", _leaf_signer(), "RFC 5280 4.2.1.3"),
 ]
 
 
@@ -451,9 +444,7 @@ def test_good_response_answers_for_the_leaf_as_a_client_would_ask(h):
     )
     assert isinstance(resp.hash_algorithm, hashes.SHA1)
     assert (resp.this_update_utc, resp.next_update_utc) == (NOW, NOW + timedelta(days=4))
-    responder.public_key().verify(
-        resp.signature, resp.tbs_response_bytes, ec.ECDSA(resp.signature_hash_algorithm)
-    )
+    responder.public_key().verify(resp.signature, resp.tbs_response_bytes, ec.ECDSA(resp.signature_hash_algorithm))
 
 
 def test_response_names_its_responder_by_key_hash_and_includes_it_without_a_nonce(p256):
@@ -497,8 +488,7 @@ def test_the_ca_may_sign_its_own_responses(p256):
     resp = _ocsp(p256, (p256.int_, p256.int_key))
     assert resp.certificates == []
     assert (
-        resp.responder_key_hash
-        == p256.int_.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        resp.responder_key_hash == p256.int_.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     )
 
 
@@ -510,6 +500,7 @@ OCSP_REFUSALS = [
     ("validity under 8 hours", dict(next_update=NOW + timedelta(hours=7, minutes=59)), "BR 4.9.10"),
     ("validity over 10 days", dict(next_update=NOW + timedelta(days=10, seconds=1)), "BR 4.9.10"),
     ("thisUpdate in the future", dict(this_update=NOW + timedelta(minutes=1), now=NOW), "BR 4.9.10"),
+    ("naive thisUpdate", dict(this_update=NOW.replace(tzinfo=None), status="revoked", revoked_at=NOW), "BR 4.9.10"),
     ("certificateHold", dict(status="revoked", revoked_at=NOW, reason=R.certificate_hold), "BR 7.2.2"),
     ("unspecified reason", dict(status="revoked", revoked_at=NOW, reason=R.unspecified), "BR 7.2.2"),
     ("revoked without a time", dict(status="revoked"), "RFC 6960 2.2"),
@@ -536,6 +527,12 @@ def test_a_responder_without_ocsp_signing_is_refused(p256):
     with pytest.raises(PolicyViolation, match="OCSPSigning") as err:
         _ocsp(p256, _leaf_as_responder(p256))
     assert err.value.rule == "RFC 6960 4.2.2.2"
+
+
+def test_a_responder_key_that_is_not_the_certificates_is_refused(p256):
+    cert, _ = _responder(p256)
+    with pytest.raises(PolicyViolation, match="does not match"):
+        _ocsp(p256, (cert, _other_key()))
 
 
 def test_an_expired_responder_is_refused(p256):
@@ -585,8 +582,7 @@ def _ext(cert: x509.Certificate, oid):
 def test_responder_certificate_profile(h):
     cert, key = _responder(h)
     eku, ku, bc = (
-        _ext(cert, o)
-        for o in (ExtensionOID.EXTENDED_KEY_USAGE, ExtensionOID.KEY_USAGE, ExtensionOID.BASIC_CONSTRAINTS)
+        _ext(cert, o) for o in (ExtensionOID.EXTENDED_KEY_USAGE, ExtensionOID.KEY_USAGE, ExtensionOID.BASIC_CONSTRAINTS)
     )
     assert list(eku.value) == [ExtendedKeyUsageOID.OCSP_SIGNING] and not eku.critical
     assert ku.critical and ku.value == _ku(ca=False)
@@ -638,10 +634,19 @@ RESPONDER_REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "change", "rule"), RESPONDER_REFUSALS, ids=[c[0] for c in RESPONDER_REFUSALS]
-)
+@pytest.mark.parametrize(("case", "change", "rule"), RESPONDER_REFUSALS, ids=[c[0] for c in RESPONDER_REFUSALS])
 def test_build_responder_certificate_refuses(p256, case, change, rule):
     with pytest.raises(PolicyViolation) as err:
         _responder(p256, **change)
     assert err.value.rule == rule
+
+
+def test_the_status_module_exports_exactly_its_public_api():
+    from ecert.signer import status
+
+    assert sorted(status.__all__) == sorted(
+        ["ALLOWED_CA_REASONS", "ALLOWED_REASONS", "ARL_MAX_VALIDITY", "CRL_MAX_VALIDITY", "OCSP_MAX_VALIDITY",
+         "OCSP_MIN_VALIDITY", "RESPONDER_MAX_DAYS", "CertStatus", "RevokedEntry", "build_crl", "build_ocsp_error",
+         "build_ocsp_response", "build_responder_certificate", "check_reason", "issuer_hashes", "signature_hash"]
+    )  # fmt: skip
+    assert all(hasattr(status, name) for name in status.__all__)

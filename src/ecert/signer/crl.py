@@ -129,14 +129,10 @@ def check_window(
 ) -> None:
     """Refuse a validity window that is naive, backwards, too short or too long, or starts later than now."""
     if this_update.tzinfo is None or next_update.tzinfo is None:
-        raise PolicyViolation(
-            "thisUpdate and nextUpdate must be aware datetimes", rule=rule, value=this_update
-        )
+        raise PolicyViolation("thisUpdate and nextUpdate must be aware datetimes", rule=rule, value=this_update)
     span = next_update - this_update
     if span <= timedelta(0) or span < shortest or span > longest:
-        raise PolicyViolation(
-            f"the validity window {span} is outside {shortest} to {longest}", rule=rule, value=span
-        )
+        raise PolicyViolation(f"the validity window {span} is outside {shortest} to {longest}", rule=rule, value=span)
     if now is not None and this_update > now:
         raise PolicyViolation("thisUpdate must not be in the future", rule=rule, value=this_update)
 
@@ -232,14 +228,14 @@ def build_crl(
         rule="BR 4.9.7",
         now=now,
     )
+    _check_crl_issuer(issuer_cert)
+    idp = _issuing_distribution_point(idp_url, is_arl)
     public_key = issuer_cert.public_key()
     algorithm = signature_hash(public_key)
     # A CRL signed by the wrong key would be refused by every relying party: compare the keys
     # first (cheap; verifying the finished signature costs a tenth of the build at 1M entries).
     if issuer_key.public_key() != public_key:  # type: ignore[attr-defined]
-        raise PolicyViolation(
-            "the CRL signing key does not match the issuer certificate", rule="RFC 5280 5.1.1.3"
-        )
+        raise PolicyViolation("the CRL signing key does not match the issuer certificate", rule="RFC 5280 5.1.1.3")
     revoked = _revoked_certificates(entries, for_ca=is_arl, this_update=this_update)
 
     builder = x509.CertificateRevocationListBuilder(
@@ -250,11 +246,24 @@ def build_crl(
     )
     builder = builder.add_extension(authority_key_identifier(issuer_cert), critical=False)  # RFC 5280 5.2.1
     builder = builder.add_extension(x509.CRLNumber(number), critical=False)  # RFC 5280 5.2.3
-    idp = _issuing_distribution_point(idp_url, is_arl)
     if idp is not None:
         builder = builder.add_extension(idp, critical=True)  # RFC 5280 5.2.5: always critical
     crl = builder.sign(issuer_key, algorithm)  # type: ignore[arg-type]
     return crl.public_bytes(Encoding.DER)
+
+
+def _check_crl_issuer(issuer_cert: x509.Certificate) -> None:
+    """Only a CA certificate asserting cRLSign may issue a CRL (RFC 5280 4.2.1.3)."""
+    try:
+        key_usage = issuer_cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        key_usage = None
+    if key_usage is None or not key_usage.crl_sign:
+        raise PolicyViolation(
+            "the CRL issuer certificate does not assert cRLSign",
+            rule="RFC 5280 4.2.1.3",
+            value=issuer_cert.subject.rfc4514_string(),
+        )
 
 
 def _issuing_distribution_point(idp_url: str | None, is_arl: bool) -> x509.IssuingDistributionPoint | None:
@@ -274,9 +283,7 @@ def _issuing_distribution_point(idp_url: str | None, is_arl: bool) -> x509.Issui
         )
     if idp_url is not None and not idp_url.startswith("http://"):
         # BR 7.1.2.11.2 / 7.2.2: distribution points are plain-HTTP URLs.
-        raise PolicyViolation(
-            "the distribution point URL must be an http:// URL", rule="BR 7.2.2", value=idp_url
-        )
+        raise PolicyViolation("the distribution point URL must be an http:// URL", rule="BR 7.2.2", value=idp_url)
     full_name = [x509.UniformResourceIdentifier(idp_url)] if idp_url else None
     if not is_arl and full_name is None:
         return None

@@ -62,9 +62,7 @@ def _subject_public_key_bits(public_key: object) -> bytes:
         return public_key.public_bytes(Encoding.DER, PublicFormat.PKCS1)
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-    raise PolicyViolation(
-        "the issuer key must be RSA or ECDSA", rule="BR 6.1.5", value=type(public_key).__name__
-    )
+    raise PolicyViolation("the issuer key must be RSA or ECDSA", rule="BR 6.1.5", value=type(public_key).__name__)
 
 
 def issuer_hashes(issuer_cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
@@ -79,9 +77,7 @@ def issuer_hashes(issuer_cert: x509.Certificate, algorithm: hashes.HashAlgorithm
         h.update(data)
         return h.finalize()
 
-    return digest(issuer_cert.subject.public_bytes()), digest(
-        _subject_public_key_bits(issuer_cert.public_key())
-    )
+    return digest(issuer_cert.subject.public_bytes()), digest(_subject_public_key_bits(issuer_cert.public_key()))
 
 
 def _check_responder(issuer_cert: x509.Certificate, responder_cert: x509.Certificate, at: datetime) -> None:
@@ -99,9 +95,7 @@ def _check_responder(issuer_cert: x509.Certificate, responder_cert: x509.Certifi
     except x509.ExtensionNotFound:
         eku = x509.ExtendedKeyUsage([])
     if ExtendedKeyUsageOID.OCSP_SIGNING not in eku:
-        raise PolicyViolation(
-            "the OCSP responder certificate lacks the OCSPSigning EKU", rule="RFC 6960 4.2.2.2"
-        )
+        raise PolicyViolation("the OCSP responder certificate lacks the OCSPSigning EKU", rule="RFC 6960 4.2.2.2")
     if not responder_cert.not_valid_before_utc <= at <= responder_cert.not_valid_after_utc:
         raise PolicyViolation(
             "the OCSP responder certificate is not valid at thisUpdate", rule="RFC 6960 4.2.2.2", value=at
@@ -130,29 +124,6 @@ def build_ocsp_response(
     otherwise), so the leaf certificate is not needed. Whether a serial was issued is the
     service's decision; it must ask for "unknown", never "good", for one that was not.
     """
-    cert_status = _STATUSES.get(status)
-    if cert_status is None:
-        raise PolicyViolation(
-            "the OCSP status must be good, revoked or unknown", rule="RFC 6960 2.2", value=status
-        )
-    if cert_status is ocsp.OCSPCertStatus.REVOKED:
-        if revoked_at is None or revoked_at.tzinfo is None:
-            raise PolicyViolation(
-                "a revoked response needs an aware revocation time", rule="RFC 6960 2.2", value=revoked_at
-            )
-        check_reason(reason, for_ca=False)
-        if revoked_at > this_update:
-            raise PolicyViolation(
-                "the revocation time is after thisUpdate", rule="RFC 6960 2.2", value=revoked_at
-            )
-    elif revoked_at is not None or reason is not None:
-        raise PolicyViolation(
-            f"a {status} response carries no revocation time or reason", rule="RFC 6960 2.2", value=status
-        )
-    if not 0 < cert_serial < (1 << 159):
-        raise PolicyViolation(
-            "the serial must be positive and at most 159 bits", rule="RFC 5280 4.1.2.2", value=cert_serial
-        )
     # BR 4.9.10: at least eight hours, at most ten days; RFC 6960 2.4: thisUpdate not in the future.
     check_window(
         this_update,
@@ -162,7 +133,28 @@ def build_ocsp_response(
         rule="BR 4.9.10",
         now=now,
     )
+    cert_status = _STATUSES.get(status)
+    if cert_status is None:
+        raise PolicyViolation("the OCSP status must be good, revoked or unknown", rule="RFC 6960 2.2", value=status)
+    if cert_status is ocsp.OCSPCertStatus.REVOKED:
+        if revoked_at is None or revoked_at.tzinfo is None:
+            raise PolicyViolation(
+                "a revoked response needs an aware revocation time", rule="RFC 6960 2.2", value=revoked_at
+            )
+        check_reason(reason, for_ca=False)
+        if revoked_at > this_update:
+            raise PolicyViolation("the revocation time is after thisUpdate", rule="RFC 6960 2.2", value=revoked_at)
+    elif revoked_at is not None or reason is not None:
+        raise PolicyViolation(
+            f"a {status} response carries no revocation time or reason", rule="RFC 6960 2.2", value=status
+        )
+    if not 0 < cert_serial < (1 << 159):
+        raise PolicyViolation(
+            "the serial must be positive and at most 159 bits", rule="RFC 5280 4.1.2.2", value=cert_serial
+        )
     _check_responder(issuer_cert, responder_cert, this_update)
+    if responder_key.public_key() != responder_cert.public_key():  # type: ignore[attr-defined]
+        raise PolicyViolation("the responder key does not match the responder certificate", rule="RFC 6960 4.2.2.2")
 
     algorithm = request_hash if request_hash is not None else hashes.SHA1()  # RFC 5019 2.1.1
     name_hash, key_hash = issuer_hashes(issuer_cert, algorithm)
@@ -192,9 +184,7 @@ def build_ocsp_error(status: str | ocsp.OCSPResponseStatus) -> bytes:
     else:
         code = _ERRORS.get(status)
     if code is None:
-        raise PolicyViolation(
-            "an OCSP error response needs an error status", rule="RFC 6960 4.2.1", value=status
-        )
+        raise PolicyViolation("an OCSP error response needs an error status", rule="RFC 6960 4.2.1", value=status)
     return ocsp.OCSPResponseBuilder.build_unsuccessful(code).public_bytes(Encoding.DER)
 
 
@@ -222,9 +212,7 @@ def build_responder_certificate(
     CN. It lives only a few days and is renewed by the scheduler, which is what makes nocheck safe.
     """
     if not_before.tzinfo is None:
-        raise PolicyViolation(
-            "notBefore must be an aware datetime", rule="RFC 5280 4.1.2.5", value=not_before
-        )
+        raise PolicyViolation("notBefore must be an aware datetime", rule="RFC 5280 4.1.2.5", value=not_before)
     if not 1 <= validity_days <= RESPONDER_MAX_DAYS:
         raise PolicyViolation(
             f"a responder certificate lives 1 to {RESPONDER_MAX_DAYS} days",
@@ -233,9 +221,7 @@ def build_responder_certificate(
         )
     signature_hash(responder_public_key)  # RFC 5280 / BR 6.1.5: RSA, P-256 or P-384 only
     if not subject_cn or len(subject_cn) > 64:
-        raise PolicyViolation(
-            "the responder CN must be 1 to 64 characters", rule="RFC 5280 A.1", value=subject_cn
-        )
+        raise PolicyViolation("the responder CN must be 1 to 64 characters", rule="RFC 5280 A.1", value=subject_cn)
 
     attributes: list[x509.NameAttribute[str | bytes]] = []
     for oid in (NameOID.COUNTRY_NAME, NameOID.ORGANIZATION_NAME):
@@ -275,7 +261,5 @@ def build_responder_certificate(
     try:
         cert.verify_directly_issued_by(issuer_cert)  # the wrong CA key would give a useless responder
     except (ValueError, TypeError, InvalidSignature) as exc:
-        raise PolicyViolation(
-            "the signing key does not match the issuer certificate", rule="RFC 5280 4.1.1.3"
-        ) from exc
+        raise PolicyViolation("the signing key does not match the issuer certificate", rule="RFC 5280 4.1.1.3") from exc
     return cert

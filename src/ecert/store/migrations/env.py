@@ -1,6 +1,8 @@
 """Alembic environment for ecert: online with a given connection or URL, offline (--sql) from a URL.
 
-SQLite runs in batch mode (copy-and-move) so later revisions can alter tables it cannot ALTER.
+SQLite runs in batch mode (copy-and-move) so later revisions can alter tables it cannot ALTER. The
+engine enforces foreign keys and PRAGMA foreign_keys cannot change inside the migration's transaction,
+so a batch operation on a table that others reference must keep its rows (batch copies them) and names.
 """
 
 from __future__ import annotations

@@ -1,0 +1,55 @@
+"""The certificate step: read it, accept or reject it, download it in every format."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from ...core.errors import NotFound
+from ...services import applications as apps
+from ...services import downloads, enrolment
+from .deps import SessionApp, ctx_of
+from .schemas import CertificateOut, ReasonIn
+
+router = APIRouter(tags=["certificate"])
+
+Fmt = Literal["pem", "der", "p7b", "fullchain"]
+
+
+def attachment(item: downloads.Download) -> Response:
+    return Response(item.data, media_type=item.media_type, headers={
+        "Content-Disposition": f'attachment; filename="{item.filename}"', "X-Content-Type-Options": "nosniff"})
+
+
+def _actor(request: Request, app_id: int) -> str:
+    return f"subscriber:{apps.get_application(ctx_of(request), app_id).reference_number}"
+
+
+@router.get("/certificate", response_model=CertificateOut, summary="The certificate information (seed C.6)")
+def read_certificate(app_id: SessionApp, request: Request) -> CertificateOut:
+    view = enrolment.get_certificate(ctx_of(request), app_id)
+    if view is None:
+        raise NotFound("this application has no certificate yet")
+    return CertificateOut.of(view)
+
+
+@router.post("/certificate/accept", response_model=CertificateOut, summary="Accept the certificate")
+def accept(app_id: SessionApp, request: Request) -> CertificateOut:
+    return CertificateOut.of(enrolment.accept_certificate(ctx_of(request), app_id, actor=_actor(request, app_id)))
+
+
+@router.post("/certificate/reject", response_model=CertificateOut,
+             summary="Reject the certificate (it is revoked at once); a new CSR may follow")
+def reject(body: ReasonIn, app_id: SessionApp, request: Request) -> CertificateOut:
+    return CertificateOut.of(enrolment.reject_certificate(ctx_of(request), app_id, reason=body.reason,
+                                                          actor=_actor(request, app_id)))
+
+
+@router.get("/certificate/download", summary="The certificate: pem, der (.cer), p7b with the chain, fullchain",
+            response_class=Response, responses={200: {"content": {"application/x-pem-file": {},
+                                                                  "application/pkix-cert": {},
+                                                                  "application/x-pkcs7-certificates": {}}}})
+def download(app_id: SessionApp, request: Request, format: Fmt = Query("pem")) -> Response:  # noqa: A002
+    return attachment(downloads.download(ctx_of(request), app_id, format))

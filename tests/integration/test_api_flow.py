@@ -1,0 +1,166 @@
+"""The REST API end to end (operator registers, subscriber goes through DNS DCV to a .p7b) and its refusals."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+from cryptography.hazmat.primitives.serialization import pkcs7
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from ecert.services.context import Context
+from ecert.store.models import AuditEvent, Certificate
+from ecert.web.app import create_app
+from tests.integration.ca_fixtures import DEMO_ENV, demo_ctx, make_demo_ctx  # noqa: F401
+from tests.integration.dcv_fixtures import KnotDns, SmtpSink, knot_dns, smtp_sink  # noqa: F401
+from tests.integration.test_applications import make_csr
+
+OPERATOR_TOKEN = "operator-test-token-0123456789"
+ENV = {**DEMO_ENV, "ECERT_OPERATOR_TOKEN": OPERATOR_TOKEN, "ECERT_SESSION_SECRET": "s" * 48}
+OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+def client_for(ctx: Context) -> TestClient:
+    return TestClient(create_app(ctx.settings, ENV, context=ctx), raise_server_exceptions=False)
+
+
+@pytest.fixture
+def api_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink) -> Context:  # noqa: F811
+    return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True,
+                         smtp_port=smtp_sink.port, smtp_port_for_dcv=smtp_sink.port)
+
+
+def register(client: TestClient, host: str, **extra: object) -> dict[str, object]:
+    body = {"server_name": host, "cert_type": "server", "org_name_en": "Example Company Limited",
+            "reg_doc_type": "br", "reg_doc_number": "12345678", "subscription_years": 1,
+            "rep_email": "webmaster@example.com", **extra}
+    r = client.post("/api/v1/operator/applications", json=body, headers=OP)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def login(client: TestClient, host: str, reg: dict[str, object]) -> dict[str, str]:
+    r = client.post("/api/v1/sessions", json={"server_name": host, "reference_number": reg["reference_number"],
+                                             "pin": reg["pin"]})
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def test_api_journey_dns_to_p7b(api_ctx: Context, knot_dns: KnotDns, smtp_sink: SmtpSink) -> None:  # noqa: F811
+    host = f"api{uuid.uuid4().hex[:8]}.example.com"
+    client = client_for(api_ctx)
+    reg = register(client, host)
+    assert "@media print" in str(reg["envelope_html"]) and smtp_sink.messages
+    auth = login(client, host, reg)
+    assert client.get("/api/v1/application", headers=auth).json()["state"] == "approved"
+    assert client.post("/api/v1/application/confirm", json={"use_chinese": False}, headers=auth).status_code == 200
+    methods = client.get("/api/v1/dcv/methods", headers=auth).json()
+    assert {"http_file", "dns_txt"} <= {m["method"] for m in methods}
+    started = client.post("/api/v1/dcv/start", json={"method": "dns_txt"}, headers=auth).json()
+    for d in started["domains"]:
+        knot_dns.add_txt(d["txt_name"], d["txt_value"])
+    checked = client.post("/api/v1/dcv/check", json={}, headers=auth).json()
+    assert checked["passed"] and checked["domains"][0]["passed"]
+    r = client.post("/api/v1/csr", json={"csr": make_csr([host])}, headers=auth)
+    assert r.status_code == 201, r.text
+    summary = r.json()
+    assert summary["names"] == [host] and summary["state"] == "issued" and summary["validity_days"] > 0
+    assert client.post("/api/v1/certificate/accept", headers=auth).json()["state"] == "accepted"
+    p7b = client.get("/api/v1/certificate/download", params={"format": "p7b"}, headers=auth)
+    assert p7b.status_code == 200 and len(pkcs7.load_der_pkcs7_certificates(p7b.content)) == 2
+    hits = client.get("/api/v1/search", params={"by": "server_name", "q": host}).json()
+    assert [h["serial_hex"] for h in hits] == [summary["serial_hex"]]
+    pem = client.get(f"/api/v1/certificates/{summary['serial_hex']}/download", params={"format": "pem"})
+    assert pem.status_code == 200 and pem.content.startswith(b"-----BEGIN CERTIFICATE-----")
+    # Accept after accept (and reject after accept) is a conflict, as a problem document.
+    again = client.post("/api/v1/certificate/reject", json={"reason": "x"}, headers=auth)
+    assert again.status_code == 409 and again.headers["content-type"] == "application/problem+json"
+
+
+def _gov_session(client: TestClient) -> dict[str, str]:
+    reg = register(client, "www.example.com", is_government=True)
+    auth = login(client, "www.example.com", reg)
+    assert client.post("/api/v1/application/confirm", json={"use_chinese": False}, headers=auth).status_code == 200
+    return auth
+
+
+def test_accept_after_reject_is_409(demo_ctx: Context) -> None:  # noqa: F811
+    client = client_for(demo_ctx)
+    auth = _gov_session(client)
+    assert client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth).status_code == 201
+    assert client.post("/api/v1/certificate/reject", json={"reason": "wrong"}, headers=auth).status_code == 200
+    r = client.post("/api/v1/certificate/accept", headers=auth)
+    assert r.status_code == 409 and r.json()["type"] == "urn:ecert:problem:conflict"
+
+
+def test_wrong_pin_many_times_locks_out(demo_ctx: Context) -> None:  # noqa: F811
+    client = client_for(demo_ctx)
+    reg = register(client, "www.example.com")
+    wrong = {"server_name": "www.example.com", "reference_number": reg["reference_number"],
+             "pin": "0000 0000 0000 0000" if reg["pin"] != "0" * 16 else "1" * 16}
+    codes = [client.post("/api/v1/sessions", json=wrong).status_code for _ in range(6)]
+    assert codes == [401, 401, 401, 401, 429, 429]
+    unknown = client.post("/api/v1/sessions", json={**wrong, "reference_number": "123123123"})
+    first = client.post("/api/v1/sessions", json={**wrong, "reference_number": "321321321"})
+    assert unknown.json()["detail"] == first.json()["detail"]
+    with demo_ctx.sessions() as s:
+        assert "login.locked" in s.scalars(select(AuditEvent.event)).all()
+
+
+@pytest.mark.parametrize("query", ["' OR 1=1--", "%", "_", "\\", "www%", "1; DROP TABLE certificates"])
+def test_search_injection_matches_literally(demo_ctx: Context, query: str) -> None:  # noqa: F811
+    client = client_for(demo_ctx)
+    auth = _gov_session(client)
+    client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth)
+    client.post("/api/v1/certificate/accept", headers=auth)
+    for by in ("server_name", "serial", "reference"):
+        r = client.get("/api/v1/search", params={"by": by, "q": query})
+        assert r.status_code == 200 and r.json() == []
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/certificates/../../keys/x/download",
+    "/api/v1/certificates/%2e%2e%2fkeys%2fx/download",
+    "/api/v1/certificates/..%2F..%2Fkeys%2Fdemo-root-ca-1.key/download",
+    "/api/v1/certificates/%00/download",
+    "/api/v1/certificates/ffff/download?format=../../x",
+])
+def test_download_traversal_is_refused(demo_ctx: Context, path: str) -> None:  # noqa: F811
+    r = client_for(demo_ctx).get(path)
+    assert r.status_code in (404, 422) and b"BEGIN" not in r.content
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_oversized_csr_is_413_and_nothing_changes(demo_ctx: Context) -> None:  # noqa: F811
+    client = client_for(demo_ctx)
+    auth = _gov_session(client)
+    r = client.post("/api/v1/csr", json={"csr": "A" * 70_000}, headers=auth)
+    assert r.status_code == 413 and r.json()["type"] == "urn:ecert:problem:csr-too-large"
+    assert client.get("/api/v1/application", headers=auth).json()["state"] == "validated"
+    with demo_ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Certificate)) == 0
+
+
+@pytest.mark.parametrize(("headers", "status"), [({}, 403), ({"Authorization": "Bearer nope"}, 403)])
+def test_operator_api_refused_without_token_configured(demo_ctx: Context, headers: dict[str, str],
+                                                       status: int) -> None:  # noqa: F811
+    client = TestClient(create_app(demo_ctx.settings, DEMO_ENV, context=demo_ctx))
+    assert client.post("/api/v1/operator/applications", json={}, headers=headers).status_code == status
+
+
+@pytest.mark.parametrize(("path", "method"), [("/api/v1/application", "get"), ("/api/v1/certificate", "get"),
+                                              ("/api/v1/dcv/methods", "get")])
+def test_session_required(demo_ctx: Context, path: str, method: str) -> None:  # noqa: F811
+    r = getattr(client_for(demo_ctx), method)(path, headers={"Authorization": "Bearer not-a-session"})
+    assert r.status_code == 401 and r.json()["status"] == 401
+
+
+def test_bad_csr_problem_names_the_rule(demo_ctx: Context) -> None:  # noqa: F811
+    client = client_for(demo_ctx)
+    auth = _gov_session(client)
+    r = client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com", "evil.example.net"])}, headers=auth)
+    body = r.json()
+    assert r.status_code == 400 and "evil.example.net" in body["detail"] and body["rule"]
+    assert "Traceback" not in r.text

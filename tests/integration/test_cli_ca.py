@@ -1,0 +1,104 @@
+"""`ecert-ca` as an operator uses it: init, list, issue, show, audit verify; clear errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+
+
+def _run(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "ECERT_DATA_DIR": str(tmp_path / "data"),
+           "ECERT_BASE_URL": "http://pki.ecert-demo.hk", "ECERT_KEY_PASSPHRASE": "cli-test-passphrase",
+           "NO_COLOR": "1"}
+    result = subprocess.run([str(VENV_BIN / "ecert-ca"), *args], capture_output=True, text=True, env=env, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def _csr(tmp_path: Path, *names: str, ou: str | None = None) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, names[0])]
+    if ou:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+           .sign(key, __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256()))
+    path = tmp_path / "req.csr"
+    path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.fixture
+def initialised(tmp_path: Path) -> Path:
+    _run(tmp_path, "init", "--demo")
+    return tmp_path
+
+
+def test_init_lists_the_demo_hierarchy_as_json(initialised: Path) -> None:
+    out = json.loads(_run(initialised, "ca", "list", "--json").stdout)
+    assert out["schema"] == 1
+    assert {ca["role"] for ca in out["data"]} == {"root", "ov", "ev", "external-root", "cross"}
+
+
+def test_issue_show_and_audit_verify(initialised: Path) -> None:
+    csr = _csr(initialised, "www.example.com", ou="IT Department")
+    issued = json.loads(_run(initialised, "cert", "issue", "--csr", str(csr), "--profile", "server",
+                             "--name", "WWW.Example.COM", "--org", "Example Limited", "--json").stdout)
+    assert issued["data"]["names"] == ["www.example.com"]
+    assert any("OU" in note for note in issued["data"]["ignored_from_csr"])
+    shown = json.loads(_run(initialised, "cert", "show", issued["data"]["serial"], "--json").stdout)
+    assert shown["data"]["status"] == "issued"
+    assert "intact" in _run(initialised, "audit", "verify").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--profile", "server", "--name", "www.other.com"), "not in the application"),
+        (("--profile", "nonsense", "--name", "www.example.com"), "unknown profile"),
+        (("--profile", "server", "--name", "localhost"), "localhost"),
+    ],
+)
+def test_issue_refusals_are_one_line_with_non_zero_exit(initialised: Path, args: tuple[str, ...],
+                                                        message: str) -> None:
+    csr = _csr(initialised, "www.example.com")
+    result = _run(initialised, "cert", "issue", "--csr", str(csr), "--org", "Example Limited", *args, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr and result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_passphrase_is_a_clear_error(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "ECERT_DATA_DIR": str(tmp_path / "data"), "NO_COLOR": "1"}
+    result = subprocess.run([str(VENV_BIN / "ecert-ca"), "init"], capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert result.returncode == 1 and "no passphrase" in result.stderr
+
+
+def test_rollover_then_list_shows_retired_and_new(initialised: Path) -> None:
+    _run(initialised, "ca", "rollover", "ov")
+    rows = {ca["label"]: ca for ca in json.loads(_run(initialised, "ca", "list", "--json").stdout)["data"]}
+    assert rows["demo-ov-ca-1"]["status"] == "retired" and rows["demo-ov-ca-2"]["status"] == "active"
+
+
+def test_offline_ceremony_through_the_cli(initialised: Path) -> None:
+    req = initialised / "ov3.csr"
+    cert = initialised / "ov3.pem"
+    _run(initialised, "ca", "request", "ov", "--label", "ov-offline-3", "--common-name", "ecert DEMO OV CA 3",
+         "--out", str(req))
+    _run(initialised, "ca", "sign-request", str(req), "--role", "ov", "--out", str(cert))
+    _run(initialised, "ca", "import", str(cert), "--role", "ov", "--label", "ov-offline-3")
+    out = _run(initialised, "ca", "cross-request", "--out-dir", str(initialised / "cross")).stdout
+    assert "root-request.pem" in out
+    assert (initialised / "cross" / "root.pem").exists()

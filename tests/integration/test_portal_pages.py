@@ -1,0 +1,343 @@
+"""The portal and public pages over HTTP: every step in both languages, CSRF, escaping, lock-out, downloads."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from cryptography.hazmat.primitives.serialization import pkcs7
+from fastapi.testclient import TestClient
+
+from ecert.services import applications as apps
+from ecert.services.context import Context
+from ecert.web import i18n
+from ecert.web.app import create_app
+from tests.integration.ca_fixtures import DEMO_ENV, demo_ctx, make_demo_ctx  # noqa: F401
+from tests.integration.test_applications import application_input, make_csr
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+@pytest.fixture
+def ctx(make_demo_ctx: Callable[..., Context]) -> Context:  # noqa: F811
+    # SMTP on a closed port: registration mail fails fast and is audited; the pages do not need it.
+    return make_demo_ctx(login_max_failures=3, smtp_port=9)
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx.settings, DEMO_ENV, context=ctx)) as c:
+        yield c
+
+
+def register(ctx: Context, **overrides: object) -> tuple[str, apps.RegisteredApplication]:
+    host = overrides.pop("host", None) or f"w{uuid.uuid4().hex[:10]}.example.com"
+    values: dict[str, object] = {"is_government": True}  # no DCV: the DNS method is the browser test's
+    values.update(overrides)
+    return str(host), apps.register_application(ctx, application_input(str(host), **values), actor="operator:test")
+
+
+def log_in(client: TestClient, host: str, reg: apps.RegisteredApplication, *, pin: str | None = None):  # type: ignore[no-untyped-def]
+    page = client.get("/portal/login")
+    spaced = " ".join((pin or reg.pin)[i : i + 4] for i in range(0, 16, 4))
+    return client.post(
+        "/portal/login",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "server_name": host,
+            "reference_number": reg.reference_number,
+            "pin": spaced,
+        },
+        follow_redirects=False,
+    )
+
+
+@pytest.mark.parametrize("path", ["/portal/login", "/repository/", "/search", "/notices", "/privacy"])
+@pytest.mark.parametrize(("lang", "html_lang", "switch"), [("en", "en", "中文"), ("zh_HK", "zh-Hant-HK", "English")])
+def test_every_public_page_declares_charset_language_switch_and_footer(
+    client: TestClient, path: str, lang: str, html_lang: str, switch: str
+) -> None:
+    page = client.get(path, params={"lang": lang})
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert '<meta charset="utf-8">' in page.text
+    assert f'<html lang="{html_lang}">' in page.text
+    assert f'id="lang-switch">{switch}</a>' in page.text
+    assert "Privacy" in page.text or "私隱" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize(
+    ("query", "cookie", "accept", "expected"),
+    [
+        (None, None, "zh-TW,zh;q=0.9,en;q=0.5", "zh_HK"),
+        (None, None, "zh-Hant", "zh_HK"),
+        (None, None, "zh-HK", "zh_HK"),
+        (None, None, "en-GB,en;q=0.8", "en"),
+        (None, None, "fr-FR", "en"),
+        (None, "zh_HK", "en", "zh_HK"),
+        ("en", "zh_HK", "zh-TW", "en"),
+        (None, None, None, "en"),
+    ],
+)
+def test_language_comes_from_query_then_cookie_then_accept_language(
+    query: str | None, cookie: str | None, accept: str | None, expected: str
+) -> None:
+    assert i18n.negotiate(query, cookie, accept) == expected
+
+
+def test_an_explicit_language_choice_is_remembered(client: TestClient) -> None:
+    client.get("/notices", params={"lang": "zh_HK"})
+    assert '<html lang="zh-Hant-HK">' in client.get("/privacy").text
+
+
+def test_every_catalog_message_has_a_chinese_translation() -> None:
+    from babel.messages import pofile
+
+    with (i18n.LOCALE_DIR / "zh_HK" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+        catalog = pofile.read_po(fh)
+    missing = [m.id for m in catalog if m.id and not m.string]
+    assert missing == []
+
+
+def test_every_template_string_is_in_the_catalog() -> None:
+    from babel.messages import pofile
+    from babel.messages.extract import extract_from_dir
+
+    found = {
+        msg
+        for _, _, msg, _, _ in extract_from_dir(
+            str(i18n.LOCALE_DIR.parent / "templates"),
+            [("**.html", "jinja2")],
+            options_map={"**.html": {"extensions": "jinja2.ext.i18n"}},
+        )
+    }
+    with (i18n.LOCALE_DIR / "zh_HK" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+        catalog = pofile.read_po(fh)
+    assert sorted(m for m in found if isinstance(m, str) and m not in catalog) == []
+
+
+def test_wrong_pin_and_unknown_reference_get_the_same_message(ctx: Context, client: TestClient) -> None:
+    host, reg = register(ctx)
+    wrong_pin = log_in(client, host, reg, pin="0000000000000000" if reg.pin != "0" * 16 else "1" * 16)
+    unknown = log_in(client, host, apps.RegisteredApplication(0, "123456789", reg.pin))
+    assert wrong_pin.status_code == unknown.status_code == 401
+    message = "The Server Name, Reference Number or e-Cert PIN is not correct."
+    assert message in wrong_pin.text and message in unknown.text
+
+
+def test_repeated_wrong_pins_lock_the_reference_even_for_the_right_pin(ctx: Context, client: TestClient) -> None:
+    host, reg = register(ctx)
+    for _ in range(3):
+        log_in(client, host, reg, pin="9" * 16 if reg.pin != "9" * 16 else "8" * 16)
+    locked = log_in(client, host, reg)
+    assert locked.status_code == 429
+    assert "Too many unsuccessful attempts" in locked.text
+
+
+def test_session_cookie_is_httponly_samesite_and_rotated_at_login(ctx: Context, client: TestClient) -> None:
+    host, reg = register(ctx)
+    first = client.get("/portal/login")
+    before = client.cookies.get("ecert_portal")
+    assert "httponly" in first.headers["set-cookie"].lower() and "samesite=lax" in first.headers["set-cookie"].lower()
+    old_token = csrf_of(first.text)
+    assert log_in(client, host, reg).status_code == 303
+    assert client.cookies.get("ecert_portal") != before
+    refused = client.post("/portal/confirm", data={"csrf_token": old_token, "action": "confirm"})
+    assert refused.status_code == 403
+
+
+@pytest.mark.parametrize("token", [None, "", "forged.token.value", "x" * 500])
+def test_posts_without_a_valid_csrf_token_are_refused_and_change_nothing(
+    ctx: Context, client: TestClient, token: str | None
+) -> None:
+    host, reg = register(ctx)
+    log_in(client, host, reg)
+    data = {"action": "confirm"} if token is None else {"action": "confirm", "csrf_token": token}
+    refused = client.post("/portal/confirm", data=data)
+    assert refused.status_code == 403
+    assert "did not come from this site" in refused.text
+    assert apps.get_application(ctx, reg.application_id).state == "approved"
+
+
+def test_a_token_from_another_session_is_refused(ctx: Context, client: TestClient) -> None:
+    host, reg = register(ctx)
+    with TestClient(client.app) as other:
+        foreign = csrf_of(other.get("/portal/login").text)
+    log_in(client, host, reg)
+    assert client.post("/portal/confirm", data={"csrf_token": foreign, "action": "confirm"}).status_code == 403
+
+
+def test_step_pages_without_a_session_go_to_the_login_page(client: TestClient) -> None:
+    for path in (
+        "/portal/confirm",
+        "/portal/dcv",
+        "/portal/csr",
+        "/portal/certificate",
+        "/portal/download",
+        "/portal/download/p7b",
+    ):
+        response = client.get(path, follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (303, "/portal/login")
+
+
+def test_script_in_the_organisation_name_is_shown_as_text(ctx: Context, client: TestClient) -> None:
+    evil = '<script>alert("x")</script>'
+    host, reg = register(ctx, org_name_en=evil, org_name_zh="<b>粗體</b>有限公司")
+    log_in(client, host, reg)
+    page = client.get("/portal/confirm")
+    assert evil not in page.text and "<b>粗體" not in page.text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
+    assert "&lt;b&gt;粗體&lt;/b&gt;有限公司" in page.text
+
+
+def test_confirm_page_shows_the_guide_buttons_and_both_forms_of_an_idn(ctx: Context, client: TestClient) -> None:
+    host, reg = register(ctx, additional_names=["香港郵政.example.com"], cert_type="multi")
+    log_in(client, host, reg)
+    page = client.get("/portal/confirm", params={"lang": "en"}).text
+    for text in (
+        "Confirm",
+        "Reject",
+        "Back",
+        "Confirm Opt with Chinese",
+        "Number of Additional Server(s)",
+        "please make sure the Chinese characters are correct",
+        "範例有限公司",
+        "1-year",
+    ):
+        assert text in page
+    assert "香港郵政.example.com" in page and "xn--" in page
+
+
+def test_confirm_opt_with_chinese_is_absent_without_chinese_names(ctx: Context, client: TestClient) -> None:
+    host, reg = register(ctx, org_name_zh=None)
+    log_in(client, host, reg)
+    assert "Confirm Opt with Chinese" not in client.get("/portal/confirm").text
+
+
+def _to_csr_step(ctx: Context, client: TestClient, *, chinese: bool = False) -> tuple[str, apps.RegisteredApplication]:
+    host, reg = register(ctx)
+    log_in(client, host, reg)
+    page = client.get("/portal/confirm")
+    done = client.post(
+        "/portal/confirm",
+        data={"csrf_token": csrf_of(page.text), "action": "confirm_zh" if chinese else "confirm"},
+        follow_redirects=False,
+    )
+    assert (done.status_code, done.headers.get("location")) == (303, "/portal/csr"), done.text[-3000:]
+    return host, reg
+
+
+def test_a_csr_for_another_name_is_refused_with_the_rule_and_the_name(ctx: Context, client: TestClient) -> None:
+    _to_csr_step(ctx, client)
+    page = client.get("/portal/csr")
+    refused = client.post(
+        "/portal/csr", data={"csrf_token": csrf_of(page.text), "csr_text": make_csr(["other.example.org"])}
+    )
+    assert refused.status_code == 400
+    assert "other.example.org" in refused.text and 'class="rule"' in refused.text
+    assert "Your request was refused." in refused.text
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "message"),
+    [
+        ("   ", 400, "Please paste your Certificate Signing Request"),
+        ("-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----", 400, "refused"),
+        ("A" * (70 * 1024), 413, "too large"),
+    ],
+)
+def test_hostile_csr_text_gets_a_clear_refusal(
+    ctx: Context, client: TestClient, text: str, status: int, message: str
+) -> None:
+    _, reg = _to_csr_step(ctx, client)
+    page = client.get("/portal/csr")
+    refused = client.post("/portal/csr", data={"csrf_token": csrf_of(page.text), "csr_text": text})
+    assert refused.status_code == status and message in refused.text
+    assert apps.get_application(ctx, reg.application_id).state == "validated"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh_HK"])
+def test_the_journey_to_download_and_search_without_dcv(ctx: Context, client: TestClient, lang: str) -> None:
+    client.get("/notices", params={"lang": lang})
+    host, reg = _to_csr_step(ctx, client, chinese=True)
+    page = client.get("/portal/csr")
+    issued = client.post("/portal/csr", data={"csrf_token": csrf_of(page.text), "csr_text": make_csr([host])})
+    assert issued.status_code == 200 and issued.url.path == "/portal/certificate"
+    info = issued.text
+    assert reg.reference_number in info
+    serial = re.search(r'<code id="serial">([0-9a-f ]+)</code>', info)
+    assert serial and re.fullmatch(r"([0-9a-f]{2} )+[0-9a-f]{2}", serial.group(1))
+    assert re.search(r"\d\d/\d\d/\d{4} - \d\d/\d\d/\d{4} \((\d+) (days|日)\)", info)
+    accepted = client.post("/portal/certificate", data={"csrf_token": csrf_of(info)})
+    assert accepted.url.path == "/portal/download"
+    p7b = client.get("/portal/download/p7b")
+    certs = pkcs7.load_der_pkcs7_certificates(p7b.content)
+    assert (
+        len(certs) >= 2
+        and host in str(certs[0].subject)
+        or host
+        in certs[0]
+        .extensions.get_extension_for_class(__import__("cryptography").x509.SubjectAlternativeName)
+        .value.get_values_for_type(__import__("cryptography").x509.DNSName)
+    )
+    assert "attachment" in p7b.headers["content-disposition"]
+    found = client.get("/search", params={"by": "server_name", "q": host})
+    assert host in found.text and "範例有限公司" in found.text  # Confirm Opt with Chinese: O is Chinese
+    hex_serial = serial.group(1).replace(" ", "")
+    assert client.get(f"/search/download/{hex_serial}/pem").content.startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+def test_rejecting_the_certificate_asks_for_a_reason(ctx: Context, client: TestClient) -> None:
+    host, reg = _to_csr_step(ctx, client)
+    page = client.get("/portal/csr")
+    info = client.post("/portal/csr", data={"csrf_token": csrf_of(page.text), "csr_text": make_csr([host])}).text
+    form = client.get("/portal/reject/certificate")
+    no_reason = client.post("/portal/reject/certificate", data={"csrf_token": csrf_of(form.text), "reason": " "})
+    assert no_reason.status_code == 400 and "Please state the reason." in no_reason.text
+    assert "Accept" in info
+    done = client.post("/portal/reject/certificate", data={"csrf_token": csrf_of(form.text), "reason": "wrong key"})
+    assert done.status_code == 200 and "has been rejected" in done.text
+    assert apps.get_application(ctx, reg.application_id).state == "validated"
+
+
+@pytest.mark.parametrize("query", ["' OR 1=1--", "%", "\\", "_", "<script>x</script>"])
+def test_search_input_is_literal_and_escaped(client: TestClient, query: str) -> None:
+    page = client.get("/search", params={"by": "server_name", "q": query})
+    assert page.status_code in (200, 400)
+    assert "<script>x</script>" not in page.text
+    assert 'class="hit"' not in page.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/search/download/..%2F..%2Fkeys%2Fca.key/pem",
+        "/search/download/abc/../../x",
+        "/search/download/zz/pem",
+        "/search/download/abcdef/exe",
+        "/portal/download/..%2fkey",
+    ],
+)
+def test_download_paths_that_are_not_a_serial_and_format_are_404(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code in (404, 303)
+
+
+def test_repository_page_labels_issuing_cas_with_their_effective_date(client: TestClient) -> None:
+    page = client.get("/repository/", params={"lang": "en"}).text
+    assert re.search(r"Effective from \d\d/\d\d/\d{4}", page)
+    assert "Cross-certificate" in page and "ARL" in page and "CRL" in page
+
+
+def test_login_page_carries_the_sub_ca_notice_from_the_ca_list(client: TestClient) -> None:
+    page = client.get("/portal/login", params={"lang": "en"}).text
+    assert re.search(r"starting from \d\d/\d\d/\d{4}, new Sub CA certificates", page)
+    assert "Shown on the cover of the PIN Envelope" in page and "No need to input the space" in page
