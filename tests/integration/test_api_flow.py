@@ -86,8 +86,8 @@ def _gov_session(client: TestClient) -> dict[str, str]:
     return auth
 
 
-def test_accept_after_reject_is_409(demo_ctx: Context) -> None:  # noqa: F811
-    client = client_for(demo_ctx)
+def test_accept_after_reject_is_409(api_ctx: Context) -> None:  # noqa: F811
+    client = client_for(api_ctx)
     auth = _gov_session(client)
     assert client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth).status_code == 201
     assert client.post("/api/v1/certificate/reject", json={"reason": "wrong"}, headers=auth).status_code == 200
@@ -110,8 +110,8 @@ def test_wrong_pin_many_times_locks_out(demo_ctx: Context) -> None:  # noqa: F81
 
 
 @pytest.mark.parametrize("query", ["' OR 1=1--", "%", "_", "\\", "www%", "1; DROP TABLE certificates"])
-def test_search_injection_matches_literally(demo_ctx: Context, query: str) -> None:  # noqa: F811
-    client = client_for(demo_ctx)
+def test_search_injection_matches_literally(api_ctx: Context, query: str) -> None:  # noqa: F811
+    client = client_for(api_ctx)
     auth = _gov_session(client)
     client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth)
     client.post("/api/v1/certificate/accept", headers=auth)
@@ -133,13 +133,13 @@ def test_download_traversal_is_refused(demo_ctx: Context, path: str) -> None:  #
     assert r.headers["content-type"] == "application/problem+json"
 
 
-def test_oversized_csr_is_413_and_nothing_changes(demo_ctx: Context) -> None:  # noqa: F811
-    client = client_for(demo_ctx)
+def test_oversized_csr_is_413_and_nothing_changes(api_ctx: Context) -> None:  # noqa: F811
+    client = client_for(api_ctx)
     auth = _gov_session(client)
     r = client.post("/api/v1/csr", json={"csr": "A" * 70_000}, headers=auth)
     assert r.status_code == 413 and r.json()["type"] == "urn:ecert:problem:csr-too-large"
     assert client.get("/api/v1/application", headers=auth).json()["state"] == "validated"
-    with demo_ctx.sessions() as s:
+    with api_ctx.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Certificate)) == 0
 
 
@@ -157,8 +157,8 @@ def test_session_required(demo_ctx: Context, path: str, method: str) -> None:  #
     assert r.status_code == 401 and r.json()["status"] == 401
 
 
-def test_bad_csr_problem_names_the_rule(demo_ctx: Context) -> None:  # noqa: F811
-    client = client_for(demo_ctx)
+def test_bad_csr_problem_names_the_rule(api_ctx: Context) -> None:  # noqa: F811
+    client = client_for(api_ctx)
     auth = _gov_session(client)
     r = client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com", "evil.example.net"])}, headers=auth)
     body = r.json()

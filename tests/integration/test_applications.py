@@ -337,3 +337,28 @@ def test_csr_before_validation_is_refused(demo_ctx: Context) -> None:
 def test_pin_envelope_escapes_and_groups() -> None:
     html = render_pin_envelope_html("123456789", "1234567812345678", "www.example.com", "<b>Evil</b> 公司")
     assert "1234 5678 1234 5678" in html and "&lt;b&gt;Evil&lt;/b&gt; 公司" in html and "@media print" in html
+
+
+@pytest.mark.postgres
+def test_journey_and_race_on_postgresql(make_demo_ctx: Callable[..., Context], pg_url: str,  # noqa: F811
+                                        knot_dns: KnotDns, smtp_sink: SmtpSink) -> None:  # noqa: F811
+    ctx = make_demo_ctx(database_url=pg_url, dns_resolvers=(knot_dns.resolver_addr,),
+                        allow_private_addresses=True, smtp_port=smtp_sink.port)
+    host = _unique_host()
+    app_id = _validated(ctx, knot_dns, host)
+    results: list[object] = []
+
+    def go() -> None:
+        try:
+            results.append(enrolment.submit_csr(ctx, app_id, make_csr([host]), actor="s"))
+        except Conflict as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sum(isinstance(r, enrolment.CertificateView) for r in results) == 1
+    assert enrolment.accept_certificate(ctx, app_id, actor="s").state == "accepted"
+    assert len(pkcs7.load_der_pkcs7_certificates(downloads.download(ctx, app_id, "p7b").data)) == 2

@@ -159,6 +159,29 @@ def ca_rollover(role: Annotated[str, typer.Argument(help="ov or ev")],
                                    f"{new.effective_from:%d/%m/%Y}; retired: {', '.join(data['retired']) or 'none'}")
 
 
+@ca_app.command("revoke")
+def ca_revoke(label: str,
+              reason: Annotated[str | None, typer.Option(help="superseded, cessationOfOperation, cACompromise, ...")]
+              = None,
+              at: Annotated[datetime | None, typer.Option(help="When (UTC); a future date is applied by the jobs.")]
+              = None,
+              json_out: JsonOpt = False) -> None:
+    """Revoke an issuing CA certificate into the root's ARL, now or at a date (the end of a rollover)."""
+    from ..services.revocation import revoke_ca
+
+    with _context() as ctx:
+        when = at.replace(tzinfo=UTC) if at and at.tzinfo is None else at
+        result = revoke_ca(ctx, label, reason, when, actor="operator:cli")
+        data = {"ca": result.label, "revoked_at": result.revoked_at, "reason": result.reason,
+                "scheduled": result.scheduled}
+        if json_out:
+            output.emit_json("ca-revocation", data)
+        else:
+            verb = "will be revoked on" if result.scheduled else "revoked on"
+            output.console().print(f"CA {label} {verb} {result.revoked_at:%d/%m/%Y %H:%M} UTC "
+                                   f"({result.reason or 'no reason stated'})")
+
+
 def _write(path: Path, data: bytes) -> None:
     if path.exists():
         output.fail(f"{path} exists; not overwriting")
@@ -312,6 +335,28 @@ def cert_show(serial: str, pem: Annotated[bool, typer.Option("--pem")] = False, 
         output.emit_json("certificate", data) if json_out else output.fields(f"Certificate {wanted}", data)
 
 
+@cert_app.command("revoke")
+def cert_revoke(serial: str,
+                reason: Annotated[str | None, typer.Option(help="keyCompromise, superseded, cessationOfOperation, "
+                                                           "affiliationChanged, privilegeWithdrawn; omit for none")]
+                = None,
+                ca: Annotated[str | None, typer.Option(help="The issuing CA, if the serial is ambiguous.")] = None,
+                json_out: JsonOpt = False) -> None:
+    """Revoke a certificate (BR 4.9.1.1); its CRL and OCSP answers change at once."""
+    from ..services.revocation import revoke_certificate
+
+    with _context() as ctx:
+        result = revoke_certificate(ctx, ca_label=ca, serial_hex=serial, reason=reason, actor="operator:cli")
+        data = {"revoked": [{"ca": c, "serial": s} for c, s in result.revoked], "revoked_at": result.revoked_at,
+                "reason": result.reason, "key_blocked": result.blocked_spki, "published": result.published}
+        if json_out:
+            output.emit_json("revocation", data)
+        else:
+            output.console().print(f"Revoked {', '.join(s for _c, s in result.revoked)} "
+                                   f"({result.reason or 'no reason stated'})"
+                                   + ("; the key is blocked" if result.blocked_spki else ""))
+
+
 # --- audit ------------------------------------------------------------------------------------------------
 
 
@@ -376,7 +421,8 @@ def _install_extra_commands() -> None:
             app.add_typer(sub, name=name)
 
 
-_EXTRA: list[tuple[str, str, str]] = [("perspective", "app", "perspective")]
+_EXTRA: list[tuple[str, str, str]] = [("perspective", "app", "perspective"), ("applications", "app", "application")]
+_EXTRA += [("status", "crl_app", "crl"), ("status", "ocsp_app", "ocsp"), ("status", "jobs_app", "jobs")]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "OcspResponse",
     "PortalSession",
     "ResponderCert",
+    "RevocationChallenge",
     "UTCDateTime",
 ]
 
@@ -342,6 +343,18 @@ class ResponderCert(Base):
     key_ref: Mapped[str]
     not_before: Mapped[datetime]
     not_after: Mapped[datetime]
+
+
+class RevocationChallenge(Base):
+    """A nonce a key holder must sign (in a CSR) to revoke a certificate by proving possession (BR 4.9.3)."""
+
+    __tablename__ = "revocation_challenges"
+
+    nonce: Mapped[str] = mapped_column(primary_key=True)
+    serial_hex: Mapped[str] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 class PortalSession(Base):

@@ -1,0 +1,106 @@
+"""The status jobs: one pass that keeps CRLs, the ARL and OCSP responses fresh, and a thread that repeats it.
+
+A pass is safe on several workers against one database: each publisher takes the issuer's lock and
+re-checks whether its work is still due, so one worker signs and the others skip (publication.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from . import publication, revocation
+from .context import Context
+
+__all__ = ["DEFAULT_INTERVAL_SECONDS", "JobReport", "Scheduler", "run_once"]
+
+_log = logging.getLogger("ecert.jobs")
+
+DEFAULT_INTERVAL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """What one pass did; ``errors`` name the step and CA that failed (the pass goes on past them)."""
+
+    ca_revocations: tuple[str, ...] = ()
+    crls: tuple[str, ...] = ()
+    arl: bool = False
+    ocsp_signed: dict[str, int] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def run_once(ctx: Context) -> JobReport:
+    """Apply due CA revocations, regenerate due CRLs and the ARL, renew responders, refresh due OCSP."""
+    errors: list[str] = []
+    applied: list[str] = []
+    crls: list[str] = []
+    signed: dict[str, int] = {}
+    arl = False
+    try:
+        applied = revocation.apply_due_ca_revocations(ctx)
+    except Exception as exc:  # noqa: BLE001 - report and carry on with the other steps
+        _log.exception("applying scheduled CA revocations failed")
+        errors.append(f"ca-revocations: {type(exc).__name__}: {exc}")
+    try:
+        arl = publication.publish_arl(ctx, only_if_due=True, wait=False) is not None
+    except Exception as exc:  # noqa: BLE001
+        _log.exception("ARL publication failed")
+        errors.append(f"arl: {type(exc).__name__}: {exc}")
+    for label in publication.issuing_cas(ctx):
+        try:
+            if publication.publish_crl(ctx, label, only_if_due=True, wait=False) is not None:
+                crls.append(label)
+        except Exception as exc:  # noqa: BLE001
+            _log.exception("CRL publication for %s failed", label)
+            errors.append(f"crl {label}: {type(exc).__name__}: {exc}")
+        try:
+            count = publication.refresh_ocsp(ctx, label, wait=False)
+            if count > 0:
+                signed[label] = count
+        except Exception as exc:  # noqa: BLE001
+            _log.exception("OCSP refresh for %s failed", label)
+            errors.append(f"ocsp {label}: {type(exc).__name__}: {exc}")
+    return JobReport(tuple(applied), tuple(crls), arl, signed, tuple(errors))
+
+
+class Scheduler:
+    """A daemon thread running :func:`run_once` every ``interval`` seconds until stopped.
+
+    The first pass waits one interval, so a web process that starts and stops quickly (tests) never
+    signs anything behind a test's back.
+    """
+
+    def __init__(self, ctx: Context, interval: float = DEFAULT_INTERVAL_SECONDS) -> None:
+        self._ctx = ctx
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.passes = 0
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="ecert-status-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                report = run_once(self._ctx)
+                if report.errors:
+                    _log.warning("status jobs: %s", "; ".join(report.errors))
+            except Exception:  # noqa: BLE001 - a failing pass must not kill the thread
+                _log.exception("status job pass failed")
+            self.passes += 1

@@ -1,0 +1,445 @@
+"""Certificate status over HTTP: CRLs and the ARL, the OCSP responder, and the revocation API.
+
+OCSP (RFC 6960, RFC 5019 profile) is answered by a small ASGI fast path in front of the framework:
+pre-signed responses come from memory or storage, so answering costs no signature and no routing.
+The FastAPI routes for the same paths exist for the OpenAPI document and as the fallback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+import anyio
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509 import ocsp
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..core.errors import NotFound, RateLimited
+from ..core.urls import OCSP_PATH
+from ..services import jobs, publication, revocation
+from ..services.context import Context
+from ..signer.status import build_ocsp_error
+from .api.deps import Operator, SessionApp
+
+__all__ = ["router", "install", "OcspResponder", "OCSP_MEDIA_TYPE", "CRL_MEDIA_TYPE"]
+
+_log = logging.getLogger("ecert.web.status")
+
+OCSP_MEDIA_TYPE = "application/ocsp-response"
+OCSP_REQUEST_MEDIA_TYPE = "application/ocsp-request"
+CRL_MEDIA_TYPE = "application/pkix-crl"  # RFC 2585 3
+CRL_MAX_AGE = 600  # caches may keep a CRL ten minutes: a revocation republishes it at once
+MAX_REQUEST_BYTES = 4096  # an OCSP request for one certificate is about 100 bytes
+ANSWER_TTL = 30.0  # seconds a worker trusts its in-memory answer (other workers' revocations show within it)
+ISSUER_TTL = 60.0
+CACHE_SIZE = 50_000
+# On-demand signatures (unknown serials, non-SHA-1 CertIDs, certificates newer than the last job pass)
+# are rate-limited per process: a flood of random serials must not turn into a flood of signatures.
+SIGN_RATE = 50.0
+SIGN_BURST = 200.0
+
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+_ERRORS = {name: build_ocsp_error(name) for name in ("malformedRequest", "unauthorized", "tryLater", "internalError")}
+
+
+@dataclass(frozen=True)
+class _Answer:
+    der: bytes
+    this_update: datetime | None = None
+    next_update: datetime | None = None
+    etag: str | None = None
+    cached_at: float = 0.0
+
+
+def _http_date(value: datetime) -> str:
+    return format_datetime(value, usegmt=True)
+
+
+class _TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate, self._burst = rate, burst
+        self._tokens, self._at = burst, time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
+class OcspResponder:
+    """Answers OCSP requests for one :class:`Context`: memory first, then storage, then (limited) signing."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._answers: OrderedDict[tuple[str, bytes, bytes, int], _Answer] = ctx.cache.setdefault(
+            publication.OCSP_CACHE_KEY, OrderedDict())
+        self._issuers: dict[tuple[str, bytes, bytes], str] = {}
+        self._issuers_at = 0.0
+        self._bucket = _TokenBucket(SIGN_RATE, SIGN_BURST)
+
+    def _issuer(self, key: tuple[str, bytes, bytes]) -> str | None:
+        label = self._issuers.get(key)
+        age = time.monotonic() - self._issuers_at
+        if (label is None and age > 5.0) or age > ISSUER_TTL:  # a new CA shows within seconds
+            self._issuers = publication.issuer_index(self.ctx)
+            self._issuers_at = time.monotonic()
+            label = self._issuers.get(key)
+        return label
+
+    def _cached(self, key: tuple[str, bytes, bytes, int]) -> _Answer | None:
+        found = self._answers.get(key)
+        if found is None:
+            return None
+        if time.monotonic() - found.cached_at > ANSWER_TTL or (
+                found.next_update is not None and found.next_update <= self.ctx.clock()):
+            self._answers.pop(key, None)
+            return None
+        return found
+
+    async def answer(self, request_der: bytes | None) -> _Answer:
+        """The response for one DER request; errors become unsigned OCSP errors (RFC 6960 2.3)."""
+        if request_der is None or len(request_der) > MAX_REQUEST_BYTES:
+            return _Answer(_ERRORS["malformedRequest"])
+        try:
+            req = ocsp.load_der_ocsp_request(request_der)
+            algorithm = req.hash_algorithm
+            key = (algorithm.name, req.issuer_name_hash, req.issuer_key_hash, req.serial_number)
+        except Exception:  # noqa: BLE001 - any parse failure is a malformed request
+            return _Answer(_ERRORS["malformedRequest"])
+        found = self._cached(key)
+        if found is not None:
+            return found
+        if algorithm.name not in _HASHES:
+            return _Answer(_ERRORS["malformedRequest"])
+        try:
+            label = await anyio.to_thread.run_sync(self._issuer, key[:3])
+            if label is None:
+                return _Answer(_ERRORS["unauthorized"])  # RFC 6960 2.3: not an issuer we answer for
+            signed = await anyio.to_thread.run_sync(self._lookup_or_sign, label, key[3], algorithm)
+        except RateLimited:
+            return _Answer(_ERRORS["tryLater"])
+        except Exception:  # noqa: BLE001 - logged; the client gets internalError
+            _log.exception("OCSP answer failed")
+            return _Answer(_ERRORS["internalError"])
+        found = _Answer(signed.der, signed.this_update, signed.next_update, signed.etag, time.monotonic())
+        self._answers[key] = found
+        if len(self._answers) > CACHE_SIZE:
+            self._answers.popitem(last=False)
+        return found
+
+    def _lookup_or_sign(self, label: str, serial: int, algorithm: hashes.HashAlgorithm) -> publication.SignedOcsp:
+        # sign_ocsp_now reads storage first; only a miss signs, and misses are rate-limited.
+        return publication.sign_ocsp_now(self.ctx, label, serial,
+                                         request_hash=None if isinstance(algorithm, hashes.SHA1) else algorithm,
+                                         limiter=self._bucket.take)
+
+
+def _ocsp_headers(answer: _Answer, now: datetime, *, cacheable: bool) -> list[tuple[bytes, bytes]]:
+    headers = [(b"content-type", OCSP_MEDIA_TYPE.encode())]
+    if answer.next_update is None or answer.this_update is None:
+        headers.append((b"cache-control", b"no-store"))
+        return headers
+    if cacheable:  # RFC 5019 6.2: only GET responses are cacheable
+        max_age = max(0, int((answer.next_update - now).total_seconds()))
+        headers += [
+            (b"cache-control", f"max-age={max_age}, public, no-transform, must-revalidate".encode()),
+            (b"last-modified", _http_date(answer.this_update).encode()),
+            (b"expires", _http_date(answer.next_update).encode()),
+            (b"etag", f'"{answer.etag}"'.encode()),
+        ]
+    else:
+        headers.append((b"cache-control", b"no-store"))
+    return headers
+
+
+def _decode_get(path_part: str) -> bytes | None:
+    """RFC 6960 A.1: GET {url}/{url-encoding of base-64 encoding of the DER request}; tolerate url-safe b64."""
+    text = path_part.strip("/").replace("-", "+").replace("_", "/").replace(" ", "+")
+    if not text:
+        return None
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+                   Awaitable[None]]
+
+
+class OcspFastPath:
+    """ASGI middleware answering ``/ocsp`` before routing; everything else passes through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._responder: OcspResponder | None = None
+
+    def responder(self, scope: MutableMapping[str, Any]) -> OcspResponder:
+        if self._responder is None:
+            self._responder = responder_for(scope["app"].state.ctx)
+        return self._responder
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path != OCSP_PATH and not path.startswith(OCSP_PATH + "/"):
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method == "GET":
+            der = _decode_get(path[len(OCSP_PATH):])
+        elif method == "POST":
+            der = await _read_body(receive)
+        else:
+            await _send(send, 405, [(b"allow", b"GET, POST")], b"")
+            return
+        responder = self.responder(scope)
+        answer = await responder.answer(der)
+        now = responder.ctx.clock()
+        headers = _ocsp_headers(answer, now, cacheable=method == "GET")
+        if method == "GET" and answer.etag is not None:
+            for name, value in scope.get("headers", ()):
+                if name == b"if-none-match" and f'"{answer.etag}"'.encode() in value:
+                    await _send(send, 304, headers[1:], b"")
+                    return
+        await _send(send, 200, headers, answer.der)
+
+
+async def _read_body(receive: Callable[[], Awaitable[Any]]) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body = message.get("body", b"")
+        size += len(body)
+        if size > MAX_REQUEST_BYTES:
+            return None
+        chunks.append(body)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(send: Callable[[Any], Awaitable[None]], status: int, headers: list[tuple[bytes, bytes]],
+                body: bytes) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def responder_for(ctx: Context) -> OcspResponder:
+    """One responder per context, shared by the fast path and the routes."""
+    found = ctx.cache.get("ocsp:responder")
+    if found is None:
+        found = ctx.cache["ocsp:responder"] = OcspResponder(ctx)
+    return found  # type: ignore[no-any-return]
+
+
+# --- routes --------------------------------------------------------------------------------------
+
+router = APIRouter(tags=["status"])
+
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def _crl_etag(ctx: Context, crl_id: int, der: bytes) -> str:
+    key = f"crl-etag:{crl_id}"
+    found = ctx.cache.get(key)
+    if found is None:
+        found = ctx.cache[key] = hashlib.sha256(der).hexdigest()[:32]
+    return found  # type: ignore[no-any-return]
+
+
+@router.get("/crl/{filename}", response_class=Response, summary="A CRL (DER) or the root's ARL (<root>-arl.crl)",
+            responses={200: {"content": {CRL_MEDIA_TYPE: {}}}})
+def get_crl(filename: str, request: Request) -> Response:
+    if not filename.endswith(".crl"):
+        raise NotFound("CRLs are named <label>.crl and <root>-arl.crl", value=filename)
+    stem = filename[:-4]
+    ctx = _ctx(request)
+    row = None
+    if stem.endswith("-arl"):
+        try:
+            row = publication.current_crl(ctx, stem[:-4], arl=True)
+        except NotFound:
+            row = None
+    if row is None:
+        row = publication.current_crl(ctx, stem)
+    etag = f'"{_crl_etag(ctx, row.id, row.der)}"'
+    now = ctx.clock()
+    max_age = max(0, min(CRL_MAX_AGE, int((row.next_update - now).total_seconds())))
+    headers = {"Cache-Control": f"public, max-age={max_age}, no-transform", "ETag": etag,
+               "Last-Modified": _http_date(row.this_update), "Expires": _http_date(row.next_update)}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(row.der, media_type=CRL_MEDIA_TYPE, headers=headers)
+
+
+async def _route_answer(request: Request, der: bytes | None, *, cacheable: bool) -> Response:
+    responder = responder_for(_ctx(request))
+    answer = await responder.answer(der)
+    headers = dict((k.decode(), v.decode()) for k, v in _ocsp_headers(answer, responder.ctx.clock(),
+                                                                      cacheable=cacheable)[1:])
+    return Response(answer.der, media_type=OCSP_MEDIA_TYPE, headers=headers)
+
+
+@router.get(OCSP_PATH + "/{encoded:path}", response_class=Response, summary="OCSP over GET (RFC 6960 A.1)",
+            responses={200: {"content": {OCSP_MEDIA_TYPE: {}}}})
+async def ocsp_get(encoded: str, request: Request) -> Response:
+    return await _route_answer(request, _decode_get(encoded), cacheable=True)
+
+
+@router.post(OCSP_PATH, response_class=Response, summary="OCSP over POST (RFC 6960 A.1)",
+             responses={200: {"content": {OCSP_MEDIA_TYPE: {}}}})
+async def ocsp_post(request: Request) -> Response:
+    body = await request.body()
+    return await _route_answer(request, body if len(body) <= MAX_REQUEST_BYTES else None, cacheable=False)
+
+
+# --- the revocation API --------------------------------------------------------------------------
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RevokeIn(_In):
+    reason: str | None = Field(default=None, max_length=40, description=(
+        "keyCompromise, superseded, cessationOfOperation, affiliationChanged or privilegeWithdrawn; "
+        "omit for no stated reason (BR 7.2.2)"))
+
+
+class OperatorRevokeIn(RevokeIn):
+    ca: str | None = Field(default=None, max_length=64, description="The issuing CA's label if the serial is ambiguous")
+
+
+class ChallengeIn(_In):
+    serial: str = Field(max_length=64)
+
+
+class ChallengeOut(BaseModel):
+    serial: str
+    nonce: str
+    expires_in: int
+    how: str
+
+
+class ByKeyIn(_In):
+    serial: str = Field(max_length=64)
+    csr: str = Field(max_length=20_000, description="PEM CSR signed by the certificate's key, CN = the nonce")
+
+
+class RevokedCert(BaseModel):
+    ca: str
+    serial: str
+
+
+class RevocationOut(BaseModel):
+    revoked: list[RevokedCert]
+    revoked_at: datetime
+    reason: str | None
+    key_blocked: bool
+
+    @classmethod
+    def of(cls, result: revocation.Revocation) -> RevocationOut:
+        return cls(revoked=[RevokedCert(ca=c, serial=s) for c, s in result.revoked], revoked_at=result.revoked_at,
+                   reason=result.reason, key_blocked=result.blocked_spki is not None)
+
+
+@router.post("/api/v1/certificate/revoke", response_model=RevocationOut, tags=["certificate"],
+             summary="Revoke the certificate of the logged-in application (BR 4.9.2)")
+def subscriber_revoke(body: RevokeIn, app_id: SessionApp, request: Request) -> RevocationOut:
+    return RevocationOut.of(revocation.revoke_for_application(_ctx(request), app_id, body.reason,
+                                                              actor=f"subscriber:app-{app_id}"))
+
+
+_challenge_limits: dict[str, list[float]] = {}
+_CHALLENGES_PER_ADDR = 30  # per hour per client address
+
+
+def _limit_addr(request: Request) -> None:
+    addr = request.client.host if request.client else "unknown"
+    now = time.monotonic()
+    recent = [t for t in _challenge_limits.get(addr, []) if now - t < 3600]
+    if len(recent) >= _CHALLENGES_PER_ADDR:
+        raise RateLimited("too many revocation challenges from this address")
+    recent.append(now)
+    _challenge_limits[addr] = recent
+
+
+@router.post("/api/v1/revocation/challenge", response_model=ChallengeOut, tags=["revocation"],
+             summary="A nonce to sign with the certificate's key to prove possession")
+def challenge(body: ChallengeIn, request: Request) -> ChallengeOut:
+    _limit_addr(request)
+    nonce = revocation.revocation_challenge(_ctx(request), body.serial)
+    return ChallengeOut(serial=body.serial, nonce=nonce, expires_in=int(revocation.CHALLENGE_LIFETIME.total_seconds()),
+                        how=f'openssl req -new -key <private key> -subj "/CN={nonce}" -out proof.csr; then POST '
+                            "/api/v1/revocation/by-key with the serial and the CSR")
+
+
+@router.post("/api/v1/revocation/by-key", response_model=RevocationOut, tags=["revocation"],
+             summary="Revoke (keyCompromise) with a CSR signed by the certificate's key carrying the nonce")
+def by_key(body: ByKeyIn, request: Request) -> RevocationOut:
+    return RevocationOut.of(revocation.revoke_by_key_proof(_ctx(request), body.serial, body.csr))
+
+
+@router.post("/api/v1/operator/certificates/{serial}/revoke", response_model=RevocationOut, tags=["operator"],
+             summary="The operator revokes a certificate")
+def operator_revoke(serial: str, body: OperatorRevokeIn, operator: Operator, request: Request) -> RevocationOut:
+    return RevocationOut.of(revocation.revoke_certificate(_ctx(request), ca_label=body.ca, serial_hex=serial,
+                                                          reason=body.reason, actor=operator))
+
+
+# --- wiring --------------------------------------------------------------------------------------
+
+
+def _jobs_enabled(env: dict[str, str]) -> bool:
+    return env.get("ECERT_JOBS", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+def install(app: FastAPI) -> None:
+    """Put the OCSP fast path in front of the app and run the status jobs for the app's lifetime."""
+    app.add_middleware(OcspFastPath)  # type: ignore[arg-type]
+    env = dict(getattr(app.state, "env", {}) or {})
+    if not _jobs_enabled(env):
+        return
+    interval = float(env.get("ECERT_JOBS_INTERVAL", jobs.DEFAULT_INTERVAL_SECONDS))
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
+        scheduler = jobs.Scheduler(app.state.ctx, interval)
+        scheduler.start()
+        app.state.status_jobs = scheduler
+        try:
+            async with inner(asgi_app) as state:
+                yield state
+        finally:
+            await anyio.to_thread.run_sync(scheduler.stop)
+
+    app.router.lifespan_context = lifespan
