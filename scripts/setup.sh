@@ -23,9 +23,9 @@ if [ "$want_test" = 1 ]; then
   fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip >/dev/null
+.venv/bin/pip install -q --upgrade pip >/dev/null 2>&1
 if [ "$want_test" = 1 ]; then
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -e '.[test]' 2> >(grep -v "^WARNING: Location" >&2)
 else
-  .venv/bin/pip install -q -e .
+  .venv/bin/pip install -q -e . 2> >(grep -v "^WARNING: Location" >&2)
 fi

@@ -22,7 +22,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     database_url: str | None = None  # default: SQLite file under data_dir
-    base_url: str = "http://127.0.0.1:8000"  # what AIA, CRLDP and portal links are built from
+    # What AIA, CRLDP and portal links are built from. It must name a public domain (BR 7.1.2.11.2: no
+    # internal names in certificates); the demo's is a placeholder, served locally under the same paths.
+    base_url: str = "http://pki.ecert-demo.hk"
     hierarchy_config: Path | None = None  # TOML naming the CAs; the demo config when absent
 
     # CA keys

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 from datetime import datetime
 
 from cryptography import x509
@@ -17,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..core import urls
-from ..core.errors import Conflict, NotFound, PolicyViolation
+from ..core.errors import BadName, ConfigError, Conflict, NotFound, PolicyViolation
+from ..core.names import normalize_dns_name
 from ..core.keys import spki_sha256
 from ..signer import hierarchy
 from ..signer.keystore import KeySpec
@@ -109,11 +111,28 @@ def _issuing(ctx: Context, session: Session, *, root: CA, root_key: hierarchy.Ca
                    actor=actor, effective_from=effective_from)
 
 
+def check_public_base_url(base_url: str) -> None:
+    """Refuse a base URL whose host is an IP address or internal name: every certificate would carry it.
+
+    BR 7.1.2.11.2 and pkilint's ``cabf.internal_domain_name``: AIA and CRLDP URLs name public hosts.
+    """
+    parsed = urlsplit(base_url)
+    if parsed.scheme != "http" or not parsed.hostname:
+        raise ConfigError("base URL must be http://HOST[/PATH] (RFC 5280 4.2.1.13: CRL and AIA over http)",
+                          value=base_url)
+    try:
+        normalize_dns_name(parsed.hostname, allow_wildcard=False)
+    except BadName as exc:
+        raise ConfigError(f"base URL host {parsed.hostname!r} is not a public domain name: {exc.message}; "
+                          "set ECERT_BASE_URL", rule="BR 7.1.2.11.2", value=base_url) from exc
+
+
 def init_hierarchy(ctx: Context, config: HierarchyConfig, *, demo: bool, actor: str = "operator") -> InitResult:
     """Make root, OV and EV issuing CAs and (demo only) a stand-in external root with its cross-certificate.
 
     Running it again on an initialised instance changes nothing and says so.
     """
+    check_public_base_url(ctx.settings.base_url)
     now = ctx.clock()
     with ctx.transaction() as session:
         if session.scalar(select(CA).where(CA.role == "root")) is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gettext
 import io
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from babel import Locale
@@ -105,7 +105,7 @@ def html_lang(lang: str) -> str:
     return _HTML_LANG.get(lang, "en")
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(lang: str) -> gettext.NullTranslations:
     """The compiled catalog for ``lang``; English is the source language, so its catalog may stay empty."""
     po_path = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"

@@ -62,7 +62,7 @@ def ca_rows(request: Request) -> list[CaRow]:
     for link in links:
         role = str(_field(link, "role", default=""))
         eff = _field(link, "effective_from")
-        if role in ISSUING_ROLES and eff is not None and eff <= now and eff > newest.get(role, datetime.min.replace(tzinfo=eff.tzinfo)):
+        if role in ISSUING_ROLES and eff is not None and eff <= now and (role not in newest or eff > newest[role]):
             newest[role] = eff
     for link in links:
         label = str(_field(link, "label"))

@@ -13,8 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from .. import csrf
-from .. import public_pages
+from .. import csrf, public_pages
 from . import certificate, confirm, csr, dcv, download, login
 from .common import SECURITY_HEADERS, TEMPLATES_DIR, LoginRequired, render
 

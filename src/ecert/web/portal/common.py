@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import secrets
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -75,7 +75,7 @@ def ctx_of(request: Request) -> Any:
     return request.app.state.ctx
 
 
-@lru_cache(maxsize=None)
+@cache
 def template_env(lang: str) -> Environment:
     """One Jinja2 environment per language, so concurrent requests never swap each other's catalog."""
     env = Environment(

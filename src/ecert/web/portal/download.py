@@ -43,4 +43,4 @@ def attachment(item: object) -> Response:
     filename = str(getattr(item, "filename", "certificate")).replace('"', "").replace("\\", "")
     headers = dict(SECURITY_HEADERS)
     headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return Response(getattr(item, "data"), media_type=str(getattr(item, "media_type")), headers=headers)
+    return Response(item.data, media_type=str(item.media_type), headers=headers)
