@@ -144,8 +144,8 @@ def test_oversized_csr_is_413_and_nothing_changes(api_ctx: Context) -> None:  # 
 
 
 @pytest.mark.parametrize(("headers", "status"), [({}, 403), ({"Authorization": "Bearer nope"}, 403)])
-def test_operator_api_refused_without_token_configured(demo_ctx: Context, headers: dict[str, str],
-                                                       status: int) -> None:  # noqa: F811
+def test_operator_api_refused_without_token_configured(demo_ctx: Context, headers: dict[str, str],  # noqa: F811
+                                                       status: int) -> None:
     client = TestClient(create_app(demo_ctx.settings, DEMO_ENV, context=demo_ctx))
     assert client.post("/api/v1/operator/applications", json={}, headers=headers).status_code == status
 

@@ -265,7 +265,7 @@ def test_wrong_pin_locks_out_with_the_same_message_and_audit(dns_ctx: Context) -
         assert s.scalar(select(func.count()).select_from(LoginAttempt)) == 7
 
 
-def test_lockout_ends_after_the_lockout_period(demo_ctx: Context) -> None:
+def test_lockout_ends_after_the_lockout_period(demo_ctx: Context) -> None:  # noqa: F811
     reg = _registered(demo_ctx, "www.example.com")
     for _ in range(demo_ctx.settings.login_max_failures):
         with pytest.raises((Unauthorized, RateLimited)):
@@ -299,7 +299,7 @@ def test_lockout_ends_after_the_lockout_period(demo_ctx: Context) -> None:
         ({"cert_type": CertType.EV}, PolicyViolation),
     ],
 )
-def test_bad_applications_are_refused(demo_ctx: Context, overrides: dict[str, object], error: type) -> None:
+def test_bad_applications_are_refused(demo_ctx: Context, overrides: dict[str, object], error: type) -> None:  # noqa: F811
     with pytest.raises(error):
         _registered(demo_ctx, "www.example.com", **overrides)
     with demo_ctx.sessions() as s:
@@ -314,7 +314,7 @@ def test_bad_applications_are_refused(demo_ctx: Context, overrides: dict[str, ob
         (make_csr(["www.example.com", "evil.example.net"]), PolicyViolation),
     ],
 )
-def test_bad_csrs_change_nothing(demo_ctx: Context, csr: str, error: type) -> None:
+def test_bad_csrs_change_nothing(demo_ctx: Context, csr: str, error: type) -> None:  # noqa: F811
     reg = _registered(demo_ctx, "www.example.com", is_government=True)
     apps.confirm_application(demo_ctx, reg.application_id, use_chinese=False, actor="s")
     with pytest.raises(error):
@@ -325,7 +325,7 @@ def test_bad_csrs_change_nothing(demo_ctx: Context, csr: str, error: type) -> No
         assert "csr.refused" in s.scalars(select(AuditEvent.event)).all()
 
 
-def test_csr_before_validation_is_refused(demo_ctx: Context) -> None:
+def test_csr_before_validation_is_refused(demo_ctx: Context) -> None:  # noqa: F811
     reg = _registered(demo_ctx, "www.example.com")
     with pytest.raises(Conflict):
         enrolment.submit_csr(demo_ctx, reg.application_id, make_csr(["www.example.com"]), actor="s")

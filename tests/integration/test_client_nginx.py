@@ -8,6 +8,8 @@ import socket
 import ssl
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,13 +25,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def served(tmp_path: Path, pki, secrets):  # noqa: F811
-    store, leaf = issued_store(tmp_path, pki, secrets)
-    out = tmp_path / "deploy"
-    r = run(store, "deploy", "web", "--format", "nginx", "--out", str(out), "--passphrase-file", secrets["key"])
-    assert r.exit_code == 0, r.output
-    prefix = tmp_path / "nginx"
+@contextmanager
+def nginx_serving(prefix: Path, fullchain: Path, key: Path, host: str) -> Iterator[int]:
+    """Debian's nginx serving ``fullchain``/``key`` for ``host`` on a free 127.0.0.1 port; yields the port."""
     (prefix / "logs").mkdir(parents=True)
     port = _free_port()
     conf = prefix / "nginx.conf"
@@ -44,9 +42,9 @@ http {{
   uwsgi_temp_path {prefix}/tmp; scgi_temp_path {prefix}/tmp;
   server {{
     listen 127.0.0.1:{port} ssl;
-    server_name {HOST};
-    ssl_certificate {out}/fullchain.pem;
-    ssl_certificate_key {out}/privkey.pem;
+    server_name {host};
+    ssl_certificate {fullchain};
+    ssl_certificate_key {key};
     location / {{ return 200 "ok"; }}
   }}
 }}
@@ -56,18 +54,9 @@ http {{
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"nginx exited: {proc.stderr.read().decode()}")
-            time.sleep(0.05)
-    (tmp_path / "root.pem").write_bytes(pki.pem(pki.root))
     try:
-        yield store, port, tmp_path / "root.pem"
+        _wait_listening(port, proc, "nginx")
+        yield port
     finally:
         proc.terminate()
         try:
@@ -77,19 +66,33 @@ http {{
             proc.wait(timeout=5)
 
 
-def test_openssl_s_client_accepts_the_served_chain(served) -> None:
-    _, port, root = served
-    r = subprocess.run(
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                pytest.fail(f"{what} exited: {err}")
+            time.sleep(0.05)
+    pytest.fail(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
+
+
+def openssl_s_client(port: int, host: str, root: Path) -> subprocess.CompletedProcess[bytes]:
+    """``openssl s_client -verify_return_error`` against 127.0.0.1:port for ``host``, trusting ``root`` only."""
+    return subprocess.run(
         [
             "openssl",
             "s_client",
             "-connect",
             f"127.0.0.1:{port}",
             "-servername",
-            HOST,
+            host,
             "-verify_return_error",
             "-verify_hostname",
-            HOST,
+            host,
             "-CAfile",
             str(root),
         ],
@@ -97,16 +100,37 @@ def test_openssl_s_client_accepts_the_served_chain(served) -> None:
         capture_output=True,
         timeout=20,
     )
+
+
+def python_ssl_peer(port: int, host: str, root: Path) -> dict:
+    """The peer certificate Python's ssl accepted for ``host`` (default context: chain + host name)."""
+    ctx = ssl.create_default_context(cafile=str(root))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as tls:
+            return tls.getpeercert()
+
+
+@pytest.fixture
+def served(tmp_path: Path, pki, secrets):  # noqa: F811
+    store, leaf = issued_store(tmp_path, pki, secrets)
+    out = tmp_path / "deploy"
+    r = run(store, "deploy", "web", "--format", "nginx", "--out", str(out), "--passphrase-file", secrets["key"])
+    assert r.exit_code == 0, r.output
+    (tmp_path / "root.pem").write_bytes(pki.pem(pki.root))
+    with nginx_serving(tmp_path / "nginx", out / "fullchain.pem", out / "privkey.pem", HOST) as port:
+        yield store, port, tmp_path / "root.pem"
+
+
+def test_openssl_s_client_accepts_the_served_chain(served) -> None:
+    _, port, root = served
+    r = openssl_s_client(port, HOST, root)
     assert r.returncode == 0, r.stdout[-500:] + r.stderr[-500:]
     assert b"Verify return code: 0 (ok)" in r.stdout
 
 
 def test_python_ssl_accepts_it_for_the_host_name(served) -> None:
     _, port, root = served
-    ctx = ssl.create_default_context(cafile=str(root))
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=HOST) as tls:
-            assert tls.getpeercert()["subjectAltName"][0] == ("DNS", HOST)
+    assert python_ssl_peer(port, HOST, root)["subjectAltName"][0] == ("DNS", HOST)
 
 
 def test_ecert_check_reports_complete_chain_and_store_key(served) -> None:

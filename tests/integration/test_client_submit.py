@@ -1,4 +1,7 @@
-"""`ecert request submit` against a scripted CA API (httpx MockTransport): the portal journey in one command."""
+"""`ecert request submit` against a scripted CA API (httpx MockTransport): refusals and polling in one command.
+
+The journey against the real CA (uvicorn, Knot DNS, a web root, an SMTP sink) is in test_client_real_ca.py.
+"""
 
 from __future__ import annotations
 
@@ -198,25 +201,3 @@ def test_submit_that_never_passes_dcv_exits_3(tmp_path: Path, fake: FakeCA) -> N
     )
     assert r.exit_code == 3
     assert "file not found" in r.output
-
-
-def test_submit_against_real_service(tmp_path: Path, fake: FakeCA) -> None:
-    # TODO(lead): replace the MockTransport with the portal's ASGI app (httpx.ASGITransport or a uvicorn
-    # on 127.0.0.1) once the REST API exists, and serve the web root with http.server for real DCV.
-    store = tmp_path / "s"
-    run(store, "request", "new", "web", "--name", HOST, "--key-type", "p256", "--no-encrypt")
-    r = run(
-        store,
-        "request",
-        "submit",
-        "web",
-        "--reference",
-        "0003294413",
-        "--ca-url",
-        "http://ca.test",
-        "--webroot",
-        str(tmp_path / "w"),
-        "--yes",
-        input="123456\n",
-    )
-    assert r.exit_code == 0, r.output

@@ -122,3 +122,28 @@ def test_perspective_requests_are_authenticated(fleet, age, secret, status):
         headers={"X-Ecert-Timestamp": str(ts), "X-Ecert-Signature": sign(secret, ts, body)},
     )
     assert response.status_code == status
+
+
+def test_perspective_serve_command_runs_and_refuses_unsigned_requests(tmp_path):  # noqa: F811
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    port = free_port()
+    exe = Path(sys.executable).with_name("ecert-ca")
+    env = {**os.environ, "ECERT_PERSPECTIVE_SECRET": "cli-secret", "ECERT_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([str(exe), "perspective", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        answer = None
+        while time.monotonic() < deadline and answer is None:
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{port}{CHECK_PATH}", content=b"{}", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code in (401, 403)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -7,16 +7,17 @@ that now agrees, so this list cannot go stale.
 
 from __future__ import annotations
 
-_PYCA_AKI_SKI = (
-    "pyca does not require AKI/SKI presence or check root AKI contents (RFC 5280 4.2.1.1/4.2.1.2 profile)"
+_PYCA_AKI_SKI = "pyca does not require AKI/SKI presence or check root AKI contents (RFC 5280 4.2.1.1/4.2.1.2 profile)"
+_PYCA_CN = (
+    "pyca matches on SAN only and ignores the CN; CN/SAN consistency is an issuance rule (BR 7.1.4.3), "
+    "not path validation"
 )
-_PYCA_CN = "pyca matches on SAN only and ignores the CN; CN/SAN consistency is an issuance rule (BR 7.1.4.3), not path validation"
-_PYCA_PSL = (
-    "pyca has no public-suffix list; a wildcard on a public suffix is refused at issuance by ecert.core.names"
-)
+_PYCA_PSL = "pyca has no public-suffix list; a wildcard on a public suffix is refused at issuance by ecert.core.names"
 
 ALLOWLIST: dict[str, str] = {
-    "crl::issuer-no-keyusage-extension": "pyca requires keyUsage on every CA certificate (CABF), stricter than RFC 5280",
+    "crl::issuer-no-keyusage-extension": (
+        "pyca requires keyUsage on every CA certificate (CABF), stricter than RFC 5280"
+    ),
     "pathlen::validation-ignores-pathlen-in-leaf": "pyca refuses a leaf asserting cA (CABF), stricter than RFC 5280",
     "pathlen::self-issued-certs-pathlen": "pyca does not build paths through self-issued re-keyed CA certificates",
     "pathlen::max-chain-depth-1-self-issued": "pyca does not build paths through self-issued re-keyed CA certificates",
@@ -47,5 +48,7 @@ ALLOWLIST: dict[str, str] = {
     "webpki::san::public-suffix-wildcard-san": _PYCA_PSL,
     "webpki::san::public-suffix-multi-label-wildcard-san": _PYCA_PSL,
     "webpki::san::public-suffix-private-namespace-wildcard-san": _PYCA_PSL,
-    "webpki::forbidden-rsa-not-divisible-by-8-in-root": "key checks apply to the leaf; trust anchors are taken as given",
+    "webpki::forbidden-rsa-not-divisible-by-8-in-root": (
+        "key checks apply to the leaf; trust anchors are taken as given"
+    ),
 }

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.unit.test_client_pki import TestPKI
 
 from ecert.client.errors import ClientError
-from ecert.client.pkcs12 import export_pfx, import_pfx, mac_iterations
+from ecert.client.pkcs12 import MAX_KDF_ITERATIONS, export_pfx, import_pfx, kdf_iterations, mac_iterations
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +21,7 @@ def material(tmp_path_factory) -> tuple[Path, TestPKI, ec.EllipticCurvePrivateKe
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = pki.issue(key, ["www.example.com"])
     (d / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     (d / "cert.pem").write_bytes(pki.pem(leaf))
     (d / "chain.pem").write_bytes(pki.pem(pki.sub))
@@ -124,6 +122,74 @@ def test_absurd_iteration_count_is_refused_before_any_derivation(material) -> No
         import_pfx(pfx, b"pw")
 
 
+def _with_kdf_iterations(pfx: bytes, iterations: int, part: str) -> bytes:
+    """Re-encode the PFX with another PBKDF2 count in its key bag (``key``) or its encrypted safe (``certs``).
+
+    pyca derives keys for both with the same rounds, so an absurd count cannot be made by pyca cheaply;
+    the DER is patched instead (the MAC then no longer matches, which is checked only after the caps).
+    """
+    from pyasn1.codec.der import decoder, encoder
+    from pyasn1.type import univ
+    from pyasn1_alt_modules import rfc5652, rfc7292, rfc8018
+
+    def patch_alg(alg) -> None:
+        pbes2, _ = decoder.decode(bytes(alg["parameters"]), asn1Spec=rfc8018.PBES2_params())
+        kdf, _ = decoder.decode(bytes(pbes2["keyDerivationFunc"]["parameters"]), asn1Spec=rfc8018.PBKDF2_params())
+        kdf["iterationCount"] = iterations
+        pbes2["keyDerivationFunc"]["parameters"] = encoder.encode(kdf)
+        alg["parameters"] = encoder.encode(pbes2)
+
+    obj, _ = decoder.decode(pfx, asn1Spec=rfc7292.PFX())
+    octets, _ = decoder.decode(bytes(obj["authSafe"]["content"]), asn1Spec=univ.OctetString())
+    safes, _ = decoder.decode(bytes(octets), asn1Spec=rfc7292.AuthenticatedSafe())
+    for info in safes:
+        if part == "certs" and info["contentType"] == rfc5652.id_encryptedData:
+            enc, _ = decoder.decode(bytes(info["content"]), asn1Spec=rfc5652.EncryptedData())
+            patch_alg(enc["encryptedContentInfo"]["contentEncryptionAlgorithm"])
+            info["content"] = encoder.encode(enc)
+        elif part == "key" and info["contentType"] == rfc5652.id_data:
+            inner, _ = decoder.decode(bytes(info["content"]), asn1Spec=univ.OctetString())
+            bags, _ = decoder.decode(bytes(inner), asn1Spec=rfc7292.SafeContents())
+            for bag in bags:
+                if bag["bagId"] == rfc7292.id_pkcs8ShroudedKeyBag:
+                    epki, _ = decoder.decode(bytes(bag["bagValue"]), asn1Spec=rfc7292.EncryptedPrivateKeyInfo())
+                    patch_alg(epki["encryptionAlgorithm"])
+                    bag["bagValue"] = encoder.encode(epki)
+            info["content"] = encoder.encode(univ.OctetString(encoder.encode(bags)))
+    obj["authSafe"]["content"] = encoder.encode(univ.OctetString(encoder.encode(safes)))
+    return encoder.encode(obj)
+
+
+@pytest.mark.parametrize("part", ["key", "certs"], ids=["shrouded-key-bag", "encrypted-cert-safe"])
+def test_absurd_kdf_iterations_inside_the_bags_are_refused(material, part: str) -> None:
+    d, pki, key, leaf = material
+    pfx = _with_kdf_iterations(export_pfx(key, leaf, [pki.sub], b"pw", friendly_name="x"), 2**31 - 1, part)
+    assert 2**31 - 1 in kdf_iterations(pfx) and mac_iterations(pfx) <= MAX_KDF_ITERATIONS
+    with pytest.raises(ClientError, match="key-derivation iterations"):
+        import_pfx(pfx, b"pw")
+
+
+def test_kdf_iterations_of_an_openssl_pfx_are_read(material) -> None:
+    d, pki, key, leaf = material
+    pfx = d / "iter.pfx"
+    r = openssl(
+        "pkcs12",
+        "-export",
+        "-inkey",
+        str(d / "key.pem"),
+        "-in",
+        str(d / "cert.pem"),
+        "-out",
+        str(pfx),
+        "-passout",
+        "pass:pw",
+        "-iter",
+        "4321",
+    )
+    assert r.returncode == 0, r.stderr
+    assert kdf_iterations(pfx.read_bytes()) == [4321, 4321]
+
+
 @pytest.mark.parametrize(
     ("mangle", "message"),
     [
@@ -142,9 +208,7 @@ def test_key_not_matching_certificate_is_refused(material) -> None:
     d, pki, key, leaf = material
     other = ec.generate_private_key(ec.SECP256R1())
     (d / "other.pem").write_bytes(
-        other.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     pfx = d / "mismatch.pfx"
     # OpenSSL and pyca refuse to pair them, so put the certificate in as an extra one beside the key.

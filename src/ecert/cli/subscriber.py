@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -42,10 +43,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: readable in a pipe, a log or a narrow terminal
 )
-request_app = typer.Typer(help="Make, submit and complete certificate requests.", no_args_is_help=True)
-ca_app = typer.Typer(help="Install and remove CA certificates (guide section D).", no_args_is_help=True)
-crl_app = typer.Typer(help="Import CRLs and the ARL (guide section D, steps 11-17).", no_args_is_help=True)
+request_app = typer.Typer(
+    help="Make, submit and complete certificate requests.", no_args_is_help=True, rich_markup_mode=None
+)
+ca_app = typer.Typer(
+    help="Install and remove CA certificates (guide section D).", no_args_is_help=True, rich_markup_mode=None
+)
+crl_app = typer.Typer(
+    help="Import CRLs and the ARL (guide section D, steps 11-17).", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(request_app, name="request")
 app.add_typer(ca_app, name="ca")
 app.add_typer(crl_app, name="crl")
@@ -144,9 +152,7 @@ StoreOpt = Annotated[
 @app.callback()
 def _root(
     store: StoreOpt = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Machine-readable output on read commands.")
-    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output on read commands.")] = False,
 ) -> None:
     STATE.store = LocalStore(store or default_store_path(os.environ))
     STATE.json = json_out
@@ -161,7 +167,7 @@ def _state_of(not_after: datetime, now: datetime) -> str:
     return "issued"
 
 
-@app.command("list")
+@app.command("list", short_help="Show the requests and certificates in the store.")
 @_handle
 def list_cmd() -> None:
     """Show pending requests and issued certificates: friendly name, names, state, expiry."""
@@ -207,22 +213,16 @@ def _san_names(cert: x509.Certificate) -> list[str]:
 
 
 # -- request new ---------------------------------------------------------------------------------
-@request_app.command("new")
+@request_app.command("new", short_help="Make a key and a CSR (guide section B).")
 @_handle
 def request_new(
     friendly_name: Annotated[str, typer.Argument(help="A name for this request, e.g. 'mail-2026'.")],
-    name: Annotated[
-        list[str] | None, typer.Option("--name", "-n", help="A server name (repeat for more).")
-    ] = None,
+    name: Annotated[list[str] | None, typer.Option("--name", "-n", help="A server name (repeat for more).")] = None,
     wildcard: Annotated[
         str | None,
-        typer.Option(
-            help="Wildcard domain: 'example.com' or '*.example.com' gives *.example.com and example.com."
-        ),
+        typer.Option(help="Wildcard domain: 'example.com' or '*.example.com' gives *.example.com and example.com."),
     ] = None,
-    common_name: Annotated[
-        str | None, typer.Option(help="Which name is the common name (default: the first).")
-    ] = None,
+    common_name: Annotated[str | None, typer.Option(help="Which name is the common name (default: the first).")] = None,
     key_type: Annotated[
         KeyType,
         typer.Option(
@@ -230,9 +230,7 @@ def request_new(
             "p256 is recommended for new servers whose clients are current."
         ),
     ] = DEFAULT_KEY_TYPE,
-    org: Annotated[
-        str | None, typer.Option("--org", help="Organisation name (the CA uses the application's).")
-    ] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Organisation name (the CA uses the application's).")] = None,
     ou: Annotated[
         str | None, typer.Option("--ou", help="Organisational unit (the CA ignores it, BR 7.1.2.7.4).")
     ] = None,
@@ -240,11 +238,9 @@ def request_new(
     state: Annotated[str, typer.Option(help="State or province.")] = "Hong Kong",
     locality: Annotated[str, typer.Option(help="City or locality.")] = "Hong Kong",
     out: Annotated[Path | None, typer.Option(help="Also write the CSR (PEM) to this file.")] = None,
-    no_encrypt: Annotated[
-        bool, typer.Option("--no-encrypt", help="Store the key unencrypted (still 0600).")
-    ] = False,
+    no_encrypt: Annotated[bool, typer.Option("--no-encrypt", help="Store the key unencrypted (still 0600).")] = False,
     passphrase_file: Annotated[Path | None, typer.Option(help="Read the key passphrase from a file.")] = None,
-    force: Annotated[bool, typer.Option(help="Replace a pending request of the same name.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a pending request of the same name.")] = False,
 ) -> None:
     """Make a key and a CSR (guide section B) and keep them as a pending request."""
     store = STATE.store
@@ -298,8 +294,7 @@ def request_new(
         table.add_row(a + ("  (common name)" if a == req.common_name else ""), u)
     con.print(table)
     con.print(
-        f"Key: {key_type.value}, {'encrypted' if req.key_encrypted else 'NOT encrypted'} "
-        f"({entry.path / 'key.pem'})",
+        f"Key: {key_type.value}, {'encrypted' if req.key_encrypted else 'NOT encrypted'} ({entry.path / 'key.pem'})",
         markup=False,
     )
     con.print(f"CSR: {entry.path / 'request.csr'}" + (f" and {out}" if out else ""), markup=False)
@@ -308,11 +303,11 @@ def request_new(
 
 
 # -- request complete ----------------------------------------------------------------------------
-@request_app.command("complete")
+@request_app.command("complete", short_help="Store the CA's certificate with its key (section E).")
 @_handle
 def request_complete(
     file: Annotated[Path, typer.Argument(help="The certificate: .cer (PEM or DER), .p7b, or a chain PEM.")],
-    force: Annotated[bool, typer.Option(help="Replace an issued certificate of the same name.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an issued certificate of the same name.")] = False,
 ) -> None:
     """Match the CA's certificate to its pending key and store it (guide section E)."""
     done = complete_request(STATE.store, file.read_bytes(), now=_now(), source=str(file), force=force)
@@ -342,6 +337,14 @@ def _print_completion(done: Any) -> None:
 
 
 # -- request submit ------------------------------------------------------------------------------
+class DcvMethodChoice(StrEnum):
+    """The domain control validation methods the CA's API offers (BR 3.2.2.4.18, .7 and .4)."""
+
+    HTTP_FILE = "http_file"
+    DNS_TXT = "dns_txt"
+    EMAIL = "email"
+
+
 class _CliUI:
     """Prompts and progress for ``submit`` on a terminal."""
 
@@ -350,9 +353,10 @@ class _CliUI:
         self.con = _console(stderr=True)
 
     def show_application(self, app: dict[str, Any]) -> None:
+        names = app.get("names") or [app.get("server_name")]
         self.con.print(
-            f"Application {app.get('reference_number')}: {app.get('server_name')} "
-            f"{app.get('additional_names') or ''} — {app.get('org_name_en')}",
+            f"Application {app.get('reference_number')} ({app.get('state')}): {', '.join(map(str, names))}"
+            f" — {app.get('org_name_en')}",
             markup=False,
         )
 
@@ -403,38 +407,45 @@ class _CliUI:
         return str(typer.prompt("Reason for rejecting"))
 
 
-@request_app.command("submit")
+@request_app.command("submit", short_help="Do the portal journey through the CA's API (section C).")
 @_handle
 def request_submit(
     name: Annotated[str, typer.Argument(help="The pending request to submit.")],
     reference: Annotated[str, typer.Option("--reference", help="Subscriber reference number.", prompt=True)],
     ca_url: Annotated[str, typer.Option("--ca-url", envvar="ECERT_CA_URL", help="The CA's base URL.")],
-    server_name: Annotated[
-        str | None, typer.Option(help="Server name on the application (default: CN).")
+    server_name: Annotated[str | None, typer.Option(help="Server name on the application (default: CN).")] = None,
+    method: Annotated[
+        DcvMethodChoice | None,
+        typer.Option(help="DCV method (default: http_file with --webroot, else dns_txt, else email)."),
     ] = None,
-    method: Annotated[str | None, typer.Option(help="DCV method: http_file, dns_txt or email.")] = None,
     webroot: Annotated[
         Path | None, typer.Option(help="Web root to write .well-known/pki-validation/fileauth.txt.")
     ] = None,
-    dns_hook: Annotated[
-        Path | None, typer.Option(help="Script run as 'HOOK add NAME VALUE' per TXT record.")
-    ] = None,
+    dns_hook: Annotated[Path | None, typer.Option(help="Script run as 'HOOK add NAME VALUE' per TXT record.")] = None,
     email_local_part: Annotated[
-        str | None, typer.Option(help="admin, administrator, webmaster, hostmaster or postmaster.")
+        str | None,
+        typer.Option(help="Mailbox for e-mail DCV: admin, administrator, webmaster, hostmaster or postmaster."),
     ] = None,
     use_chinese: Annotated[
-        bool, typer.Option(help="Put the Chinese organisation name in the certificate.")
+        bool, typer.Option("--use-chinese", help="Put the Chinese organisation name in the certificate.")
     ] = False,
     max_wait: Annotated[float, typer.Option(help="Seconds to keep checking DCV.")] = 120.0,
     yes: Annotated[bool, typer.Option("--yes", help="Accept the certificate without asking.")] = False,
+    pin_file: Annotated[
+        Path | None,
+        typer.Option(help="Read the PIN from this file ('-': the first line of stdin), for scripts."),
+    ] = None,
 ) -> None:
-    """Do the whole portal journey (guide section C) through the CA's API, then complete the request."""
+    """Do the whole portal journey (guide section C) through the CA's API, then complete the request.
+
+    The PIN is prompted without echo (or read with --pin-file), sent once to log in, and never stored.
+    """
     from ecert.client.api import ApiClient
     from ecert.client.submit import DcvOptions, submit_request
 
     store = STATE.store
     pending = store.pending_entry(name)
-    pin = typer.prompt("PIN", hide_input=True)  # never echoed, stored or logged
+    pin = _read_pin(pin_file)  # never echoed, stored or logged
     with ApiClient(ca_url, transport=_TRANSPORT) as api:
         done = submit_request(
             api,
@@ -444,7 +455,7 @@ def request_submit(
             pin=pin,
             ui=_CliUI(yes, use_chinese),
             dcv=DcvOptions(
-                method=method,
+                method=method.value if method else None,
                 webroot=webroot,
                 dns_hook=dns_hook,
                 email_local_part=email_local_part,
@@ -458,6 +469,19 @@ def request_submit(
 
 
 _TRANSPORT: Any = None  # tests inject an httpx transport here
+
+
+def _read_pin(path: Path | None) -> str:
+    """The PIN from --pin-file (``-`` is stdin's first line) or a prompt that does not echo."""
+    if path is None:
+        pin = str(typer.prompt("PIN", hide_input=True))
+    elif str(path) == "-":
+        pin = sys.stdin.readline().rstrip("\r\n")
+    else:
+        pin = path.read_text(encoding="utf-8").rstrip("\r\n")
+    if not pin.strip():
+        raise ClientError("the PIN is empty; it is on the PIN envelope from the CA")
+    return pin
 
 
 # -- CA certificates and CRLs --------------------------------------------------------------------
@@ -482,9 +506,7 @@ def ca_install(
         _emit_json({"installed": [{"name": e.name, "root": e.anchor} for e in entries]})
         return
     for e in entries:
-        _console().print(
-            f"Installed {'root (trusted)' if e.anchor else 'intermediate'} {e.name}", markup=False
-        )
+        _console().print(f"Installed {'root (trusted)' if e.anchor else 'intermediate'} {e.name}", markup=False)
 
 
 @ca_app.command("remove")
@@ -527,11 +549,7 @@ def crl_import(file: Annotated[Path, typer.Argument(help="A CRL or ARL, PEM or D
     """Import a CRL or the ARL so that 'verify' can check revocation."""
     data = file.read_bytes()
     try:
-        crl = (
-            x509.load_pem_x509_crl(data)
-            if data.lstrip().startswith(b"-----")
-            else x509.load_der_x509_crl(data)
-        )
+        crl = x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_crl(data)
     except ValueError as exc:
         raise ClientError(f"{file} is not a readable CRL (PEM or DER); it may be truncated") from exc
     e = STATE.store.import_crl(crl)
@@ -539,13 +557,11 @@ def crl_import(file: Annotated[Path, typer.Argument(help="A CRL or ARL, PEM or D
 
 
 # -- verify --------------------------------------------------------------------------------------
-@app.command("verify")
+@app.command("verify", short_help="Verify a certificate's chain, revocation and host name.")
 @_handle
 def verify_cmd(
     target: Annotated[str, typer.Argument(help="An issued certificate's name, or a certificate file.")],
-    hostname: Annotated[
-        str | None, typer.Option(help="Host name to check (default: the common name).")
-    ] = None,
+    hostname: Annotated[str | None, typer.Option(help="Host name to check (default: the common name).")] = None,
 ) -> None:
     """Build and verify the chain to an installed root, check CRLs and the ARL, and explain failures."""
     store = STATE.store
@@ -598,19 +614,17 @@ def _default_host(leaf: x509.Certificate) -> str:
 
 
 # -- export / import -----------------------------------------------------------------------------
-@app.command("export")
+@app.command("export", short_help="Back up a certificate and its key as a PFX (section F).")
 @_handle
 def export_cmd(
     name: Annotated[str, typer.Argument(help="The issued certificate to back up.")],
     pfx: Annotated[Path, typer.Option("--pfx", help="The .pfx file to write.")],
     legacy: Annotated[
-        bool, typer.Option(help="3DES + SHA-1 MAC for Windows Server 2012-2016 / Exchange 2010.")
+        bool, typer.Option("--legacy", help="3DES + SHA-1 MAC for Windows Server 2012-2016 / Exchange 2010.")
     ] = False,
     password_file: Annotated[Path | None, typer.Option(help="Read the PFX password from a file.")] = None,
-    passphrase_file: Annotated[
-        Path | None, typer.Option(help="Read the stored key's passphrase from a file.")
-    ] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+    passphrase_file: Annotated[Path | None, typer.Option(help="Read the stored key's passphrase from a file.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Back up key, certificate and chain as a PFX (guide section F). AES-256 + PBKDF2-SHA256 by default."""
     from ecert.client.store import KEY_MODE, atomic_write
@@ -633,21 +647,15 @@ def export_cmd(
     _console().print(f"Wrote {pfx} ({kind})", markup=False)
 
 
-@app.command("import")
+@app.command("import", short_help="Restore a PFX backup into the store (section G).")
 @_handle
 def import_cmd(
     file: Annotated[Path, typer.Argument(help="The .pfx/.p12 backup.")],
-    name: Annotated[
-        str | None, typer.Option(help="Store name (default: the PFX's friendly name or CN).")
-    ] = None,
+    name: Annotated[str | None, typer.Option(help="Store name (default: the PFX's friendly name or CN).")] = None,
     password_file: Annotated[Path | None, typer.Option(help="Read the PFX password from a file.")] = None,
-    no_encrypt: Annotated[
-        bool, typer.Option("--no-encrypt", help="Store the key unencrypted (0600).")
-    ] = False,
-    passphrase_file: Annotated[
-        Path | None, typer.Option(help="Read the new key passphrase from a file.")
-    ] = None,
-    force: Annotated[bool, typer.Option(help="Replace an issued certificate of the same name.")] = False,
+    no_encrypt: Annotated[bool, typer.Option("--no-encrypt", help="Store the key unencrypted (0600).")] = False,
+    passphrase_file: Annotated[Path | None, typer.Option(help="Read the new key passphrase from a file.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an issued certificate of the same name.")] = False,
 ) -> None:
     """Restore a PFX into the store (guide section G); refuses unsafe files and writes nothing then."""
     store = STATE.store
@@ -657,9 +665,7 @@ def import_cmd(
     cns = restored.cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     entry_name = safe_name(name or restored.friendly_name or (str(cns[0].value) if cns else "imported"))
     if (store.live_dir / entry_name).exists() and not force:
-        raise ClientError(
-            f"a certificate named {entry_name!r} is already in the store; use --force or --name"
-        )
+        raise ClientError(f"a certificate named {entry_name!r} is already in the store; use --force or --name")
     passphrase = None if no_encrypt else _new_secret(passphrase_file, "New key passphrase")
     enc: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
@@ -680,14 +686,12 @@ def import_cmd(
         "imported": _now().isoformat(),
         "source": str(file),
     }
-    entry = store.write_live(
-        entry_name, cert=restored.cert, chain=chain, key_pem=key_pem, meta=meta, force=force
-    )
+    entry = store.write_live(entry_name, cert=restored.cert, chain=chain, key_pem=key_pem, meta=meta, force=force)
     _console().print(f"Imported {entry.name}: {', '.join(meta['names'])}", markup=False)
 
 
 # -- deploy --------------------------------------------------------------------------------------
-@app.command("deploy")
+@app.command("deploy", short_help="Write the files nginx, Apache, HAProxy, IIS or Java take.")
 @_handle
 def deploy_cmd(
     name: Annotated[str, typer.Argument(help="The issued certificate to deploy.")],
@@ -695,28 +699,18 @@ def deploy_cmd(
     out: Annotated[Path, typer.Option("--out", help="Directory to write into.")],
     cross: Annotated[
         bool | None,
-        typer.Option(
-            "--cross/--no-cross", help="Append the cross-certificate (default: when one is installed)."
-        ),
+        typer.Option("--cross/--no-cross", help="Append the cross-certificate (default: when one is installed)."),
     ] = None,
-    legacy: Annotated[bool, typer.Option(help="Legacy PFX (3DES/SHA-1) for --format pfx.")] = False,
-    password_file: Annotated[
-        Path | None, typer.Option(help="Password for pfx/jks output, from a file.")
-    ] = None,
-    passphrase_file: Annotated[
-        Path | None, typer.Option(help="Read the stored key's passphrase from a file.")
-    ] = None,
-    force: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+    legacy: Annotated[bool, typer.Option("--legacy", help="Legacy PFX (3DES/SHA-1) for --format pfx.")] = False,
+    password_file: Annotated[Path | None, typer.Option(help="Password for pfx/jks output, from a file.")] = None,
+    passphrase_file: Annotated[Path | None, typer.Option(help="Read the stored key's passphrase from a file.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
 ) -> None:
     """Write the files a server takes: nginx, apache, haproxy, pem, pfx or jks (keys 0600)."""
     store = STATE.store
     entry = store.live_entry(name)
     key = _load_entry_key(entry, passphrase_file)
-    password = (
-        _new_secret(password_file, "Keystore password")
-        if fmt in (DeployFormat.PFX, DeployFormat.JKS)
-        else None
-    )
+    password = _new_secret(password_file, "Keystore password") if fmt in (DeployFormat.PFX, DeployFormat.JKS) else None
     result = deploy(
         fmt,
         entry,
@@ -751,7 +745,7 @@ def deploy_cmd(
 
 
 # -- check ---------------------------------------------------------------------------------------
-@app.command("check")
+@app.command("check", short_help="Judge the chain a live server serves.")
 @_handle
 def check_cmd(
     url: Annotated[str, typer.Argument(help="https://HOST[:PORT]")],

@@ -39,9 +39,7 @@ _BY_STATUS: dict[int, type[EcertError]] = {
 class ApiClient:
     """One session with the CA's API for one application."""
 
-    def __init__(
-        self, base_url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 30.0
-    ) -> None:
+    def __init__(self, base_url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 30.0) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             transport=transport,

@@ -47,9 +47,7 @@ def order_chain(leaf: x509.Certificate, pool: Iterable[x509.Certificate]) -> lis
     return chain
 
 
-def cross_certificate_for(
-    chain_top: x509.Certificate, pool: Iterable[x509.Certificate]
-) -> x509.Certificate | None:
+def cross_certificate_for(chain_top: x509.Certificate, pool: Iterable[x509.Certificate]) -> x509.Certificate | None:
     """A certificate for ``chain_top``'s issuer signed by someone else: the path to an older root.
 
     Hongkong Post's "Root CA 3" is self-signed and also cross-signed by GlobalSign Root CA - R3

@@ -61,8 +61,7 @@ def _load_der(data: bytes, source: str) -> list[x509.Certificate]:
         return pkcs7.load_der_pkcs7_certificates(data)
     except ValueError as exc:
         raise ClientError(
-            f"{source} is neither a certificate (.cer, PEM or DER) nor a complete PKCS#7 (.p7b); "
-            "it may be truncated"
+            f"{source} is neither a certificate (.cer, PEM or DER) nor a complete PKCS#7 (.p7b); it may be truncated"
         ) from exc
 
 
@@ -123,8 +122,6 @@ def complete_request(
             "cross_available": cross is not None,
         }
     )
-    entry = store.write_live(
-        pending.name, cert=leaf, chain=chain, key_pem=pending.key_pem, meta=meta, force=force
-    )
+    entry = store.write_live(pending.name, cert=leaf, chain=chain, key_pem=pending.key_pem, meta=meta, force=force)
     store.remove_pending(pending.name)
     return Completion(entry=entry, installed_cas=tuple(installed), via_cross=False)

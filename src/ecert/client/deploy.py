@@ -79,9 +79,7 @@ def plan_files(
     name = entry.name
     if fmt is DeployFormat.NGINX:
         files = {"fullchain.pem": (cert_pem + chain_pem, FILE_MODE), "privkey.pem": (key_pem, KEY_MODE)}
-        snippet = (
-            f"ssl_certificate     {out / 'fullchain.pem'};\nssl_certificate_key {out / 'privkey.pem'};\n"
-        )
+        snippet = f"ssl_certificate     {out / 'fullchain.pem'};\nssl_certificate_key {out / 'privkey.pem'};\n"
     elif fmt is DeployFormat.APACHE:
         files = {
             "cert.pem": (cert_pem, FILE_MODE),
@@ -113,9 +111,7 @@ def plan_files(
             raise ClientError("a PFX needs a password")
         data = export_pfx(key, entry.cert, chain, password, friendly_name=name, legacy=legacy)
         files = {f"{name}.pfx": (data, KEY_MODE)}
-        snippet = (
-            "Import on Windows: certutil -importPFX, or the Certificates MMC snap-in (guide section G)\n"
-        )
+        snippet = "Import on Windows: certutil -importPFX, or the Certificates MMC snap-in (guide section G)\n"
     else:
         raise ClientError(f"format {fmt.value} is not a file table")
     return files, snippet
@@ -187,9 +183,7 @@ def deploy(
     use_cross = (cross is not None) if via_cross is None else via_cross
     if use_cross:
         if cross is None:
-            raise ClientError(
-                "no cross-certificate is installed for this chain; install it with 'ecert ca install'"
-            )
+            raise ClientError("no cross-certificate is installed for this chain; install it with 'ecert ca install'")
         chain.append(cross)
     if fmt is DeployFormat.JKS:
         if not password:
@@ -205,9 +199,7 @@ def deploy(
         raise StorageFailure(f"cannot create {out}: {exc.strerror or exc}", value=str(out)) from exc
     clashes = [n for n in files if (out / n).exists()]
     if clashes and not force:
-        raise Conflict(
-            f"{', '.join(clashes)} already exist in {out}; use --force to replace them", value=str(out)
-        )
+        raise Conflict(f"{', '.join(clashes)} already exist in {out}; use --force to replace them", value=str(out))
     written = []
     for fname, (data, mode) in files.items():
         atomic_write(out / fname, data, mode=mode, force=True)

@@ -129,9 +129,7 @@ def expand_names(spec: RequestSpec) -> tuple[tuple[str, ...], str]:
     return names, cn
 
 
-def build_request(
-    spec: RequestSpec, passphrase: bytes | None, *, key: PrivateKeyTypes | None = None
-) -> NewRequest:
+def build_request(spec: RequestSpec, passphrase: bytes | None, *, key: PrivateKeyTypes | None = None) -> NewRequest:
     """Generate the key and the CSR; the key is PKCS#8, encrypted with ``passphrase`` when one is given."""
     names, cn = expand_names(spec)
     if len(spec.country) != 2 or not spec.country.isalpha():

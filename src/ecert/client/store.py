@@ -74,9 +74,7 @@ def safe_name(friendly: str) -> str:
 
 def spki_bytes(key: Any) -> bytes:
     """The DER SubjectPublicKeyInfo of a public key: how a certificate is matched to its private key."""
-    return bytes(
-        key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
 def load_private_key(pem: bytes, passphrase: bytes | None) -> PrivateKeyTypes:
@@ -254,9 +252,7 @@ class LocalStore:
             ) from exc
 
     # -- entries written as whole directories ----------------------------------------------------
-    def _write_dir(
-        self, parent: Path, name: str, files: Mapping[str, tuple[bytes, int]], force: bool
-    ) -> Path:
+    def _write_dir(self, parent: Path, name: str, files: Mapping[str, tuple[bytes, int]], force: bool) -> Path:
         """Write a whole entry into a temporary directory, then rename it into place."""
         self.ensure()
         target = parent / name
@@ -394,9 +390,7 @@ class LocalStore:
     def intermediates(self) -> list[x509.Certificate]:
         return [c.cert for c in self.cas() if not c.anchor]
 
-    def install_ca(
-        self, cert: x509.Certificate, *, anchor: bool | None = None, force: bool = False
-    ) -> CaEntry:
+    def install_ca(self, cert: x509.Certificate, *, anchor: bool | None = None, force: bool = False) -> CaEntry:
         """Install a CA certificate; self-signed ones become trust anchors unless told otherwise.
 
         A cross-certificate (same subject as a root, signed by another CA) is not self-signed, so
@@ -430,9 +424,7 @@ class LocalStore:
             raise NotFound(f"no installed CA certificate named {name!r}", value=name)
         if len(exact) > 1:
             names = ", ".join(e.name for e in exact)
-            raise Conflict(
-                f"{name!r} matches several CA certificates ({names}); give the full name", value=name
-            )
+            raise Conflict(f"{name!r} matches several CA certificates ({names}); give the full name", value=name)
         exact[0].path.unlink()
         return exact[0]
 

@@ -89,8 +89,7 @@ def _run_hook(hook: Path, started: dict[str, Any]) -> None:
         )
         if result.returncode != 0:
             raise ClientError(
-                f"the DNS hook failed for {d.get('domain')}: "
-                f"{result.stderr.decode(errors='replace').strip()[-200:]}"
+                f"the DNS hook failed for {d.get('domain')}: {result.stderr.decode(errors='replace').strip()[-200:]}"
             )
 
 
@@ -98,9 +97,7 @@ def _pick_method(methods: list[dict[str, Any]], opts: DcvOptions) -> str:
     offered = [m["method"] for m in methods]
     if opts.method:
         if opts.method not in offered:
-            raise PolicyViolation(
-                f"the CA does not offer {opts.method} for this application (offers {offered})"
-            )
+            raise PolicyViolation(f"the CA does not offer {opts.method} for this application (offers {offered})")
         return opts.method
     for wanted, ok in (("http_file", opts.webroot is not None), ("dns_txt", True), ("email", True)):
         if ok and wanted in offered:
@@ -160,9 +157,7 @@ def submit_request(
                 break
             if waited >= dcv.max_wait_seconds:
                 failing = "; ".join(
-                    f"{d['domain']}: {d.get('reason')}"
-                    for d in result.get("domains", [])
-                    if not d.get("passed")
+                    f"{d['domain']}: {d.get('reason')}" for d in result.get("domains", []) if not d.get("passed")
                 )
                 raise StillPending(f"domain control not confirmed yet ({failing}); run submit again later")
             (sleep or time.sleep)(dcv.poll_seconds)

@@ -190,14 +190,10 @@ def _check_leaf_policy(leaf: x509.Certificate) -> None:
     key = leaf.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < 2048 or key.key_size % 8:
-            raise ChainInvalid(
-                f"the certificate has a weak RSA-{key.key_size} key", reason="weak-key", rule="BR 6.1.5"
-            )
+            raise ChainInvalid(f"the certificate has a weak RSA-{key.key_size} key", reason="weak-key", rule="BR 6.1.5")
     elif isinstance(key, ec.EllipticCurvePublicKey):
         if key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
-            raise ChainInvalid(
-                f"the certificate uses the curve {key.curve.name}", reason="weak-key", rule="BR 6.1.5"
-            )
+            raise ChainInvalid(f"the certificate uses the curve {key.curve.name}", reason="weak-key", rule="BR 6.1.5")
     else:
         raise ChainInvalid(
             f"the certificate's key type {type(key).__name__} is not allowed for TLS servers",
@@ -222,9 +218,7 @@ def _check_leaf_policy(leaf: x509.Certificate) -> None:
             rule="BR 7.1.2.7.10",
         )
     if leaf.serial_number <= 0:
-        raise ChainInvalid(
-            "the certificate's serial number is not positive", reason="invalid", rule="RFC 5280 4.1.2.2"
-        )
+        raise ChainInvalid("the certificate's serial number is not positive", reason="invalid", rule="RFC 5280 4.1.2.2")
 
 
 def _check_crl_form(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> None:
@@ -269,9 +263,7 @@ def _check_revocation(
         ]
         if not usable:
             if index == 0:
-                notes.append(
-                    f"no CRL from {_subject(issuer)!r} is imported; revocation of the certificate unchecked"
-                )
+                notes.append(f"no CRL from {_subject(issuer)!r} is imported; revocation of the certificate unchecked")
             else:
                 notes.append(
                     f"no ARL from {_subject(issuer)!r} is imported; revocation of {_subject(cert)!r} unchecked"
@@ -295,8 +287,7 @@ def _check_revocation(
                     rule="RFC 5280 6.3",
                 )
         if not any(
-            c.last_update_utc <= now and (c.next_update_utc is None or now <= c.next_update_utc)
-            for c in usable
+            c.last_update_utc <= now and (c.next_update_utc is None or now <= c.next_update_utc) for c in usable
         ):
             notes.append(f"the CRL from {_subject(issuer)!r} is out of date; import a fresh one")
     return tuple(notes)

@@ -31,6 +31,7 @@ class Context:
     sessions: sessionmaker[Session]
     keys_factory: Callable[[], KeyBackend]
     clock: Callable[[], datetime] = utcnow
+    perspective_secret: str | None = field(default=None, repr=False)  # HMAC key for remote perspectives
     _keys: KeyBackend | None = field(default=None, repr=False)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -62,4 +63,5 @@ def build_context(settings: Settings, env: Mapping[str, str], *, migrate: bool =
         db.upgrade(engine)
     env_copy = dict(env)
     return Context(settings=settings, engine=engine, sessions=db.session_factory(engine),
-                   keys_factory=lambda: backend_from_settings(settings, env_copy), clock=clock)
+                   keys_factory=lambda: backend_from_settings(settings, env_copy), clock=clock,
+                   perspective_secret=env.get(settings.perspective_secret_env) or None)

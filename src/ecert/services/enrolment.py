@@ -148,7 +148,8 @@ def validator_for(ctx: Context) -> Any:
     if found is None:
         from ..validation.validator import Validator
 
-        found = ctx.cache["validator"] = Validator(ctx.settings, clock=ctx.clock)
+        found = ctx.cache["validator"] = Validator(ctx.settings, clock=ctx.clock,
+                                                   perspective_secret=ctx.perspective_secret)
     return found
 
 
@@ -264,8 +265,9 @@ def dcv_start(ctx: Context, app_id: int, *, method: str | DcvMethod,
     if m is DcvMethod.EMAIL and email_local_part is not None:
         local_part = email_local_part.strip().lower()
         if local_part not in dcv_rules.CONSTRUCTED_LOCAL_PARTS:
-            raise PolicyViolation("Only admin, administrator, webmaster, hostmaster or postmaster may receive the code.",
-                                  rule="BR 3.2.2.4.4", value=email_local_part[:64])
+            raise PolicyViolation(
+                "Only admin, administrator, webmaster, hostmaster or postmaster may receive the code.",
+                rule="BR 3.2.2.4.4", value=email_local_part[:64])
     to_send: list[tuple[str, str]] = []
     views: list[ChallengeView] = []
     with ctx.transaction() as session:

@@ -16,7 +16,6 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -54,16 +53,46 @@ SIGN_BURST = 200.0
 
 _HASHES: dict[str, hashes.HashAlgorithm] = {
     "sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
-_ERRORS = {name: build_ocsp_error(name) for name in ("malformedRequest", "unauthorized", "tryLater", "internalError")}
+_ERROR_DER = {name: build_ocsp_error(name) for name in ("malformedRequest", "unauthorized", "tryLater",
+                                                         "internalError")}
 
 
-@dataclass(frozen=True)
 class _Answer:
-    der: bytes
-    this_update: datetime | None = None
-    next_update: datetime | None = None
-    etag: str | None = None
-    cached_at: float = 0.0
+    """One answer ready to send: the DER, its fixed headers, and when it stops being fresh.
+
+    Times are also kept on the monotonic clock so that a cache hit costs no datetime arithmetic.
+    """
+
+    __slots__ = ("der", "this_update", "next_update", "etag", "cached_at", "expires_mono", "fixed")
+
+    def __init__(self, der: bytes, this_update: datetime | None = None, next_update: datetime | None = None,
+                 etag: str | None = None, *, now: datetime | None = None) -> None:
+        self.der = der
+        self.this_update, self.next_update, self.etag = this_update, next_update, etag
+        self.cached_at = time.monotonic()
+        self.expires_mono = self.cached_at + ((next_update - now).total_seconds()
+                                              if next_update is not None and now is not None else 0.0)
+        length = (b"content-length", str(len(der)).encode())
+        if this_update is None or next_update is None:
+            self.fixed: tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] = (
+                [_CT, (b"cache-control", b"no-store"), length], [_CT, (b"cache-control", b"no-store"), length])
+            return
+        get = [_CT, (b"last-modified", _http_date(this_update).encode()),
+               (b"expires", _http_date(next_update).encode()), (b"etag", f'"{etag}"'.encode()), length]
+        self.fixed = (get, [_CT, (b"cache-control", b"no-store"), length])
+
+    def fresh(self, mono: float) -> bool:
+        return mono - self.cached_at <= ANSWER_TTL and mono < self.expires_mono
+
+    def headers(self, *, cacheable: bool, mono: float) -> list[tuple[bytes, bytes]]:
+        """RFC 5019 6.2: GET answers are cacheable until nextUpdate; POST answers and errors are not."""
+        if not cacheable or self.next_update is None:
+            return self.fixed[1]
+        max_age = max(0, int(self.expires_mono - mono))
+        return [*self.fixed[0], (b"cache-control", b"max-age=%d, public, no-transform, must-revalidate" % max_age)]
+
+
+_CT = (b"content-type", b"application/ocsp-response")
 
 
 def _http_date(value: datetime) -> str:
@@ -107,44 +136,51 @@ class OcspResponder:
             label = self._issuers.get(key)
         return label
 
-    def _cached(self, key: tuple[str, bytes, bytes, int]) -> _Answer | None:
+    def _cached(self, key: Any) -> _Answer | None:
         found = self._answers.get(key)
         if found is None:
             return None
-        if time.monotonic() - found.cached_at > ANSWER_TTL or (
-                found.next_update is not None and found.next_update <= self.ctx.clock()):
+        if not found.fresh(time.monotonic()):
             self._answers.pop(key, None)
             return None
         return found
 
+    def cached_get(self, path: str) -> _Answer | None:
+        """The fast path: an answer already made for exactly this GET path (no decoding, no parsing)."""
+        return self._cached(path)
+
+    def remember_get(self, path: str, answer: _Answer) -> None:
+        if answer.next_update is not None:
+            self._answers[path] = answer
+
     async def answer(self, request_der: bytes | None) -> _Answer:
         """The response for one DER request; errors become unsigned OCSP errors (RFC 6960 2.3)."""
         if request_der is None or len(request_der) > MAX_REQUEST_BYTES:
-            return _Answer(_ERRORS["malformedRequest"])
+            return _error("malformedRequest")
         try:
             req = ocsp.load_der_ocsp_request(request_der)
             algorithm = req.hash_algorithm
             key = (algorithm.name, req.issuer_name_hash, req.issuer_key_hash, req.serial_number)
         except Exception:  # noqa: BLE001 - any parse failure is a malformed request
-            return _Answer(_ERRORS["malformedRequest"])
+            return _error("malformedRequest")
         found = self._cached(key)
         if found is not None:
             return found
         if algorithm.name not in _HASHES:
-            return _Answer(_ERRORS["malformedRequest"])
+            return _error("malformedRequest")
         try:
             label = await anyio.to_thread.run_sync(self._issuer, key[:3])
             if label is None:
-                return _Answer(_ERRORS["unauthorized"])  # RFC 6960 2.3: not an issuer we answer for
+                return _error("unauthorized")  # RFC 6960 2.3: not an issuer we answer for
             signed = await anyio.to_thread.run_sync(self._lookup_or_sign, label, key[3], algorithm)
         except RateLimited:
-            return _Answer(_ERRORS["tryLater"])
+            return _error("tryLater")
         except Exception:  # noqa: BLE001 - logged; the client gets internalError
             _log.exception("OCSP answer failed")
-            return _Answer(_ERRORS["internalError"])
-        found = _Answer(signed.der, signed.this_update, signed.next_update, signed.etag, time.monotonic())
+            return _error("internalError")
+        found = _Answer(signed.der, signed.this_update, signed.next_update, signed.etag, now=self.ctx.clock())
         self._answers[key] = found
-        if len(self._answers) > CACHE_SIZE:
+        while len(self._answers) > CACHE_SIZE:
             self._answers.popitem(last=False)
         return found
 
@@ -155,22 +191,8 @@ class OcspResponder:
                                          limiter=self._bucket.take)
 
 
-def _ocsp_headers(answer: _Answer, now: datetime, *, cacheable: bool) -> list[tuple[bytes, bytes]]:
-    headers = [(b"content-type", OCSP_MEDIA_TYPE.encode())]
-    if answer.next_update is None or answer.this_update is None:
-        headers.append((b"cache-control", b"no-store"))
-        return headers
-    if cacheable:  # RFC 5019 6.2: only GET responses are cacheable
-        max_age = max(0, int((answer.next_update - now).total_seconds()))
-        headers += [
-            (b"cache-control", f"max-age={max_age}, public, no-transform, must-revalidate".encode()),
-            (b"last-modified", _http_date(answer.this_update).encode()),
-            (b"expires", _http_date(answer.next_update).encode()),
-            (b"etag", f'"{answer.etag}"'.encode()),
-        ]
-    else:
-        headers.append((b"cache-control", b"no-store"))
-    return headers
+def _error(name: str) -> _Answer:
+    return _Answer(_ERROR_DER[name])
 
 
 def _decode_get(path_part: str) -> bytes | None:
@@ -208,21 +230,22 @@ class OcspFastPath:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        if method == "GET":
-            der = _decode_get(path[len(OCSP_PATH):])
-        elif method == "POST":
-            der = await _read_body(receive)
-        else:
-            await _send(send, 405, [(b"allow", b"GET, POST")], b"")
-            return
         responder = self.responder(scope)
-        answer = await responder.answer(der)
-        now = responder.ctx.clock()
-        headers = _ocsp_headers(answer, now, cacheable=method == "GET")
+        if method == "GET":
+            answer = responder.cached_get(path)
+            if answer is None:
+                answer = await responder.answer(_decode_get(path[len(OCSP_PATH):]))
+                responder.remember_get(path, answer)
+        elif method == "POST":
+            answer = await responder.answer(await _read_body(receive))
+        else:
+            await _send(send, 405, [(b"allow", b"GET, POST"), (b"content-length", b"0")], b"")
+            return
+        headers = answer.headers(cacheable=method == "GET", mono=time.monotonic())
         if method == "GET" and answer.etag is not None:
-            for name, value in scope.get("headers", ()):
+            for name, value in scope["headers"]:
                 if name == b"if-none-match" and f'"{answer.etag}"'.encode() in value:
-                    await _send(send, 304, headers[1:], b"")
+                    await _send(send, 304, [h for h in headers if h[0] != b"content-length"], b"")
                     return
         await _send(send, 200, headers, answer.der)
 
@@ -245,7 +268,6 @@ async def _read_body(receive: Callable[[], Awaitable[Any]]) -> bytes | None:
 
 async def _send(send: Callable[[Any], Awaitable[None]], status: int, headers: list[tuple[bytes, bytes]],
                 body: bytes) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -303,8 +325,8 @@ def get_crl(filename: str, request: Request) -> Response:
 async def _route_answer(request: Request, der: bytes | None, *, cacheable: bool) -> Response:
     responder = responder_for(_ctx(request))
     answer = await responder.answer(der)
-    headers = dict((k.decode(), v.decode()) for k, v in _ocsp_headers(answer, responder.ctx.clock(),
-                                                                      cacheable=cacheable)[1:])
+    headers = {k.decode(): v.decode() for k, v in answer.headers(cacheable=cacheable, mono=time.monotonic())
+               if k not in (b"content-type", b"content-length")}
     return Response(answer.der, media_type=OCSP_MEDIA_TYPE, headers=headers)
 
 

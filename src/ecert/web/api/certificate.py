@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -51,5 +51,5 @@ def reject(body: ReasonIn, app_id: SessionApp, request: Request) -> CertificateO
             response_class=Response, responses={200: {"content": {"application/x-pem-file": {},
                                                                   "application/pkix-cert": {},
                                                                   "application/x-pkcs7-certificates": {}}}})
-def download(app_id: SessionApp, request: Request, format: Fmt = Query("pem")) -> Response:  # noqa: A002
+def download(app_id: SessionApp, request: Request, format: Annotated[Fmt, Query()] = "pem") -> Response:  # noqa: A002
     return attachment(downloads.download(ctx_of(request), app_id, format))

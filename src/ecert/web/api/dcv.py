@@ -6,7 +6,16 @@ from fastapi import APIRouter, Request
 
 from ...services import enrolment
 from .deps import SessionApp, ctx_of
-from .schemas import DcvCheckIn, DcvCheckOut, DcvStartIn, DcvStartOut, DomainResultOut, MethodOut, ChallengeOut, method_out
+from .schemas import (
+    ChallengeOut,
+    DcvCheckIn,
+    DcvCheckOut,
+    DcvStartIn,
+    DcvStartOut,
+    DomainResultOut,
+    MethodOut,
+    method_out,
+)
 
 router = APIRouter(tags=["dcv"])
 
