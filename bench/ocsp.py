@@ -68,10 +68,10 @@ def app_factory():  # type: ignore[no-untyped-def]
 
 def prepare(data_dir: Path) -> str:
     """A demo CA with one certificate and its pre-signed response; returns the GET path."""
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509 import ocsp
-    from sqlalchemy import select
 
     from ecert.core.profiles import CertType, SubjectData
     from ecert.services import issuance, publication
@@ -80,7 +80,6 @@ def prepare(data_dir: Path) -> str:
     from ecert.services.context import build_context
     from ecert.signer.status import issuer_hashes
     from ecert.store.models import CA
-    from cryptography import x509
 
     ctx = build_context(_settings(data_dir), PASSPHRASE)
     try:

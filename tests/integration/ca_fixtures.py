@@ -18,7 +18,7 @@ from ecert.services.ceremony import init_hierarchy
 from ecert.services.context import Context, build_context
 from ecert.settings import Settings
 
-__all__ = ["DEMO_BASE_URL", "DEMO_ENV", "demo_settings", "build_demo_ctx", "demo_ctx", "make_demo_ctx"]
+__all__ = ["DEMO_BASE_URL", "DEMO_ENV", "demo_settings", "build_demo_ctx", "demo_ctx", "make_demo_ctx", "hold_namespace"]
 
 DEMO_BASE_URL = "http://pki.ecert-demo.hk"
 DEMO_ENV: dict[str, str] = {"ECERT_KEY_PASSPHRASE": "test-passphrase"}
@@ -58,3 +58,16 @@ def make_demo_ctx(tmp_path: Path) -> Iterator[Callable[..., Context]]:
 def demo_ctx(make_demo_ctx: Callable[..., Context]) -> Context:
     """A demo CA on SQLite in the test's tmp dir, base URL http://pki.ecert-demo.hk."""
     return make_demo_ctx()
+
+
+def hold_namespace(ctx: Context, knot: Any, domain: str = "example.com") -> None:
+    """The operator validates ``domain`` by the DNS method against the Knot fixture (services/operator_dcv.py).
+
+    Applications whose names all fall under it then skip the subscriber's DCV step: what tests that are
+    not about DCV use instead of the seed's government exemption, which the BR does not allow.
+    """
+    from ecert.services.operator_dcv import check_operator_validation, start_operator_validation
+
+    challenge = start_operator_validation(ctx, domain, actor="operator:test")
+    knot.add_txt(challenge.txt_hosts[0], challenge.txt_value)
+    check_operator_validation(ctx, domain, actor="operator:test")

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from ecert.services.context import Context
 from ecert.store.models import AuditEvent, Certificate
 from ecert.web.app import create_app
-from tests.integration.ca_fixtures import DEMO_ENV, demo_ctx, make_demo_ctx  # noqa: F401
+from tests.integration.ca_fixtures import DEMO_ENV, demo_ctx, hold_namespace, make_demo_ctx  # noqa: F401
 from tests.integration.dcv_fixtures import KnotDns, SmtpSink, knot_dns, smtp_sink  # noqa: F401
 from tests.integration.test_applications import make_csr
 
@@ -79,16 +79,18 @@ def test_api_journey_dns_to_p7b(api_ctx: Context, knot_dns: KnotDns, smtp_sink: 
     assert again.status_code == 409 and again.headers["content-type"] == "application/problem+json"
 
 
-def _gov_session(client: TestClient) -> dict[str, str]:
+def _held_session(client: TestClient, knot: KnotDns) -> dict[str, str]:
+    """A session whose names are under an operator-held validation, so it may go straight to its CSR."""
+    hold_namespace(client.app.state.ctx, knot)  # type: ignore[attr-defined]
     reg = register(client, "www.example.com", is_government=True)
     auth = login(client, "www.example.com", reg)
     assert client.post("/api/v1/application/confirm", json={"use_chinese": False}, headers=auth).status_code == 200
     return auth
 
 
-def test_accept_after_reject_is_409(api_ctx: Context) -> None:  # noqa: F811
+def test_accept_after_reject_is_409(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
     client = client_for(api_ctx)
-    auth = _gov_session(client)
+    auth = _held_session(client, knot_dns)
     assert client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth).status_code == 201
     assert client.post("/api/v1/certificate/reject", json={"reason": "wrong"}, headers=auth).status_code == 200
     r = client.post("/api/v1/certificate/accept", headers=auth)
@@ -110,9 +112,9 @@ def test_wrong_pin_many_times_locks_out(demo_ctx: Context) -> None:  # noqa: F81
 
 
 @pytest.mark.parametrize("query", ["' OR 1=1--", "%", "_", "\\", "www%", "1; DROP TABLE certificates"])
-def test_search_injection_matches_literally(api_ctx: Context, query: str) -> None:  # noqa: F811
+def test_search_injection_matches_literally(api_ctx: Context, knot_dns: KnotDns, query: str) -> None:  # noqa: F811
     client = client_for(api_ctx)
-    auth = _gov_session(client)
+    auth = _held_session(client, knot_dns)
     client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth)
     client.post("/api/v1/certificate/accept", headers=auth)
     for by in ("server_name", "serial", "reference"):
@@ -133,9 +135,9 @@ def test_download_traversal_is_refused(demo_ctx: Context, path: str) -> None:  #
     assert r.headers["content-type"] == "application/problem+json"
 
 
-def test_oversized_csr_is_413_and_nothing_changes(api_ctx: Context) -> None:  # noqa: F811
+def test_oversized_csr_is_413_and_nothing_changes(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
     client = client_for(api_ctx)
-    auth = _gov_session(client)
+    auth = _held_session(client, knot_dns)
     r = client.post("/api/v1/csr", json={"csr": "A" * 70_000}, headers=auth)
     assert r.status_code == 413 and r.json()["type"] == "urn:ecert:problem:csr-too-large"
     assert client.get("/api/v1/application", headers=auth).json()["state"] == "validated"
@@ -157,9 +159,9 @@ def test_session_required(demo_ctx: Context, path: str, method: str) -> None:  #
     assert r.status_code == 401 and r.json()["status"] == 401
 
 
-def test_bad_csr_problem_names_the_rule(api_ctx: Context) -> None:  # noqa: F811
+def test_bad_csr_problem_names_the_rule(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
     client = client_for(api_ctx)
-    auth = _gov_session(client)
+    auth = _held_session(client, knot_dns)
     r = client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com", "evil.example.net"])}, headers=auth)
     body = r.json()
     assert r.status_code == 400 and "evil.example.net" in body["detail"] and body["rule"]

@@ -28,8 +28,8 @@ from ecert.services import applications as apps
 from ecert.services import downloads, enrolment
 from ecert.services.context import Context
 from ecert.services.pin_envelope import render_pin_envelope_html
-from ecert.store.models import Application, AuditEvent, Certificate, LoginAttempt
-from tests.integration.ca_fixtures import demo_ctx, make_demo_ctx  # noqa: F401
+from ecert.store.models import Application, AuditEvent, Certificate, DomainValidation, LoginAttempt
+from tests.integration.ca_fixtures import demo_ctx, hold_namespace, make_demo_ctx  # noqa: F401
 from tests.integration.dcv_fixtures import KnotDns, SmtpSink, knot_dns, smtp_sink  # noqa: F401
 
 ADDR = "192.0.2.10"
@@ -139,9 +139,11 @@ def test_full_journey_by_dns(dns_ctx: Context, knot_dns: KnotDns, smtp_sink: Smt
     assert accepted.state == "accepted"
 
     p7b = downloads.download(dns_ctx, app_id, "p7b")
-    certs = pkcs7.load_der_pkcs7_certificates(p7b.data)
-    assert len(certs) == 2 and certs[0].issuer == certs[1].subject
-    org = certs[0].subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)[0].value
+    certs = pkcs7.load_der_pkcs7_certificates(p7b.data)  # a SET OF: DER sorts it, so find the leaf
+    leaf = next(c for c in certs if not c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    issuing = next(c for c in certs if c is not leaf)
+    assert len(certs) == 2 and leaf.issuer == issuing.subject
+    org = leaf.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)[0].value
     assert org == "範例有限公司"  # Confirm Opt with Chinese
     hits = downloads.search_certificates(dns_ctx, by="reference", query=reg.reference_number)
     assert [h.serial_hex for h in hits] == [cert.serial_hex]
@@ -213,12 +215,38 @@ def test_parallel_csr_submits_give_one_certificate(dns_ctx: Context, knot_dns: K
         )
 
 
-def test_government_skips_dcv(demo_ctx: Context) -> None:  # noqa: F811
-    reg = _registered(demo_ctx, "www.example.com", is_government=True)
-    apps.confirm_application(demo_ctx, reg.application_id, use_chinese=False, actor="s")
-    assert not enrolment.dcv_required(demo_ctx, reg.application_id)
-    assert enrolment.dcv_methods(demo_ctx, reg.application_id) == []
-    assert apps.get_application(demo_ctx, reg.application_id).state == "validated"
+def test_government_alone_does_not_skip_dcv(dns_ctx: Context) -> None:
+    """The seed exempts government bureaux; the BR does not (BR 3.2.2.4), so they validate too."""
+    reg = _registered(dns_ctx, _unique_host(), is_government=True)
+    apps.confirm_application(dns_ctx, reg.application_id, use_chinese=False, actor="s")
+    assert enrolment.dcv_required(dns_ctx, reg.application_id)
+    assert enrolment.dcv_methods(dns_ctx, reg.application_id)
+    assert apps.get_application(dns_ctx, reg.application_id).state == "confirmed"
+
+
+def test_names_under_an_operator_held_validation_skip_dcv(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    hold_namespace(dns_ctx, knot_dns)
+    reg = _registered(dns_ctx, _unique_host(), is_government=True)
+    apps.confirm_application(dns_ctx, reg.application_id, use_chinese=False, actor="s")
+    assert not enrolment.dcv_required(dns_ctx, reg.application_id)
+    assert enrolment.dcv_methods(dns_ctx, reg.application_id) == []
+    assert apps.get_application(dns_ctx, reg.application_id).state == "validated"
+    with dns_ctx.sessions() as s:
+        held = s.scalars(select(DomainValidation).where(DomainValidation.operator_held.is_(True))).all()
+        assert [(v.domain, v.method, v.namespace) for v in held] == [("example.com", "dns", True)]
+        assert held[0].evidence and "dcv.exempt" in s.scalars(select(AuditEvent.event)).all()
+
+
+def test_operator_validation_fails_without_the_txt_record(dns_ctx: Context) -> None:
+    from ecert.core.errors import ValidationFailed
+    from ecert.services.operator_dcv import check_operator_validation, start_operator_validation
+
+    start_operator_validation(dns_ctx, "example.net", actor="operator")
+    with pytest.raises(ValidationFailed):
+        check_operator_validation(dns_ctx, "example.net", actor="operator")
+    reg = _registered(dns_ctx, f"w{uuid.uuid4().hex[:8]}.example.net", is_government=True)
+    apps.confirm_application(dns_ctx, reg.application_id, use_chinese=False, actor="s")
+    assert enrolment.dcv_required(dns_ctx, reg.application_id)
 
 
 def test_wrong_pin_locks_out_with_the_same_message_and_audit(dns_ctx: Context) -> None:
@@ -314,13 +342,14 @@ def test_bad_applications_are_refused(demo_ctx: Context, overrides: dict[str, ob
         (make_csr(["www.example.com", "evil.example.net"]), PolicyViolation),
     ],
 )
-def test_bad_csrs_change_nothing(demo_ctx: Context, csr: str, error: type) -> None:  # noqa: F811
-    reg = _registered(demo_ctx, "www.example.com", is_government=True)
-    apps.confirm_application(demo_ctx, reg.application_id, use_chinese=False, actor="s")
+def test_bad_csrs_change_nothing(dns_ctx: Context, knot_dns: KnotDns, csr: str, error: type) -> None:  # noqa: F811
+    hold_namespace(dns_ctx, knot_dns)
+    reg = _registered(dns_ctx, "www.example.com", is_government=True)
+    apps.confirm_application(dns_ctx, reg.application_id, use_chinese=False, actor="s")
     with pytest.raises(error):
-        enrolment.submit_csr(demo_ctx, reg.application_id, csr, actor="s")
-    assert apps.get_application(demo_ctx, reg.application_id).state == "validated"
-    with demo_ctx.sessions() as s:
+        enrolment.submit_csr(dns_ctx, reg.application_id, csr, actor="s")
+    assert apps.get_application(dns_ctx, reg.application_id).state == "validated"
+    with dns_ctx.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Certificate)) == 0
         assert "csr.refused" in s.scalars(select(AuditEvent.event)).all()
 

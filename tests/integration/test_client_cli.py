@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -269,7 +271,6 @@ def test_export_prompts_for_password_twice(tmp_path: Path, pki: TestPKI, secrets
 
 
 def test_deploy_jks_is_readable_by_keytool(tmp_path: Path, pki: TestPKI, secrets) -> None:
-    import subprocess
 
     store, _ = issued_store(tmp_path, pki, secrets)
     out = tmp_path / "jks"
@@ -293,3 +294,53 @@ def test_deploy_jks_is_readable_by_keytool(tmp_path: Path, pki: TestPKI, secrets
         timeout=60,
     )
     assert listing.returncode == 0 and b"PrivateKeyEntry" in listing.stdout
+
+
+def ecert_main(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`ecert` as installed (through main(), where usage errors are turned into one line)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ecert.cli.subscriber", "--store", str(store), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        (["deploy", "web", "--format", "bogus", "--out", "x"], 2, "error: Invalid value for '--format'"),
+        (["nosuch"], 2, "error: No such command 'nosuch'. (see 'ecert --help')"),
+        (["verify"], 2, "error: Missing argument 'target'. (see 'ecert verify --help')"),
+        (["verify", "web"], 1, "error: no certificate named 'web'"),
+        (["request", "new", "w", "-n", "www.example.com"], 1, "error: a prompt got no answer"),
+        (["request", "new", "w", "-n", "bad name!", "--no-encrypt"], 1, "error: 'bad name!' contains a space"),
+    ],
+    ids=["bad-choice", "unknown-command", "missing-argument", "unknown-name", "no-tty-prompt", "bad-host-name"],
+)
+def test_errors_are_one_line_with_the_documented_exit_code(tmp_path: Path, args, code: int, line: str) -> None:
+    r = ecert_main(tmp_path / "s", *args)
+    assert r.returncode == code
+    [only] = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert only.startswith(line) and "Traceback" not in r.stderr
+
+
+def _command_paths() -> list[list[str]]:
+    import typer
+
+    def walk(cmd, path: list[str]) -> list[list[str]]:
+        subs = getattr(cmd, "commands", {})
+        return [path] + [p for name, sub in sorted(subs.items()) for p in walk(sub, [*path, name])]
+
+    return walk(typer.main.get_command(app), [])
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=lambda p: " ".join(p) or "ecert")
+def test_every_command_has_help_that_exits_0(path: list[str]) -> None:
+    r = CliRunner().invoke(app, [*path, "--help"], env={"NO_COLOR": "1", "COLUMNS": "100"})
+    assert r.exit_code == 0
+    usage, _, rest = r.output.strip().partition("\n")
+    assert usage.startswith("Usage: ") and len(rest.split()) > 5  # a sentence of help, not just the usage line
+    assert "<bool>" not in r.output and "--no-force" not in r.output  # flags read as flags

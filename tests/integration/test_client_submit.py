@@ -201,3 +201,40 @@ def test_submit_that_never_passes_dcv_exits_3(tmp_path: Path, fake: FakeCA) -> N
     )
     assert r.exit_code == 3
     assert "file not found" in r.output
+
+
+def _started(*domains: tuple[str, str]) -> dict:
+    return {
+        "method": "http_file",
+        "domains": [{"domain": d, "file_name": "fileauth.txt", "file_content": c} for d, c in domains],
+    }
+
+
+def test_fileauth_goes_under_each_names_own_web_root(tmp_path: Path) -> None:
+    from ecert.client.submit import write_fileauth
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    written = write_fileauth(a, _started(("www.example.com", "rv-1"), ("example.com", "rv-2")), {"example.com": b})
+    assert sorted(written) == sorted(
+        [a / ".well-known/pki-validation/fileauth.txt", b / ".well-known/pki-validation/fileauth.txt"]
+    )
+    assert (a / ".well-known/pki-validation/fileauth.txt").read_text() == "rv-1"
+    assert (b / ".well-known/pki-validation/fileauth.txt").read_text() == "rv-2"
+
+
+@pytest.mark.parametrize(
+    ("started", "per_domain", "message"),
+    [
+        (_started(("www.example.com", "rv-1"), ("example.com", "rv-2")), {}, "share the web root"),
+        (_started(("www.example.com", "rv-1")), None, "no web root for www.example.com"),
+    ],
+    ids=["two-codes-one-root", "no-root"],
+)
+def test_fileauth_refusals_write_nothing(tmp_path: Path, started: dict, per_domain, message: str) -> None:
+    from ecert.client.errors import ClientError
+    from ecert.client.submit import write_fileauth
+
+    root = tmp_path / "www" if per_domain is not None else None
+    with pytest.raises(ClientError, match=message):
+        write_fileauth(root, started, per_domain)
+    assert not any(tmp_path.rglob("fileauth.txt"))

@@ -15,7 +15,7 @@ from ecert.services import applications as apps
 from ecert.services.context import Context
 from ecert.web import i18n
 from ecert.web.app import create_app
-from tests.integration.ca_fixtures import DEMO_ENV, demo_ctx, make_demo_ctx  # noqa: F401
+from tests.integration.ca_fixtures import DEMO_ENV, demo_ctx, hold_namespace, make_demo_ctx  # noqa: F401
 from tests.integration.dcv_fixtures import KnotDns, knot_dns  # noqa: F401
 from tests.integration.test_applications import application_input, make_csr
 
@@ -32,8 +32,12 @@ def csrf_of(html: str) -> str:
 def ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Context:  # noqa: F811
     # CAA is looked up on the loopback Knot server (no records: issuance permitted). SMTP on a closed
     # port: the registration mail fails fast and is audited; the pages do not need it.
-    return make_demo_ctx(login_max_failures=3, smtp_port=9, dns_resolvers=(knot_dns.resolver_addr,),
-                         allow_private_addresses=True)
+    ctx = make_demo_ctx(login_max_failures=3, smtp_port=9, dns_resolvers=(knot_dns.resolver_addr,),
+                        allow_private_addresses=True)
+    # The operator holds a validation of example.com, so these page tests skip the DCV step (the DNS
+    # method itself is the browser test's); the seed's government exemption alone would not (BR 3.2.2.4).
+    hold_namespace(ctx, knot_dns)
+    return ctx
 
 
 @pytest.fixture
@@ -44,7 +48,7 @@ def client(ctx: Context) -> Iterator[TestClient]:
 
 def register(ctx: Context, **overrides: object) -> tuple[str, apps.RegisteredApplication]:
     host = overrides.pop("host", None) or f"w{uuid.uuid4().hex[:10]}.example.com"
-    values: dict[str, object] = {"is_government": True}  # no DCV: the DNS method is the browser test's
+    values: dict[str, object] = {"is_government": True}
     values.update(overrides)
     return str(host), apps.register_application(ctx, application_input(str(host), **values), actor="operator:test")
 

@@ -19,6 +19,8 @@ import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
+from tests.integration.foundation_fixtures import sqlite_ctx  # noqa: F401
+from tests.integration.test_revocation import issue_leaf
 
 from ecert.services import publication, revocation
 from ecert.services.ca_config import load_hierarchy_config
@@ -26,8 +28,6 @@ from ecert.services.ceremony import rollover
 from ecert.services.context import Context
 from ecert.store.models import CA
 from ecert.web.app import create_app
-from tests.integration.foundation_fixtures import sqlite_ctx  # noqa: F401
-from tests.integration.test_revocation import issue_leaf
 
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
 TIMEOUT = 30

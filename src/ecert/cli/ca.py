@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import sys
@@ -412,16 +413,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 def _install_extra_commands() -> None:
     """Commands that live in their own modules register here (kept lazy to keep start-up quick)."""
     for module, attr, name in _EXTRA:
-        try:
-            mod = __import__(f"ecert.cli.{module}", fromlist=[attr])
-        except ImportError:
-            continue
-        sub = getattr(mod, attr, None)
-        if isinstance(sub, typer.Typer):
-            app.add_typer(sub, name=name)
+        sub = getattr(importlib.import_module(f"ecert.cli.{module}"), attr)
+        app.add_typer(sub, name=name)
 
-
-_EXTRA: list[tuple[str, str, str]] = [("perspective", "app", "perspective"), ("applications", "app", "application")]
+_EXTRA: list[tuple[str, str, str]] = [("perspective", "app", "perspective"), ("applications", "app", "application"),
+                                     ("dcv", "app", "dcv")]
 _EXTRA += [("status", "crl_app", "crl"), ("status", "ocsp_app", "ocsp"), ("status", "jobs_app", "jobs")]
 
 

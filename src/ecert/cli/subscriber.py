@@ -75,7 +75,8 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    _console(stderr=True).print(f"error: {message}", markup=False)
+    """One line on stderr, whatever the message held (a CA's problem detail may span lines)."""
+    _console(stderr=True).print(f"error: {' '.join(message.split())}", markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -88,8 +89,9 @@ def _handle(fn: F) -> F:
             return fn(*args, **kwargs)
         except EcertError as exc:
             _fail(str(exc), exit_code_for(exc))
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            _fail(f"{exc.strerror}: {exc.filename}")
+        except OSError as exc:  # missing file, permission, full disk: the OS's words and the file
+            where = f": {exc.filename}" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where}")
         except KeyboardInterrupt:
             _fail("interrupted; nothing more was written")
 
@@ -397,7 +399,7 @@ class _CliUI:
             ("Valid to", "not_after"),
             ("Days", "validity_days"),
         ):
-            value = summary.get(key)
+            value = summary.get(f"{key}_label") or summary.get(key)  # "type_label" reads better than "type"
             table.add_row(label, ", ".join(value) if isinstance(value, list) else str(value))
         self.con.print(table)
         if self.yes:
@@ -419,7 +421,11 @@ def request_submit(
         typer.Option(help="DCV method (default: http_file with --webroot, else dns_txt, else email)."),
     ] = None,
     webroot: Annotated[
-        Path | None, typer.Option(help="Web root to write .well-known/pki-validation/fileauth.txt.")
+        list[str] | None,
+        typer.Option(
+            help="Web root for .well-known/pki-validation/fileauth.txt: DIR for every name, or NAME=DIR "
+            "for one name (repeat).",
+        ),
     ] = None,
     dns_hook: Annotated[Path | None, typer.Option(help="Script run as 'HOOK add NAME VALUE' per TXT record.")] = None,
     email_local_part: Annotated[
@@ -445,6 +451,7 @@ def request_submit(
 
     store = STATE.store
     pending = store.pending_entry(name)
+    default_root, per_name = _parse_webroots(webroot or [])
     pin = _read_pin(pin_file)  # never echoed, stored or logged
     with ApiClient(ca_url, transport=_TRANSPORT) as api:
         done = submit_request(
@@ -456,7 +463,8 @@ def request_submit(
             ui=_CliUI(yes, use_chinese),
             dcv=DcvOptions(
                 method=method.value if method else None,
-                webroot=webroot,
+                webroot=default_root,
+                webroots=per_name,
                 dns_hook=dns_hook,
                 email_local_part=email_local_part,
                 max_wait_seconds=max_wait,
@@ -469,6 +477,23 @@ def request_submit(
 
 
 _TRANSPORT: Any = None  # tests inject an httpx transport here
+
+
+def _parse_webroots(items: list[str]) -> tuple[Path | None, dict[str, Path]]:
+    """``--webroot DIR`` (every name) and ``--webroot NAME=DIR`` (one name; NAME as the CA spells it)."""
+    default: Path | None = None
+    per_name: dict[str, Path] = {}
+    for item in items:
+        name, sep, directory = item.partition("=")
+        if sep and "/" not in name and "." in name:
+            from ecert.core.names import normalize_dns_name
+
+            per_name[normalize_dns_name(name, allow_wildcard=False)] = Path(directory)
+        elif default is not None:
+            raise ClientError("give one --webroot DIR for every name, and NAME=DIR for the others")
+        else:
+            default = Path(item)
+    return default, per_name
 
 
 def _read_pin(path: Path | None) -> str:
@@ -792,12 +817,30 @@ def check_cmd(
 
 
 def main() -> None:
-    """Console-script entry point (``ecert``)."""
+    """Console-script entry point (``ecert``): usage errors too become one line (exit code 2)."""
+    command = typer.main.get_command(app)
     try:
-        app()
-    except KeyboardInterrupt:  # pragma: no cover - interactive only
-        sys.stderr.write("error: interrupted\n")
+        code = command.main(prog_name="ecert", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C, or end of input at a prompt
+        if sys.stdin is not None and not sys.stdin.isatty():
+            sys.stderr.write(  # on a line of its own: getpass leaves its prompt line open
+                "\nerror: a prompt got no answer (input is not a terminal); scripts pass secrets with "
+                "--passphrase-file, --password-file or --pin-file\n"
+            )
+        else:
+            sys.stderr.write("error: interrupted; nothing more was written\n")
         sys.exit(1)
+    except typer.TyperException as exc:  # typer's own click: UsageError, BadParameter, NoArgsIsHelpError...
+        text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        code = int(getattr(exc, "exit_code", 1))
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as click prints it
+            sys.stderr.write(text + "\n")
+            sys.exit(code)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if code == 2 and ctx is not None else ""
+        sys.stderr.write(f"error: {' '.join(text.split())}{hint}\n")
+        sys.exit(code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,33 +50,46 @@ class DcvOptions:
 
     method: str | None = None  # None: first method the CA offers, preferring http_file with a webroot
     webroot: Path | None = None
+    webroots: Mapping[str, Path] = field(default_factory=dict)  # name -> its own web root
     dns_hook: Path | None = None
     email_local_part: str | None = None
     poll_seconds: float = 2.0
     max_wait_seconds: float = 120.0
 
 
-def write_fileauth(webroot: Path, started: dict[str, Any]) -> list[Path]:
-    """Write ``.well-known/pki-validation/fileauth.txt`` under the web root (BR 3.2.2.4.18).
+def write_fileauth(
+    webroot: Path | None, started: dict[str, Any], per_domain: Mapping[str, Path] | None = None
+) -> list[Path]:
+    """Write ``.well-known/pki-validation/<file>`` under each name's web root (BR 3.2.2.4.18).
 
-    One web root serves every name here; each domain's content is the same file when the CA gives
-    one Random Value per application, otherwise the last write would win — so refuse that case.
+    ``per_domain`` maps a name to its own web root; the others use ``webroot``. The CA gives each name
+    its own Random Value, so names that share one web root can pass only if their files are the same;
+    otherwise the last write would win, so that case is refused before anything is written.
     """
-    contents = {d.get("file_content") for d in started.get("domains", [])}
-    if len(contents) != 1 or None in contents:
-        raise ClientError("the CA gave different validation files per domain; use one web root per domain")
-    directory = webroot / ".well-known" / "pki-validation"
-    directory.mkdir(parents=True, exist_ok=True)
-    content = str(contents.pop()).encode()
-    names = {d.get("file_name") or "fileauth.txt" for d in started["domains"]}
-    written = []
-    for name in sorted(names):
-        if "/" in name or "\\" in name or name.startswith("."):
-            raise ClientError(f"the CA asked for an unsafe file name {name!r}")
-        path = directory / name
+    groups: dict[Path, list[dict[str, Any]]] = {}
+    for d in started.get("domains", []):
+        root = (per_domain or {}).get(str(d.get("domain"))) or webroot
+        if root is None:
+            raise ClientError(f"no web root for {d.get('domain')}; add --webroot {d.get('domain')}=DIR")
+        groups.setdefault(root, []).append(d)
+    plan: list[tuple[Path, bytes]] = []
+    for root, domains in groups.items():
+        contents = {d.get("file_content") for d in domains}
+        if len(contents) != 1 or None in contents:
+            names = ", ".join(str(d.get("domain")) for d in domains)
+            raise ClientError(
+                f"{names} share the web root {root} but the CA gave each its own validation file; "
+                "give each name its own with --webroot NAME=DIR"
+            )
+        content = str(contents.pop()).encode()
+        for name in sorted({d.get("file_name") or "fileauth.txt" for d in domains}):
+            if "/" in name or "\\" in name or name.startswith("."):
+                raise ClientError(f"the CA asked for an unsafe file name {name!r}")
+            plan.append((root / ".well-known" / "pki-validation" / name, content))
+    for path, content in plan:
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, content, mode=0o644, force=True)
-        written.append(path)
-    return written
+    return [path for path, _ in plan]
 
 
 def _run_hook(hook: Path, started: dict[str, Any]) -> None:
@@ -99,7 +112,11 @@ def _pick_method(methods: list[dict[str, Any]], opts: DcvOptions) -> str:
         if opts.method not in offered:
             raise PolicyViolation(f"the CA does not offer {opts.method} for this application (offers {offered})")
         return opts.method
-    for wanted, ok in (("http_file", opts.webroot is not None), ("dns_txt", True), ("email", True)):
+    for wanted, ok in (
+        ("http_file", opts.webroot is not None or bool(opts.webroots)),
+        ("dns_txt", True),
+        ("email", True),
+    ):
         if ok and wanted in offered:
             return wanted
     if not offered:
@@ -138,9 +155,9 @@ def submit_request(
         ui.show_dcv(started)
         email_code = None
         if method == "http_file":
-            if dcv.webroot is None:
+            if dcv.webroot is None and not dcv.webroots:
                 raise ClientError("the website-file method needs --webroot DIR")
-            for path in write_fileauth(dcv.webroot, started):
+            for path in write_fileauth(dcv.webroot, started, dcv.webroots):
                 ui.progress(f"Wrote {path}")
         elif method == "dns_txt":
             if dcv.dns_hook is not None:

@@ -306,11 +306,10 @@ def move_state(session: Session, app_id: int, action: Action, *, now: datetime, 
 def dcv_exemption(session: Session, row: Application, now: datetime) -> str | None:
     """Why this application needs no DCV, or None.
 
-    Government bureaux and departments are exempt (seed C.4: "for non-Government B/D subscribers only");
-    names under a domain the operator validated itself (still inside the BR 4.2.1 reuse period) are too.
+    The seed exempts government bureaux and departments (C.4), but the BR has no such exemption: an
+    application skips the subscriber-facing step only when every name is under a domain the operator
+    validated itself (services/operator_dcv.py), still inside the BR 4.2.1 reuse period.
     """
-    if row.is_government:
-        return "government bureau or department (seed C.4)"
     held = session.scalars(select(DomainValidation).where(DomainValidation.operator_held.is_(True))).all()
     names = application_names(row)
     if not held:
@@ -608,7 +607,7 @@ def _ensure_open(row: Application, now: datetime) -> None:
 def confirm_application(ctx: Context, app_id: int, *, use_chinese: bool, actor: str) -> ApplicationView:
     """Confirm the data (seed C.3); "Confirm Opt with Chinese" puts the Chinese name in the certificate's O.
 
-    A government application (or one wholly under operator-held domains) goes straight on to ``validated``.
+    An application wholly under operator-held domains goes straight on to ``validated``.
     """
     now = ctx.clock()
     with ctx.transaction() as session:

@@ -209,7 +209,7 @@ def spaced_serial(serial_hex: str) -> str:
 
 
 def dcv_required(ctx: Context, app_id: int) -> bool:
-    """False for government applications and names under operator-held validations (they skip seed C.4)."""
+    """False when every name is under an operator-held validation (they skip seed C.4); True otherwise."""
     with ctx.sessions() as session:
         row = load_application(session, app_id)
         return dcv_exemption(session, row, ctx.clock()) is None

@@ -244,7 +244,8 @@ class DcvChallenge(Base):
     __tablename__ = "dcv_challenges"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    # None for the operator's own validations of a namespace (services/operator_dcv.py).
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), index=True)
     domain: Mapped[str]
     method: Mapped[str]  # http_file | dns_txt | email
     code: Mapped[str]
