@@ -28,7 +28,7 @@ from ecert.services import applications as apps
 from ecert.services import downloads, enrolment
 from ecert.services.context import Context
 from ecert.services.pin_envelope import render_pin_envelope_html
-from ecert.store.models import Application, AuditEvent, Certificate, DomainValidation, LoginAttempt
+from ecert.store.models import CA, Application, AuditEvent, Certificate, DomainValidation, LoginAttempt
 from tests.integration.ca_fixtures import demo_ctx, hold_namespace, make_demo_ctx  # noqa: F401
 from tests.integration.dcv_fixtures import KnotDns, SmtpSink, knot_dns, smtp_sink  # noqa: F401
 
@@ -170,6 +170,12 @@ def test_rejected_certificate_is_revoked_and_a_new_csr_allowed(dns_ctx: Context,
     with dns_ctx.sessions() as s:
         row = s.scalar(select(Certificate).where(Certificate.serial_hex == cert.serial_hex))
         assert row is not None and row.status == "rejected" and row.revoked_at is not None
+        ca_label = s.scalar(select(CA.label).where(CA.id == row.ca_id))
+    # On the CRL at once, not at the next job pass.
+    from ecert.services.publication import latest_crl
+
+    crl = x509.load_der_x509_crl(latest_crl(dns_ctx, ca_label).der)
+    assert crl.get_revoked_certificate_by_serial_number(int(cert.serial_hex, 16)) is not None
     with pytest.raises(Conflict):
         enrolment.accept_certificate(dns_ctx, app_id, actor="s")
     assert enrolment.get_certificate(dns_ctx, app_id) is None

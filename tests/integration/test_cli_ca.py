@@ -102,3 +102,11 @@ def test_offline_ceremony_through_the_cli(initialised: Path) -> None:
     out = _run(initialised, "ca", "cross-request", "--out-dir", str(initialised / "cross")).stdout
     assert "root-request.pem" in out
     assert (initialised / "cross" / "root.pem").exists()
+
+
+def test_rollover_schedules_the_old_ca_into_the_arl(initialised: Path) -> None:
+    out = json.loads(_run(initialised, "ca", "rollover", "ev", "--revoke-old-at", "2027-01-31T00:00:00",
+                          "--json").stdout)
+    assert out["data"]["revocation_scheduled"][0]["label"] == "demo-ev-ca-1"
+    rows = {ca["label"]: ca for ca in json.loads(_run(initialised, "ca", "list", "--json").stdout)["data"]}
+    assert rows["demo-ev-ca-1"]["status"] == "retired"  # revoked by the jobs when the date comes

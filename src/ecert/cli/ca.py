@@ -144,15 +144,22 @@ def ca_rollover(role: Annotated[str, typer.Argument(help="ov or ev")],
                 label: Annotated[str | None, typer.Option(help="Label of the new CA.")] = None,
                 common_name: Annotated[str | None, typer.Option(help="CN of the new CA.")] = None,
                 effective_from: Annotated[datetime | None, typer.Option(help="When it starts issuing (UTC).")] = None,
+                revoke_old_at: Annotated[datetime | None, typer.Option(
+                    help="Revoke the old CA(s) into the ARL at this time (UTC), reason superseded.")] = None,
                 json_out: JsonOpt = False) -> None:
-    """A new issuing CA for ROLE; the old one stops issuing (revoke it later with `ca revoke`)."""
+    """A new issuing CA for ROLE; the old one stops issuing, and is revoked into the ARL when you say."""
     from ..services.ceremony import rollover
+    from ..services.revocation import revoke_ca
+
+    def _utc(value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     with _context() as ctx:
-        eff = effective_from.replace(tzinfo=UTC) if effective_from and effective_from.tzinfo is None else effective_from
         new, old = rollover(ctx, _config(ctx.settings), role, label=label, common_name=common_name,
-                            effective_from=eff)
-        data = {"new": new.label, "effective_from": new.effective_from, "retired": [o.label for o in old]}
+                            effective_from=_utc(effective_from))
+        revoked = [revoke_ca(ctx, o.label, "superseded", _utc(revoke_old_at)) for o in old] if revoke_old_at else []
+        data = {"new": new.label, "effective_from": new.effective_from, "retired": [o.label for o in old],
+                "revocation_scheduled": [{"label": o.label, "at": _utc(revoke_old_at)} for o in old] if revoked else []}
         if json_out:
             output.emit_json("rollover", data)
         else:

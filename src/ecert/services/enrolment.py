@@ -29,6 +29,7 @@ from ..store.models import CA, Application, CaaCheck, Certificate, DcvChallenge,
 from .applications import application_names, dcv_exemption, load_application, move_state, subject_for
 from .context import Context
 from .issuance import BlockedKeys, IssueRequest, issue
+from .revocation import publish_status
 
 __all__ = [
     "METHOD_LABELS",
@@ -583,4 +584,8 @@ def reject_certificate(ctx: Context, app_id: int, *, reason: str, actor: str) ->
                      details={"application": app.reference_number, "reason": reason, "revoked": True}, now=now)
         session.flush()
         session.refresh(app)
-        return _cert_view(cert, app, session.get(CA, cert.ca_id))
+        ca = session.get(CA, cert.ca_id)
+        view = _cert_view(cert, app, ca)
+        changed = [(ca.label, cert.serial_hex)] if ca is not None else []
+    publish_status(ctx, changed)  # after the commit: CRL and OCSP say "revoked" now, not at the next job pass
+    return view

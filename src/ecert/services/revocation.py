@@ -32,6 +32,7 @@ __all__ = [
     "Revocation",
     "apply_due_ca_revocations",
     "parse_reason",
+    "publish_status",
     "revocation_challenge",
     "revoke_by_key_proof",
     "revoke_ca",
@@ -162,7 +163,7 @@ def _revoke_in(session: Session, cert: Certificate, ca: CA, reason: x509.ReasonF
     return changed, blocked
 
 
-def _publish(ctx: Context, changed: list[tuple[str, str]]) -> bool:
+def publish_status(ctx: Context, changed: list[tuple[str, str]]) -> bool:
     """Republish CRL and OCSP of each touched CA now; a failure is logged and left to the scheduler."""
     ok = True
     by_ca: dict[str, list[str]] = {}
@@ -201,7 +202,7 @@ def revoke_certificate(ctx: Context, *, ca_label: str | None, serial_hex: str, r
     with ctx.transaction() as session:
         cert, ca = _find_certificate(session, ca_label, serial_hex)
         changed, blocked = _revoke_in(session, cert, ca, flag, when, now, actor)
-    published = _publish(ctx, changed)
+    published = publish_status(ctx, changed)
     return Revocation(tuple(changed), when, flag.value if flag else None, blocked, published)
 
 
@@ -285,7 +286,7 @@ def revoke_by_key_proof(ctx: Context, serial_hex: str, proof: bytes | str) -> Re
         challenge.used_at = now
         changed, blocked = _revoke_in(session, cert, ca, x509.ReasonFlags.key_compromise, now, now,
                                       "key-holder")
-    published = _publish(ctx, changed)
+    published = publish_status(ctx, changed)
     return Revocation(tuple(changed), now, x509.ReasonFlags.key_compromise.value, blocked, published)
 
 
