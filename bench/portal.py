@@ -2,11 +2,12 @@
 
 Starts ecert's web service with uvicorn on 127.0.0.1 (SQLite in a temp dir, or PostgreSQL when
 ECERT_DATABASE_URL is set), prepares N sessions with an accepted certificate each, then drives
-``GET /api/v1/application`` and ``GET /api/v1/certificate/download?format=pem`` with C concurrent
-httpx clients; in the same run it drives Python's http.server serving a file of the same size as the
-PEM. Prints p50/p99 latency and requests per second of each, and the ratio to the static baseline.
+``GET /api/v1/application`` and ``GET /api/v1/certificate/download?format=pem`` with
+``wrk`` connections (bounded: 1 thread, N connections, S seconds); in the same run ``wrk`` drives Debian's
+nginx (one worker) serving a file of the same size as the PEM. Prints p50/p99 latency and requests per
+second of each, and the ratio to the static baseline.
 
-    .venv/bin/python bench/portal.py [--requests 2000] [--concurrency 16] [--sessions 16]
+    .venv/bin/python bench/portal.py [--seconds 5] [--connections 16] [--sessions 4]
     ECERT_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test .venv/bin/python bench/portal.py
 
 The CAA lookup at issuance is stubbed (the bench measures reads, not DNS); applications are government
@@ -16,10 +17,10 @@ ones, which skip DCV by the seed's rule.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import re
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,8 +28,6 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,8 +42,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _CaaAllows:
-    """Stands in for the Validator's CAA check so preparation needs no DNS."""
+class _BenchValidator:
+    """Stands in for the network so preparation needs no DNS: the bench measures reads, not validation.
+
+    It answers the operator's DNS validation of example.com (so the bench's applications skip the
+    subscriber DCV step, as operator-held validations allow) and the CAA check at issuance.
+    """
+
+    def check(self, method: Any, domain: str, code: str, **_: Any) -> Any:
+        from ecert.core.dcv_rules import DomainResult
+
+        return DomainResult(domain, str(method), True, "bench: DNS not consulted", {"bench": True}, "bench")
 
     def check_caa(self, names: list[str], **_: Any) -> list[Any]:
         from ecert.core.dcv_rules import CaaDecision
@@ -97,7 +105,11 @@ def prepare(data_dir: Path, database_url: str | None, sessions: int) -> tuple[di
         overrides["database_url"] = database_url
     ctx = build_context(Settings(**overrides), ENV)
     init_hierarchy(ctx, load_hierarchy_config(None), demo=True)
-    ctx.cache["validator"] = _CaaAllows()
+    ctx.cache["validator"] = _BenchValidator()
+    from ecert.services.operator_dcv import check_operator_validation, start_operator_validation
+
+    start_operator_validation(ctx, "example.com", actor="bench")
+    check_operator_validation(ctx, "example.com", actor="bench")
     tokens, size = [], 0
     for i in range(sessions):
         host = f"bench{i}.example.com"
@@ -140,35 +152,44 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-async def drive(urls_and_headers: list[tuple[str, dict[str, str]]], total: int, concurrency: int) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    counter = iter(range(total))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30.0, trust_env=False) as client:
-        async def worker() -> None:
-            nonlocal errors
-            for i in counter:
-                url, headers = urls_and_headers[i % len(urls_and_headers)]
-                t0 = time.perf_counter()
-                r = await client.get(url, headers=headers)
-                latencies.append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    errors += 1
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {"p50_ms": 1000 * statistics.median(latencies),
-            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-            "rps": len(latencies) / elapsed, "errors": errors}
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/tmp; proxy_temp_path {dir}/tmp; fastcgi_temp_path {dir}/tmp;
+    uwsgi_temp_path {dir}/tmp; scgi_temp_path {dir}/tmp;
+    server {{ listen 127.0.0.1:{port}; root {dir}/www; location / {{ default_type application/x-pem-file; }} }}
+}}
+"""
+
+
+def wrk(url: str, seconds: int, connections: int, header: str | None = None) -> dict[str, float]:
+    """One bounded wrk run: requests/second and the p50/p99 latency it reports (--latency)."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if header:
+        cmd += ["-H", header]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+
+    def latency(pct: str) -> float:
+        m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        assert m, out
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"p50_ms": latency("50"), "p99_ms": latency("99"), "rps": rps,
+            "errors": float(non2xx.group(1)) if non2xx else 0.0}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--sessions", type=int, default=16)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--sessions", type=int, default=4)
     args = parser.parse_args()
     database_url = os.environ.get("ECERT_DATABASE_URL")
     server_url = database_url
@@ -181,25 +202,26 @@ def main() -> None:
             api_port, static_port = free_port(), free_port()
             code = SERVER.format(src=str(ROOT / "src"), overrides=overrides, env=ENV, port=api_port)
             procs.append(subprocess.Popen([sys.executable, "-c", code]))
-            webroot = Path(tmp) / "static"
-            webroot.mkdir()
-            (webroot / "cert.pem").write_bytes(b"x" * size)
-            procs.append(subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-                                           "--directory", str(webroot), str(static_port)],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            www = Path(tmp) / "nginx"
+            (www / "www").mkdir(parents=True)
+            (www / "tmp").mkdir()
+            Path(tmp).chmod(0o755)
+            (www / "www" / "cert.pem").write_bytes(b"x" * size)
+            (www / "nginx.conf").write_text(NGINX_CONF.format(dir=www, port=static_port))
+            procs.append(subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(www / "nginx.conf"),
+                                           "-p", str(www)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_listening(api_port, procs[0])
             wait_listening(static_port, procs[1])
             base = f"http://127.0.0.1:{api_port}/api/v1"
-            auth = [{"Authorization": f"Bearer {t}"} for t in tokens]
-            runs = {
-                "api GET /application": [(f"{base}/application", h) for h in auth],
-                "api GET /certificate/download?format=pem": [(f"{base}/certificate/download?format=pem", h)
-                                                              for h in auth],
-                f"static http.server ({size} B file)": [(f"http://127.0.0.1:{static_port}/cert.pem", {})],
+            header = f"Authorization: Bearer {tokens[0]}"
+            wrk(f"{base}/application", 2, args.connections, header)  # warm-up
+            results = {
+                "api GET /application": wrk(f"{base}/application", args.seconds, args.connections, header),
+                "api GET /certificate/download?format=pem": wrk(f"{base}/certificate/download?format=pem",
+                                                                args.seconds, args.connections, header),
+                f"nginx static file ({size} B)": wrk(f"http://127.0.0.1:{static_port}/cert.pem", args.seconds,
+                                                     args.connections),
             }
-            asyncio.run(drive(runs["api GET /application"], 200, args.concurrency))  # warm-up
-            results = {name: asyncio.run(drive(targets, args.requests, args.concurrency))
-                       for name, targets in runs.items()}
         finally:
             for proc in procs:
                 proc.terminate()
@@ -210,12 +232,12 @@ def main() -> None:
             if server_url and database_url and "ecert_bench_" in database_url:
                 _drop_schema(server_url, database_url.split("search_path%3D")[-1].split("search_path=")[-1])
     engine = "PostgreSQL" if database_url else "SQLite"
-    print(f"ecert portal API bench: {engine}, {args.requests} requests per target, concurrency {args.concurrency}, "
-          f"{args.sessions} sessions, loopback")
+    print(f"ecert portal API bench: {engine}, wrk 1 thread, {args.connections} connections, {args.seconds} s per "
+          "target, loopback, one uvicorn worker vs one nginx worker")
     static = list(results.values())[-1]
     for name, r in results.items():
-        print(f"  {name:<48} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  {r['rps']:8.1f} req/s  "
-              f"errors {int(r['errors'])}  ({r['rps'] / static['rps']:.2f}x static)")
+        print(f"  {name:<44} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  {r['rps']:8.1f} req/s  "
+              f"non-2xx {int(r['errors'])}  ({r['rps'] / static['rps']:.2f}x nginx)")
 
 
 if __name__ == "__main__":

@@ -190,6 +190,7 @@ def test_four_workers_on_one_postgresql_publish_once_without_errors(pg_ctx: Cont
     # Four workers: own engines (connection pools) on one database, the same key store.
     engines = [store_db.make_engine(pg_url) for _ in range(4)]
     workers = [Context(settings=pg_ctx.settings, engine=e, sessions=store_db.session_factory(e),
+                       readers=store_db.read_only_session_factory(e),
                        keys_factory=pg_ctx.keys_factory) for e in engines]
     reports: list[jobs.JobReport] = []
     barrier = threading.Barrier(4)

@@ -561,7 +561,7 @@ def resolve_session(ctx: Context, token: str) -> int:
         raise Unauthorized(_SESSION_GONE)
     now = ctx.clock()
     sid = _token_id(token)
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         found = session.execute(
             select(PortalSession.application_id, PortalSession.expires_at, PortalSession.ended_at)
             .where(PortalSession.id == sid).execution_options(sqlite_read_only=True)).one_or_none()
@@ -584,13 +584,13 @@ def end_session(ctx: Context, token: str) -> None:
 
 
 def get_application(ctx: Context, app_id: int) -> ApplicationView:
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         return _view(load_application(session, app_id), ctx.clock())
 
 
 def get_application_by_reference(ctx: Context, reference_number: str) -> ApplicationView:
     reference = (reference_number or "").strip()
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         row = None
         if _REFERENCE.match(reference):
             row = session.scalar(select(Application).where(Application.reference_number == reference))

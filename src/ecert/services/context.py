@@ -28,7 +28,8 @@ class Context:
 
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]  # writes: services/ opens transactions with these (BEGIN IMMEDIATE on SQLite)
+    readers: sessionmaker[Session]  # reads: on SQLite they neither wait for nor block the writer
     keys_factory: Callable[[], KeyBackend]
     clock: Callable[[], datetime] = utcnow
     perspective_secret: str | None = field(default=None, repr=False)  # HMAC key for remote perspectives
@@ -41,6 +42,12 @@ class Context:
         if self._keys is None:
             self._keys = self.keys_factory()
         return self._keys
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only unit of work: nothing is committed; SQLite readers run beside the writer (WAL)."""
+        with self.readers() as session:
+            yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -63,5 +70,6 @@ def build_context(settings: Settings, env: Mapping[str, str], *, migrate: bool =
         db.upgrade(engine)
     env_copy = dict(env)
     return Context(settings=settings, engine=engine, sessions=db.session_factory(engine),
+                   readers=db.read_only_session_factory(engine),
                    keys_factory=lambda: backend_from_settings(settings, env_copy), clock=clock,
                    perspective_secret=env.get(settings.perspective_secret_env) or None)

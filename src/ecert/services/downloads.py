@@ -107,7 +107,7 @@ def download(ctx: Context, app_id: int, fmt: str) -> Download:
     """The subscriber's current certificate (issued or accepted) in ``fmt``."""
     if fmt not in FORMATS:
         raise NotFound("no such download format", value=str(fmt)[:20])
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         cert = session.scalars(select(Certificate).where(
             Certificate.application_id == app_id, Certificate.status.in_(("issued", "accepted")))
             .order_by(Certificate.created_at.desc(), Certificate.id.desc())).first()
@@ -126,7 +126,7 @@ def public_download(ctx: Context, serial_hex: str, fmt: str) -> Download:
         serial = repo.normalize_serial_hex(serial_hex)
     except ValueError:
         raise NotFound("no such certificate") from None
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         cert = session.scalars(select(Certificate).where(Certificate.serial_hex == serial,
                                                          Certificate.status == "accepted")).first()
         if cert is None:
@@ -169,7 +169,7 @@ def search_certificates(ctx: Context, *, by: str, query: str) -> list[SearchHit]
             ascii_query = query.lower()
         query = ascii_query
     now = ctx.clock()
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         rows = [c for c in repo.find_certificates(session, query, by, limit=200)  # type: ignore[arg-type]
                 if c.status == "accepted"]
         issuers = {ca.id: ca for ca in session.scalars(select(CA)).all()}
@@ -195,7 +195,7 @@ def ca_links(ctx: Context) -> list[CaLink]:
     """Every published CA certificate with its download URLs; issuing CAs with their CRL, the root with its ARL."""
     base = ctx.settings.base_url
     out: list[CaLink] = []
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         for ca in session.scalars(select(CA).where(CA.role.in_(("root", "cross", "ov", "ev")))
                                   .order_by(CA.id)).all():
             cert = x509.load_der_x509_certificate(ca.cert_der)

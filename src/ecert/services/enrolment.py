@@ -211,7 +211,7 @@ def spaced_serial(serial_hex: str) -> str:
 
 def dcv_required(ctx: Context, app_id: int) -> bool:
     """False when every name is under an operator-held validation (they skip seed C.4); True otherwise."""
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         row = load_application(session, app_id)
         return dcv_exemption(session, row, ctx.clock()) is None
 
@@ -234,7 +234,7 @@ def dcv_methods(ctx: Context, app_id: int) -> list[MethodOffer]:
     """The methods applicable to this application (seed C.4: "only applicable methods ... will be shown")."""
     if _skip_if_exempt(ctx, app_id):
         return []
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         row = load_application(session, app_id)
         return list(dcv_rules.applicable_methods(row.cert_type, application_names(row), ctx.clock()))
 
@@ -320,10 +320,10 @@ def dcv_start(ctx: Context, app_id: int, *, method: str | DcvMethod,
 def dcv_check(ctx: Context, app_id: int, *, email_code: str | None = None) -> DcvOutcome:
     """Check every domain (reusing validations still inside the BR 4.2.1 period); all passed → ``validated``."""
     if _skip_if_exempt(ctx, app_id):
-        with ctx.sessions() as session:
+        with ctx.read() as session:
             return DcvOutcome(True, (), load_application(session, app_id).state)
     now = ctx.clock()
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         row = load_application(session, app_id)
         _ensure_open(row, now)
         if AppState(row.state) not in DCV_STATES:
@@ -455,7 +455,7 @@ def submit_csr(ctx: Context, app_id: int, csr_text: str | bytes, *, actor: str) 
     if size > MAX_CSR_BYTES:
         raise CSRTooLarge(f"the CSR is {size} bytes; at most {MAX_CSR_BYTES} are accepted", value=size)
     now = ctx.clock()
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         row = load_application(session, app_id)
         reference = row.reference_number
     try:
@@ -509,7 +509,7 @@ def submit_csr(ctx: Context, app_id: int, csr_text: str | bytes, *, actor: str) 
                          details={"error": (exc.message if isinstance(exc, EcertError) else type(exc).__name__)[:500],
                                   "back_to": back.value}, now=ctx.clock())
         raise
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         app = load_application(session, app_id)
         cert = session.get(Certificate, cert_row.id)
         assert cert is not None
@@ -524,7 +524,7 @@ def _current_cert(session: Session, app_id: int) -> Certificate | None:
 
 def get_certificate(ctx: Context, app_id: int) -> CertificateView | None:
     """The application's newest usable certificate (waiting for acceptance, or accepted); None if none."""
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         app = load_application(session, app_id)
         cert = _current_cert(session, app_id)
         if cert is None:

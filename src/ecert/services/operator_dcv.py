@@ -102,7 +102,7 @@ def check_operator_validation(ctx: Context, domain: str, *, actor: str) -> HeldV
 def list_operator_validations(ctx: Context) -> list[HeldValidation]:
     """Operator-held validations still inside the BR 4.2.1 reuse period."""
     now = ctx.clock()
-    with ctx.sessions() as session:
+    with ctx.read() as session:
         rows = session.scalars(select(DomainValidation).where(DomainValidation.operator_held.is_(True))
                                .order_by(DomainValidation.validated_at.desc())).all()
         return [HeldValidation(domain=r.domain, method=r.method, validated_at=r.validated_at,

@@ -7,11 +7,8 @@ The FastAPI routes for the same paths exist for the OpenAPI document and as the 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -21,8 +18,6 @@ from email.utils import format_datetime
 from typing import Any
 
 import anyio
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509 import ocsp
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,8 +26,9 @@ from ..core.errors import NotFound, RateLimited
 from ..core.urls import OCSP_PATH
 from ..services import jobs, publication, revocation
 from ..services.context import Context
-from ..signer.status import build_ocsp_error
 from .api.deps import Operator, SessionApp
+from .ocsp_rules import ERROR_DER, MAX_REQUEST_BYTES, CertKey, OcspRefused, TokenBucket, parse_request, sign_on_demand
+from .ocsp_rules import decode_get as _decode_get
 
 __all__ = ["router", "install", "OcspResponder", "OCSP_MEDIA_TYPE", "CRL_MEDIA_TYPE"]
 
@@ -42,19 +38,9 @@ OCSP_MEDIA_TYPE = "application/ocsp-response"
 OCSP_REQUEST_MEDIA_TYPE = "application/ocsp-request"
 CRL_MEDIA_TYPE = "application/pkix-crl"  # RFC 2585 3
 CRL_MAX_AGE = 600  # caches may keep a CRL ten minutes: a revocation republishes it at once
-MAX_REQUEST_BYTES = 4096  # an OCSP request for one certificate is about 100 bytes
 ANSWER_TTL = 30.0  # seconds a worker trusts its in-memory answer (other workers' revocations show within it)
 ISSUER_TTL = 60.0
 CACHE_SIZE = 50_000
-# On-demand signatures (unknown serials, non-SHA-1 CertIDs, certificates newer than the last job pass)
-# are rate-limited per process: a flood of random serials must not turn into a flood of signatures.
-SIGN_RATE = 50.0
-SIGN_BURST = 200.0
-
-_HASHES: dict[str, hashes.HashAlgorithm] = {
-    "sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
-_ERROR_DER = {name: build_ocsp_error(name) for name in ("malformedRequest", "unauthorized", "tryLater",
-                                                         "internalError")}
 
 
 class _Answer:
@@ -99,33 +85,16 @@ def _http_date(value: datetime) -> str:
     return format_datetime(value, usegmt=True)
 
 
-class _TokenBucket:
-    def __init__(self, rate: float, burst: float) -> None:
-        self._rate, self._burst = rate, burst
-        self._tokens, self._at = burst, time.monotonic()
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
-            self._at = now
-            if self._tokens < 1:
-                return False
-            self._tokens -= 1
-            return True
-
-
 class OcspResponder:
     """Answers OCSP requests for one :class:`Context`: memory first, then storage, then (limited) signing."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._answers: OrderedDict[tuple[str, bytes, bytes, int], _Answer] = ctx.cache.setdefault(
+        self._answers: OrderedDict[CertKey | str, _Answer] = ctx.cache.setdefault(
             publication.OCSP_CACHE_KEY, OrderedDict())
         self._issuers: dict[tuple[str, bytes, bytes], str] = {}
         self._issuers_at = 0.0
-        self._bucket = _TokenBucket(SIGN_RATE, SIGN_BURST)
+        self._bucket = TokenBucket()
 
     def _issuer(self, key: tuple[str, bytes, bytes]) -> str | None:
         label = self._issuers.get(key)
@@ -155,56 +124,27 @@ class OcspResponder:
 
     async def answer(self, request_der: bytes | None) -> _Answer:
         """The response for one DER request; errors become unsigned OCSP errors (RFC 6960 2.3)."""
-        if request_der is None or len(request_der) > MAX_REQUEST_BYTES:
-            return _error("malformedRequest")
         try:
-            req = ocsp.load_der_ocsp_request(request_der)
-            algorithm = req.hash_algorithm
-            key = (algorithm.name, req.issuer_name_hash, req.issuer_key_hash, req.serial_number)
-        except Exception:  # noqa: BLE001 - any parse failure is a malformed request
-            return _error("malformedRequest")
-        found = self._cached(key)
-        if found is not None:
-            return found
-        if algorithm.name not in _HASHES:
-            return _error("malformedRequest")
-        try:
-            label = await anyio.to_thread.run_sync(self._issuer, key[:3])
+            key = parse_request(request_der)  # the shared rules (web/ocsp_rules.py)
+            found = self._cached(key)
+            if found is not None:
+                return found
+            label = await anyio.to_thread.run_sync(self._issuer, key.issuer)
             if label is None:
-                return _error("unauthorized")  # RFC 6960 2.3: not an issuer we answer for
-            signed = await anyio.to_thread.run_sync(self._lookup_or_sign, label, key[3], algorithm)
-        except RateLimited:
-            return _error("tryLater")
-        except Exception:  # noqa: BLE001 - logged; the client gets internalError
-            _log.exception("OCSP answer failed")
-            return _error("internalError")
+                raise OcspRefused("unauthorized")  # RFC 6960 2.3: not an issuer we answer for
+            # sign_ocsp_now reads storage first; only a miss signs, and misses are rate-limited.
+            signed = await anyio.to_thread.run_sync(sign_on_demand, self.ctx, label, key, self._bucket.take)
+        except OcspRefused as refused:
+            return _error(refused.status)
         found = _Answer(signed.der, signed.this_update, signed.next_update, signed.etag, now=self.ctx.clock())
         self._answers[key] = found
         while len(self._answers) > CACHE_SIZE:
             self._answers.popitem(last=False)
         return found
 
-    def _lookup_or_sign(self, label: str, serial: int, algorithm: hashes.HashAlgorithm) -> publication.SignedOcsp:
-        # sign_ocsp_now reads storage first; only a miss signs, and misses are rate-limited.
-        return publication.sign_ocsp_now(self.ctx, label, serial,
-                                         request_hash=None if isinstance(algorithm, hashes.SHA1) else algorithm,
-                                         limiter=self._bucket.take)
-
 
 def _error(name: str) -> _Answer:
-    return _Answer(_ERROR_DER[name])
-
-
-def _decode_get(path_part: str) -> bytes | None:
-    """RFC 6960 A.1: GET {url}/{url-encoding of base-64 encoding of the DER request}; tolerate url-safe b64."""
-    text = path_part.strip("/").replace("-", "+").replace("_", "/").replace(" ", "+")
-    if not text:
-        return None
-    text += "=" * (-len(text) % 4)
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
+    return _Answer(ERROR_DER[name])
 
 
 ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],

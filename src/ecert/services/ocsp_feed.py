@@ -1,0 +1,78 @@
+"""Read-only feeds for a standalone OCSP responder: the issuers it answers for and the stored responses.
+
+The dedicated responder (``web/ocsp_server.py``) keeps every pre-signed response in memory and
+polls for changes. A row of ``ocsp_responses`` is rewritten in place (same id) when it is re-signed,
+always with ``this_update`` set to the signing time, so "changed since T" is ``this_update > T``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from sqlalchemy import select
+
+from ..store import db
+from ..store.models import CA, OcspResponse
+from .context import Context
+from .publication import ISSUING_ROLES
+
+__all__ = ["Issuer", "StoredResponse", "issuers", "stored_responses"]
+
+_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """An issuing CA whose certificates' status is answered (active or retired)."""
+
+    ca_id: int
+    label: str
+    cert: x509.Certificate
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """One pre-signed response as stored (its CertID uses SHA-1, RFC 5019 2.1.1)."""
+
+    ca_id: int
+    serial_hex: str
+    der: bytes
+    this_update: datetime
+    next_update: datetime
+    etag: str
+
+
+def _read_only(ctx: Context):  # type: ignore[no-untyped-def]
+    # SQLite: a deferred BEGIN, so a poll never takes the single write lock from the CA.
+    factory = ctx.cache.get("ocsp-feed:sessions")
+    if factory is None:
+        factory = ctx.cache["ocsp-feed:sessions"] = db.read_only_session_factory(ctx.engine)
+    return factory.begin()
+
+
+def issuers(ctx: Context) -> list[Issuer]:
+    """The issuing CAs answered for, the same set as :func:`publication.issuer_index`."""
+    with _read_only(ctx) as session:
+        rows = list(session.execute(select(CA.id, CA.label, CA.cert_der).where(
+            CA.role.in_(ISSUING_ROLES), CA.status.in_(("active", "retired"))).order_by(CA.id)))
+    return [Issuer(ca_id, label, x509.load_der_x509_certificate(der)) for ca_id, label, der in rows]
+
+
+def stored_responses(ctx: Context, *, signed_after: datetime | None = None,
+                     valid_at: datetime | None = None) -> Iterator[StoredResponse]:
+    """Stored responses, streamed in batches; only those signed after ``signed_after`` when given.
+
+    ``valid_at`` skips responses already expired at that instant (a full load needs none of them).
+    """
+    query = select(OcspResponse.ca_id, OcspResponse.serial_hex, OcspResponse.der, OcspResponse.this_update,
+                   OcspResponse.next_update, OcspResponse.etag)
+    if signed_after is not None:
+        query = query.where(OcspResponse.this_update > signed_after)
+    if valid_at is not None:
+        query = query.where(OcspResponse.next_update > valid_at)
+    with _read_only(ctx) as session:
+        for row in session.execute(query.execution_options(yield_per=_BATCH)):
+            yield StoredResponse(*row)
