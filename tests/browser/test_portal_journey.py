@@ -141,6 +141,19 @@ def test_new_subscriber_journey(browser: Browser, server: RunningApp, ctx: Conte
         hit = page.locator("tr.hit")
         assert hit.count() == 1 and serial in hit.inner_text()
         j.step("search")
+
+        if lang == "en":  # issue 5 point 1: the subscriber revokes from the download page
+            page.goto(f"{server.url}/portal/download")
+            page.click("#to-revoke")
+            page.wait_for_url("**/portal/revoke")
+            assert page.locator("#serial").inner_text().strip() == serial
+            page.select_option("#reason", "superseded")
+            page.check("#confirm")
+            j.step("revoke")
+            page.click("#revoke")
+            page.wait_for_url("**/portal/revoked")
+            assert "has been revoked" in page.locator("#revoked").inner_text()
+            j.step("revoked")
     finally:
         context.close()
 

@@ -181,9 +181,13 @@ def test_subscriber_api_revokes_its_own_certificate(client: TestClient, sqlite_c
 
     from .test_revocation import SUBJECT
 
-    issuance.issue(sqlite_ctx, issuance.IssueRequest(
+    row = issuance.issue(sqlite_ctx, issuance.IssueRequest(
         cert_type=CertType.SERVER, names=("www.example.com",), subject=SUBJECT,
         public_key=ec.generate_private_key(ec.SECP256R1()).public_key(), application_id=app_id))
+    from ecert.store.models import Certificate
+
+    with sqlite_ctx.transaction() as s:  # accepted (seed C.6), as in the portal flow
+        s.get(Certificate, row.id).status = "accepted"
     client.app.dependency_overrides[session_app] = lambda: app_id  # type: ignore[attr-defined]
     resp = client.post("/api/v1/certificate/revoke", json={"reason": "cessationOfOperation"})
     assert resp.status_code == 200, resp.text

@@ -1,6 +1,7 @@
 """The subscriber revokes its certificate in the portal: the page flow in both languages, CSRF, refusals,
 and what the world sees afterwards (the CRL, OCSP, the blocked key, a new CSR)."""
 
+# ruff: noqa: F811  (pytest fixtures imported from test_portal_pages are parameters here)
 from __future__ import annotations
 
 import base64
@@ -213,3 +214,29 @@ def test_the_revoke_pages_need_a_session(client: TestClient) -> None:
     for path in ("/portal/revoke", "/portal/revoked"):
         response = client.get(path, follow_redirects=False)
         assert (response.status_code, response.headers["location"]) == (303, "/portal/login")
+
+
+def test_when_publishing_fails_the_result_page_does_not_claim_the_crl_shows_it(
+        ctx: Context, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecert.services import publication
+
+    def down(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("signer unavailable")
+
+    _, _, serial = accepted_certificate(ctx, client)
+    monkeypatch.setattr(publication, "publish_crl", down)
+    revoke(client, "affiliationChanged")
+    result = client.get("/portal/revoked", params={"lang": "en"})
+    assert is_revoked(ctx, serial)
+    assert 'id="status-later"' in result.text and "from now on" not in result.text
+
+
+def test_after_revoking_the_portal_home_leads_to_a_new_csr(ctx: Context, client: TestClient) -> None:
+    accepted_certificate(ctx, client)
+    revoke(client)
+    seen = []
+    response = client.get("/portal", follow_redirects=False)
+    while response.status_code == 303 and len(seen) < 5:
+        seen.append(response.headers["location"])
+        response = client.get(seen[-1], follow_redirects=False)
+    assert seen[-1] == "/portal/csr" and response.status_code == 200

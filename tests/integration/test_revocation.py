@@ -159,6 +159,8 @@ def test_subscriber_revokes_the_certificate_of_its_application(sqlite_ctx: Conte
     row = issuance.issue(sqlite_ctx, issuance.IssueRequest(cert_type=CertType.SERVER, names=("www.example.com",),
                                                            subject=SUBJECT, public_key=key.public_key(),
                                                            application_id=app_id))
+    with sqlite_ctx.transaction() as s:  # the subscriber accepted it (seed C.6), as the portal flow does
+        s.get(Certificate, row.id).status = "accepted"
     result = revocation.revoke_for_application(sqlite_ctx, app_id, "cessationOfOperation", actor="subscriber:x")
     assert result.revoked == ((ca_label(sqlite_ctx, row), row.serial_hex),)
     with pytest.raises(NotFound):
@@ -246,3 +248,45 @@ def test_revoking_in_the_future_is_refused_for_a_leaf(sqlite_ctx: Context) -> No
     with pytest.raises(PolicyViolation):
         revocation.revoke_certificate(sqlite_ctx, ca_label=None, serial_hex=row.serial_hex, reason=None, actor="t",
                                       at=sqlite_ctx.clock() + timedelta(days=1))
+
+
+def test_subscriber_revocation_of_a_certificate_awaiting_acceptance_points_to_reject(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Seed C.6: before acceptance the way out is Reject (which revokes at once); revoking would strand it."""
+    import uuid as _uuid
+
+    from ecert.core.errors import Conflict
+    from ecert.services import applications as apps
+    from ecert.services import enrolment
+    from ecert.services.revocation import revoke_for_application
+    from tests.integration.ca_fixtures import build_demo_ctx
+    from tests.integration.test_applications import application_input, make_csr
+
+    class _Permit:  # the bench/portal stand-in: this test is about states, not DNS
+        def check(self, method, domain, code, **_):  # type: ignore[no-untyped-def]
+            from ecert.core.dcv_rules import DomainResult
+
+            return DomainResult(domain, str(method), True, "test: DNS not consulted", {"test": True}, "test")
+
+        def check_caa(self, names, **_):  # type: ignore[no-untyped-def]
+            from ecert.core.dcv_rules import CaaDecision
+
+            return [CaaDecision(n, True, "test: CAA not consulted") for n in names]
+
+    ctx = build_demo_ctx(tmp_path / "ca", smtp_port=9)
+    ctx.cache["validator"] = _Permit()
+    try:
+        from ecert.services.operator_dcv import check_operator_validation, start_operator_validation
+
+        start_operator_validation(ctx, "example.com", actor="t")
+        check_operator_validation(ctx, "example.com", actor="t")
+        host = f"w{_uuid.uuid4().hex[:8]}.example.com"
+        reg = apps.register_application(ctx, application_input(host), actor="t")
+        apps.confirm_application(ctx, reg.application_id, use_chinese=False, actor="t")
+        enrolment.submit_csr(ctx, reg.application_id, make_csr([host]), actor="t")
+        with pytest.raises(Conflict, match="reject it instead"):
+            revoke_for_application(ctx, reg.application_id, "superseded", actor="t")
+        assert apps.get_application(ctx, reg.application_id).state == "issued"
+        enrolment.reject_certificate(ctx, reg.application_id, reason="wrong", actor="t")
+        assert apps.get_application(ctx, reg.application_id).state == "validated"
+    finally:
+        ctx.close()

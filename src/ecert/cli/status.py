@@ -14,7 +14,7 @@ from .ca import JsonOpt, _context
 __all__ = ["crl_app", "ocsp_app", "jobs_app"]
 
 crl_app = typer.Typer(help="CRLs and the ARL: publish now, write the current one to a file.", no_args_is_help=True)
-ocsp_app = typer.Typer(help="The OCSP responder: pre-sign responses now.", no_args_is_help=True)
+ocsp_app = typer.Typer(help="The OCSP responder: pre-sign responses now, or serve them.", no_args_is_help=True)
 jobs_app = typer.Typer(help="The status jobs the service runs every minute.", no_args_is_help=True)
 
 
@@ -72,6 +72,20 @@ def ocsp_refresh(label: Annotated[str | None, typer.Argument(help="An issuing CA
         else:
             for name, count in counts.items():
                 output.console().print(f"{name}: {count} responses signed")
+
+
+@ocsp_app.command("serve")
+def ocsp_serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+               port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8080,
+               refresh_seconds: Annotated[float, typer.Option(
+                   "--refresh-seconds", min=0.1, help="How often to read newly signed responses.")] = 30.0) -> None:
+    """Run the dedicated OCSP responder (RFC 6960 A.1, RFC 5019): pre-signed answers from memory, GET and POST."""
+    from ..web import ocsp_server
+
+    with _context() as ctx:
+        ocsp_server.serve(ctx, host=host, port=port, refresh_seconds=refresh_seconds,
+                          ready=lambda bound: output.console().print(
+                              f"OCSP responder listening on http://{host}:{bound}/ocsp"))
 
 
 @jobs_app.command("run-once")

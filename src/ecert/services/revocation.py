@@ -208,14 +208,18 @@ def revoke_certificate(ctx: Context, *, ca_label: str | None, serial_hex: str, r
 
 def revoke_for_application(ctx: Context, app_id: int, reason: str | None, actor: str) -> Revocation:
     """The subscriber revokes the certificate of the application it is logged in to (seed D, BR 4.9.2)."""
-    with ctx.transaction() as session:
+    with ctx.read() as session:
         row = session.execute(
-            select(Certificate.serial_hex, CA.label).join(CA, CA.id == Certificate.ca_id)
+            select(Certificate.serial_hex, Certificate.status, CA.label).join(CA, CA.id == Certificate.ca_id)
             .where(Certificate.application_id == app_id, Certificate.status.in_(("issued", "accepted")),
                    Certificate.revoked_at.is_(None), Certificate.der.is_not(None))
             .order_by(Certificate.id.desc()).limit(1)).first()
     if row is None:
         raise NotFound("this application has no certificate that can be revoked")
+    if row.status == "issued":
+        # Not yet accepted (seed C.6): Reject is the way out, and it also revokes the certificate at once.
+        raise Conflict("this certificate is waiting for acceptance: reject it instead of revoking it",
+                       value=row.serial_hex)
     return revoke_certificate(ctx, ca_label=row.label, serial_hex=row.serial_hex, reason=reason, actor=actor)
 
 

@@ -21,7 +21,9 @@ def download_page(request: Request) -> Response:
     svc = services(request)
     cert = svc.enrolment.get_certificate(ctx_of(request), app_id)
     if cert is None or cert.state != "accepted":
-        return redirect(request, steps.current_step(request, app_id))
+        step = steps.current_step(request, app_id)
+        # An accepted application whose certificate was revoked has nothing to download: a new CSR is next.
+        return redirect(request, "/portal/csr" if step == "/portal/download" else step)
     return render(request, "portal/download.html", app=steps.application(request, app_id), cert=cert,
                   formats=FORMATS, ca=public_pages.ca_rows(request))
 
