@@ -202,6 +202,17 @@ def ec_key() -> ec.EllipticCurvePrivateKey:
 WWW = "www.example.com"
 
 # file name → (defect / what it shows, maker)
+def ec_explicit_parameters() -> bytes:
+    """A P-256 key written with explicit curve parameters (openssl -param_enc explicit)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-param_enc", "explicit", "-genkey",
+                        "-noout", "-out", f"{tmp}/key.pem"], check=True, capture_output=True)
+        subprocess.run(["openssl", "req", "-new", "-key", f"{tmp}/key.pem", "-out", f"{tmp}/req.pem", "-subj",
+                        "/CN=www.example.com", "-addext", "subjectAltName=DNS:www.example.com"],
+                       check=True, capture_output=True)
+        return Path(f"{tmp}/req.pem").read_bytes()
+
+
 VECTORS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "exchange_new_certificate_request_crlf.pem": (
         "accepted: Exchange-style NEW CERTIFICATE REQUEST header, CRLF, MS OS-version/client-info attributes,"
@@ -219,6 +230,10 @@ VECTORS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "ca_true_codesigning.pem": (
         "accepted: requests basicConstraints CA:TRUE, codeSigning EKU and nameConstraints (all ignored)",
         ca_true_codesigning,
+    ),
+    "ec_explicit_parameters.pem": (
+        "P-256 key with explicit curve parameters instead of the named curve (BR 6.1.5, RFC 5480 2.1.1)",
+        ec_explicit_parameters,
     ),
     "bad_signature.pem": ("one bit of the signature flipped: self-signature does not verify", bad_signature),
     "rsa_1024.pem": (

@@ -7,10 +7,13 @@ No other module reads the environment: ``main()`` and ``create_app()`` call
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Lists come from the environment as comma-separated text ("127.0.0.1:53,[::1]:53"), not JSON.
+TextList = Annotated[tuple[str, ...], NoDecode]
 
 __all__ = ["Settings", "load_settings"]
 
@@ -37,17 +40,17 @@ class Settings(BaseSettings):
 
     # Issuance policy
     ca_policy_oid: str = "1.3.6.1.4.1.99999.1.1"  # the CA's own CPS OID (demo arc)
-    caa_identities: tuple[str, ...] = ("ecert.example.hk",)
+    caa_identities: TextList = ("ecert.example.hk",)
     ocsp_enabled: bool = False
     lint_before_signing: bool = True
 
     # Domain validation network
-    dns_resolvers: tuple[str, ...] = ("127.0.0.1:53",)  # host:port, a validating resolver in production
+    dns_resolvers: TextList = ("127.0.0.1:53",)  # host:port, a validating resolver in production
     dnssec_required: bool = False
     allow_private_addresses: bool = False  # tests turn this on to reach loopback servers
     http_port: int = 80  # ports DCV fetches on; tests move them to loopback ports
     https_port: int = 443
-    perspective_urls: tuple[str, ...] = ()
+    perspective_urls: TextList = ()
     perspective_secret_env: str = "ECERT_PERSPECTIVE_SECRET"
 
     # Mail
@@ -60,6 +63,13 @@ class Settings(BaseSettings):
     session_secret_env: str = "ECERT_SESSION_SECRET"
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_minutes: int = Field(default=30, ge=1)
+
+    @field_validator("caa_identities", "dns_resolvers", "perspective_urls", mode="before")
+    @classmethod
+    def _split_text_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @property
     def effective_database_url(self) -> str:

@@ -12,13 +12,22 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.integration.dcv_fixtures import KnotDns, knot_dns  # noqa: F401
+
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+RESOLVER: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _caa_resolver(knot_dns: KnotDns) -> None:  # noqa: F811
+    """`cert issue` looks CAA up (BR 3.2.2.8): point the CLI at the loopback Knot server."""
+    RESOLVER["addr"] = knot_dns.resolver_addr
 
 
 def _run(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     # No ECERT_BASE_URL: the defaults must give certificates the linter accepts.
     env = {"PATH": "/usr/bin:/bin", "ECERT_DATA_DIR": str(tmp_path / "data"),
-           "ECERT_KEY_PASSPHRASE": "cli-test-passphrase", "NO_COLOR": "1"}
+           "ECERT_KEY_PASSPHRASE": "cli-test-passphrase", "NO_COLOR": "1", "ECERT_DNS_RESOLVERS": RESOLVER["addr"]}
     result = subprocess.run([str(VENV_BIN / "ecert-ca"), *args], capture_output=True, text=True, env=env, timeout=120)
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -110,3 +119,31 @@ def test_rollover_schedules_the_old_ca_into_the_arl(initialised: Path) -> None:
     assert out["data"]["revocation_scheduled"][0]["label"] == "demo-ev-ca-1"
     rows = {ca["label"]: ca for ca in json.loads(_run(initialised, "ca", "list", "--json").stdout)["data"]}
     assert rows["demo-ev-ca-1"]["status"] == "retired"  # revoked by the jobs when the date comes
+
+
+def test_audit_verify_with_a_known_head_detects_rows_cut_from_the_end(initialised: Path) -> None:
+    import sqlite3
+
+    first = json.loads(_run(initialised, "audit", "verify", "--json").stdout)["data"]
+    _run(initialised, "ca", "rollover", "ov")  # more rows after the head we noted
+    assert _run(initialised, "audit", "verify", "--known-head", first["head"]).returncode == 0
+    db = sqlite3.connect(initialised / "data" / "ecert.db")
+    db.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
+    names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name='audit_log'")]
+    for name in names:
+        db.execute(f'DROP TRIGGER "{name}"')
+    db.execute("DELETE FROM audit_log WHERE id >= (SELECT id FROM audit_log WHERE hash = ?)", (first["head"],))
+    db.commit()
+    db.close()
+    assert _run(initialised, "audit", "verify").returncode == 0  # a shorter chain is still a chain
+    cut = _run(initialised, "audit", "verify", "--known-head", first["head"], check=False)
+    assert cut.returncode == 4 and "BROKEN" in cut.stdout
+
+
+def test_direct_issuance_checks_caa_and_records_it(initialised: Path, knot_dns: KnotDns) -> None:  # noqa: F811
+    knot_dns.set_records("caa-cli.example.com", "CAA", ['0 issue "another-ca.example.net"'])
+    csr = _csr(initialised, "caa-cli.example.com")
+    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--org", "Example Limited", "--profile",
+                   "server", "--name", "caa-cli.example.com", check=False)
+    assert refused.returncode == 1 and "CAA for caa-cli.example.com does not permit" in refused.stderr
+    assert "BR 3.2.2.8" in refused.stderr

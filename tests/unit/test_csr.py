@@ -57,6 +57,7 @@ REFUSED_VECTORS = [
     ("dsa_2048.pem", BadKey, "bad-key", "BR 6.1.5", "DSA keys are not allowed"),
     ("ed25519.pem", BadKey, "bad-key", "BR 6.1.5", "Ed25519 keys are not allowed"),
     ("p521.pem", BadKey, "bad-key", "BR 6.1.5", "secp521r1"),
+    ("ec_explicit_parameters.pem", BadKey, "bad-key", "BR 6.1.5 / RFC 5480 2.1.1", "explicit curve parameters"),
     ("email_san.pem", BadCSR, "bad-csr", "BR 7.1.2.7.12", "e-mail address 'admin@example.com'"),
     ("uri_san.pem", BadCSR, "bad-csr", "BR 7.1.2.7.12", "URI 'https://www.example.com/'"),
     ("ip_san.pem", BadCSR, "bad-csr", "BR 7.1.2.7.12", "IP address 10.0.0.1 in the SAN"),

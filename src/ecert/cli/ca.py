@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from ..core.errors import EcertError
@@ -287,10 +288,15 @@ def cert_issue(csr: Annotated[Path, typer.Option(help="The subscriber's CSR (PEM
                days: Annotated[int | None, typer.Option(help="Validity in days (default: one under the BR cap).")] = None,
                out: Annotated[Path | None, typer.Option(help="Write the certificate here (PEM).")] = None,
                json_out: JsonOpt = False) -> None:
-    """Issue directly through the full pipeline (CSR checks, profile, lint, sign, store)."""
+    """Issue directly through the full pipeline (CSR checks, CAA, profile, lint, sign, store).
+
+    For names the operator has validated outside the portal (BR 3.2.2.4 is the operator's duty here);
+    CAA is still looked up for every name, and a failed lookup refuses.
+    """
     from ..core import csr as csr_rules
     from ..core.names import normalize_names
     from ..core.profiles import CertType, SubjectData, names_for_application
+    from ..services.caa import check_caa_at_issuance
     from ..services.issuance import BlockedKeys, IssueRequest, issue
 
     try:
@@ -307,6 +313,7 @@ def cert_issue(csr: Annotated[Path, typer.Option(help="The subscriber's CSR (PEM
         with ctx.transaction() as session:
             info = csr_rules.check_csr(data, blocked_spki=BlockedKeys(session))
         csr_rules.compare_names(info.dns_names, names)
+        check_caa_at_issuance(ctx, names, actor="operator")  # BR 3.2.2.8: every issuance path
         subject = SubjectData(organization=org, country=country, state=state or None, locality=locality or None,
                               business_category=business_category, jurisdiction_country=jurisdiction_country,
                               serial_number=registration_number)
@@ -369,19 +376,28 @@ def cert_revoke(serial: str,
 
 
 @audit_app.command("verify")
-def audit_verify(json_out: JsonOpt = False) -> None:
-    """Walk the hash chain; exit 4 if a row was edited, deleted or reordered."""
-    from ..store.audit import verify_chain
+def audit_verify(known_head: Annotated[str | None, typer.Option(
+                     help="A head hash printed by an earlier run: rows cut from the end are then detected.")] = None,
+                 json_out: JsonOpt = False) -> None:
+    """Walk the hash chain; exit 4 if a row was edited, deleted or reordered.
 
-    with _context() as ctx, ctx.transaction() as session:
-        result = verify_chain(session)
+    Each run prints the newest row's hash: keep it somewhere else (a ticket, the operator's log) and pass
+    it back with --known-head, so that deleting the newest rows cannot go unnoticed.
+    """
+    from ..store.audit import verify_chain
+    from ..store.models import AuditEvent
+
+    with _context() as ctx, ctx.read() as session:
+        result = verify_chain(session, known_head=known_head)
+        head = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
         data = {"ok": result.ok, "rows_checked": result.rows_checked, "first_bad_id": result.first_bad_id,
-                "reason": result.reason}
+                "reason": result.reason, "head": head}
         if json_out:
             output.emit_json("audit-verify", data)
+        elif result.ok:
+            output.console().print(f"audit chain intact: {result.rows_checked} rows; head {head}")
         else:
-            output.console().print(f"audit chain intact: {result.rows_checked} rows" if result.ok else
-                                   f"audit chain BROKEN at row {result.first_bad_id}: {result.reason}")
+            output.console().print(f"audit chain BROKEN at row {result.first_bad_id}: {result.reason}")
         if not result.ok:
             raise SystemExit(4)
 
@@ -428,11 +444,29 @@ _EXTRA: list[tuple[str, str, str]] = [("perspective", "app", "perspective"), ("a
 _EXTRA += [("status", "crl_app", "crl"), ("status", "ocsp_app", "ocsp"), ("status", "jobs_app", "jobs")]
 
 
+def _settings_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+    return f"configuration: ECERT_{field.upper()}: {first.get('msg', 'invalid')}"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: every EcertError becomes one line on stderr and exit status 1."""
+    """Console entry point: every expected failure becomes one line on stderr and exit status 1."""
+    from pydantic import ValidationError as _ValidationError
+    from pydantic_settings import SettingsError
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
     _install_extra_commands()
     try:
         app(args=argv, standalone_mode=True)
     except EcertError as exc:
         output.fail(str(exc))
+    except _ValidationError as exc:
+        output.fail(_settings_error(exc))
+    except SettingsError as exc:
+        output.fail(f"configuration: {str(exc).splitlines()[0]}")
+    except ArgumentError as exc:  # NoSuchModuleError is one: an unknown database URL scheme
+        output.fail(f"database URL is not usable: {str(exc).splitlines()[0]}")
+    except OperationalError as exc:
+        output.fail(f"database is not reachable: {str(exc.orig).splitlines()[0] if exc.orig else exc}")
 

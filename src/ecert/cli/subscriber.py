@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 from rich.table import Table
 
+from ecert.client.chain import build_chain, plan_for_live, refresh_live_chains
 from ecert.client.check import check_server
 from ecert.client.complete import complete_request, load_certificates
 from ecert.client.deploy import DeployFormat, deploy
@@ -115,21 +116,38 @@ def _read_secret_file(path: Path | None) -> bytes | None:
     return data
 
 
-def _new_secret(path: Path | None, what: str) -> bytes:
+def _stdin_is_terminal() -> bool:
+    """Whether a hidden prompt can be asked at all (tests that type answers replace this)."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _require_terminal(what: str, option: str) -> None:
+    """Refuse before calling getpass without a terminal.
+
+    getpass falls back to reading stdin with echo and prints ``GetPassWarning`` and "Password input may
+    be echoed" before any error of ours; a script gets one clean line naming the option instead.
+    """
+    if not _stdin_is_terminal():
+        raise ClientError(f"cannot ask for the {what.lower()}: input is not a terminal; pass it with {option}")
+
+
+def _new_secret(path: Path | None, what: str, option: str = "--passphrase-file") -> bytes:
     """A new password: from a file for scripts, else prompted twice and never echoed."""
     secret = _read_secret_file(path)
     if secret is not None:
         return secret
+    _require_terminal(what, option)
     value = typer.prompt(what, hide_input=True, confirmation_prompt=True)
     if not value:
         raise ClientError(f"the {what.lower()} must not be empty")
     return str(value).encode()
 
 
-def _existing_secret(path: Path | None, what: str) -> bytes:
+def _existing_secret(path: Path | None, what: str, option: str = "--passphrase-file") -> bytes:
     secret = _read_secret_file(path)
     if secret is not None:
         return secret
+    _require_terminal(what, option)
     return str(typer.prompt(what, hide_input=True)).encode()
 
 
@@ -138,6 +156,20 @@ def _load_entry_key(entry: Any, passphrase_file: Path | None) -> Any:
     encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
     passphrase = _existing_secret(passphrase_file, "Key passphrase") if encrypted else None
     return load_private_key(pem, passphrase)
+
+
+AllowIncompleteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-incomplete-chain",
+        help="Go on (with a warning) when the chain does not reach an installed root or cross-certificate.",
+    ),
+]
+
+
+def _warn(message: str) -> None:
+    """One line on stderr that does not stop the command."""
+    _console(stderr=True).print(f"warning: {' '.join(message.split())}", markup=False, soft_wrap=True)
 
 
 StoreOpt = Annotated[
@@ -172,7 +204,7 @@ def _state_of(not_after: datetime, now: datetime) -> str:
 @app.command("list", short_help="Show the requests and certificates in the store.")
 @_handle
 def list_cmd() -> None:
-    """Show pending requests and issued certificates: friendly name, names, state, expiry."""
+    """Show pending requests and issued certificates: store name, friendly name, names, state, expiry."""
     store, now = STATE.store, _now()
     rows: list[dict[str, Any]] = []
     for p in store.pending():
@@ -199,10 +231,12 @@ def list_cmd() -> None:
         _emit_json({"store": str(store.root), "entries": rows})
         return
     table = Table(title=f"ecert store {store.root}")
-    for col in ("Friendly name", "Names", "State", "Expires"):
+    for col in ("Name", "Friendly name", "Names", "State", "Expires"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["friendly_name"], ", ".join(r["names"]), r["state"], (r["not_after"] or "")[:10])
+        # The store name is what every other command takes; the friendly name (a PFX's, say) may repeat.
+        friendly = r["friendly_name"] if r["friendly_name"] != r["name"] else ""
+        table.add_row(r["name"], friendly, ", ".join(r["names"]), r["state"], (r["not_after"] or "")[:10])
     _console().print(table)
 
 
@@ -326,6 +360,8 @@ def _print_completion(done: Any) -> None:
                 "serial_hex": format(e.cert.serial_number, "x"),
                 "not_after": e.cert.not_valid_after_utc.isoformat(),
                 "installed_cas": list(done.installed_cas),
+                "chain_complete": getattr(done, "chain_complete", True),
+                "missing_issuer": getattr(done, "missing_issuer", None),
             }
         )
         return
@@ -334,6 +370,12 @@ def _print_completion(done: Any) -> None:
     con.print(f"Files in {e.path}: cert.pem chain.pem fullchain.pem privkey.pem", markup=False)
     for name in done.installed_cas:
         con.print(f"Installed intermediate CA certificate {name}", markup=False)
+    if not getattr(done, "chain_complete", True):
+        con.print(
+            f"note: the issuing CA {done.missing_issuer} is not installed, so chain.pem is incomplete; "
+            "run 'ecert ca install' with it and the chain files are updated",
+            markup=False,
+        )
     if e.meta.get("cross_available"):
         con.print("A cross-certificate is installed: 'ecert deploy' will add it to the served chain.")
 
@@ -499,6 +541,7 @@ def _parse_webroots(items: list[str]) -> tuple[Path | None, dict[str, Path]]:
 def _read_pin(path: Path | None) -> str:
     """The PIN from --pin-file (``-`` is stdin's first line) or a prompt that does not echo."""
     if path is None:
+        _require_terminal("PIN", "--pin-file")
         pin = str(typer.prompt("PIN", hide_input=True))
     elif str(path) == "-":
         pin = sys.stdin.readline().rstrip("\r\n")
@@ -527,11 +570,16 @@ def ca_install(
     store.ensure()
     certs = load_certificates(file.read_bytes(), source=str(file))
     entries = [store.install_ca(c, anchor=root) for c in certs]
+    refreshed = refresh_live_chains(store, now=_now())  # certificates completed before this CA was here
     if STATE.json:
-        _emit_json({"installed": [{"name": e.name, "root": e.anchor} for e in entries]})
+        _emit_json(
+            {"installed": [{"name": e.name, "root": e.anchor} for e in entries], "chains_updated": list(refreshed)}
+        )
         return
     for e in entries:
         _console().print(f"Installed {'root (trusted)' if e.anchor else 'intermediate'} {e.name}", markup=False)
+    for name in refreshed:
+        _console().print(f"Updated the chain of {name} (live/{name}/chain.pem, fullchain.pem)", markup=False)
 
 
 @ca_app.command("remove")
@@ -650,6 +698,7 @@ def export_cmd(
     password_file: Annotated[Path | None, typer.Option(help="Read the PFX password from a file.")] = None,
     passphrase_file: Annotated[Path | None, typer.Option(help="Read the stored key's passphrase from a file.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    allow_incomplete_chain: AllowIncompleteOpt = False,
 ) -> None:
     """Back up key, certificate and chain as a PFX (guide section F). AES-256 + PBKDF2-SHA256 by default."""
     from ecert.client.store import KEY_MODE, atomic_write
@@ -657,12 +706,17 @@ def export_cmd(
     entry = STATE.store.live_entry(name)
     if pfx.exists() and not force:
         raise ClientError(f"{pfx} already exists; use --force to replace it")
+    plan = plan_for_live(STATE.store, entry, now=_now())
+    if not plan.complete:
+        if not allow_incomplete_chain:
+            raise plan.refusal(entry.name)
+        _warn(f"{plan.gap(entry.name)}; the backup holds only the chain found")
     key = _load_entry_key(entry, passphrase_file)
-    password = _new_secret(password_file, "PFX password")
+    password = _new_secret(password_file, "PFX password", "--password-file")
     data = export_pfx(
         key,
         entry.cert,
-        list(entry.chain),
+        plan.backup(),
         password,
         friendly_name=str(entry.meta.get("friendly_name", entry.name)),
         legacy=legacy,
@@ -686,7 +740,7 @@ def import_cmd(
     store = STATE.store
     store.ensure()
     data = file.read_bytes()
-    restored = import_pfx(data, _existing_secret(password_file, "PFX password"))
+    restored = import_pfx(data, _existing_secret(password_file, "PFX password", "--password-file"))
     cns = restored.cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     entry_name = safe_name(name or restored.friendly_name or (str(cns[0].value) if cns else "imported"))
     if (store.live_dir / entry_name).exists() and not force:
@@ -701,9 +755,9 @@ def import_cmd(
             store.install_ca(ca, anchor=False)
         except ClientError:
             pass
-    from ecert.client.chain import order_chain
-
-    chain = order_chain(restored.cert, [*restored.chain, *store.intermediates(), *store.roots()])
+    chain = list(
+        build_chain(restored.cert, [*restored.chain, *store.intermediates(), *store.roots()], now=_now()).intermediates
+    )
     meta = {
         "friendly_name": restored.friendly_name or entry_name,
         "names": _san_names(restored.cert),
@@ -730,12 +784,21 @@ def deploy_cmd(
     password_file: Annotated[Path | None, typer.Option(help="Password for pfx/jks output, from a file.")] = None,
     passphrase_file: Annotated[Path | None, typer.Option(help="Read the stored key's passphrase from a file.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
+    allow_incomplete_chain: AllowIncompleteOpt = False,
 ) -> None:
-    """Write the files a server takes: nginx, apache, haproxy, pem, pfx or jks (keys 0600)."""
+    """Write the files a server takes: nginx, apache, haproxy, pem, pfx or jks (keys 0600).
+
+    The chain is built from the CA certificates installed now; a chain that does not reach a root is
+    refused unless --allow-incomplete-chain.
+    """
     store = STATE.store
     entry = store.live_entry(name)
     key = _load_entry_key(entry, passphrase_file)
-    password = _new_secret(password_file, "Keystore password") if fmt in (DeployFormat.PFX, DeployFormat.JKS) else None
+    password = (
+        _new_secret(password_file, "Keystore password", "--password-file")
+        if fmt in (DeployFormat.PFX, DeployFormat.JKS)
+        else None
+    )
     result = deploy(
         fmt,
         entry,
@@ -746,13 +809,18 @@ def deploy_cmd(
         password=password,
         legacy=legacy,
         force=force,
+        allow_incomplete=allow_incomplete_chain,
+        now=_now(),
     )
+    if result.warning:
+        _warn(result.warning)
     if STATE.json:
         _emit_json(
             {
                 "files": [str(p) for p in result.files],
                 "via_cross": result.via_cross,
                 "chain": list(result.chain_subjects),
+                "chain_complete": result.chain_complete,
             }
         )
         return
@@ -787,6 +855,7 @@ def check_cmd(
                 "served": list(r.served),
                 "in_order": r.in_order,
                 "complete": r.complete,
+                "incomplete_reason": r.incomplete_reason,
                 "hostname_ok": r.hostname_ok,
                 "days_left": r.days_left,
                 "not_after": r.not_after,
@@ -804,7 +873,7 @@ def check_cmd(
         table.add_column("Result")
         table.add_row("Served chain", " → ".join(r.served))
         table.add_row("In order", "yes" if r.in_order else "NO")
-        table.add_row("Complete", "yes" if r.complete else "NO (intermediate missing)")
+        table.add_row("Complete", "yes" if r.complete else f"NO: {r.incomplete_reason}")
         table.add_row("Host name", "matches" if r.hostname_ok else "DOES NOT MATCH")
         table.add_row("Expires", f"{r.not_after[:10]} ({r.days_left} days)")
         table.add_row("Key in store", r.store_match or "no")

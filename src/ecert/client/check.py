@@ -13,7 +13,7 @@ import re
 import socket
 import ssl
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ecert.client.chain import issued_by
 from ecert.client.errors import ChainInvalid, ClientError
-from ecert.client.store import LocalStore, spki_bytes
+from ecert.client.store import LocalStore, is_self_signed, spki_bytes
 from ecert.client.verify import hostname_matches, verify_certificate
 
-__all__ = ["CheckReport", "check_server", "fetch_chain", "parse_target"]
+__all__ = ["CheckReport", "check_server", "fetch_chain", "judge_completeness", "parse_target"]
 
 Fetcher = Callable[[str, int, str, float], list[bytes]]
 
@@ -94,10 +94,52 @@ class CheckReport:
     problem: str | None
     problem_reason: str | None
     notes: tuple[str, ...] = field(default=())
+    incomplete_reason: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.verified and self.in_order
+        return self.verified and self.in_order and self.complete
+
+
+def _is_anchor(cert: x509.Certificate, anchors: Sequence[x509.Certificate]) -> bool:
+    return any(cert == a or (cert.subject == a.subject and cert.public_key() == a.public_key()) for a in anchors)
+
+
+def judge_completeness(
+    served: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]
+) -> tuple[bool, str | None]:
+    """Whether the served chain lets a client reach a trust anchor with nothing but what was sent.
+
+    Complete means: each certificate after the first issues the one before it (RFC 5246 7.4.2,
+    RFC 8446 4.4.2), and the chain reaches a trust anchor in the store: some certificate in it is an
+    anchor or is issued by one (a server may also send a cross-certificate beyond that point). This
+    is judged apart from host name and expiry, which are reported on their own lines. Returns the
+    verdict and, when incomplete, the reason in words.
+    """
+    if not served:
+        return False, "the server sent no certificate"
+    for child, parent in zip(served, served[1:], strict=False):
+        if not issued_by(child, parent):
+            return False, (
+                f"{_cn(parent)!r} does not issue {_cn(child)!r}, which it follows: "
+                "the chain is out of order or holds a certificate that does not belong"
+            )
+    for cert in served:
+        if _is_anchor(cert, anchors) or any(issued_by(cert, a) for a in anchors):
+            return True, None
+    last = served[-1]
+    if is_self_signed(last):
+        who = "the server's own certificate" if len(served) == 1 else repr(_cn(last))
+        return False, f"{who} is self-signed and is not a root installed in the store"
+    issuer = _name_cn(last.issuer)
+    if len(served) == 1:
+        return False, f"the server sends only its own certificate; the issuing CA {issuer!r} is missing"
+    return False, (f"the chain stops at {_cn(last)!r}; its issuer {issuer!r} is neither sent nor an installed root")
+
+
+def _name_cn(name: x509.Name) -> str:
+    cns = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(cns[0].value) if cns else name.rfc4514_string()
 
 
 def _cn(cert: x509.Certificate) -> str:
@@ -127,8 +169,7 @@ def check_server(
     if not in_order:
         notes.append("the served chain is not in order: each certificate should be followed by its issuer")
     roots = store.roots()
-    # Complete: verifies with only what the server sent plus the installed roots (no store intermediates).
-    complete = True
+    complete, incomplete_reason = judge_completeness(served, roots)
     verified, problem, reason = True, None, None
     try:
         result = verify_certificate(
@@ -137,15 +178,6 @@ def check_server(
         notes.extend(result.revocation_notes)
     except ChainInvalid as exc:
         verified, problem, reason = False, exc.message, exc.reason
-        if exc.reason in ("unknown-issuer", "invalid"):
-            try:
-                verify_certificate(
-                    leaf, hostname=name, roots=roots, intermediates=[*rest, *store.intermediates()], now=now
-                )
-                complete = False
-                notes.append("the server leaves out an intermediate certificate that clients need")
-            except ChainInvalid:
-                pass
     match = _store_match(store, leaf)
     return CheckReport(
         host=host,
@@ -153,6 +185,7 @@ def check_server(
         served=tuple(_cn(c) for c in served),
         in_order=in_order,
         complete=complete,
+        incomplete_reason=incomplete_reason,
         hostname_ok=hostname_matches(leaf, name),
         days_left=(leaf.not_valid_after_utc - now).days,
         not_after=leaf.not_valid_after_utc.isoformat(),

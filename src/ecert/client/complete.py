@@ -12,7 +12,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from ecert.client.chain import cross_certificate_for, order_chain
+from ecert.client.chain import build_chain
 from ecert.client.errors import ClientError
 from ecert.client.store import LiveEntry, LocalStore, PendingEntry, is_self_signed, spki_bytes
 
@@ -72,6 +72,8 @@ class Completion:
     entry: LiveEntry
     installed_cas: tuple[str, ...]
     via_cross: bool
+    chain_complete: bool = True
+    missing_issuer: str | None = None
 
 
 def _find_pending(store: LocalStore, certs: list[x509.Certificate]) -> tuple[PendingEntry, x509.Certificate]:
@@ -107,9 +109,7 @@ def complete_request(
         if not is_self_signed(ca):  # roots become trusted only by 'ecert ca install'
             installed.append(store.install_ca(ca).name)
     pool = extras + store.intermediates() + store.roots()
-    chain = order_chain(leaf, pool)
-    top = chain[-1] if chain else leaf
-    cross = cross_certificate_for(top, pool)
+    plan = build_chain(leaf, pool, now=now)
     meta = dict(pending.meta)
     meta.update(
         {
@@ -119,9 +119,18 @@ def complete_request(
             "not_after": leaf.not_valid_after_utc.isoformat(),
             "completed": now.isoformat(),
             "via_cross": False,
-            "cross_available": cross is not None,
+            "cross_available": plan.cross is not None,
+            "chain_complete": plan.complete,
         }
     )
+    chain = list(plan.intermediates)
     entry = store.write_live(pending.name, cert=leaf, chain=chain, key_pem=pending.key_pem, meta=meta, force=force)
     store.remove_pending(pending.name)
-    return Completion(entry=entry, installed_cas=tuple(installed), via_cross=False)
+    missing = plan.missing.rfc4514_string() if plan.missing is not None else None
+    return Completion(
+        entry=entry,
+        installed_cas=tuple(installed),
+        via_cross=False,
+        chain_complete=plan.complete,
+        missing_issuer=missing,
+    )

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from ecert.client.chain import cross_certificate_for
+from ecert.client.chain import build_chain
 from ecert.client.errors import ClientError
 from ecert.client.pkcs12 import export_pfx
 from ecert.client.store import FILE_MODE, KEY_MODE, LiveEntry, atomic_write
@@ -44,6 +45,8 @@ class Deployed:
     via_cross: bool
     chain_subjects: tuple[str, ...]
     snippet: str
+    chain_complete: bool = True
+    warning: str | None = None
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -171,20 +174,28 @@ def deploy(
     password: bytes | None = None,
     legacy: bool = False,
     force: bool = False,
+    allow_incomplete: bool = False,
+    now: datetime | None = None,
 ) -> Deployed:
     """Write the files for ``fmt`` into ``out``.
 
-    ``via_cross`` None means "append the cross-certificate when one is installed for the chain's
-    top": it costs one certificate and lets clients that trust only the older root connect.
+    The chain is built here from ``pool`` (the store's installed CAs) and what completion kept, not
+    taken as completion left it, so a sub-CA or cross-certificate installed afterwards is used. A chain
+    that stops short of a root is refused unless ``allow_incomplete``: clients without the missing CA
+    would reject the server (RFC 5246 7.4.2, RFC 8446 4.4.2). ``via_cross`` None means "append the
+    cross-certificate when a real one is installed": it costs one certificate and lets clients that
+    trust only the older root connect.
     """
-    chain = list(entry.chain)
-    top = chain[-1] if chain else entry.cert
-    cross = cross_certificate_for(top, [*pool, *chain])
-    use_cross = (cross is not None) if via_cross is None else via_cross
-    if use_cross:
-        if cross is None:
-            raise ClientError("no cross-certificate is installed for this chain; install it with 'ecert ca install'")
-        chain.append(cross)
+    plan = build_chain(entry.cert, [*entry.chain, *pool], now=now)
+    warning = None
+    if not plan.complete:
+        if not allow_incomplete:
+            raise plan.refusal(entry.name)
+        warning = f"{plan.gap(entry.name)}; clients that lack it will reject the server"
+    use_cross = (plan.cross is not None) if via_cross is None else via_cross
+    if use_cross and plan.cross is None:
+        raise ClientError("no cross-certificate is installed for this chain; install it with 'ecert ca install'")
+    chain = plan.served(with_cross=use_cross)
     if fmt is DeployFormat.JKS:
         if not password:
             raise ClientError("a Java keystore needs a password")
@@ -204,4 +215,4 @@ def deploy(
     for fname, (data, mode) in files.items():
         atomic_write(out / fname, data, mode=mode, force=True)
         written.append(out / fname)
-    return Deployed(tuple(written), use_cross, tuple(_cn(c) for c in chain), snippet)
+    return Deployed(tuple(written), use_cross, tuple(_cn(c) for c in chain), snippet, plan.complete, warning)

@@ -332,6 +332,26 @@ class LocalStore:
         )
         return self.live_entry(path.name)
 
+    def update_live_chain(
+        self, name: str, chain: list[x509.Certificate], meta_updates: Mapping[str, Any] | None = None
+    ) -> LiveEntry:
+        """Rewrite ``chain.pem`` and ``fullchain.pem`` of a live entry (after a CA was installed).
+
+        Each file is replaced atomically; ``fullchain.pem`` is written last, so a server reading it
+        never sees a chain that ``chain.pem`` does not also hold. The key and ``cert.pem`` are untouched.
+        """
+        entry = self.live_entry(name)
+        pem = serialization.Encoding.PEM
+        cert_pem = entry.cert.public_bytes(pem)
+        chain_pem = b"".join(c.public_bytes(pem) for c in chain)
+        atomic_write(entry.path / "chain.pem", chain_pem, mode=FILE_MODE, force=True)
+        atomic_write(entry.path / "fullchain.pem", cert_pem + chain_pem, mode=FILE_MODE, force=True)
+        if meta_updates:
+            meta = {**entry.meta, **meta_updates}
+            data = json.dumps(meta, indent=2, sort_keys=True).encode()
+            atomic_write(entry.path / "meta.json", data, mode=FILE_MODE, force=True)
+        return self.live_entry(name)
+
     def remove_pending(self, name: str) -> None:
         """Drop a pending request once its certificate is live (its key has moved there)."""
         path = self.pending_dir / safe_name(name)

@@ -16,6 +16,8 @@ from types import MappingProxyType
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
 
@@ -343,6 +345,20 @@ def _normalize(name: str) -> str:
         raise BadName(f"a name in the CSR is refused: {exc.message}", rule=exc.rule, value=name) from exc
 
 
+def _require_named_curve(csr: x509.CertificateSigningRequest, public_key: CertificatePublicKeyTypes) -> None:
+    """Refuse an EC key given with explicit curve parameters (BR 6.1.5: named curves P-256/P-384 only).
+
+    cryptography maps explicit parameters of a known curve to the named curve, so compare encodings: the
+    named-curve SubjectPublicKeyInfo must appear verbatim in the request's to-be-signed bytes.
+    """
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        return
+    named = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if named not in csr.tbs_certrequest_bytes:
+        raise BadKey("the EC key is given with explicit curve parameters; use the named curve P-256 or P-384",
+                     rule="BR 6.1.5 / RFC 5480 2.1.1")
+
+
 def check_csr(data: bytes | str, *, blocked_spki: Container[str] = frozenset()) -> CSRInfo:
     """Load, verify and check a CSR; return its key and normalised names, or raise (BadCSR/BadKey/BadName).
 
@@ -352,6 +368,7 @@ def check_csr(data: bytes | str, *, blocked_spki: Container[str] = frozenset()) 
     csr, der = _load(data)
     public_key = csr.public_key()
     key = check_public_key(public_key, blocked_spki=blocked_spki)
+    _require_named_curve(csr, public_key)
 
     common_names, requested, subject_notes = _subject(csr)
     san_raw, extension_notes = _san_names(csr)

@@ -22,10 +22,10 @@ from ..core.application import CSR_STATES, DCV_STATES, Action, AppState, issue_f
 from ..core.csr import MAX_CSR_BYTES, CSRTooLarge, check_csr, compare_names
 from ..core.dcv_rules import DcvMethod, MethodOffer
 from ..core.errors import Conflict, EcertError, PolicyViolation, ValidationFailed
-from ..core.names import to_unicode
+from ..core.names import registrable_domain, to_unicode
 from ..core.profiles import CERT_TYPE_LABELS, CertType
 from ..store import audit
-from ..store.models import CA, Application, CaaCheck, Certificate, DcvChallenge, DomainValidation
+from ..store.models import CA, Application, AuditEvent, CaaCheck, Certificate, DcvChallenge, DomainValidation
 from .applications import application_names, dcv_exemption, load_application, move_state, subject_for
 from .context import Context
 from .issuance import BlockedKeys, IssueRequest, issue
@@ -44,6 +44,11 @@ __all__ = [
     "dcv_methods",
     "dcv_start",
     "dcv_check",
+    "current_method",
+    "dcv_needed",
+    "validation_file",
+    "email_addresses",
+    "EMAIL_NOT_DELIVERED",
     "submit_csr",
     "get_certificate",
     "accept_certificate",
@@ -247,16 +252,129 @@ def _view(method: DcvMethod, domain: str, code: str, email_address: str | None,
         domain=domain, domain_unicode=_unicode(domain), method=method, code=shown_code, instructions=ins,
         file_name=ins.file_name, file_urls=ins.file_urls, file_content=ins.file_content,
         txt_name=ins.txt_hosts[0] if ins.txt_hosts else None, txt_names=ins.txt_hosts, txt_value=ins.txt_value,
-        txt_ttl=ins.txt_ttl, email_addresses=ins.email_addresses, email_address=email_address,
+        txt_ttl=ins.txt_ttl,
+        email_addresses=email_addresses(domain) if method is DcvMethod.EMAIL else ins.email_addresses,
+        email_address=email_address,
         expires_at=expires_at)
 
 
-def dcv_start(ctx: Context, app_id: int, *, method: str | DcvMethod,
-              email_local_part: str | None = None) -> list[ChallengeView]:
-    """Give the instructions per domain; codes are reused while younger than 30 days (BR 3.2.2.4.18).
+def _adns(domain: str) -> tuple[str, ...]:
+    """The Authorization Domain Names of ``domain``: itself and each parent down to, not including, the
+    public suffix (BR 1.6.1 "Authorization Domain Name"; BR 3.2.2.4.4 lets the constructed address sit at any)."""
+    base = dcv_rules.dns_name_for_validation(domain)
+    try:
+        floor = registrable_domain(base)
+    except EcertError:
+        return (base,)
+    labels = base.split(".")
+    out = []
+    for i in range(len(labels)):
+        candidate = ".".join(labels[i:])
+        out.append(candidate)
+        if candidate == floor:
+            break
+    return tuple(out) if out and out[-1] == floor else (base,)
 
-    For e-mail, each call with ``email_local_part`` mails a fresh code to that constructed address
-    (BR 3.2.2.4.4: one Random Value per e-mail); without it, only the addresses are listed.
+
+def email_addresses(domain: str) -> tuple[str, ...]:
+    """Every constructed address BR 3.2.2.4.4 allows for ``domain``: five local parts at each of its ADNs."""
+    return tuple(f"{local}@{adn}" for adn in _adns(domain) for local in dcv_rules.CONSTRUCTED_LOCAL_PARTS)
+
+
+def _email_adn(domain: str, email_domain: str | None) -> str:
+    """The ADN the subscriber chose for the e-mail (the name itself by default); refused unless it is one."""
+    base = dcv_rules.dns_name_for_validation(domain)
+    if email_domain is None or not email_domain.strip():
+        return base
+    chosen = email_domain.strip().lower().rstrip(".")
+    if chosen not in _adns(base):
+        raise PolicyViolation(
+            f"{chosen[:253]} is not an Authorization Domain Name of {base}: choose the name itself or one of its "
+            "parent domains above the public suffix", rule="BR 3.2.2.4.4 / BR 1.6.1", value=chosen[:253])
+    return chosen
+
+
+def _live(session: Session, app_id: int, domain: str, method: DcvMethod, now: datetime) -> DcvChallenge | None:
+    """The method's newest challenge for the domain whose code is still usable (younger than 30 days)."""
+    ch = session.scalars(select(DcvChallenge).where(
+        DcvChallenge.application_id == app_id, DcvChallenge.domain == domain,
+        DcvChallenge.method == method.value, DcvChallenge.status.in_(("pending", "failed")))
+        .order_by(DcvChallenge.created_at.desc(), DcvChallenge.id.desc())).first()
+    if ch is None or dcv_rules.code_expired(ch.created_at, now):
+        return None
+    return ch
+
+
+def _current_method(session: Session, row: Application) -> DcvMethod | None:
+    """The method the subscriber is on: the last one started, as recorded by ``dcv.method_selected``.
+
+    Applications that started before that event existed fall back to their newest challenge's method.
+    """
+    event = session.scalars(select(AuditEvent).where(
+        AuditEvent.event == "dcv.method_selected", AuditEvent.subject == row.reference_number)
+        .order_by(AuditEvent.id.desc())).first()
+    if event is not None and isinstance(event.details, Mapping):
+        try:
+            return parse_method(str(event.details.get("method")))
+        except EcertError:
+            pass
+    newest = session.scalars(select(DcvChallenge).where(DcvChallenge.application_id == row.id)
+                             .order_by(DcvChallenge.created_at.desc(), DcvChallenge.id.desc())).first()
+    return DcvMethod(newest.method) if newest is not None else None
+
+
+def current_method(ctx: Context, app_id: int) -> DcvMethod | None:
+    """The DCV method the subscriber last started (None before any); what ``dcv_check`` runs by default."""
+    with ctx.read() as session:
+        return _current_method(session, load_application(session, app_id))
+
+
+def _needs_dcv(session: Session, row: Application, now: datetime) -> bool:
+    """True while some domain still lacks a validation inside its reuse period (BR 4.2.1)."""
+    if AppState(row.state) not in DCV_STATES:
+        return False
+    if row.state == AppState.CONFIRMED.value:
+        return True
+    reusable = _reusable_validations(session, row, now)
+    return any(d not in reusable for d in _domains(row))
+
+
+def dcv_needed(ctx: Context, app_id: int) -> bool:
+    """True while the DCV step has work to do: confirmed, or a renewal whose validations aged out."""
+    with ctx.read() as session:
+        row = load_application(session, app_id)
+        return _needs_dcv(session, row, ctx.clock()) and dcv_exemption(session, row, ctx.clock()) is None
+
+
+def validation_file(ctx: Context, app_id: int, domain: str | None = None) -> str | None:
+    """The Validation File's content (BR 3.2.2.4.18) for one domain (or the first), from its live challenge.
+
+    Only reads: the instructions page (``dcv_start``) makes the code. None when the application is past
+    DCV or no live Website Change code exists, so a stray download never starts a validation.
+    """
+    now = ctx.clock()
+    with ctx.read() as session:
+        row = load_application(session, app_id)
+        if not _needs_dcv(session, row, now) or dcv_exemption(session, row, now) is not None:
+            return None
+        domains = _domains(row)
+        wanted = domain if domain in domains else domains[0] if domains else None
+        if wanted is None:
+            return None
+        ch = _live(session, app_id, wanted, DcvMethod.HTTP_FILE, now)
+        return ch.code if ch is not None else None
+
+
+def dcv_start(ctx: Context, app_id: int, *, method: str | DcvMethod,
+              email_local_part: str | None = None, email_domain: str | None = None) -> list[ChallengeView]:
+    """Give the instructions per domain and make ``method`` the one ``dcv_check`` runs.
+
+    Codes are reused while younger than 30 days (BR 3.2.2.4.18), per method: switching from Website
+    Change to DNS Change and back leaves both codes live, so either record or file still counts.
+    For e-mail, each call with ``email_local_part`` mails a fresh code to that constructed address at
+    ``email_domain`` (an Authorization Domain Name of the name; the name itself by default), BR 3.2.2.4.4:
+    one Random Value per e-mail; without it, only the addresses are listed.
+    ``dcv.started`` is audited only when a new code is made; ``dcv.method_selected`` when the method changes.
     """
     m = parse_method(method)
     if _skip_if_exempt(ctx, app_id):
@@ -269,8 +387,9 @@ def dcv_start(ctx: Context, app_id: int, *, method: str | DcvMethod,
             raise PolicyViolation(
                 "Only admin, administrator, webmaster, hostmaster or postmaster may receive the code.",
                 rule="BR 3.2.2.4.4", value=email_local_part[:64])
-    to_send: list[tuple[str, str]] = []
+    to_send: list[tuple[str, str, str, int]] = []  # (domain, ADN, code, challenge id)
     views: list[ChallengeView] = []
+    created: list[str] = []
     with ctx.transaction() as session:
         row = load_application(session, app_id)
         _ensure_open(row, now)
@@ -279,12 +398,14 @@ def dcv_start(ctx: Context, app_id: int, *, method: str | DcvMethod,
                            value=row.state)
         dcv_rules.ensure_method_applicable(m, row.cert_type, application_names(row), now)
         reference = row.reference_number
+        previous = _current_method(session, row)  # before this call's challenges exist
         for domain in _domains(row):
             if m is DcvMethod.EMAIL:
                 if local_part is None:
                     views.append(_view(m, domain, "", None, None))
                     continue
-                address = f"{local_part}@{domain}"
+                adn = _email_adn(domain, email_domain)
+                address = f"{local_part}@{adn}"
                 # A fresh code per e-mail; earlier e-mailed codes for the domain stop counting.
                 session.execute(update(DcvChallenge).where(
                     DcvChallenge.application_id == app_id, DcvChallenge.domain == domain,
@@ -294,31 +415,63 @@ def dcv_start(ctx: Context, app_id: int, *, method: str | DcvMethod,
                                   email_address=address, created_at=now, expires_at=now + dcv_rules.CODE_VALIDITY,
                                   status="pending")
                 session.add(ch)
-                to_send.append((domain, code))
+                session.flush()
+                to_send.append((domain, adn, code, ch.id))
+                created.append(domain)
                 views.append(_view(m, domain, code, address, ch.expires_at))
                 continue
-            existing = session.scalars(select(DcvChallenge).where(
-                DcvChallenge.application_id == app_id, DcvChallenge.domain == domain,
-                DcvChallenge.method == m.value, DcvChallenge.status.in_(("pending", "failed")))
-                .order_by(DcvChallenge.created_at.desc())).first()
-            if existing is None or dcv_rules.code_expired(existing.created_at, now):
+            existing = _live(session, app_id, domain, m, now)
+            if existing is None:
                 existing = DcvChallenge(application_id=app_id, domain=domain, method=m.value,
                                         code=dcv_rules.new_validation_code(), email_address=None, created_at=now,
                                         expires_at=now + dcv_rules.CODE_VALIDITY, status="pending")
                 session.add(existing)
+                created.append(domain)
             views.append(_view(m, domain, existing.code, None, existing.expires_at))
-        audit.append(session, actor=f"subscriber:{reference}", event="dcv.started", subject=reference,
-                     details={"method": m.value, "domains": [v.domain for v in views],
-                              "email_to": [v.email_address for v in views if v.email_address]}, now=now)
+        if previous is not m:
+            audit.append(session, actor=f"subscriber:{reference}", event="dcv.method_selected", subject=reference,
+                         details={"method": m.value, "previous": previous.value if previous else None}, now=now)
+        if created:
+            audit.append(session, actor=f"subscriber:{reference}", event="dcv.started", subject=reference,
+                         details={"method": m.value, "domains": created,
+                                  "email_to": [v.email_address for v in views if v.email_address]}, now=now)
     if to_send:
         validator = validator_for(ctx)
-        for domain, code in to_send:
-            validator.send_email_code(domain, local_part, code, reference)
+        for domain, adn, code, challenge_id in to_send:
+            try:
+                validator.send_email_code(adn, local_part, code, reference)
+            except Exception as exc:  # noqa: BLE001 - any delivery failure: audited in full, told in one sentence
+                _email_failed(ctx, reference, challenge_id, f"{local_part}@{adn}", exc)
+                raise ValidationFailed(EMAIL_NOT_DELIVERED, rule="BR 3.2.2.4.4") from None
     return views
 
 
-def dcv_check(ctx: Context, app_id: int, *, email_code: str | None = None) -> DcvOutcome:
-    """Check every domain (reusing validations still inside the BR 4.2.1 period); all passed → ``validated``."""
+EMAIL_NOT_DELIVERED = ("the validation e-mail could not be delivered; try again later or choose another method")
+
+
+def _email_failed(ctx: Context, reference: str, challenge_id: int, address: str, exc: BaseException) -> None:
+    """The code never reached anyone: withdraw it, and keep the relay's reason in the audit log only."""
+    now = ctx.clock()
+    detail = exc.message if isinstance(exc, EcertError) else f"{type(exc).__name__}: {exc}"
+    with ctx.transaction() as session:
+        session.execute(update(DcvChallenge).where(DcvChallenge.id == challenge_id).values(
+            status="expired", last_checked_at=now, last_result="the e-mail could not be delivered"))
+        audit.append(session, actor="system", event="dcv.email_failed", subject=reference,
+                     details={"to": address, "error": detail[:500]}, now=now)
+
+
+def _not_started(method: DcvMethod) -> str:
+    return (f"no {METHOD_LABELS[method]} Validation Code was issued for this domain: "
+            "open that method's instructions first")
+
+
+def dcv_check(ctx: Context, app_id: int, *, email_code: str | None = None,
+              method: str | DcvMethod | None = None) -> DcvOutcome:
+    """Check every domain by the method the subscriber is on (``method``, else the last one started).
+
+    Each domain is checked against that method's live code (BR 3.2.2.4.18: 30 days); validations still
+    inside the BR 4.2.1 reuse period count without a check. All passed → ``validated``.
+    """
     if _skip_if_exempt(ctx, app_id):
         with ctx.read() as session:
             return DcvOutcome(True, (), load_application(session, app_id).state)
@@ -329,21 +482,27 @@ def dcv_check(ctx: Context, app_id: int, *, email_code: str | None = None) -> Dc
         if AppState(row.state) not in DCV_STATES:
             raise Conflict(f"domain validation is not expected now (the application is {row.state})",
                            value=row.state)
+        chosen = parse_method(method) if method else _current_method(session, row)
+        if chosen is not None and method:
+            dcv_rules.ensure_method_applicable(chosen, row.cert_type, application_names(row), now)
         reference = row.reference_number
         reusable = _reusable_validations(session, row, now)
-        pending: dict[str, DcvChallenge] = {}
-        for domain in _domains(row):
-            if domain in reusable:
-                continue
-            ch = session.scalars(select(DcvChallenge).where(
-                DcvChallenge.application_id == app_id, DcvChallenge.domain == domain,
-                DcvChallenge.status.in_(("pending", "failed")))
-                .order_by(DcvChallenge.created_at.desc(), DcvChallenge.id.desc())).first()
-            if ch is not None:
-                pending[domain] = ch
+        live: dict[str, DcvChallenge] = {}
+        stale: set[str] = set()
         domains = _domains(row)
+        for domain in domains:
+            if domain in reusable or chosen is None:
+                continue
+            ch = _live(session, app_id, domain, chosen, now)
+            if ch is not None:
+                live[domain] = ch
+            elif session.scalar(select(DcvChallenge.id).where(
+                    DcvChallenge.application_id == app_id, DcvChallenge.domain == domain,
+                    DcvChallenge.method == chosen.value, DcvChallenge.status.in_(("pending", "failed"))).limit(1)):
+                stale.add(domain)
     validator = validator_for(ctx)
     results: dict[str, tuple[DomainCheck, Any, DcvChallenge | None]] = {}
+    expired: list[str] = []
     for domain in domains:
         if domain in reusable:
             v = reusable[domain]
@@ -351,37 +510,51 @@ def dcv_check(ctx: Context, app_id: int, *, email_code: str | None = None) -> Dc
                                            f"validated on {v.validated_at:%Y-%m-%d}, reused (BR 4.2.1)",
                                            v.method, reused=True), None, None)
             continue
-        ch = pending.get(domain)
-        if ch is None:
+        if chosen is None:
             results[domain] = (DomainCheck(domain, _unicode(domain), False,
                                            "no validation was started for this domain: choose a method first",
                                            None), None, None)
             continue
-        if dcv_rules.code_expired(ch.created_at, now):
-            results[domain] = (DomainCheck(domain, _unicode(domain), False,
-                                           "the Validation Code is older than 30 days; start again for a new one "
-                                           "(BR 3.2.2.4.18)", ch.method), None, ch)
+        ch = live.get(domain)
+        if ch is None:
+            if domain in stale:
+                expired.append(domain)
+                reason = ("the Validation Code is older than 30 days; start again for a new one (BR 3.2.2.4.18)")
+            elif chosen is DcvMethod.EMAIL:
+                reason = "send the Validation Code to one of the designated e-mail addresses first"
+            else:
+                reason = _not_started(chosen)
+            results[domain] = (DomainCheck(domain, _unicode(domain), False, reason, chosen.value), None, None)
             continue
-        if ch.method == DcvMethod.EMAIL.value and not (email_code or "").strip():
+        if chosen is DcvMethod.EMAIL and not (email_code or "").strip():
             results[domain] = (DomainCheck(domain, _unicode(domain), False,
                                            "enter the Validation Code from the e-mail", ch.method), None, ch)
             continue
-        res = validator.check(ch.method, domain, ch.code, email_address=ch.email_address, entered_code=email_code)
+        target = domain
+        if chosen is DcvMethod.EMAIL and ch.email_address:
+            adn = ch.email_address.rpartition("@")[2]
+            target = adn if adn in _adns(domain) else domain  # an ADN of the name (BR 3.2.2.4.4)
+        res = validator.check(ch.method, target, ch.code, email_address=ch.email_address, entered_code=email_code)
         results[domain] = (DomainCheck(domain, _unicode(domain), res.passed, res.reason, ch.method), res, ch)
     all_passed = all(r[0].passed for r in results.values()) and bool(results)
     with ctx.transaction() as session:
         state = load_application(session, app_id).state
+        if expired and chosen is not None:
+            session.execute(update(DcvChallenge).where(
+                DcvChallenge.application_id == app_id, DcvChallenge.domain.in_(expired),
+                DcvChallenge.method == chosen.value, DcvChallenge.status.in_(("pending", "failed")))
+                .values(status="expired", last_checked_at=now))
         for domain, (check, res, ch) in results.items():
             if ch is not None:
-                status = "passed" if check.passed else ("expired" if res is None and not check.passed
-                                                        and "older than 30 days" in check.reason else "failed")
+                status = "passed" if check.passed else "failed"
                 session.execute(update(DcvChallenge).where(DcvChallenge.id == ch.id).values(
                     status=status, last_checked_at=now, last_result=check.reason[:1000]))
             if res is not None and check.passed:
+                evidence = _jsonable(res.evidence)
                 session.add(DomainValidation(
                     domain=domain, method=ch.method if ch else check.method, br_version=res.br_version,
                     code=ch.code if ch and ch.method != DcvMethod.EMAIL.value else None, validated_at=now,
-                    evidence=_jsonable(res.evidence), application_id=app_id, operator_held=False,
+                    evidence=evidence, application_id=app_id, operator_held=False,
                     namespace=ch is not None and ch.method == DcvMethod.DNS.value,
                     perspectives=_jsonable(res.evidence.get("mpic")) if isinstance(res.evidence, Mapping) else None))
             audit.append(session, actor=f"subscriber:{reference}", event="dcv.checked", subject=domain,

@@ -78,9 +78,9 @@ def check_operator_validation(ctx: Context, domain: str, *, actor: str) -> HeldV
         code, challenge_id = challenge.code, challenge.id
         expired = dcv_rules.code_expired(challenge.created_at, now)
     result = None if expired else validator_for(ctx).check(DcvMethod.DNS, name, code)
-    with ctx.transaction() as session:
-        passed = result is not None and result.passed
-        reason = "the Validation Code is older than 30 days; start again" if result is None else result.reason
+    passed = result is not None and result.passed
+    reason = "the Validation Code is older than 30 days; start again" if result is None else result.reason
+    with ctx.transaction() as session:  # committed whether the check passed or not: every attempt is audited
         session.execute(update(DcvChallenge).where(DcvChallenge.id == challenge_id).values(
             status="passed" if passed else ("expired" if expired else "pending"), last_checked_at=now,
             last_result=reason[:1000]))
@@ -88,13 +88,13 @@ def check_operator_validation(ctx: Context, domain: str, *, actor: str) -> HeldV
                      details={"method": DcvMethod.DNS.value, "passed": passed, "reason": reason[:500],
                               "br_version": rule_dates.BR_VERSION,
                               "evidence": result.to_dict()["evidence"] if result is not None else {}}, now=now)
-        if not passed:
-            raise ValidationFailed(f"{name}: {reason}", rule="BR 3.2.2.4.7", value=name)
-        assert result is not None
-        session.add(DomainValidation(domain=name, method=DcvMethod.DNS.value, br_version=result.br_version,
-                                     code=code, validated_at=now, evidence=result.to_dict()["evidence"],
-                                     application_id=None, operator_held=True, namespace=True,
-                                     perspectives=result.evidence.get("mpic")))
+        if passed and result is not None:
+            session.add(DomainValidation(domain=name, method=DcvMethod.DNS.value, br_version=result.br_version,
+                                         code=code, validated_at=now, evidence=result.to_dict()["evidence"],
+                                         application_id=None, operator_held=True, namespace=True,
+                                         perspectives=result.evidence.get("mpic")))
+    if not passed:
+        raise ValidationFailed(f"{name}: {reason}", rule="BR 3.2.2.4.7", value=name)
     return HeldValidation(domain=name, method=DcvMethod.DNS.value, validated_at=now,
                           reusable_until=now + timedelta(days=rule_dates.dcv_reuse_days(now)))
 

@@ -122,11 +122,15 @@ def _cert_of(row: CA) -> x509.Certificate:
 
 
 def issuing_cas(ctx: Context, *, now: datetime | None = None) -> list[str]:
-    """Labels of the issuing CAs that still publish status: active or retired, not expired, key here."""
+    """Labels of the issuing CAs that still publish status: not expired, key here.
+
+    A revoked issuing CA keeps publishing too: its leaves' CRLDP still names its CRL, and a relying party
+    that does not check the ARL must still find them revoked (RFC 5280 5: CRLs until the certificates expire).
+    """
     now = now or ctx.clock()
-    with ctx.transaction() as session:
+    with ctx.read() as session:
         return list(session.scalars(
-            select(CA.label).where(CA.role.in_(ISSUING_ROLES), CA.status.in_(("active", "retired")),
+            select(CA.label).where(CA.role.in_(ISSUING_ROLES), CA.status.in_(("active", "retired", "revoked")),
                                    CA.not_after > now, CA.key_ref.is_not(None)).order_by(CA.id)))
 
 

@@ -297,6 +297,9 @@ def revoke_by_key_proof(ctx: Context, serial_hex: str, proof: bytes | str) -> Re
 # --- issuing CAs ---------------------------------------------------------------------------------
 
 
+CA_REVOCATION_BACKDATE_TOLERANCE = timedelta(minutes=5)  # clock skew between the operator and the CA
+
+
 def revoke_ca(ctx: Context, label: str, reason: str | None, at: datetime | None = None, *,
               actor: str = "operator") -> CaRevocation:
     """Revoke an issuing CA certificate into the root's ARL, now or on the date the operator sets.
@@ -306,10 +309,18 @@ def revoke_ca(ctx: Context, label: str, reason: str | None, at: datetime | None 
     active CA may be revoked only for cACompromise: roll it over first.
     """
     flag = parse_reason(reason, for_ca=True)
+    if flag is None:
+        # BR 7.2.2: an ARL entry for a CA certificate carries a reasonCode; no "unspecified" for CAs.
+        raise PolicyViolation("a CA revocation needs a reason: superseded, cessationOfOperation, "
+                              "affiliationChanged, privilegeWithdrawn or cACompromise", rule="BR 7.2.2")
     now = ctx.clock()
     when = at or now
     if when.tzinfo is None:
         raise PolicyViolation("the revocation date must carry a time zone", value=at)
+    if when < now - CA_REVOCATION_BACKDATE_TOLERANCE:
+        # The ARL records when the CA was revoked; a date in the past would rewrite history.
+        raise PolicyViolation("a CA revocation cannot be dated in the past; give a future date to schedule it",
+                              rule="RFC 5280 5.3.2", value=when.isoformat())
     with ctx.transaction() as session:
         ca = repo.get_ca_by_label(session, label)
         if ca is None:
@@ -323,7 +334,7 @@ def revoke_ca(ctx: Context, label: str, reason: str | None, at: datetime | None 
             raise Conflict(f"CA {label} is still active: roll it over first (or revoke for cACompromise)",
                            value=label)
         ca.revoked_at = when
-        ca.revocation_reason = flag.value if flag else None
+        ca.revocation_reason = flag.value
         scheduled = when > now
         if not scheduled:
             ca.status = "revoked"
@@ -333,7 +344,7 @@ def revoke_ca(ctx: Context, label: str, reason: str | None, at: datetime | None 
                      subject=label, details={"reason": ca.revocation_reason, "at": when.isoformat()}, now=now)
     if not scheduled:
         publication.publish_arl(ctx)
-    return CaRevocation(label, when, flag.value if flag else None, scheduled)
+    return CaRevocation(label, when, flag.value, scheduled)
 
 
 def apply_due_ca_revocations(ctx: Context) -> list[str]:

@@ -500,7 +500,7 @@ async def _main(ctx: Context, host: str, port: int, refresh_seconds: float,
     done = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
-    _log.warning("OCSP responder on http://%s:%d%s with %d responses, polling every %ss", host, bound, OCSP_PATH,
+    _log.info("OCSP responder on http://%s:%d%s with %d responses, polling every %ss", host, bound, OCSP_PATH,
                  len(store), refresh_seconds)
     if ready is not None:
         ready(bound)

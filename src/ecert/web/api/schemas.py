@@ -40,10 +40,14 @@ class ReasonIn(_In):
 class DcvStartIn(_In):
     method: ApiMethod
     email_local_part: str | None = Field(default=None, max_length=64)
+    # BR 3.2.2.4.4: the constructed address may be at the name or at a parent above the public suffix.
+    email_domain: str | None = Field(default=None, max_length=253,
+                                     description="The Authorization Domain Name for the e-mail (default: the name)")
 
 
 class DcvCheckIn(_In):
     email_code: str | None = Field(default=None, max_length=200)
+    method: ApiMethod | None = Field(default=None, description="The method to check (default: the last started)")
 
 
 class CsrIn(_In):

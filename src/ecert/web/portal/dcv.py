@@ -9,6 +9,7 @@ repeat, so it is a POST.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -37,12 +38,21 @@ def _page(request: Request, app_id: int, status_code: int = 200, **context: Any)
 
 
 def _not_needed(request: Request, app_id: int) -> bool:
-    return not services(request).enrolment.dcv_required(ctx_of(request), app_id)
+    """True when no domain needs validating now (exempt, or every validation still reusable)."""
+    enrol = services(request).enrolment
+    ctx = ctx_of(request)
+    if not enrol.dcv_required(ctx, app_id):
+        return True
+    needed = getattr(enrol, "dcv_needed", None)
+    return needed is not None and not needed(ctx, app_id)
 
 
 @router.get("/portal/dcv")
 def dcv_page(request: Request, method: str = "", sent: str = "") -> Response:
-    """The method choice, or the chosen method's instructions per domain (codes reused for 30 days)."""
+    """The method choice, or the chosen method's instructions per domain (codes reused for 30 days).
+
+    Opening a method's instructions makes it the one "Confirm" checks; the other method's code stays live.
+    """
     app_id = app_id_of(request)
     if _not_needed(request, app_id):
         return redirect(request, steps.current_step(request, app_id))
@@ -52,44 +62,53 @@ def dcv_page(request: Request, method: str = "", sent: str = "") -> Response:
         challenges = services(request).enrolment.dcv_start(ctx_of(request), app_id, method=method)
     except EcertError as exc:
         return _page(request, app_id, status_code=min(exc.status, 409), error=error_text(exc))
-    return _page(request, app_id, chosen=method, challenges=list(challenges), sent=sent)
+    return _page(request, app_id, chosen=method, challenges=list(challenges), sent=sent[:320])
 
 
 @router.post("/portal/dcv")
 async def dcv_submit(request: Request, action: str = Form("start"), method: str = Form(""),
-                     email_local_part: str = Form(""), email_code: str = Form("")) -> Response:
+                     email_address: str = Form(""), email_local_part: str = Form(""),
+                     email_code: str = Form("")) -> Response:
     await csrf.require_csrf(request)
     app_id = app_id_of(request)
     enrol = services(request).enrolment
     ctx = ctx_of(request)
     if action == "send" and method == "email":
+        local_part, _, adn = (email_address or email_local_part).strip().partition("@")
         try:
-            challenges = enrol.dcv_start(ctx, app_id, method="email", email_local_part=email_local_part)
+            challenges = enrol.dcv_start(ctx, app_id, method="email", email_local_part=local_part,
+                                         email_domain=adn or None)
         except EcertError as exc:
-            return _page(request, app_id, status_code=min(exc.status, 409), chosen="email", error=error_text(exc))
+            try:
+                listed = list(enrol.dcv_start(ctx, app_id, method="email"))
+            except EcertError:
+                listed = []
+            return _page(request, app_id, status_code=min(exc.status, 409), chosen="email", challenges=listed,
+                         error=error_text(exc))
         address = next((c.email_address for c in challenges if c.email_address), "")
-        return redirect(request, f"/portal/dcv?method=email&sent={address}")
+        return redirect(request, f"/portal/dcv?{urlencode({'method': 'email', 'sent': address})}")
     if action == "check":
+        chosen = method if method in METHODS else None
         try:
-            outcome = enrol.dcv_check(ctx, app_id, email_code=email_code.strip() or None)
+            outcome = enrol.dcv_check(ctx, app_id, email_code=email_code.strip() or None, method=chosen)
         except EcertError as exc:
             return _page(request, app_id, status_code=min(exc.status, 409), chosen="", error=error_text(exc))
-        return _page(request, app_id, chosen=method if method in METHODS else "", outcome=outcome,
+        return _page(request, app_id, chosen=chosen or "", outcome=outcome,
                      results=list(outcome.results), passed=bool(outcome.passed))
     return redirect(request, f"/portal/dcv?method={method}" if method in METHODS else "/portal/dcv")
 
 
 @router.get("/portal/dcv/fileauth.txt")
 def validation_file(request: Request, domain: str = "") -> Response:
-    """The Validation File for one domain (or the first), as a download (BR 3.2.2.4.18)."""
+    """The Validation File for one domain (or the first), as a download (BR 3.2.2.4.18).
+
+    It only reads the code the Website Change instructions made: an application past DCV, or one that
+    never opened those instructions, gets 404 and no challenge is created.
+    """
     app_id = app_id_of(request)
-    try:
-        challenges = services(request).enrolment.dcv_start(ctx_of(request), app_id, method="http_file")
-    except EcertError:
-        return render(request, "error.html", status_code=404, kind="not_found")
-    chosen = next((c for c in challenges if c.domain == domain), challenges[0] if challenges else None)
-    if chosen is None:
+    content = services(request).enrolment.validation_file(ctx_of(request), app_id, domain or None)
+    if not content:
         return render(request, "error.html", status_code=404, kind="not_found")
     headers = dict(SECURITY_HEADERS)
     headers["Content-Disposition"] = 'attachment; filename="fileauth.txt"'
-    return Response(chosen.file_content or chosen.code or "", media_type="text/plain; charset=utf-8", headers=headers)
+    return Response(content, media_type="text/plain; charset=utf-8", headers=headers)
