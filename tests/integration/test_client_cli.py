@@ -249,8 +249,9 @@ def test_existing_request_is_not_overwritten_without_force(tmp_path: Path) -> No
     assert (store / "pending/web/key.pem").read_bytes() == key
 
 
-def test_export_prompts_for_password_twice(tmp_path: Path, pki: TestPKI, secrets) -> None:
+def test_export_prompts_for_password_twice(tmp_path: Path, pki: TestPKI, secrets, monkeypatch) -> None:
     store, _ = issued_store(tmp_path, pki, secrets)
+    monkeypatch.setattr("ecert.cli.subscriber._stdin_is_terminal", lambda: True)  # CliRunner types the answers
     pfx = tmp_path / "p.pfx"
     r = run(
         store,
@@ -315,7 +316,11 @@ def ecert_main(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (["nosuch"], 2, "error: No such command 'nosuch'. (see 'ecert --help')"),
         (["verify"], 2, "error: Missing argument 'target'. (see 'ecert verify --help')"),
         (["verify", "web"], 1, "error: no certificate named 'web'"),
-        (["request", "new", "w", "-n", "www.example.com"], 1, "error: a prompt got no answer"),
+        (
+            ["request", "new", "w", "-n", "www.example.com"],
+            1,
+            "error: cannot ask for the key passphrase: input is not a terminal; pass it with --passphrase-file",
+        ),
         (["request", "new", "w", "-n", "bad name!", "--no-encrypt"], 1, "error: 'bad name!' contains a space"),
     ],
     ids=["bad-choice", "unknown-command", "missing-argument", "unknown-name", "no-tty-prompt", "bad-host-name"],

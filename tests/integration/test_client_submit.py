@@ -128,6 +128,7 @@ class FakeCA:
 def fake(monkeypatch) -> FakeCA:
     ca = FakeCA(TestPKI(start=datetime.now(UTC)), dcv_passes_after=2)
     monkeypatch.setattr(cli, "_TRANSPORT", httpx.MockTransport(ca))
+    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)  # the PIN is typed by CliRunner's input
     monkeypatch.setattr("ecert.client.submit.time.sleep", lambda s: None)
     return ca
 

@@ -327,7 +327,8 @@ class OcspResponse(Base):
     ca_id: Mapped[int] = mapped_column(ForeignKey("cas.id"))
     serial_hex: Mapped[str]
     der: Mapped[bytes]
-    this_update: Mapped[datetime]
+    # Indexed: the dedicated responder polls for rows signed since its last look (services/ocsp_feed.py).
+    this_update: Mapped[datetime] = mapped_column(index=True)
     next_update: Mapped[datetime]
     status: Mapped[str]  # good | revoked | unknown
     etag: Mapped[str]
