@@ -14,7 +14,15 @@ from ecert.services.context import Context
 from ecert.store.models import AuditEvent, Certificate
 from ecert.web.app import create_app
 from tests.integration.ca_fixtures import DEMO_ENV, demo_ctx, hold_namespace, make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import KnotDns, SmtpSink, knot_dns, smtp_sink  # noqa: F401
+from tests.integration.dcv_fixtures import (  # noqa: F401
+    HttpFileServer,
+    KnotDns,
+    SmtpSink,
+    _http_file_server_session,
+    http_file_server,
+    knot_dns,
+    smtp_sink,
+)
 from tests.integration.test_applications import make_csr
 
 OPERATOR_TOKEN = "operator-test-token-0123456789"
@@ -166,3 +174,138 @@ def test_bad_csr_problem_names_the_rule(api_ctx: Context, knot_dns: KnotDns) -> 
     body = r.json()
     assert r.status_code == 400 and "evil.example.net" in body["detail"] and body["rule"]
     assert "Traceback" not in r.text
+
+
+# --- DCV method switching through the API (issue 4 audit, item 1) ---------------------------------------
+
+
+@pytest.fixture
+def web_api_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink,  # noqa: F811
+                http_file_server: HttpFileServer) -> Context:  # noqa: F811
+    return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True,
+                         smtp_port=smtp_sink.port, smtp_port_for_dcv=smtp_sink.port,
+                         http_port=http_file_server.http_port, https_port=http_file_server.https_port)
+
+
+def _api_publish(method: str, d: dict[str, str], knot: KnotDns, web: HttpFileServer) -> None:
+    if method == "dns_txt":
+        knot.add_txt(d["txt_name"], d["txt_value"])
+    else:
+        knot.set_records(d["domain"], "A", ["127.0.0.1"])
+        web.serve_file(d["domain"], d["file_content"])
+
+
+@pytest.mark.parametrize("order", [("dns_txt", "http_file", "dns_txt"), ("http_file", "dns_txt", "http_file"),
+                                   ("http_file", "dns_txt")])
+def test_api_check_runs_the_method_last_started(web_api_ctx: Context, knot_dns: KnotDns,  # noqa: F811
+                                                http_file_server: HttpFileServer, order: tuple[str, ...]) -> None:  # noqa: F811
+    host = f"sw{uuid.uuid4().hex[:8]}.example.com"
+    client = client_for(web_api_ctx)
+    auth = login(client, host, register(client, host))
+    client.post("/api/v1/application/confirm", json={"use_chinese": False}, headers=auth)
+    for method in order:
+        started = client.post("/api/v1/dcv/start", json={"method": method}, headers=auth)
+        assert started.status_code == 200, started.text
+    _api_publish(order[-1], started.json()["domains"][0], knot_dns, http_file_server)
+    checked = client.post("/api/v1/dcv/check", json={}, headers=auth).json()
+    assert checked["passed"] and checked["domains"][0]["method"] == order[-1], checked
+
+
+def test_api_check_may_name_the_method(web_api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    host = f"sw{uuid.uuid4().hex[:8]}.example.com"
+    client = client_for(web_api_ctx)
+    auth = login(client, host, register(client, host))
+    client.post("/api/v1/application/confirm", json={"use_chinese": False}, headers=auth)
+    dns = client.post("/api/v1/dcv/start", json={"method": "dns_txt"}, headers=auth).json()["domains"][0]
+    client.post("/api/v1/dcv/start", json={"method": "http_file"}, headers=auth)
+    knot_dns.add_txt(dns["txt_name"], dns["txt_value"])
+    checked = client.post("/api/v1/dcv/check", json={"method": "dns_txt"}, headers=auth).json()
+    assert checked["passed"] and checked["domains"][0]["method"] == "dns_txt"
+
+
+def test_api_email_to_a_parent_adn(web_api_ctx: Context, smtp_sink: SmtpSink) -> None:  # noqa: F811
+    host = f"www.{uuid.uuid4().hex[:8]}.example.com"
+    client = client_for(web_api_ctx)
+    auth = login(client, host, register(client, host))
+    client.post("/api/v1/application/confirm", json={"use_chinese": False}, headers=auth)
+    r = client.post("/api/v1/dcv/start", json={"method": "email", "email_local_part": "hostmaster",
+                                               "email_domain": "example.com"}, headers=auth)
+    assert r.status_code == 200 and r.json()["domains"][0]["email_address"] == "hostmaster@example.com"
+    code = smtp_sink.messages[-1]["content"].split("Validation Code:")[1].split()[0]
+    checked = client.post("/api/v1/dcv/check", json={"email_code": code}, headers=auth).json()
+    assert checked["passed"], checked
+    bad = client.post("/api/v1/dcv/start", json={"method": "email", "email_local_part": "admin",
+                                                 "email_domain": "com"}, headers=auth)
+    assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+
+
+def test_download_before_accept_is_409_and_audited_after(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    client = client_for(api_ctx)
+    auth = _held_session(client, knot_dns)
+    assert client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth).status_code == 201
+    early = client.get("/api/v1/certificate/download", params={"format": "pem"}, headers=auth)
+    assert early.status_code == 409 and early.headers["content-type"] == "application/problem+json"
+    assert "accept" in early.json()["detail"] and b"BEGIN CERTIFICATE" not in early.content
+    client.post("/api/v1/certificate/accept", headers=auth)
+    assert client.get("/api/v1/certificate/download", params={"format": "der"}, headers=auth).status_code == 200
+    with api_ctx.sessions() as s:
+        channels = [e.details["channel"] for e in s.scalars(
+            select(AuditEvent).where(AuditEvent.event == "cert.downloaded")).all()]
+    assert channels == ["api"]
+
+
+# --- error answers are problem documents or pages; bodies are capped as they stream (item 5) -------------
+
+
+def _asgi_post(app: object, path: str, chunks: int, chunk: bytes = b"x" * 65536) -> tuple[int, bytes, int]:
+    """POST a chunked body straight through ASGI; (status, content-type, chunks the app pulled)."""
+    import asyncio
+
+    pulled = 0
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        nonlocal pulled
+        pulled += 1
+        return {"type": "http.request", "body": chunk, "more_body": pulled < chunks}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
+                         (b"transfer-encoding", b"chunked")], "client": ("127.0.0.1", 5000),
+             "server": ("testserver", 80)}
+    asyncio.run(app(scope, receive, send))  # type: ignore[operator]
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    ctype = dict(start["headers"]).get(b"content-type", b"")  # type: ignore[arg-type]
+    return int(start["status"]), ctype, pulled  # type: ignore[call-overload]
+
+
+def test_a_20_mb_chunked_post_is_refused_after_the_cap_not_read_in_full(demo_ctx: Context) -> None:  # noqa: F811
+    status, ctype, pulled = _asgi_post(client_for(demo_ctx).app, "/api/v1/sessions", chunks=320)
+    assert (status, ctype) == (413, b"application/problem+json")
+    assert pulled <= 2  # 64 KiB per chunk: the count passed the cap on the second chunk and reading stopped
+
+
+@pytest.mark.parametrize(("path", "headers"), [
+    ("/api/v1/sessions", {}),
+    ("/api/v1/operator/applications", OP),
+    ("/api/v1/dcv/check", {"Authorization": "Bearer x"}),
+])
+def test_api_bodies_over_64_kib_are_413_problems(demo_ctx: Context, path: str, headers: dict[str, str]) -> None:  # noqa: F811
+    r = client_for(demo_ctx).post(path, content=b"{" + b" " * 70_000 + b"}",
+                                  headers={**headers, "content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["type"] == "urn:ecert:problem:too-large"
+
+
+@pytest.mark.parametrize(("path", "accept", "ctype"), [
+    ("/nonexistent", "text/html,application/xhtml+xml", "text/html; charset=utf-8"),
+    ("/nonexistent", "*/*", "application/problem+json"),
+    ("/api/v1/nonexistent", "text/html", "application/problem+json"),
+])
+def test_unknown_paths_get_a_page_or_a_problem(demo_ctx: Context, path: str, accept: str, ctype: str) -> None:  # noqa: F811
+    r = client_for(demo_ctx).get(path, headers={"Accept": accept})
+    assert r.status_code == 404 and r.headers["content-type"] == ctype
+    assert ("<h1>" in r.text) if ctype.startswith("text/html") else (r.json()["status"] == 404)

@@ -23,14 +23,23 @@ from ecert.core.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from ecert.core.dcv_rules import DcvMethod
 from ecert.core.profiles import CertType
 from ecert.services import applications as apps
 from ecert.services import downloads, enrolment
 from ecert.services.context import Context
 from ecert.services.pin_envelope import render_pin_envelope_html
-from ecert.store.models import CA, Application, AuditEvent, Certificate, DomainValidation, LoginAttempt
+from ecert.store.models import CA, Application, AuditEvent, Certificate, DcvChallenge, DomainValidation, LoginAttempt
 from tests.integration.ca_fixtures import demo_ctx, hold_namespace, make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import KnotDns, SmtpSink, knot_dns, smtp_sink  # noqa: F401
+from tests.integration.dcv_fixtures import (  # noqa: F401
+    HttpFileServer,
+    KnotDns,
+    SmtpSink,
+    _http_file_server_session,
+    http_file_server,
+    knot_dns,
+    smtp_sink,
+)
 
 ADDR = "192.0.2.10"
 
@@ -397,3 +406,148 @@ def test_journey_and_race_on_postgresql(make_demo_ctx: Callable[..., Context], p
     assert sum(isinstance(r, enrolment.CertificateView) for r in results) == 1
     assert enrolment.accept_certificate(ctx, app_id, actor="s").state == "accepted"
     assert len(pkcs7.load_der_pkcs7_certificates(downloads.download(ctx, app_id, "p7b").data)) == 2
+
+
+# --- DCV: switching methods, e-mail at an Authorization Domain Name, audit (issue 4 audit, items 1, 6, 7) ---
+
+
+@pytest.fixture
+def web_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, http_file_server: HttpFileServer,  # noqa: F811
+            smtp_sink: SmtpSink) -> Context:  # noqa: F811
+    """DNS, HTTP and SMTP all pointed at the loopback fixtures, so every DCV method can pass."""
+    return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True,
+                         caa_identities=("ecert.example.hk",), http_port=http_file_server.http_port,
+                         https_port=http_file_server.https_port, smtp_port=smtp_sink.port,
+                         smtp_port_for_dcv=smtp_sink.port)
+
+
+def _confirmed(ctx: Context, host: str) -> int:
+    reg = _registered(ctx, host)
+    apps.confirm_application(ctx, reg.application_id, use_chinese=False, actor="subscriber")
+    return reg.application_id
+
+
+def publish(method: str, view: enrolment.ChallengeView, knot: KnotDns, web: HttpFileServer) -> None:
+    """Do what the instructions of ``method`` say: the TXT record, or the file on the site."""
+    if method == "dns_txt":
+        knot.add_txt(str(view.txt_name), str(view.txt_value))
+    else:
+        knot.set_records(view.domain, "A", ["127.0.0.1"])
+        web.serve_file(view.domain, str(view.file_content))
+
+
+SWITCHES = [("dns_txt", "http_file", "dns_txt"), ("http_file", "dns_txt", "http_file"),
+            ("http_file", "dns_txt"), ("dns_txt", "http_file")]
+
+
+@pytest.mark.parametrize("order", SWITCHES)
+def test_confirm_checks_the_method_last_opened(web_ctx: Context, knot_dns: KnotDns,  # noqa: F811
+                                                http_file_server: HttpFileServer, order: tuple[str, ...]) -> None:  # noqa: F811
+    host = _unique_host()
+    app_id = _confirmed(web_ctx, host)
+    seen: dict[str, list[str | None]] = {}
+    for method in order:
+        view = enrolment.dcv_start(web_ctx, app_id, method=method)[0]
+        seen.setdefault(method, []).append(view.code)
+    # Opening the other method did not destroy this one's code: coming back shows the same one.
+    assert all(len(set(codes)) == 1 for codes in seen.values())
+    publish(order[-1], view, knot_dns, http_file_server)
+    outcome = enrolment.dcv_check(web_ctx, app_id)
+    assert outcome.passed, outcome.results
+    assert outcome.results[0].method == enrolment.parse_method(order[-1]).value
+
+
+def test_confirm_may_name_the_method_and_the_other_code_stays_live(web_ctx: Context, knot_dns: KnotDns,  # noqa: F811
+                                                                     http_file_server: HttpFileServer) -> None:  # noqa: F811
+    host = _unique_host()
+    app_id = _confirmed(web_ctx, host)
+    dns_view = enrolment.dcv_start(web_ctx, app_id, method="dns_txt")[0]
+    enrolment.dcv_start(web_ctx, app_id, method="http_file")
+    assert enrolment.current_method(web_ctx, app_id) is DcvMethod.HTTP_FILE
+    knot_dns.add_txt(str(dns_view.txt_name), str(dns_view.txt_value))
+    outcome = enrolment.dcv_check(web_ctx, app_id, method="dns_txt")
+    assert outcome.passed and outcome.results[0].method == "dns"
+
+
+def test_reopening_a_method_audits_no_new_start(web_ctx: Context) -> None:
+    host = _unique_host()
+    app_id = _confirmed(web_ctx, host)
+    for method in ("dns_txt", "dns_txt", "http_file", "dns_txt"):
+        enrolment.dcv_start(web_ctx, app_id, method=method)
+    with web_ctx.sessions() as s:
+        events = s.scalars(select(AuditEvent.event).where(AuditEvent.event.like("dcv.%"))
+                           .order_by(AuditEvent.id)).all()
+    assert events.count("dcv.started") == 2  # one per code made: DNS once, Website Change once
+    assert events.count("dcv.method_selected") == 3  # dns, http_file, dns again
+
+
+def _mailed_code(sink: SmtpSink) -> str:
+    content = sink.messages[-1]["content"]
+    return content.split("Validation Code:")[1].split()[0]
+
+
+def test_email_offers_every_authorization_domain_name_and_passes_at_a_parent(web_ctx: Context,  # noqa: F811
+                                                                              smtp_sink: SmtpSink) -> None:  # noqa: F811
+    host = f"www.{uuid.uuid4().hex[:8]}.example.com"
+    app_id = _confirmed(web_ctx, host)
+    listed = enrolment.dcv_start(web_ctx, app_id, method="email")[0].email_addresses
+    parent = host.split(".", 1)[1]
+    assert {f"admin@{host}", f"admin@{parent}", "admin@example.com"} <= set(listed)
+    assert not any(a.endswith("@com") for a in listed)
+    sent = enrolment.dcv_start(web_ctx, app_id, method="email", email_local_part="admin", email_domain="example.com")
+    assert sent[0].email_address == "admin@example.com" and smtp_sink.messages[-1]["to"] == ["admin@example.com"]
+    outcome = enrolment.dcv_check(web_ctx, app_id, email_code=_mailed_code(smtp_sink))
+    assert outcome.passed and outcome.state == "validated"
+
+
+@pytest.mark.parametrize("email_domain", ["com", "other.example.com", "example.net", "x.www.{host}"])
+def test_email_refuses_a_domain_that_is_not_an_adn(web_ctx: Context, smtp_sink: SmtpSink,  # noqa: F811
+                                                   email_domain: str) -> None:
+    host = f"www.{uuid.uuid4().hex[:8]}.example.com"
+    app_id = _confirmed(web_ctx, host)
+    with pytest.raises(PolicyViolation, match="Authorization Domain Name"):
+        enrolment.dcv_start(web_ctx, app_id, method="email", email_local_part="admin",
+                            email_domain=email_domain.format(host=host))
+    assert all(m["to"] == ["webmaster@example.com"] for m in smtp_sink.messages)  # only the invitation went out
+
+
+def test_undeliverable_email_says_so_plainly_and_audits_the_reason(make_demo_ctx: Callable[..., Context],  # noqa: F811
+                                                                   knot_dns: KnotDns) -> None:  # noqa: F811
+    ctx = make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True, smtp_port=9,
+                        smtp_port_for_dcv=9)  # nothing listens on port 9: the relay refuses the connection
+    host = _unique_host()
+    app_id = _confirmed(ctx, host)
+    with pytest.raises(ValidationFailed) as caught:
+        enrolment.dcv_start(ctx, app_id, method="email", email_local_part="admin")
+    assert caught.value.message == enrolment.EMAIL_NOT_DELIVERED and "Error" not in str(caught.value)
+    with ctx.sessions() as s:
+        failed = s.scalars(select(AuditEvent).where(AuditEvent.event == "dcv.email_failed")).one()
+    assert "ConnectionRefusedError" in failed.details["error"] and failed.details["to"] == f"admin@{host}"
+    outcome = enrolment.dcv_check(ctx, app_id, email_code="anything")  # the undelivered code does not count
+    assert not outcome.passed and "send the Validation Code" in outcome.results[0].reason
+
+
+def test_validation_file_is_only_read_never_created(web_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    host = _unique_host()
+    app_id = _confirmed(web_ctx, host)
+    assert enrolment.validation_file(web_ctx, app_id) is None  # the instructions were never opened
+    code = enrolment.dcv_start(web_ctx, app_id, method="http_file")[0].code
+    assert enrolment.validation_file(web_ctx, app_id, host) == code
+    with web_ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(DcvChallenge)) == 1
+
+
+def test_invitation_shows_an_idn_in_both_forms(dns_ctx: Context, smtp_sink: SmtpSink) -> None:  # noqa: F811
+    _registered(dns_ctx, "香港郵政.example.com")
+    mail = smtp_sink.messages[-1]["content"]
+    import email
+
+    body = email.message_from_string(mail).get_payload(decode=True).decode()  # type: ignore[union-attr]
+    assert "香港郵政.example.com (xn--" in body
+
+
+def test_registration_says_why_the_invitation_was_not_sent(make_demo_ctx: Callable[..., Context]) -> None:  # noqa: F811
+    ctx = make_demo_ctx(smtp_port=9)  # nothing listens there
+    reg = _registered(ctx, _unique_host())
+    assert not reg.mail_sent and reg.mail_error is not None and "\n" not in reg.mail_error
+    assert "127.0.0.1:9 refused the connection" in reg.mail_error and reg.pin not in reg.mail_error

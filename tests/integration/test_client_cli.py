@@ -349,3 +349,47 @@ def test_every_command_has_help_that_exits_0(path: list[str]) -> None:
     usage, _, rest = r.output.strip().partition("\n")
     assert usage.startswith("Usage: ") and len(rest.split()) > 5  # a sentence of help, not just the usage line
     assert "<bool>" not in r.output and "--no-force" not in r.output  # flags read as flags
+
+
+def test_list_shows_the_store_name_of_an_imported_backup(tmp_path: Path, pki: TestPKI, secrets) -> None:
+    store, _ = issued_store(tmp_path, pki, secrets)
+    pfx = tmp_path / "b.pfx"
+    args = ["--password-file", secrets["pfx"], "--passphrase-file", secrets["key"]]
+    assert run(store, "export", "web", "--pfx", str(pfx), *args).exit_code == 0
+    assert run(store, "import", str(pfx), "--name", "legacy", *args).exit_code == 0
+    r = run(store, "list")
+    assert r.exit_code == 0, r.output
+    rows = [ln.split("│")[1].strip() for ln in r.output.splitlines() if ln.startswith("│")]
+    assert rows == ["legacy", "web"]  # the names every other command takes, not the PFX's friendly name twice
+    entries = json.loads(run(store, "--json", "list").output)["entries"]
+    assert [(e["name"], e["friendly_name"]) for e in entries] == [("legacy", "web"), ("web", "web")]
+
+
+@pytest.mark.parametrize(
+    ("args", "what", "option"),
+    [
+        (["request", "new", "w2", "-n", HOST], "key passphrase", "--passphrase-file"),
+        (["export", "web", "--pfx", "OUT/b.pfx"], "pfx password", "--password-file"),
+        (["import", "OUT/any.pfx"], "pfx password", "--password-file"),
+        (["request", "submit", "w3", "--reference", "1", "--ca-url", "http://127.0.0.1:9"], "pin", "--pin-file"),
+        (["deploy", "web", "--format", "pfx", "--out", "OUT/d"], "keystore password", "--password-file"),
+    ],
+    ids=["request-new", "export", "import", "submit", "deploy-pfx"],
+)
+def test_secret_prompt_without_a_terminal_is_one_clean_line(
+    tmp_path: Path, pki: TestPKI, args: list[str], what: str, option: str
+) -> None:
+    store = tmp_path / "s"
+    for name in ("web", "w3"):
+        assert run(store, "request", "new", name, "--name", HOST, "--key-type", "p256", "--no-encrypt").exit_code == 0
+    csr = x509.load_pem_x509_csr((store / "pending/web/request.csr").read_bytes())
+    (tmp_path / "c.pem").write_bytes(pki.pem(pki.issue(csr, [HOST]), pki.sub))
+    (tmp_path / "root.pem").write_bytes(pki.pem(pki.root))
+    assert run(store, "ca", "install", str(tmp_path / "root.pem")).exit_code == 0
+    assert run(store, "request", "complete", str(tmp_path / "c.pem")).exit_code == 0
+    (tmp_path / "any.pfx").write_bytes(b"not read before the password")
+    r = ecert_main(store, *[a.replace("OUT", str(tmp_path)) for a in args])
+    assert r.returncode == 1
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines == [f"error: cannot ask for the {what}: input is not a terminal; pass it with {option}"]
+    assert "GetPassWarning" not in r.stderr and "echoed" not in r.stderr

@@ -347,7 +347,172 @@ def test_repository_page_labels_issuing_cas_with_their_effective_date(client: Te
     assert "Cross-certificate" in page and "ARL" in page and "CRL" in page
 
 
-def test_login_page_carries_the_sub_ca_notice_from_the_ca_list(client: TestClient) -> None:
+def test_login_page_has_no_sub_ca_notice_with_one_generation(client: TestClient) -> None:
     page = client.get("/portal/login", params={"lang": "en"}).text
-    assert re.search(r"starting from \d\d/\d\d/\d{4}, new Sub CA certificates", page)
+    assert "new Sub CA certificates" not in page and 'id="rollover"' not in page
     assert "Shown on the cover of the PIN Envelope" in page and "No need to input the space" in page
+
+
+@pytest.mark.parametrize("lang", ["en", "zh_HK"])
+def test_login_page_announces_the_rollover_and_the_old_sub_cas_revocation(ctx: Context, client: TestClient,
+                                                                          lang: str) -> None:
+    from datetime import timedelta
+
+    from ecert.services import ceremony
+    from ecert.services.ca_config import load_hierarchy_config
+    from ecert.store.models import CA
+
+    effective = ctx.clock() + timedelta(days=10)
+    _, old = ceremony.rollover(ctx, load_hierarchy_config(None), "ov", effective_from=effective)
+    revoke_by = ctx.clock() + timedelta(days=60)
+    with ctx.transaction() as session:  # the operator schedules the old Sub CA's revocation
+        session.get(CA, old[0].id).revoked_at = revoke_by  # type: ignore[union-attr]
+    page = client.get("/portal/login", params={"lang": lang}).text
+    assert effective.strftime("%d/%m/%Y") in page.split('id="rollover"')[1]
+    notice = page.split('id="old-sub-ca-revocation"')[1].split("</p>")[0]
+    assert revoke_by.strftime("%d/%m/%Y") in notice
+    assert ("will be revoked before" if lang == "en" else "撤銷") in notice
+
+
+# --- the download page's CA links, downloads before Accept (issue 4 audit, items 2-4) --------------------
+
+HREF = re.compile(r'href="([^"]+)"')
+
+
+def _issued(ctx: Context, client: TestClient) -> tuple[str, str]:
+    """Log in, confirm and submit a CSR: the certificate page (waiting for Accept) and its host."""
+    host, _ = _to_csr_step(ctx, client)
+    page = client.get("/portal/csr")
+    info = client.post("/portal/csr", data={"csrf_token": csrf_of(page.text), "csr_text": make_csr([host])})
+    assert info.url.path == "/portal/certificate"
+    return host, info.text
+
+
+def _accepted(ctx: Context, client: TestClient) -> str:
+    host, info = _issued(ctx, client)
+    assert client.post("/portal/certificate", data={"csrf_token": csrf_of(info)}).url.path == "/portal/download"
+    return host
+
+
+def _cn(ca: x509.Certificate) -> str:
+    return str(ca.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
+
+
+def test_download_page_names_only_the_certificates_own_issuer_after_a_rollover(ctx: Context,
+                                                                               client: TestClient) -> None:
+    from datetime import timedelta
+
+    from ecert.services import ceremony
+    from ecert.services.ca_config import load_hierarchy_config
+
+    _accepted(ctx, client)
+    pem = client.get("/portal/download/fullchain").content
+    leaf, issuer = x509.load_pem_x509_certificates(pem)[:2]
+    # A rollover announced for next month: the new Sub CA is not in effect, and did not sign this certificate.
+    new, _ = ceremony.rollover(ctx, load_hierarchy_config(None), "ov", effective_from=ctx.clock() + timedelta(days=30))
+    new_cn = _cn(x509.load_der_x509_certificate(new.cert_der))
+    page = client.get("/portal/download", params={"lang": "en"}).text
+    assert _cn(issuer) in page and new_cn not in page
+    assert re.search(rf'Install the Sub CA "{re.escape(_cn(issuer))}" issued by .*Effective from \d\d/\d\d/\d{{4}}',
+                     page, re.S)
+    assert "EV" not in re.sub(r"<[^>]+>", "", page.split('id="issuing-ca"')[1].split("</ol>")[0])
+    assert re.search(r'cross-certificate "[^"]+" issued by "[^"]+"', page)
+    assert 'id="arl"' in page
+
+
+@pytest.mark.parametrize("path", ["/portal/download", "/repository/"])
+def test_ca_crl_and_arl_links_are_site_relative_and_served(ctx: Context, client: TestClient, path: str) -> None:
+    _accepted(ctx, client)
+    page = client.get(path).text
+    links = [h for h in HREF.findall(page) if "/repository/ca/" in h or "/crl/" in h]
+    assert links and all(h.startswith(("/repository/ca/", "/crl/")) for h in links), links
+    assert {h.split("/")[1] for h in links} == {"repository", "crl"}
+    for href in links:
+        assert client.get(href).status_code == 200, href
+
+
+def test_a_certificate_waiting_for_accept_cannot_be_downloaded(ctx: Context, client: TestClient) -> None:
+    _issued(ctx, client)
+    refused = client.get("/portal/download/pem", params={"lang": "en"})
+    assert refused.status_code == 409 and "accept the certificate before downloading" in refused.text
+    assert b"BEGIN CERTIFICATE" not in refused.content
+
+
+def test_downloads_are_audited(ctx: Context, client: TestClient) -> None:
+    from sqlalchemy import select
+
+    from ecert.store.models import AuditEvent
+
+    _accepted(ctx, client)
+    client.get("/portal/download/p7b")
+    serial = client.get("/portal/download/pem").text  # the PEM; its serial is the audit subject
+    leaf = x509.load_pem_x509_certificate(serial.encode())
+    client.get(f"/search/download/{leaf.serial_number:x}/der")
+    with ctx.sessions() as s:
+        rows = s.scalars(select(AuditEvent).where(AuditEvent.event == "cert.downloaded")).all()
+    assert [(r.details["channel"], r.details["format"]) for r in rows] == [("portal", "p7b"), ("portal", "pem"),
+                                                                          ("search", "der")]
+
+
+# --- DCV through the portal: switching methods, audit, the Validation File (items 1 and 7) ---------------
+
+
+def _at_dcv_step(ctx: Context, client: TestClient) -> tuple[str, apps.RegisteredApplication]:
+    """An application under example.net (no operator-held validation), confirmed: the DCV step is next."""
+    host, reg = register(ctx, host=f"w{uuid.uuid4().hex[:10]}.example.net")
+    log_in(client, host, reg)
+    page = client.get("/portal/confirm")
+    done = client.post("/portal/confirm", data={"csrf_token": csrf_of(page.text), "action": "confirm"},
+                       follow_redirects=False)
+    assert done.headers.get("location") == "/portal/dcv"
+    return host, reg
+
+
+def _dcv_events(ctx: Context, event: str) -> int:
+    from sqlalchemy import func, select
+
+    from ecert.store.models import AuditEvent
+
+    with ctx.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.event == event)) or 0)
+
+
+def test_portal_confirm_checks_the_method_on_screen(ctx: Context, client: TestClient, knot_dns: KnotDns) -> None:  # noqa: F811
+    host, _ = _at_dcv_step(ctx, client)
+    first = client.get("/portal/dcv", params={"method": "dns", "lang": "en"}).text
+    client.get("/portal/dcv", params={"method": "http_file"})
+    page = client.get("/portal/dcv", params={"method": "dns", "lang": "en"}).text
+    value = re.search(r'<code class="txt-value"[^>]*>([^<]+)</code>', page)
+    assert value and value.group(1) in first  # the DNS code survived the visit to Website Change
+    knot_dns.add_txt(f"_pki-validation.{host}" if "_pki-validation" in page else host, value.group(1))
+    done = client.post("/portal/dcv", data={"csrf_token": csrf_of(page), "action": "check", "method": "dns"})
+    assert "Your control over every domain name has been confirmed" in done.text, done.text[-2000:]
+    assert _dcv_events(ctx, "dcv.started") == 2  # one code per method, however often the pages were shown
+
+
+def test_validation_file_needs_the_instructions_and_an_open_dcv_step(ctx: Context, client: TestClient) -> None:
+    host, _ = _at_dcv_step(ctx, client)
+    assert client.get("/portal/dcv/fileauth.txt").status_code == 404
+    assert _dcv_events(ctx, "dcv.started") == 0
+    client.get("/portal/dcv", params={"method": "http_file"})
+    served = client.get("/portal/dcv/fileauth.txt", params={"domain": host})
+    assert served.status_code == 200 and len(served.text) >= 32
+    assert client.get("/portal/dcv/fileauth.txt").text == served.text and _dcv_events(ctx, "dcv.started") == 1
+
+
+def test_validation_file_is_404_after_the_certificate_is_accepted(ctx: Context, client: TestClient) -> None:
+    _accepted(ctx, client)
+    assert client.get("/portal/dcv/fileauth.txt").status_code == 404
+    assert _dcv_events(ctx, "dcv.started") == 0
+
+
+@pytest.mark.parametrize("path", ["/portal/login", "/portal/confirm", "/portal/dcv", "/portal/csr"])
+def test_a_form_over_the_cap_gets_the_413_page(client: TestClient, path: str) -> None:
+    r = client.post(path, data={"pin": "1" * 2_000_000}, headers={"Accept": "text/html"})
+    assert r.status_code == 413 and r.headers["content-type"] == "text/html; charset=utf-8"
+    assert "too large" in r.text and "Field exceeded" not in r.text
+
+
+def test_an_unknown_page_is_the_html_error_page(client: TestClient) -> None:
+    r = client.get("/nonexistent", headers={"Accept": "text/html"}, params={"lang": "en"})
+    assert r.status_code == 404 and "<h1>Sorry</h1>" in r.text and 'id="lang-switch"' in r.text

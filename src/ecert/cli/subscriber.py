@@ -24,7 +24,7 @@ from rich.table import Table
 
 from ecert.client.chain import build_chain, plan_for_live, refresh_live_chains
 from ecert.client.check import check_server
-from ecert.client.complete import complete_request, load_certificates
+from ecert.client.complete import Completion, complete_request, load_certificates
 from ecert.client.deploy import DeployFormat, deploy
 from ecert.client.errors import ClientError, exit_code_for
 from ecert.client.pkcs12 import export_pfx, import_pfx
@@ -350,7 +350,7 @@ def request_complete(
     _print_completion(done)
 
 
-def _print_completion(done: Any) -> None:
+def _print_completion(done: Completion) -> None:
     e = done.entry
     if STATE.json:
         _emit_json(
@@ -360,8 +360,8 @@ def _print_completion(done: Any) -> None:
                 "serial_hex": format(e.cert.serial_number, "x"),
                 "not_after": e.cert.not_valid_after_utc.isoformat(),
                 "installed_cas": list(done.installed_cas),
-                "chain_complete": getattr(done, "chain_complete", True),
-                "missing_issuer": getattr(done, "missing_issuer", None),
+                "chain_complete": done.chain_complete,
+                "missing_issuer": done.missing_issuer,
             }
         )
         return
@@ -370,9 +370,9 @@ def _print_completion(done: Any) -> None:
     con.print(f"Files in {e.path}: cert.pem chain.pem fullchain.pem privkey.pem", markup=False)
     for name in done.installed_cas:
         con.print(f"Installed intermediate CA certificate {name}", markup=False)
-    if not getattr(done, "chain_complete", True):
+    if not done.chain_complete:
         con.print(
-            f"note: the issuing CA {done.missing_issuer} is not installed, so chain.pem is incomplete; "
+            f"note: the issuing CA {done.missing_issuer!r} is not installed, so chain.pem is incomplete; "
             "run 'ecert ca install' with it and the chain files are updated",
             markup=False,
         )

@@ -168,6 +168,8 @@ class RegisteredApplication:
     reference_number: str
     pin: str
     mail_sent: bool = True
+    # Why the invitation was not sent (one line for the operator, no secrets); None when it was.
+    mail_error: str | None = None
 
     def __repr__(self) -> str:  # the PIN must not reach a log through a repr
         return (f"RegisteredApplication(application_id={self.application_id}, "
@@ -403,16 +405,19 @@ def register_application(ctx: Context, data: ApplicationInput, *, actor: str) ->
     if app_id is None:
         raise Conflict("could not draw a unique reference number; try again")
     mail_sent = True
+    mail_error = None
     try:
         mailer.send_mail(ctx.settings, to=data.rep_email, subject=mailer.CSR_SUBJECT,
                          body=mailer.csr_invitation(base_url=ctx.settings.base_url, reference_number=reference,
                                                     server_name=data.server_name, org_name=data.org_name_en))
     except EcertError as exc:
         mail_sent = False
+        mail_error = exc.message.splitlines()[0][:300] if exc.message else "the mail relay refused the message"
         with ctx.transaction() as session:
             audit.append(session, actor="system", event="mail.failed", subject=reference,
                          details={"to": data.rep_email, "error": exc.message}, now=ctx.clock())
-    return RegisteredApplication(application_id=app_id, reference_number=reference, pin=pin, mail_sent=mail_sent)
+    return RegisteredApplication(application_id=app_id, reference_number=reference, pin=pin, mail_sent=mail_sent,
+                                 mail_error=mail_error)
 
 
 # --- log-in ----------------------------------------------------------------------------------------

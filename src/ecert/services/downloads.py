@@ -14,16 +14,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..core import urls
-from ..core.errors import NotFound, PolicyViolation
+from ..core.errors import Conflict, NotFound, PolicyViolation
 from ..core.names import to_unicode
-from ..store import repo
+from ..store import audit, repo
 from ..store.models import CA, Application, Certificate
 from .context import Context
 
-__all__ = ["FORMATS", "Download", "SearchHit", "CaLink", "download", "public_download", "search_certificates",
-           "ca_links", "render"]
+__all__ = ["FORMATS", "NOT_ACCEPTED", "Download", "SearchHit", "CaLink", "CrossLink", "ChainLinks", "download",
+           "public_download", "search_certificates", "ca_links", "certificate_links", "render"]
 
 Format = Literal["pem", "der", "p7b", "fullchain"]
 # What each format is and how browsers should save it (Exchange's "Complete Pending Request" takes .cer/.p7b).
@@ -71,6 +72,7 @@ class CaLink:
     crt_url: str
     pem_url: str
     crl_url: str | None
+    revoked_at: datetime | None = None  # set ahead of time when a retired CA's revocation is scheduled
 
 
 def _cn(name: x509.Name) -> str | None:
@@ -103,23 +105,54 @@ def render(cert: Certificate, issuer: CA, fmt: str) -> Download:
     return Download(data=data, media_type=media_type, filename=f"{_safe_stem(cert)}.{ext}")
 
 
-def download(ctx: Context, app_id: int, fmt: str) -> Download:
-    """The subscriber's current certificate (issued or accepted) in ``fmt``."""
+NOT_ACCEPTED = "accept the certificate before downloading it"
+
+
+def _accepted(session: Session, app_id: int) -> Certificate:
+    """The application's newest accepted certificate; Conflict while one only waits for acceptance.
+
+    The seed offers the download only after "Accept" (C.6, C.7): an unaccepted certificate may still be
+    rejected (and then revoked), so it must not reach a server first.
+    """
+    cert = session.scalars(select(Certificate).where(
+        Certificate.application_id == app_id, Certificate.status.in_(("issued", "accepted")))
+        .order_by(Certificate.created_at.desc(), Certificate.id.desc())).first()
+    if cert is not None and cert.status == "issued":
+        accepted = session.scalars(select(Certificate).where(
+            Certificate.application_id == app_id, Certificate.status == "accepted")
+            .order_by(Certificate.created_at.desc(), Certificate.id.desc())).first()
+        if accepted is None:
+            raise Conflict(NOT_ACCEPTED, rule="seed C.6", value=cert.serial_hex)
+        cert = accepted
+    if cert is None:
+        raise NotFound("this application has no certificate to download")
+    return cert
+
+
+def _audit_download(ctx: Context, serial_hex: str, fmt: str, actor: str, channel: str) -> None:
+    """Every download is an audit event (issue 4 point 5): who took which certificate, in what form, where."""
+    with ctx.transaction() as session:
+        audit.append(session, actor=actor, event="cert.downloaded", subject=serial_hex,
+                     details={"format": fmt, "channel": channel}, now=ctx.clock())
+
+
+def download(ctx: Context, app_id: int, fmt: str, *, actor: str = "subscriber", channel: str = "portal") -> Download:
+    """The subscriber's accepted certificate in ``fmt`` (Conflict while it waits for acceptance); audited."""
     if fmt not in FORMATS:
         raise NotFound("no such download format", value=str(fmt)[:20])
     with ctx.read() as session:
-        cert = session.scalars(select(Certificate).where(
-            Certificate.application_id == app_id, Certificate.status.in_(("issued", "accepted")))
-            .order_by(Certificate.created_at.desc(), Certificate.id.desc())).first()
-        if cert is None:
-            raise NotFound("this application has no certificate to download")
+        cert = _accepted(session, app_id)
         issuer = session.get(CA, cert.ca_id)
         assert issuer is not None
-        return render(cert, issuer, fmt)
+        item = render(cert, issuer, fmt)
+        serial = cert.serial_hex
+    _audit_download(ctx, serial, fmt, actor, channel)
+    return item
 
 
-def public_download(ctx: Context, serial_hex: str, fmt: str) -> Download:
-    """A published certificate by serial: accepted certificates only (seed C.7 note 1)."""
+def public_download(ctx: Context, serial_hex: str, fmt: str, *, actor: str = "public",
+                    channel: str = "search") -> Download:
+    """A published certificate by serial: accepted certificates only (seed C.7 note 1); audited."""
     if fmt not in FORMATS or not _SERIAL.match(serial_hex or ""):
         raise NotFound("no such certificate")
     try:
@@ -133,7 +166,10 @@ def public_download(ctx: Context, serial_hex: str, fmt: str) -> Download:
             raise NotFound("no such certificate")
         issuer = session.get(CA, cert.ca_id)
         assert issuer is not None
-        return render(cert, issuer, fmt)
+        item = render(cert, issuer, fmt)
+        serial = cert.serial_hex
+    _audit_download(ctx, serial, fmt, actor, channel)
+    return item
 
 
 def _spaced(serial_hex: str) -> str:
@@ -191,22 +227,76 @@ def search_certificates(ctx: Context, *, by: str, query: str) -> list[SearchHit]
         return hits
 
 
+def _link(ca: CA) -> CaLink:
+    """A CA with site-relative links: the pages are served by this server, whatever base_url says.
+
+    Absolute URLs (settings.base_url) belong only in certificates (AIA, CRLDP); a local instance's
+    pages would otherwise point at a host that does not resolve.
+    """
+    cert = x509.load_der_x509_certificate(ca.cert_der)
+    crl = None
+    if ca.role in ("ov", "ev"):
+        crl = urls.crl_path(ca.label)
+    elif ca.role == "root":
+        crl = urls.arl_path(ca.label)
+    return CaLink(label=ca.label, role=ca.role, common_name=_cn(cert.subject) or ca.label,
+                  effective_from=ca.effective_from, not_after=ca.not_after, status=ca.status,
+                  crt_url=urls.ca_cert_path(ca.label, "crt"), pem_url=urls.ca_cert_path(ca.label, "pem"),
+                  crl_url=crl, revoked_at=ca.revoked_at)
+
+
 def ca_links(ctx: Context) -> list[CaLink]:
-    """Every published CA certificate with its download URLs; issuing CAs with their CRL, the root with its ARL."""
-    base = ctx.settings.base_url
-    out: list[CaLink] = []
+    """Every published CA certificate with its (site-relative) links; issuing CAs with their CRL, the root its ARL."""
     with ctx.read() as session:
-        for ca in session.scalars(select(CA).where(CA.role.in_(("root", "cross", "ov", "ev")))
-                                  .order_by(CA.id)).all():
-            cert = x509.load_der_x509_certificate(ca.cert_der)
-            crl = None
-            if ca.role in ("ov", "ev"):
-                crl = urls.absolute(base, urls.crl_path(ca.label))
-            elif ca.role == "root":
-                crl = urls.absolute(base, urls.arl_path(ca.label))
-            out.append(CaLink(
-                label=ca.label, role=ca.role, common_name=_cn(cert.subject) or ca.label,
-                effective_from=ca.effective_from, not_after=ca.not_after, status=ca.status,
-                crt_url=urls.absolute(base, urls.ca_cert_path(ca.label, "crt")),
-                pem_url=urls.absolute(base, urls.ca_cert_path(ca.label, "pem")), crl_url=crl))
-    return out
+        return [_link(ca) for ca in session.scalars(select(CA).where(CA.role.in_(("root", "cross", "ov", "ev")))
+                                                    .order_by(CA.id)).all()]
+
+
+@dataclass(frozen=True)
+class CrossLink:
+    """A cross-certificate for our root, named as the seed names it: "<root> issued by <external root>"."""
+
+    label: str
+    subject_cn: str
+    issuer_cn: str
+    pem_url: str
+    crt_url: str
+
+
+@dataclass(frozen=True)
+class ChainLinks:
+    """What the download page (seed C.7) tells a subscriber to install with this certificate."""
+
+    issuer: CaLink
+    root_cn: str
+    crosses: tuple[CrossLink, ...]
+    arl_url: str | None
+
+
+def certificate_links(ctx: Context, app_id: int) -> ChainLinks:
+    """The CA that signed this application's accepted certificate, its root's cross-certificates and ARL.
+
+    Only the certificate's own issuer: after a rollover, a CA not yet in effect (or the other
+    generation) would not build the subscriber's chain (seed C.7 point 2).
+    """
+    with ctx.read() as session:
+        cert = _accepted(session, app_id)
+        issuer = session.get(CA, cert.ca_id)
+        if issuer is None:
+            raise NotFound("the certificate's issuing CA is not known")
+        root = session.get(CA, issuer.parent_id) if issuer.parent_id is not None else None
+        crosses: list[CrossLink] = []
+        arl = None
+        root_cn = ""
+        if root is not None:
+            root_cn = _cn(x509.load_der_x509_certificate(root.cert_der).subject) or root.label
+            arl = urls.arl_path(root.label)
+            for row in session.scalars(select(CA).where(CA.role == "cross", CA.subject_dn == root.subject_dn,
+                                                        CA.status != "revoked").order_by(CA.id)).all():
+                if row.spki_sha256 != root.spki_sha256:
+                    continue
+                cross = x509.load_der_x509_certificate(row.cert_der)
+                crosses.append(CrossLink(label=row.label, subject_cn=_cn(cross.subject) or root_cn,
+                                         issuer_cn=_cn(cross.issuer) or "", pem_url=urls.ca_cert_path(row.label, "pem"),
+                                         crt_url=urls.ca_cert_path(row.label, "crt")))
+        return ChainLinks(issuer=_link(issuer), root_cn=root_cn, crosses=tuple(crosses), arl_url=arl)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import smtplib
+import socket
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from ..core.errors import StorageFailure
+from ..core.errors import EcertError, StorageFailure
+from ..core.names import to_unicode
 from ..settings import Settings
 
-__all__ = ["CSR_SUBJECT", "SentMail", "send_mail", "csr_invitation"]
+__all__ = ["CSR_SUBJECT", "SentMail", "send_mail", "csr_invitation", "why_not_sent"]
 
 # The subject line the seed's applicants look for (user guide, A and C.1).
 CSR_SUBJECT = "Submission of Certificate Signing Request (CSR)"
@@ -39,8 +41,36 @@ def send_mail(settings: Settings, *, to: str, subject: str, body: str, timeout: 
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
             smtp.send_message(msg, from_addr=settings.mail_from, to_addrs=[to])
     except (smtplib.SMTPException, OSError) as exc:
-        raise StorageFailure(f"could not send mail to {to}: {type(exc).__name__}", value=to) from exc
+        raise StorageFailure(f"could not send mail to {to}: {why_not_sent(exc, settings)}", value=to) from exc
     return SentMail(to=to, subject=subject, message_id=str(msg["Message-ID"]))
+
+
+def why_not_sent(exc: BaseException, settings: Settings) -> str:
+    """One line saying why the relay did not take a message: what an operator can act on, no secrets."""
+    relay = f"{settings.smtp_host}:{settings.smtp_port}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"the mail relay {relay} refused the connection"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"the mail relay {relay} did not answer in time"
+    if isinstance(exc, socket.gaierror):
+        return f"the mail relay host {settings.smtp_host} could not be resolved"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({str(code) for code, _ in exc.recipients.values()})
+        return f"the mail relay {relay} refused the recipient (SMTP {', '.join(codes)})"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"the mail relay {relay} refused the message (SMTP {exc.smtp_code})"
+    if isinstance(exc, smtplib.SMTPException):
+        return f"the mail relay {relay} broke off the conversation ({type(exc).__name__})"
+    return f"the mail relay {relay} could not be reached ({type(exc).__name__})"
+
+
+def _display_name(name: str) -> str:
+    """An IDN as people read it and as their DNS holds it: ``香港郵政.hk (xn--...)``; other names unchanged."""
+    try:
+        shown = to_unicode(name)
+    except EcertError:
+        return name
+    return f"{shown} ({name})" if shown != name else name
 
 
 def csr_invitation(*, base_url: str, reference_number: str, server_name: str, org_name: str) -> str:
@@ -48,7 +78,7 @@ def csr_invitation(*, base_url: str, reference_number: str, server_name: str, or
     portal = base_url.rstrip("/") + "/portal/"
     return (
         f"Dear Authorised Representative of {org_name},\n\n"
-        f"Your application for an e-Cert (Server) certificate for {server_name} has been approved.\n"
+        f"Your application for an e-Cert (Server) certificate for {_display_name(server_name)} has been approved.\n"
         f"Reference Number: {reference_number}\n\n"
         f"Please submit your Certificate Signing Request (CSR) at:\n{portal}\n\n"
         "Log in with the Server Name, the Reference Number above and the 16-digit e-Cert PIN printed "

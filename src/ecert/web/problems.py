@@ -10,7 +10,6 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -18,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import EcertError, RateLimited, Unauthorized
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "problem", "problem_for", "install", "TITLES"]
+__all__ = ["PROBLEM_MEDIA_TYPE", "problem", "problem_for", "install", "TITLES", "BodyLimit", "body_limit", "error_page"]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _INTERNAL = "The service could not complete the request; the event was logged."
@@ -38,6 +37,7 @@ TITLES: dict[str, str] = {
     "rate-limited": "Too many requests",
     "validation-failed": "Validation failed",
     "invalid-request": "The request is not valid",
+    "too-large": "The request is too large",
 }
 
 
@@ -83,18 +83,33 @@ def _clean_errors(errors: list[Any]) -> list[dict[str, Any]]:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError | ValidationError)
-    if not _is_api(request) and isinstance(exc, RequestValidationError):
-        return await request_validation_exception_handler(request, exc)
+    if _wants_html(request):
+        return error_page(request, 400)
     errors = _clean_errors(list(exc.errors()))
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     detail = f"{'.'.join(first['loc']) or 'request'}: {first['msg']}"
     return problem(422, "invalid-request", detail, errors=errors)
 
 
+def _wants_html(request: Request) -> bool:
+    """A browser (Accept names text/html) outside the API gets a page, everything else a problem document."""
+    return not _is_api(request) and "text/html" in request.headers.get("accept", "")
+
+
+_PAGE_KINDS = {404: "not_found", 405: "method", 413: "too_large"}
+
+
+def error_page(request: Request, status: int) -> Response:
+    """The portal's error page for ``status`` (imported late: the portal imports this module's neighbours)."""
+    from .portal.common import render
+
+    return render(request, "error.html", status_code=status, kind=_PAGE_KINDS.get(status, "invalid"))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    if not _is_api(request):
-        return await http_exception_handler(request, exc)
+    if _wants_html(request):
+        return error_page(request, exc.status_code)
     code = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 401: "unauthorized",
             403: "forbidden"}.get(exc.status_code, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else "request refused"
@@ -107,8 +122,87 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return problem(500, "internal", _INTERNAL, title="Internal error")
 
 
+# --- request body cap -------------------------------------------------------------------------------
+
+MAX_BODY = 64 * 1024
+# The CSR routes cap the CSR themselves (64 KiB, with their own refusal); a pasted CSR form-encodes to up to
+# three times its size, so the outer cap leaves them room to say so.
+CSR_ROUTES = ("/api/v1/csr", "/portal/csr")
+MAX_CSR_ROUTE_BODY = 256 * 1024
+_CAPPED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CAPPED_PREFIXES = ("/api/", "/portal/")
+
+
+def body_limit(path: str) -> int | None:
+    """The most bytes a request body to ``path`` may carry (None: not capped here)."""
+    if path in CSR_ROUTES:
+        return MAX_CSR_ROUTE_BODY
+    return MAX_BODY if path.startswith(_CAPPED_PREFIXES) else None
+
+
+class BodyLimit:
+    """ASGI middleware: refuse API and portal request bodies over the cap with 413, counting as they stream.
+
+    A declared Content-Length over the cap is refused before the app runs; a chunked body is counted
+    chunk by chunk and the app's answer is replaced by the 413 once the count passes the cap, so no
+    handler ever holds more than the cap in memory (Starlette alone reads a form up to 1 MB, JSON unbounded).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        limit = body_limit(scope.get("path", "")) if scope["type"] == "http" else None
+        if limit is None or scope.get("method") not in _CAPPED_METHODS:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
+            return
+        seen = 0
+        exceeded = False
+        started = False
+
+        async def counting_receive() -> Any:
+            nonlocal seen, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    exceeded = True
+                    return {"type": "http.disconnect"}  # the handler stops reading here
+            return message
+
+        async def guarded_send(message: Any) -> None:
+            nonlocal started
+            if exceeded and not started:
+                return  # the app's answer to a truncated body is dropped; the 413 goes out below
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await self._refuse(scope, receive, send, limit)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any, limit: int) -> None:
+        request = Request(scope, receive)
+        detail = f"the request body is over {limit} bytes"
+        if _wants_html(request) or (not _is_api(request) and "session" in scope):
+            response: Response = error_page(request, 413)
+        else:
+            response = problem(413, "too-large", detail, title="The request is too large")
+        await response(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers on ``app`` (called by the app factory)."""
+    """Register the handlers and the body cap on ``app`` (called by the app factory)."""
+    app.add_middleware(BodyLimit)
     app.add_exception_handler(EcertError, _ecert_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ValidationError, _validation_error)

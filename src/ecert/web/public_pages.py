@@ -18,7 +18,7 @@ from ..core import urls
 from ..core.errors import EcertError
 from .portal.common import ctx_of, error_text, render, services
 
-__all__ = ["router", "CaRow", "ca_rows", "rollover_notice", "SEARCH_KINDS"]
+__all__ = ["router", "CaRow", "ca_rows", "rollover_notice", "revocation_notice", "SEARCH_KINDS"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,6 +42,8 @@ class CaRow:
     pem_url: str
     crl_url: str | None
     generation: str  # "current", "new" (not yet effective), "old" (superseded) or "" for roots/cross
+    status: str = "active"
+    revoked_at: datetime | None = None
 
 
 def _field(obj: Any, *names: str, default: Any = None) -> Any:
@@ -86,21 +88,41 @@ def ca_rows(request: Request) -> list[CaRow]:
             effective_from=eff, not_after=_field(link, "not_after"),
             crt_url=str(_field(link, "crt_url", "url", default=urls.ca_cert_path(label, "crt"))),
             pem_url=str(_field(link, "pem_url", default=urls.ca_cert_path(label, "pem"))),
-            crl_url=crl, generation=generation))
+            crl_url=crl, generation=generation, status=str(_field(link, "status", default="active")),
+            revoked_at=_field(link, "revoked_at")))
     order = {"root": 0, "cross": 1, "ov": 2, "ev": 3}
     rows.sort(key=lambda r: (order.get(r.role, 9), -(r.effective_from.timestamp() if r.effective_from else 0)))
     return rows
 
 
 def rollover_notice(request: Request) -> datetime | None:
-    """The date new issuing CAs took (or take) over, when an issuing CA has one: the log-in page's notice."""
+    """The date new issuing CAs took (or take) over: the log-in page's notice (seed C.2).
+
+    Only when a role has more than one generation; a single generation has nothing to switch from.
+    """
     try:
         rows = ca_rows(request)
     except (EcertError, ModuleNotFoundError):
         return None
-    dates = [r.effective_from for r in rows if r.role in ISSUING_ROLES and r.effective_from is not None
-             and r.generation in ("current", "new")]
+    dates = []
+    for role in ISSUING_ROLES:
+        generations = [r for r in rows if r.role == role]
+        if len(generations) > 1:
+            dates += [r.effective_from for r in generations
+                      if r.effective_from is not None and r.generation in ("current", "new")]
     return max(dates) if dates else None
+
+
+def revocation_notice(request: Request) -> datetime | None:
+    """When retired Sub CAs are scheduled to be revoked (the seed's "will be revoked before <date>" line)."""
+    try:
+        rows = ca_rows(request)
+    except (EcertError, ModuleNotFoundError):
+        return None
+    now = ctx_of(request).clock()
+    dates = [r.revoked_at for r in rows if r.role in ISSUING_ROLES and r.status == "retired"
+             and r.revoked_at is not None and r.revoked_at > now]
+    return min(dates) if dates else None
 
 
 @router.get("/repository")
@@ -136,7 +158,9 @@ def public_download(request: Request, serial_hex: str, fmt: str) -> Response:
     if not _SERIAL.match(serial) or fmt not in PUBLIC_FORMATS:
         return render(request, "error.html", status_code=404, kind="not_found")
     try:
-        item = services(request).downloads.public_download(ctx_of(request), serial, fmt)
+        item = services(request).downloads.public_download(
+            ctx_of(request), serial, fmt, actor=f"public:{request.client.host if request.client else 'unknown'}",
+            channel="search")
     except EcertError:
         return render(request, "error.html", status_code=404, kind="not_found")
     return attachment(item)

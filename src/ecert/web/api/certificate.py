@@ -50,6 +50,8 @@ def reject(body: ReasonIn, app_id: SessionApp, request: Request) -> CertificateO
 @router.get("/certificate/download", summary="The certificate: pem, der (.cer), p7b with the chain, fullchain",
             response_class=Response, responses={200: {"content": {"application/x-pem-file": {},
                                                                   "application/pkix-cert": {},
-                                                                  "application/x-pkcs7-certificates": {}}}})
+                                                                  "application/x-pkcs7-certificates": {}}},
+                                       409: {"description": "the certificate has not been accepted yet"}})
 def download(app_id: SessionApp, request: Request, format: Annotated[Fmt, Query()] = "pem") -> Response:  # noqa: A002
-    return attachment(downloads.download(ctx_of(request), app_id, format))
+    return attachment(downloads.download(ctx_of(request), app_id, format, actor=_actor(request, app_id),
+                                         channel="api"))

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from ...services import downloads
 from .certificate import Fmt, attachment
-from .deps import ctx_of
+from .deps import client_addr, ctx_of
 from .schemas import SearchHitOut
 
 router = APIRouter(tags=["public"])
@@ -23,4 +23,5 @@ def search(request: Request, by: Literal["server_name", "serial", "reference"] =
 
 @router.get("/certificates/{serial}/download", response_class=Response, summary="An accepted certificate by serial")
 def public_download(serial: str, request: Request, format: Annotated[Fmt, Query()] = "pem") -> Response:  # noqa: A002
-    return attachment(downloads.public_download(ctx_of(request), serial, format))
+    return attachment(downloads.public_download(ctx_of(request), serial, format, actor=f"public:{client_addr(request)}",
+                                                channel="api"))

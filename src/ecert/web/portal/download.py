@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ...core.errors import EcertError
-from .. import public_pages
 from . import steps
 from .common import SECURITY_HEADERS, app_id_of, ctx_of, redirect, render, services
 
@@ -24,8 +23,12 @@ def download_page(request: Request) -> Response:
         step = steps.current_step(request, app_id)
         # An accepted application whose certificate was revoked has nothing to download: a new CSR is next.
         return redirect(request, "/portal/csr" if step == "/portal/download" else step)
+    try:
+        links = svc.downloads.certificate_links(ctx_of(request), app_id)
+    except EcertError:
+        links = None
     return render(request, "portal/download.html", app=steps.application(request, app_id), cert=cert,
-                  formats=FORMATS, ca=public_pages.ca_rows(request))
+                  formats=FORMATS, links=links)
 
 
 @router.get("/portal/download/{fmt}")
@@ -34,9 +37,12 @@ def download_file(request: Request, fmt: str) -> Response:
     if fmt not in FORMATS:
         return render(request, "error.html", status_code=404, kind="not_found")
     try:
-        item = services(request).downloads.download(ctx_of(request), app_id, fmt)
+        item = services(request).downloads.download(ctx_of(request), app_id, fmt,
+                                                    actor=steps.actor(request, app_id), channel="portal")
     except EcertError as exc:
-        return render(request, "error.html", status_code=404 if exc.status == 404 else 409, kind="not_found")
+        if exc.status == 409:  # issued but not accepted yet (seed C.6 comes before C.7)
+            return render(request, "error.html", status_code=409, kind="not_accepted")
+        return render(request, "error.html", status_code=404, kind="not_found")
     return attachment(item)
 
 

@@ -19,7 +19,9 @@ _WHITESPACE = re.compile(r"\s+")
 
 def _page(request: Request, status_code: int = 200, **context: object) -> Response:
     rollover = public_pages.rollover_notice(request)
-    return render(request, "portal/login.html", status_code=status_code, rollover=rollover, **context)
+    revoke_by = public_pages.revocation_notice(request)
+    return render(request, "portal/login.html", status_code=status_code, rollover=rollover, revoke_by=revoke_by,
+                  **context)
 
 
 @router.get("/portal")
