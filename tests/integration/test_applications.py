@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 from sqlalchemy import func, select
 
+from ecert.core.dcv_rules import DcvMethod
 from ecert.core.errors import (
     BadCSR,
     BadName,
@@ -23,7 +24,6 @@ from ecert.core.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from ecert.core.dcv_rules import DcvMethod
 from ecert.core.profiles import CertType
 from ecert.services import applications as apps
 from ecert.services import downloads, enrolment

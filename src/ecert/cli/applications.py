@@ -72,10 +72,12 @@ def add(
     if json_out:
         output.emit_json("application", {"application_id": reg.application_id,
                                          "reference_number": reg.reference_number,
-                                         "envelope": str(envelope), "mail_sent": reg.mail_sent})
+                                         "envelope": str(envelope), "mail_sent": reg.mail_sent,
+                                         "mail_error": reg.mail_error})
         return
     output.console().print(f"Reference Number: {reg.reference_number}\nPIN envelope: {envelope} (print it, then "
-                           "delete the file)" + ("" if reg.mail_sent else "\nThe invitation e-mail could not be sent."))
+                           "delete the file)"
+                           + ("" if reg.mail_sent else f"\nThe invitation e-mail could not be sent: {reg.mail_error}"))
 
 
 @app.command("show")

@@ -241,7 +241,8 @@ def ca_import(cert_file: Path, role: Annotated[str, typer.Option(help="ov or ev"
 
 
 @ca_app.command("cross-request")
-def ca_cross_request(out_dir: Annotated[Path, typer.Option(help="Directory for root.pem and root-request.pem.")]) -> None:
+def ca_cross_request(
+        out_dir: Annotated[Path, typer.Option(help="Directory for root.pem and root-request.pem.")]) -> None:
     """What another root needs to cross-certify ours: our root certificate and a request signed by its key."""
     from ..services.ceremony import cross_request
 
@@ -263,7 +264,8 @@ def _load_cert(path: Path) -> x509.Certificate:
 
 
 @ca_app.command("import-cross")
-def ca_import_cross(cross_file: Path, external_root: Annotated[Path, typer.Option(help="The other root's certificate.")],
+def ca_import_cross(cross_file: Path,
+                    external_root: Annotated[Path, typer.Option(help="The other root's certificate.")],
                     external_label: Annotated[str, typer.Option(help="A label for the other root.")]) -> None:
     """Install a cross-certificate for our root issued by another root."""
     from ..services.ceremony import import_cross_certificate
@@ -285,7 +287,8 @@ def cert_issue(csr: Annotated[Path, typer.Option(help="The subscriber's CSR (PEM
                country: str = "HK", state: str = "Hong Kong", locality: str = "Hong Kong",
                business_category: str | None = None, jurisdiction_country: str | None = None,
                registration_number: str | None = None,
-               days: Annotated[int | None, typer.Option(help="Validity in days (default: one under the BR cap).")] = None,
+               days: Annotated[int | None, typer.Option(
+                   help="Validity in days (default: one under the BR cap).")] = None,
                out: Annotated[Path | None, typer.Option(help="Write the certificate here (PEM).")] = None,
                json_out: JsonOpt = False) -> None:
     """Issue directly through the full pipeline (CSR checks, CAA, profile, lint, sign, store).

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from ..core import urls
 from ..core.errors import BadName, ConfigError, Conflict, NotFound, PolicyViolation
-from ..core.names import normalize_dns_name
 from ..core.keys import spki_sha256
+from ..core.names import normalize_dns_name
 from ..signer import hierarchy
 from ..signer.keystore import KeySpec
 from ..store import audit

@@ -7,7 +7,6 @@ the application (``core.application``), so parallel submits give one certificate
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,8 +24,9 @@ from ..core.errors import Conflict, EcertError, PolicyViolation, ValidationFaile
 from ..core.names import registrable_domain, to_unicode
 from ..core.profiles import CERT_TYPE_LABELS, CertType
 from ..store import audit
-from ..store.models import CA, Application, AuditEvent, CaaCheck, Certificate, DcvChallenge, DomainValidation
+from ..store.models import CA, Application, AuditEvent, Certificate, DcvChallenge, DomainValidation
 from .applications import application_names, dcv_exemption, load_application, move_state, subject_for
+from .caa import check_caa_at_issuance, jsonable
 from .context import Context
 from .issuance import BlockedKeys, IssueRequest, issue
 from .revocation import publish_status
@@ -171,19 +171,7 @@ def _domains(row: Application) -> tuple[str, ...]:
     return tuple(dict.fromkeys(dcv_rules.dns_name_for_validation(n) for n in application_names(row)))
 
 
-def _jsonable(value: Any) -> Any:
-    """Evidence as plain JSON for the audit chain: floats become text (the chain refuses floats)."""
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if value is None or isinstance(value, str | int | bool):
-        return value
-    return str(value)
+_jsonable = jsonable  # evidence as plain JSON for the audit chain (services/caa.py)
 
 
 def _reusable_validations(session: Session, row: Application, now: datetime) -> dict[str, DomainValidation]:
@@ -437,7 +425,7 @@ def dcv_start(ctx: Context, app_id: int, *, method: str | DcvMethod,
                                   "email_to": [v.email_address for v in views if v.email_address]}, now=now)
     if to_send:
         validator = validator_for(ctx)
-        for domain, adn, code, challenge_id in to_send:
+        for _domain, adn, code, challenge_id in to_send:
             try:
                 validator.send_email_code(adn, local_part, code, reference)
             except Exception as exc:  # noqa: BLE001 - any delivery failure: audited in full, told in one sentence
@@ -597,25 +585,7 @@ def _refused(ctx: Context, reference: str, exc: EcertError, actor: str) -> None:
 def _caa(ctx: Context, app_id: int, reference: str, names: Sequence[str],
          methods: Mapping[str, str | None], actor: str) -> None:
     """BR 3.2.2.8: CAA checked at issuance (well inside 8 hours of signing); recorded and audited."""
-    now = ctx.clock()
-    validator = validator_for(ctx)
-    decisions = []
-    groups: dict[str | None, list[str]] = {}
-    for name in names:
-        groups.setdefault(methods.get(dcv_rules.dns_name_for_validation(name)), []).append(name)
-    for method, group in groups.items():
-        decisions += validator.check_caa(group, now=now, method=method)
-    with ctx.transaction() as session:
-        for d in decisions:
-            session.add(CaaCheck(application_id=app_id, domain=d.name, checked_at=now, permitted=d.permitted,
-                                 records=[str(r) for r in d.records], reason=d.reason[:1000]))
-            audit.append(session, actor=actor, event="caa.checked", subject=d.name,
-                         details=_jsonable({"application": reference, **d.to_dict()}), now=now)
-    refused = [d for d in decisions if not d.permitted]
-    if refused:
-        first = refused[0]
-        raise ValidationFailed(f"CAA for {first.name} does not permit this CA to issue: {first.reason}",
-                               rule="BR 3.2.2.8 / RFC 8659", value=first.name)
+    check_caa_at_issuance(ctx, names, actor=actor, application_id=app_id, reference=reference, methods=methods)
 
 
 def submit_csr(ctx: Context, app_id: int, csr_text: str | bytes, *, actor: str) -> CertificateView:

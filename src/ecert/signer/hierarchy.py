@@ -159,7 +159,8 @@ def issuing_ca_certificate(*, root_cert: x509.Certificate, root_key: CaPrivateKe
 
 
 def cross_certificate(*, external_root_cert: x509.Certificate, external_root_key: CaPrivateKey,
-                      our_root_cert: x509.Certificate, urls: CaUrls, now: datetime, days: int = 3650) -> x509.Certificate:
+                      our_root_cert: x509.Certificate, urls: CaUrls, now: datetime,
+                      days: int = 3650) -> x509.Certificate:
     """Another root certifies ours (BR 7.1.2.2): same subject and key as our root, restricted to serverAuth."""
     return _subordinate(issuer_cert=external_root_cert, issuer_key=external_root_key,
                         subject=our_root_cert.subject, public_key=_public(our_root_cert.public_key()),  # type: ignore[arg-type]

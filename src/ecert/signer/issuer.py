@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization

@@ -10,9 +10,9 @@ import threading
 from dataclasses import dataclass
 
 from pkilint import finding_filter, loader
-from pkilint.pkix import certificate
 from pkilint.cabf import serverauth
 from pkilint.cabf.serverauth.serverauth_constants import CertificateType
+from pkilint.pkix import certificate
 from pkilint.validation import ValidationFindingSeverity
 
 __all__ = ["Finding", "LintReport", "lint_certificate", "LINT_TYPES"]

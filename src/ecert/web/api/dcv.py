@@ -33,7 +33,8 @@ def start(body: DcvStartIn, app_id: SessionApp, request: Request) -> DcvStartOut
     return DcvStartOut(method=body.method, domains=[ChallengeOut.of(v) for v in views])
 
 
-@router.post("/dcv/check", response_model=DcvCheckOut, summary="Check every domain now, by the method given or the last one started")
+@router.post("/dcv/check", response_model=DcvCheckOut,
+             summary="Check every domain now, by the method given or the last one started")
 def check(body: DcvCheckIn, app_id: SessionApp, request: Request) -> DcvCheckOut:
     out = enrolment.dcv_check(ctx_of(request), app_id, email_code=body.email_code, method=body.method)
     return DcvCheckOut(passed=out.passed, state=out.state, domains=[
