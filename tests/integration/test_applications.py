@@ -551,3 +551,14 @@ def test_registration_says_why_the_invitation_was_not_sent(make_demo_ctx: Callab
     reg = _registered(ctx, _unique_host())
     assert not reg.mail_sent and reg.mail_error is not None and "\n" not in reg.mail_error
     assert "127.0.0.1:9 refused the connection" in reg.mail_error and reg.pin not in reg.mail_error
+
+
+def test_a_high_risk_name_needs_a_recorded_review(demo_ctx: Context) -> None:  # noqa: F811
+    with pytest.raises(PolicyViolation, match="manual high-risk review") as err:
+        application_input("p\u0430ypal.com")
+    assert err.value.rule == "BR 4.2.1"
+    reg = apps.register_application(demo_ctx, application_input("p\u0430ypal.com", high_risk_reviewed=True),
+                                    actor="operator:test")
+    with demo_ctx.read() as s:
+        event = s.scalar(select(AuditEvent).where(AuditEvent.event == "application.registered"))
+        assert event.details["high_risk_reviewed"] is True and event.subject == reg.reference_number

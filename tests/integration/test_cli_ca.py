@@ -147,3 +147,14 @@ def test_direct_issuance_checks_caa_and_records_it(initialised: Path, knot_dns: 
                    "server", "--name", "caa-cli.example.com", check=False)
     assert refused.returncode == 1 and "CAA for caa-cli.example.com does not permit" in refused.stderr
     assert "BR 3.2.2.8" in refused.stderr
+
+
+def test_a_mixed_script_look_alike_needs_a_manual_review(initialised: Path) -> None:
+    lookalike = "p\u0430ypal.example.com"  # Cyrillic a: BR 4.2.1 high-risk
+    csr = _csr(initialised, "xn--pypal-4ve.example.com")
+    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--org", "Example Limited", "--profile", "server",
+                   "--name", lookalike, check=False)
+    assert refused.returncode == 1 and "manual high-risk review" in refused.stderr and "BR 4.2.1" in refused.stderr
+    reviewed = _run(initialised, "cert", "issue", "--csr", str(csr), "--org", "Example Limited", "--profile",
+                    "server", "--name", lookalike, "--high-risk-reviewed", "--json")
+    assert json.loads(reviewed.stdout)["data"]["names"] == ["xn--pypal-4ve.example.com"]

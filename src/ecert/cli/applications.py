@@ -40,6 +40,8 @@ def add(
     reg_doc_type: Annotated[str, typer.Option(help="br, ci or other.")] = "br",
     years: Annotated[int, typer.Option(help="Subscription period in years (1-3).")] = 1,
     government: Annotated[bool, typer.Option("--government", help="A government bureau or department.")] = False,
+    high_risk_reviewed: Annotated[bool, typer.Option(
+        "--high-risk-reviewed", help="A person reviewed names flagged as high risk (BR 4.2.1).")] = False,
     business_category: Annotated[str | None, typer.Option(help="EV: business category.")] = None,
     jurisdiction_country: Annotated[str | None, typer.Option(help="EV: jurisdiction country (ISO 3166).")] = None,
     registration_number: Annotated[str | None, typer.Option(help="EV: registration number.")] = None,
@@ -60,7 +62,8 @@ def add(
             server_name=server_name, additional_names=list(additional or []), cert_type=cert_type,
             org_name_en=org_en, org_name_zh=org_zh, branch_name_en=branch_en, branch_name_zh=branch_zh,
             reg_doc_type=reg_doc_type, reg_doc_number=reg_doc_number, subscription_years=years,
-            rep_email=rep_email, is_government=government, business_category=business_category,
+            rep_email=rep_email, is_government=government, high_risk_reviewed=high_risk_reviewed,
+            business_category=business_category,
             jurisdiction_country=jurisdiction_country, registration_number=registration_number)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -290,6 +290,8 @@ def cert_issue(csr: Annotated[Path, typer.Option(help="The subscriber's CSR (PEM
                days: Annotated[int | None, typer.Option(
                    help="Validity in days (default: one under the BR cap).")] = None,
                out: Annotated[Path | None, typer.Option(help="Write the certificate here (PEM).")] = None,
+               high_risk_reviewed: Annotated[bool, typer.Option(
+                   "--high-risk-reviewed", help="A person reviewed names flagged as high risk (BR 4.2.1).")] = False,
                json_out: JsonOpt = False) -> None:
     """Issue directly through the full pipeline (CSR checks, CAA, profile, lint, sign, store).
 
@@ -297,7 +299,8 @@ def cert_issue(csr: Annotated[Path, typer.Option(help="The subscriber's CSR (PEM
     CAA is still looked up for every name, and a failed lookup refuses.
     """
     from ..core import csr as csr_rules
-    from ..core.names import normalize_names
+    from ..core.errors import PolicyViolation
+    from ..core.names import needs_manual_review, normalize_names
     from ..core.profiles import CertType, SubjectData, names_for_application
     from ..services.caa import check_caa_at_issuance
     from ..services.issuance import BlockedKeys, IssueRequest, issue
@@ -313,6 +316,11 @@ def cert_issue(csr: Annotated[Path, typer.Option(help="The subscriber's CSR (PEM
     with _context() as ctx:
         normalized = normalize_names(name)
         names = names_for_application(cert_type, normalized[0], tuple(normalized[1:]))
+        flagged = [(n, needs_manual_review(n)) for n in names if needs_manual_review(n)]
+        if flagged and not high_risk_reviewed:
+            raise PolicyViolation(f"{flagged[0][0]} needs a manual high-risk review first: {flagged[0][1]}; "
+                                  "run again with --high-risk-reviewed once a person has checked it",
+                                  rule="BR 4.2.1", value=flagged[0][0])
         with ctx.transaction() as session:
             info = csr_rules.check_csr(data, blocked_spki=BlockedKeys(session))
         csr_rules.compare_names(info.dns_names, names)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from ..core import dcv_rules
 from ..core.application import Action, AppState, Step, next_step, transition
 from ..core.errors import BadName, Conflict, EcertError, NotFound, PolicyViolation, RateLimited, Unauthorized
-from ..core.names import normalize_dns_name, to_unicode
+from ..core.names import needs_manual_review, normalize_dns_name, to_unicode
 from ..core.profiles import CERT_TYPE_LABELS, CertType, SubjectData, names_for_application
 from ..store import audit
 from ..store.models import Application, DomainValidation, LoginAttempt, PortalSession
@@ -116,6 +116,8 @@ class ApplicationInput(BaseModel):
     jurisdiction_state: str | None = Field(default=None, max_length=128)
     jurisdiction_locality: str | None = Field(default=None, max_length=128)
     registration_number: str | None = Field(default=None, max_length=64)
+    # BR 4.2.1: names flagged as high risk (mixed-script look-alikes) need a person's review before approval.
+    high_risk_reviewed: bool = False
 
     @field_validator("server_name")
     @classmethod
@@ -146,6 +148,13 @@ class ApplicationInput(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> ApplicationInput:
         names_for_application(self.cert_type, self.server_name, tuple(self.additional_names))
+        if not self.high_risk_reviewed:
+            for name in (self.server_name, *self.additional_names):
+                reason = needs_manual_review(name)
+                if reason:
+                    raise PolicyViolation(f"{name} needs a manual high-risk review first: {reason}; approve it "
+                                          "again with high_risk_reviewed once a person has checked it",
+                                          rule="BR 4.2.1", value=name)
         if self.subscription_years is not None and self.subscription_end is not None:
             raise ValueError("give subscription_years or subscription_end, not both")
         if self.cert_type.is_ev:
@@ -398,6 +407,7 @@ def register_application(ctx: Context, data: ApplicationInput, *, actor: str) ->
                                       "additional_names": list(data.additional_names),
                                       "cert_type": data.cert_type.value, "org_name_en": data.org_name_en,
                                       "is_government": data.is_government,
+                                      "high_risk_reviewed": data.high_risk_reviewed,
                                       "subscription_end": end.isoformat()}, now=now)
             break
         except IntegrityError:
