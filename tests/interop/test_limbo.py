@@ -15,7 +15,7 @@ from tests.interop.limbo_allowlist import ALLOWLIST
 from ecert.client.errors import ChainInvalid
 from ecert.client.verify import verify_certificate
 
-LIMBO = Path(__file__).resolve().parents[3] / "shared" / "x509-limbo" / "limbo.json"
+LIMBO = Path(__file__).resolve().parents[1] / "vectors" / "x509-limbo" / "limbo.json"  # copy of ../shared
 # CLIENT cases test client-certificate validation, which ecert never does; they are not collected.
 CASES = [c for c in json.loads(LIMBO.read_text())["testcases"] if c["validation_kind"] == "SERVER"]
 
