@@ -1,14 +1,17 @@
-"""Issuance as numbered steps, each committed before the next (Boulder's issuance cycle).
+"""Issuance as numbered steps with a durable record before the signature (Boulder's issuance cycle).
 
-1. choose the issuing CA and plan the certificate (pure profile);
-2. store the serial and the intent (issuance record, state ``intent``);
-3. build the TBS, sign a copy with a throwaway key, lint it (state ``linted`` or ``failed``) and
-   reserve the certificate row (status ``signing``) in the same transaction;
+1. read: the blocked-key check, the issuing CA, the profile's plan (pure);
+2. draw a serial, build the TBS, sign a copy with a throwaway key and lint it (no I/O); a refusal is
+   stored as a ``failed`` record with its findings;
+3. one transaction: the issuance record (serial, linted TBS hash, findings; state ``linted``) and the
+   certificate row reserved as ``signing``; a serial collision draws again;
 4. sign once with the CA key and check the TBS equals the linted one;
-5. store the certificate (status ``issued``), the record (``stored``) and the audit event together.
+5. one transaction: the certificate (``issued``), the record (``stored``) and the audit event.
 
-A crash or a failed insert after step 3 leaves the record and the ``signing`` row naming the serial,
-so no certificate can exist that the database does not know.
+Two durable commits per certificate, both needed: a crash or a failed insert after step 3 leaves the
+record and the ``signing`` row naming the serial, so no certificate can exist that the database does
+not know. (The serial is recorded together with the lint result rather than before it: linting needs
+no I/O, and a durable intent that the lint then refuses is recorded as ``failed`` all the same.)
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from ..core.errors import Conflict, LintFailed, NotFound, PolicyViolation
 from ..core.keys import spki_sha256
-from ..core.profiles import CertType, IssuerFacts, LeafPlan, LeafRequest, SubjectData, plan_leaf
+from ..core.profiles import CertType, IssuerFacts, LeafRequest, SubjectData, plan_leaf
 from ..signer.hierarchy import new_serial
 from ..signer.issuer import Issuer
 from ..store import audit
@@ -111,6 +114,25 @@ def _mark_failed(ctx: Context, record_id: int, error: str,
                      details={"record": record_id, "error": error[:500]}, now=ctx.clock())
 
 
+def _record_lint_failure(ctx: Context, ca_id: int, serial: int, req: IssueRequest, error: str,
+                         findings: list[dict[str, object]]) -> None:
+    """A refused lint leaves a durable record of the serial and the findings; nothing was signed."""
+    now = ctx.clock()
+    with ctx.transaction() as session:
+        session.add(IssuanceRecord(ca_id=ca_id, serial_hex=serial_hex(serial), application_id=req.application_id,
+                                   profile=req.cert_type.value, state="failed", lint_findings=findings,
+                                   error=error[:2000], created_at=now, updated_at=now))
+        audit.append(session, actor="system", event="cert.issuance_failed", subject=serial_hex(serial),
+                     details={"error": error[:500]}, now=now)
+
+
+def _serial_taken(ctx: Context, ca_id: int, serial: int) -> bool:
+    with ctx.read() as session:
+        found = session.scalar(select(IssuanceRecord.id).where(IssuanceRecord.ca_id == ca_id,
+                                                               IssuanceRecord.serial_hex == serial_hex(serial)))
+        return found is not None
+
+
 def _store_signed(session: Session, ca_id: int, serial: str, record_id: int, der: bytes,
                   now: datetime) -> Certificate:
     """Step 5; kept separate so a fault test can make exactly this step fail."""
@@ -134,61 +156,51 @@ def issue(ctx: Context, req: IssueRequest, *,
     """
     now = ctx.clock()
     spki = spki_sha256(req.public_key)
-    # Steps 1 and 2 in one transaction: the issuing CA, the blocked-key check and the durable intent
-    # with a fresh serial (redrawn on the rare collision).
-    record_id: int | None = None
-    serial = 0
-    issuer: Issuer | None = None
-    plan: LeafPlan | None = None
-    ca_id, ca_label = 0, ""
+    # Step 1 (a read): the blocked-key check, the issuing CA and the profile's plan.
+    with ctx.read() as session:
+        if spki in BlockedKeys(session):
+            raise PolicyViolation("the key is blocked (reported compromised); make a new key", rule="BR 6.1.1.3")
+        ca = active_issuing_ca(session, req.cert_type, now)
+        ca_id, ca_label = ca.id, ca.label
+        issuer = issuer_for(ctx, ca)
+    plan = plan_leaf(LeafRequest(cert_type=req.cert_type, names=req.names, subject=req.subject,
+                                 public_key=req.public_key, subscription_end=req.subscription_end,
+                                 requested_days=req.requested_days, common_name=req.common_name),
+                     issuer.facts, now)
+    cert_name = plan.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    subject_cn = str(cert_name[0].value) if cert_name else None
     for _ in range(5):
+        # Step 2: a fresh serial, the TBS, and the lint of a throwaway-key copy (no I/O).
         serial = new_serial()
         try:
+            prepared = issuer.prepare(plan, req.public_key, serial)
+        except LintFailed as exc:
+            _record_lint_failure(ctx, ca_id, serial, req, str(exc),
+                                 list(exc.value) if isinstance(exc.value, list) else [])
+            raise
+        findings = [f.as_dict() for f in prepared.lint.findings] if prepared.lint else []
+        # Step 3, durable before the signature: the record (serial, linted TBS hash, findings) and the
+        # certificate row reserved as "signing", in one transaction.
+        try:
             with ctx.transaction() as session:
-                if spki in BlockedKeys(session):
-                    raise PolicyViolation("the key is blocked (reported compromised); make a new key",
-                                          rule="BR 6.1.1.3")
-                ca = active_issuing_ca(session, req.cert_type, now)
-                ca_id, ca_label = ca.id, ca.label
-                issuer = issuer_for(ctx, ca)
-                plan = plan_leaf(LeafRequest(cert_type=req.cert_type, names=req.names, subject=req.subject,
-                                             public_key=req.public_key, subscription_end=req.subscription_end,
-                                             requested_days=req.requested_days, common_name=req.common_name),
-                                 issuer.facts, now)
-                record = IssuanceRecord(ca_id=ca_id, serial_hex=serial_hex(serial),
-                                        application_id=req.application_id, profile=req.cert_type.value,
-                                        state="intent", lint_findings=[], created_at=now, updated_at=now)
+                record = IssuanceRecord(ca_id=ca_id, serial_hex=serial_hex(serial), application_id=req.application_id,
+                                        profile=req.cert_type.value, state="linted", tbs_sha256=prepared.tbs_sha256,
+                                        lint_findings=findings, created_at=now, updated_at=now)
                 session.add(record)
+                session.add(Certificate(ca_id=ca_id, serial_hex=serial_hex(serial), der=None,
+                                        tbs_sha256=prepared.tbs_sha256, not_before=plan.not_before,
+                                        not_after=plan.not_after, subject_cn=subject_cn, names=list(plan.names),
+                                        spki_sha256=spki, profile=req.cert_type.value, status="signing",
+                                        application_id=req.application_id, created_at=now, updated_at=now))
                 session.flush()
                 record_id = record.id
             break
-        except IntegrityError:
-            continue
-    if record_id is None or issuer is None or plan is None:
+        except IntegrityError as exc:
+            if _serial_taken(ctx, ca_id, serial):
+                continue  # the rare collision: draw again
+            raise Conflict("a certificate for this application is already issued or being issued") from exc
+    else:
         raise Conflict("could not draw a unique serial number")
-    # Step 3: prepare and lint; reserve the certificate row.
-    try:
-        prepared = issuer.prepare(plan, req.public_key, serial)
-    except LintFailed as exc:
-        _mark_failed(ctx, record_id, str(exc), list(exc.value) if isinstance(exc.value, list) else None)
-        raise
-    findings = [f.as_dict() for f in prepared.lint.findings] if prepared.lint else []
-    try:
-        with ctx.transaction() as session:
-            session.execute(update(IssuanceRecord).where(IssuanceRecord.id == record_id).values(
-                state="linted", tbs_sha256=prepared.tbs_sha256, lint_findings=findings,
-                updated_at=ctx.clock()))
-            cert_name = plan.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-            subject_cn = str(cert_name[0].value) if cert_name else None
-            session.add(Certificate(ca_id=ca_id, serial_hex=serial_hex(serial), der=None,
-                                    tbs_sha256=prepared.tbs_sha256, not_before=plan.not_before,
-                                    not_after=plan.not_after, subject_cn=subject_cn,
-                                    names=list(plan.names), spki_sha256=spki, profile=req.cert_type.value,
-                                    status="signing", application_id=req.application_id, created_at=now,
-                                    updated_at=now))
-    except IntegrityError as exc:
-        _mark_failed(ctx, record_id, "another certificate is already being issued for this application")
-        raise Conflict("a certificate for this application is already issued or being issued") from exc
     # Step 4: the one real signature.
     try:
         issued = issuer.sign(prepared)
