@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from . import rule_dates
 from .errors import PolicyViolation
@@ -271,10 +271,10 @@ def plan_leaf(req: LeafRequest, issuer: IssuerFacts, now: datetime) -> LeafPlan:
     not_before, not_after = leaf_validity(now, subscription_end=req.subscription_end,
                                           requested_days=req.requested_days)
     policy = OID_EV if req.cert_type.is_ev else OID_OV
-    aia = [x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
+    aia = [x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
                                   x509.UniformResourceIdentifier(issuer.ca_issuers_url))]
     if issuer.ocsp_url:
-        aia.insert(0, x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP,
+        aia.insert(0, x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
                                              x509.UniformResourceIdentifier(issuer.ocsp_url)))
     extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (
         (x509.AuthorityKeyIdentifier(issuer.ski, None, None), False),  # BR 7.1.2.7.6

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from ..core.errors import PolicyViolation
 from ..core.profiles import OID_EV, OID_OV
@@ -122,10 +122,10 @@ def _subordinate(*, issuer_cert: x509.Certificate, issuer_key: CaPrivateKey, sub
                  days: int, path_length: int | None) -> x509.Certificate:
     not_before = now.replace(microsecond=0)
     not_after = min(not_before + timedelta(days=days) - timedelta(seconds=1), issuer_cert.not_valid_after_utc)
-    aia = [x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
+    aia = [x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
                                   x509.UniformResourceIdentifier(urls.ca_issuers_url))]
     if urls.ocsp_url:
-        aia.insert(0, x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP,
+        aia.insert(0, x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
                                              x509.UniformResourceIdentifier(urls.ocsp_url)))
     builder = (
         x509.CertificateBuilder()
