@@ -141,15 +141,15 @@ def test_a_blocked_key_gets_no_certificate(sqlite_ctx: Context, now: object) -> 
 
 
 def test_fault_between_signing_and_storing_leaves_the_record_naming_the_serial(
-    sqlite_ctx: Context, monkeypatch: pytest.MonkeyPatch
+    any_db_ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken_store(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full while storing the certificate")
 
     monkeypatch.setattr(issuance, "_store_signed", broken_store)
     with pytest.raises(RuntimeError, match="disk full"):
-        _issue(sqlite_ctx, CertType.SERVER, ("www.example.com",), OV)
-    with sqlite_ctx.transaction() as s:
+        _issue(any_db_ctx, CertType.SERVER, ("www.example.com",), OV)
+    with any_db_ctx.transaction() as s:
         record = s.scalar(select(IssuanceRecord))
         reserved = s.scalar(select(Certificate))
     assert record.state == "linted" and len(record.serial_hex) >= 16
