@@ -152,8 +152,42 @@ def test_fault_between_signing_and_storing_leaves_the_record_naming_the_serial(
     with any_db_ctx.transaction() as s:
         record = s.scalar(select(IssuanceRecord))
         reserved = s.scalar(select(Certificate))
-    assert record.state == "linted" and len(record.serial_hex) >= 16
-    assert reserved.serial_hex == record.serial_hex and reserved.status == "signing" and reserved.der is None
+    assert record.state == "failed" and len(record.serial_hex) >= 16
+    assert "signed but not stored" in record.error and "disk full" in record.error
+    assert reserved.serial_hex == record.serial_hex and reserved.status == "failed" and reserved.der is None
+
+
+def test_a_crash_after_the_reservation_is_settled_by_the_jobs(any_db_ctx: Context) -> None:
+    """Kill -9 between signing and storing: the rows stay "linted"/"signing"; the reconciler settles them."""
+    from datetime import timedelta
+
+    from ecert.services import jobs
+    from ecert.store.models import Application
+
+    now = any_db_ctx.clock()
+    with any_db_ctx.transaction() as s:
+        app = Application(reference_number="123456780", pin_hash="x", server_name="www.example.com",
+                          additional_names=[], cert_type="server", org_name_en="Example Limited",
+                          reg_doc_type="br", reg_doc_number="1", subscription_start=now,
+                          subscription_end=now + timedelta(days=365), rep_email="a@example.com", state="issuing",
+                          created_at=now, updated_at=now)
+        s.add(app)
+        s.flush()
+        ca_id = s.scalar(select(CA.id).where(CA.role == "ov"))
+        s.add(IssuanceRecord(ca_id=ca_id, serial_hex="abc123def4567890", application_id=app.id, profile="server",
+                             state="linted", tbs_sha256="00" * 32, lint_findings=[], created_at=now, updated_at=now))
+        s.add(Certificate(ca_id=ca_id, serial_hex="abc123def4567890", der=None, tbs_sha256="00" * 32,
+                          not_before=now, not_after=now + timedelta(days=10), subject_cn="www.example.com",
+                          names=["www.example.com"], spki_sha256="11" * 32, profile="server", status="signing",
+                          application_id=app.id, created_at=now - timedelta(hours=1), updated_at=now))
+        app_id = app.id
+    jobs.run_once(any_db_ctx)
+    with any_db_ctx.read() as s:
+        assert s.scalar(select(Certificate.status).where(Certificate.serial_hex == "abc123def4567890")) == "failed"
+        assert s.scalar(select(IssuanceRecord.state)) == "failed"
+        assert s.get(Application, app_id).state == "validated"
+    # The application can take a new CSR: the reservation no longer blocks it.
+    _issue(any_db_ctx, CertType.SERVER, ("www.example.com",), OV, application_id=app_id)
 
 
 def test_lint_error_refuses_issuance_and_records_the_findings(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from ..core.errors import Conflict, LintFailed, NotFound, PolicyViolation
 from ..core.keys import spki_sha256
-from ..core.profiles import CertType, IssuerFacts, LeafRequest, SubjectData, plan_leaf
+from ..core.profiles import CertType, IssuerFacts, LeafPlan, LeafRequest, SubjectData, plan_leaf
 from ..signer.hierarchy import new_serial
 from ..signer.issuer import Issuer
 from ..store import audit
@@ -36,7 +36,8 @@ from ..store.models import CA, BlockedKey, Certificate, IssuanceRecord
 from .ceremony import ca_urls_for, load_private_key
 from .context import Context
 
-__all__ = ["IssueRequest", "issue", "active_issuing_ca", "issuer_for", "BlockedKeys", "serial_hex"]
+__all__ = ["IssueRequest", "issue", "settle_abandoned", "active_issuing_ca", "issuer_for", "BlockedKeys",
+           "serial_hex"]
 
 
 def serial_hex(serial: int) -> str:
@@ -208,8 +209,20 @@ def issue(ctx: Context, req: IssueRequest, *,
         _mark_failed(ctx, record_id, f"signing failed: {type(exc).__name__}: {exc}")
         raise
     # Step 5: store certificate, record and audit event together.
+    try:
+        return _store(ctx, req, plan, ca_id, ca_label, serial, record_id, issued.der, on_signed)
+    except Exception as exc:
+        # Signed but not stored: the DER never left this process. Say so in the record (which names the
+        # serial) and free the reservation. If even that fails (database gone), the record stays "linted",
+        # the row "signing", and settle_abandoned() settles them later.
+        _mark_failed(ctx, record_id, f"signed but not stored: {type(exc).__name__}: {exc}")
+        raise
+
+
+def _store(ctx: Context, req: IssueRequest, plan: LeafPlan, ca_id: int, ca_label: str, serial: int,
+           record_id: int, der: bytes, on_signed: Callable[[Session, Certificate], None] | None) -> Certificate:
     with ctx.transaction() as session:
-        cert_row = _store_signed(session, ca_id, serial_hex(serial), record_id, issued.der, ctx.clock())
+        cert_row = _store_signed(session, ca_id, serial_hex(serial), record_id, der, ctx.clock())
         audit.append(session, actor=req.actor, event="cert.issued", subject=serial_hex(serial),
                      details={"ca": ca_label, "names": list(plan.names), "profile": req.cert_type.value,
                               "application_id": req.application_id, "not_after": plan.not_after.isoformat()},
@@ -217,3 +230,42 @@ def issue(ctx: Context, req: IssueRequest, *,
         if on_signed is not None:
             on_signed(session, cert_row)
         return cert_row
+
+
+ABANDONED_AFTER = timedelta(minutes=15)
+
+
+def settle_abandoned(ctx: Context, *, older_than: timedelta = ABANDONED_AFTER) -> list[str]:
+    """Settle issuances a crashed process left between reservation and storing (stack.md: the reconciler).
+
+    Their certificate never left the process that signed it, so the reservation is released ("failed"),
+    the record says why, and an application stuck in "issuing" returns to where its CSR came from.
+    Returns the serials settled.
+    """
+    from ..core.application import AppState, issue_failed_target
+    from ..store.models import Application
+
+    now = ctx.clock()
+    settled: list[str] = []
+    with ctx.transaction() as session:
+        rows = session.scalars(select(Certificate).where(Certificate.status == "signing",
+                                                         Certificate.created_at < now - older_than)).all()
+        for cert in rows:
+            cert.status = "failed"
+            cert.updated_at = now
+            session.execute(update(IssuanceRecord).where(
+                IssuanceRecord.ca_id == cert.ca_id, IssuanceRecord.serial_hex == cert.serial_hex,
+                IssuanceRecord.state.in_(("intent", "linted", "signed"))).values(
+                state="failed", error="abandoned: the issuing process stopped before storing", updated_at=now))
+            if cert.application_id is not None:
+                renewal = session.scalar(select(Certificate.id).where(
+                    Certificate.application_id == cert.application_id, Certificate.status == "accepted"))
+                back = issue_failed_target(AppState.ACCEPTED if renewal is not None else AppState.VALIDATED)
+                session.execute(update(Application).where(
+                    Application.id == cert.application_id, Application.state == AppState.ISSUING.value).values(
+                    state=back.value, updated_at=now, version=Application.version + 1))
+            audit.append(session, actor="system", event="cert.issuance_abandoned", subject=cert.serial_hex,
+                         details={"application_id": cert.application_id, "reserved_at": cert.created_at.isoformat()},
+                         now=now)
+            settled.append(cert.serial_hex)
+    return settled

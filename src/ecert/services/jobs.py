@@ -10,7 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from . import publication, revocation
+from . import issuance, publication, revocation
 from .context import Context
 
 __all__ = ["DEFAULT_INTERVAL_SECONDS", "JobReport", "Scheduler", "run_once"]
@@ -36,12 +36,20 @@ class JobReport:
 
 
 def run_once(ctx: Context) -> JobReport:
-    """Apply due CA revocations, regenerate due CRLs and the ARL, renew responders, refresh due OCSP."""
+    """Settle abandoned issuances, apply due CA revocations, regenerate due CRLs and the ARL, renew
+    responders, refresh due OCSP."""
     errors: list[str] = []
     applied: list[str] = []
     crls: list[str] = []
     signed: dict[str, int] = {}
     arl = False
+    try:
+        settled = issuance.settle_abandoned(ctx)
+        if settled:
+            _log.warning("settled %d abandoned issuance(s): %s", len(settled), ", ".join(settled))
+    except Exception as exc:  # noqa: BLE001 - report and carry on with the other steps
+        _log.exception("settling abandoned issuances failed")
+        errors.append(f"abandoned-issuances: {type(exc).__name__}: {exc}")
     try:
         applied = revocation.apply_due_ca_revocations(ctx)
     except Exception as exc:  # noqa: BLE001 - report and carry on with the other steps
