@@ -156,7 +156,7 @@ def test_full_journey_by_dns(dns_ctx: Context, knot_dns: KnotDns, smtp_sink: Smt
     assert org == "範例有限公司"  # Confirm Opt with Chinese
     hits = downloads.search_certificates(dns_ctx, by="reference", query=reg.reference_number)
     assert [h.serial_hex for h in hits] == [cert.serial_hex]
-    assert downloads.public_download(dns_ctx, cert.serial_spaced, "der").data == certs[0].public_bytes(
+    assert downloads.public_download(dns_ctx, cert.serial_spaced, "der").data == leaf.public_bytes(
         serialization.Encoding.DER
     )
 
