@@ -18,6 +18,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from ..core.errors import PolicyViolation
 from ..core.profiles import OID_EV, OID_OV
+from .crl import signature_hash as _hash_for_public_key
 
 __all__ = [
     "CaUrls",
@@ -54,10 +55,8 @@ def new_serial() -> int:
 
 
 def signature_hash(key: CaPrivateKey | CaPublicKey) -> hashes.HashAlgorithm:
-    """SHA-384 for P-384 keys, SHA-256 otherwise (BR 7.1.3.2)."""
-    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)) and key.curve.key_size >= 384:
-        return hashes.SHA384()
-    return hashes.SHA256()
+    """SHA-384 for P-384 keys, SHA-256 for P-256 and RSA (BR 7.1.3.2); the one rule is in signer/crl.py."""
+    return _hash_for_public_key(_public(key))
 
 
 def ca_name(common_name: str, organization: str, country: str) -> x509.Name:

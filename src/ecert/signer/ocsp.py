@@ -7,7 +7,6 @@ costs no signature. Nothing here reads the clock or touches a socket.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -21,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ecert.core.errors import PolicyViolation
 from ecert.signer.crl import authority_key_identifier, check_reason, check_window, signature_hash
+from ecert.signer.hierarchy import new_serial
 
 __all__ = [
     "OCSP_MIN_VALIDITY",
@@ -188,14 +188,6 @@ def build_ocsp_error(status: str | ocsp.OCSPResponseStatus) -> bytes:
     return ocsp.OCSPResponseBuilder.build_unsuccessful(code).public_bytes(Encoding.DER)
 
 
-def _random_serial() -> int:
-    """16 CSPRNG bytes with the top bit cleared: positive, 127 bits of entropy (BR 7.1)."""
-    while True:
-        serial = int.from_bytes(os.urandom(16), "big") >> 1
-        if serial:
-            return serial
-
-
 def build_responder_certificate(
     *,
     issuer_cert: x509.Certificate,
@@ -234,7 +226,7 @@ def build_responder_certificate(
         .subject_name(x509.Name(attributes))
         .issuer_name(issuer_cert.subject)
         .public_key(responder_public_key)  # type: ignore[arg-type]
-        .serial_number(_random_serial())
+        .serial_number(new_serial())
         .not_valid_before(not_before)
         .not_valid_after(not_before + timedelta(days=validity_days) - timedelta(seconds=1))
         .add_extension(authority_key_identifier(issuer_cert), critical=False)
