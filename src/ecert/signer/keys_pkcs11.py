@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Self, TypeVar
 
 import pkcs11
 from cryptography.hazmat.primitives import hashes, serialization
@@ -370,7 +370,25 @@ class Pkcs11KeyBackend(KeyBackend):
         return self._run("signature", sign)
 
 
-class Pkcs11RSAPrivateKey(rsa.RSAPrivateKey):
+class _TokenKey:
+    """What both token-key classes share: the private key never leaves the token, and copies are the key."""
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        _refuse("exporting the private key")
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+
+class Pkcs11RSAPrivateKey(_TokenKey, rsa.RSAPrivateKey):
     """An RSA private key on a token: PKCS#1 v1.5 signatures through the token, nothing else."""
 
     def __init__(self, backend: Pkcs11KeyBackend, label: str, public: rsa.RSAPublicKey) -> None:
@@ -414,22 +432,9 @@ class Pkcs11RSAPrivateKey(rsa.RSAPrivateKey):
     def private_numbers(self) -> rsa.RSAPrivateNumbers:
         _refuse("reading the private numbers")
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _refuse("exporting the private key")
-
-    def __copy__(self) -> Pkcs11RSAPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Pkcs11RSAPrivateKey:
-        return self
 
 
-class Pkcs11ECPrivateKey(ec.EllipticCurvePrivateKey):
+class Pkcs11ECPrivateKey(_TokenKey, ec.EllipticCurvePrivateKey):
     """An EC private key on a token: ECDSA over a digest computed here (softhsm2 lacks CKM_ECDSA_SHA256)."""
 
     def __init__(self, backend: Pkcs11KeyBackend, label: str, public: ec.EllipticCurvePublicKey) -> None:
@@ -470,16 +475,3 @@ class Pkcs11ECPrivateKey(ec.EllipticCurvePrivateKey):
     def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
         _refuse("reading the private numbers")
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _refuse("exporting the private key")
-
-    def __copy__(self) -> Pkcs11ECPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Pkcs11ECPrivateKey:
-        return self
