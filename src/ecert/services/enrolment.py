@@ -675,16 +675,22 @@ def get_certificate(ctx: Context, app_id: int) -> CertificateView | None:
         return _cert_view(cert, app, session.get(CA, cert.ca_id))
 
 
+def _waiting_certificate(session: Session, app_id: int) -> Certificate:
+    """The application's certificate issued and waiting for Accept or Reject (seed C.6)."""
+    cert = session.scalars(select(Certificate).where(Certificate.application_id == app_id,
+                                                     Certificate.status == "issued")).first()
+    if cert is None:
+        raise Conflict("there is no certificate waiting for acceptance")
+    return cert
+
+
 def accept_certificate(ctx: Context, app_id: int, *, actor: str) -> CertificateView:
     """Accept (seed C.6): the certificate becomes public (search page) and downloadable."""
     now = ctx.clock()
     with ctx.transaction() as session:
         app = load_application(session, app_id)
         move_state(session, app_id, Action.ACCEPT, now=now, current=app.state)
-        cert = session.scalars(select(Certificate).where(Certificate.application_id == app_id,
-                                                         Certificate.status == "issued")).first()
-        if cert is None:
-            raise Conflict("there is no certificate waiting for acceptance")
+        cert = _waiting_certificate(session, app_id)
         cert.status = "accepted"
         cert.updated_at = now
         audit.append(session, actor=actor, event="cert.accepted", subject=cert.serial_hex,
@@ -707,10 +713,7 @@ def reject_certificate(ctx: Context, app_id: int, *, reason: str, actor: str) ->
     with ctx.transaction() as session:
         app = load_application(session, app_id)
         move_state(session, app_id, Action.REJECT_CERTIFICATE, now=now, current=app.state)
-        cert = session.scalars(select(Certificate).where(Certificate.application_id == app_id,
-                                                         Certificate.status == "issued")).first()
-        if cert is None:
-            raise Conflict("there is no certificate waiting for acceptance")
+        cert = _waiting_certificate(session, app_id)
         cert.status = "rejected"
         cert.revoked_at = now
         cert.revocation_reason = None
