@@ -438,6 +438,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         f"ecert CA serving on http://{host}:{port}/  (data: {settings.data_dir.resolve()}, "
         f"database: {settings.effective_database_url.split('@')[-1]})\n"
         f"  CA certificates: http://{host}:{port}/repository/\n"
+        f"  Subscriber portal: http://{host}:{port}/portal/  (register one with `ecert-ca application add --help`)\n"
         f"  API docs:        http://{host}:{port}/docs\n"
         f"  Certificates and CRLs name {settings.base_url} (set ECERT_BASE_URL to change it)")
     uvicorn.run(create_app(settings, os.environ, context=ctx), host=host, port=port, log_level="info",
