@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from typing import Annotated
-
 import typer
 
 from . import output
+from .ca import JsonOpt, _context
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Operator-held domain validations (DNS method) that cover subscribers' names.",
                   no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _ctx():  # type: ignore[no-untyped-def]
-    from ..services.context import build_context
-    from ..settings import load_settings
-
-    return build_context(load_settings(), os.environ)
 
 
 @app.command("start")
@@ -28,11 +18,8 @@ def start(domain: str, json_out: JsonOpt = False) -> None:
     """Show the TXT record to publish for DOMAIN (a Validation Code valid for 30 days)."""
     from ..services.operator_dcv import start_operator_validation
 
-    ctx = _ctx()
-    try:
+    with _context() as ctx:
         ch = start_operator_validation(ctx, domain, actor="operator")
-    finally:
-        ctx.close()
     data = {"domain": ch.domain, "txt_hosts": list(ch.txt_hosts), "txt_value": ch.txt_value,
             "expires_at": ch.expires_at}
     if json_out:
@@ -48,11 +35,8 @@ def check(domain: str, json_out: JsonOpt = False) -> None:
     """Look the TXT record up now; on success every name under DOMAIN skips the subscriber's DCV step."""
     from ..services.operator_dcv import check_operator_validation
 
-    ctx = _ctx()
-    try:
+    with _context() as ctx:
         held = check_operator_validation(ctx, domain, actor="operator")
-    finally:
-        ctx.close()
     data = {"domain": held.domain, "method": held.method, "validated_at": held.validated_at,
             "reusable_until": held.reusable_until}
     output.emit_json("dcv-held", data) if json_out else output.fields("Operator-held validation", data)
@@ -63,11 +47,8 @@ def list_(json_out: JsonOpt = False) -> None:
     """Operator-held validations still inside the BR 4.2.1 reuse period."""
     from ..services.operator_dcv import list_operator_validations
 
-    ctx = _ctx()
-    try:
+    with _context() as ctx:
         rows = list_operator_validations(ctx)
-    finally:
-        ctx.close()
     data = [{"domain": r.domain, "method": r.method, "validated_at": r.validated_at,
              "reusable_until": r.reusable_until} for r in rows]
     if json_out:

@@ -317,6 +317,15 @@ def current_method(ctx: Context, app_id: int) -> DcvMethod | None:
         return _current_method(session, load_application(session, app_id))
 
 
+def _application_in_dcv(session: Session, app_id: int, now: datetime) -> Application:
+    """The application, open and at a step where domain validation is expected; Conflict otherwise."""
+    row = load_application(session, app_id)
+    _ensure_open(row, now)
+    if AppState(row.state) not in DCV_STATES:
+        raise Conflict(f"domain validation is not expected now (the application is {row.state})", value=row.state)
+    return row
+
+
 def _needs_dcv(session: Session, row: Application, now: datetime) -> bool:
     """True while some domain still lacks a validation inside its reuse period (BR 4.2.1)."""
     if AppState(row.state) not in DCV_STATES:
@@ -379,11 +388,7 @@ def dcv_start(ctx: Context, app_id: int, *, method: str | DcvMethod,
     views: list[ChallengeView] = []
     created: list[str] = []
     with ctx.transaction() as session:
-        row = load_application(session, app_id)
-        _ensure_open(row, now)
-        if AppState(row.state) not in DCV_STATES:
-            raise Conflict(f"domain validation is not expected now (the application is {row.state})",
-                           value=row.state)
+        row = _application_in_dcv(session, app_id, now)
         dcv_rules.ensure_method_applicable(m, row.cert_type, application_names(row), now)
         reference = row.reference_number
         previous = _current_method(session, row)  # before this call's challenges exist
@@ -465,11 +470,7 @@ def dcv_check(ctx: Context, app_id: int, *, email_code: str | None = None,
             return DcvOutcome(True, (), load_application(session, app_id).state)
     now = ctx.clock()
     with ctx.read() as session:
-        row = load_application(session, app_id)
-        _ensure_open(row, now)
-        if AppState(row.state) not in DCV_STATES:
-            raise Conflict(f"domain validation is not expected now (the application is {row.state})",
-                           value=row.state)
+        row = _application_in_dcv(session, app_id, now)
         chosen = parse_method(method) if method else _current_method(session, row)
         if chosen is not None and method:
             dcv_rules.ensure_method_applicable(chosen, row.cert_type, application_names(row), now)
