@@ -26,7 +26,7 @@ from ecert.core.errors import (
 )
 from ecert.core.profiles import CertType
 from ecert.services import applications as apps
-from ecert.services import downloads, enrolment
+from ecert.services import certificates, downloads, enrolment
 from ecert.services.context import Context
 from ecert.services.pin_envelope import render_pin_envelope_html
 from ecert.store.models import CA, Application, AuditEvent, Certificate, DcvChallenge, DomainValidation, LoginAttempt
@@ -140,11 +140,11 @@ def test_full_journey_by_dns(dns_ctx: Context, knot_dns: KnotDns, smtp_sink: Smt
     outcome = enrolment.dcv_check(dns_ctx, app_id)
     assert outcome.passed and outcome.state == "validated"
 
-    cert = enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="subscriber")
+    cert = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="subscriber")
     assert cert.state == "issued" and cert.names == (host,) and cert.issuer_cn
     assert cert.serial_spaced.replace(" ", "").lstrip("0") == cert.serial_hex
     assert cert.validity_days <= 200
-    accepted = enrolment.accept_certificate(dns_ctx, app_id, actor="subscriber")
+    accepted = certificates.accept_certificate(dns_ctx, app_id, actor="subscriber")
     assert accepted.state == "accepted"
 
     p7b = downloads.download(dns_ctx, app_id, "p7b")
@@ -164,18 +164,18 @@ def test_full_journey_by_dns(dns_ctx: Context, knot_dns: KnotDns, smtp_sink: Smt
 def test_renewal_inside_subscription_reuses_validation(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
     host = _unique_host()
     app_id = _validated(dns_ctx, knot_dns, host)
-    first = enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
-    enrolment.accept_certificate(dns_ctx, app_id, actor="s")
-    second = enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+    first = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+    certificates.accept_certificate(dns_ctx, app_id, actor="s")
+    second = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
     assert second.serial_hex != first.serial_hex and second.state == "issued"
-    assert enrolment.get_certificate(dns_ctx, app_id).serial_hex == second.serial_hex  # type: ignore[union-attr]
+    assert certificates.get_certificate(dns_ctx, app_id).serial_hex == second.serial_hex  # type: ignore[union-attr]
 
 
 def test_rejected_certificate_is_revoked_and_a_new_csr_allowed(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
     host = _unique_host()
     app_id = _validated(dns_ctx, knot_dns, host)
-    cert = enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
-    enrolment.reject_certificate(dns_ctx, app_id, reason="wrong key", actor="s")
+    cert = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+    certificates.reject_certificate(dns_ctx, app_id, reason="wrong key", actor="s")
     with dns_ctx.sessions() as s:
         row = s.scalar(select(Certificate).where(Certificate.serial_hex == cert.serial_hex))
         assert row is not None and row.status == "rejected" and row.revoked_at is not None
@@ -186,9 +186,9 @@ def test_rejected_certificate_is_revoked_and_a_new_csr_allowed(dns_ctx: Context,
     crl = x509.load_der_x509_crl(latest_crl(dns_ctx, ca_label).der)
     assert crl.get_revoked_certificate_by_serial_number(int(cert.serial_hex, 16)) is not None
     with pytest.raises(Conflict):
-        enrolment.accept_certificate(dns_ctx, app_id, actor="s")
-    assert enrolment.get_certificate(dns_ctx, app_id) is None
-    assert enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s").state == "issued"
+        certificates.accept_certificate(dns_ctx, app_id, actor="s")
+    assert certificates.get_certificate(dns_ctx, app_id) is None
+    assert certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s").state == "issued"
 
 
 def test_caa_forbidding_refuses_issuance(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
@@ -196,7 +196,7 @@ def test_caa_forbidding_refuses_issuance(dns_ctx: Context, knot_dns: KnotDns) ->
     app_id = _validated(dns_ctx, knot_dns, host)
     knot_dns.set_records(host, "CAA", ['0 issue "other-ca.example"'])
     with pytest.raises(ValidationFailed, match=host):
-        enrolment.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+        certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
     assert apps.get_application(dns_ctx, app_id).state == "validated"
 
 
@@ -208,7 +208,7 @@ def test_parallel_csr_submits_give_one_certificate(dns_ctx: Context, knot_dns: K
 
     def go(csr: str) -> None:
         try:
-            results.append(enrolment.submit_csr(dns_ctx, app_id, csr, actor="s"))
+            results.append(certificates.submit_csr(dns_ctx, app_id, csr, actor="s"))
         except Conflict as exc:
             results.append(exc)
 
@@ -217,7 +217,7 @@ def test_parallel_csr_submits_give_one_certificate(dns_ctx: Context, knot_dns: K
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert sum(isinstance(r, enrolment.CertificateView) for r in results) == 1
+    assert sum(isinstance(r, certificates.CertificateView) for r in results) == 1
     assert sum(isinstance(r, Conflict) for r in results) == 5
     with dns_ctx.sessions() as s:
         assert (
@@ -362,7 +362,7 @@ def test_bad_csrs_change_nothing(dns_ctx: Context, knot_dns: KnotDns, csr: str, 
     reg = _registered(dns_ctx, "www.example.com", is_government=True)
     apps.confirm_application(dns_ctx, reg.application_id, use_chinese=False, actor="s")
     with pytest.raises(error):
-        enrolment.submit_csr(dns_ctx, reg.application_id, csr, actor="s")
+        certificates.submit_csr(dns_ctx, reg.application_id, csr, actor="s")
     assert apps.get_application(dns_ctx, reg.application_id).state == "validated"
     with dns_ctx.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Certificate)) == 0
@@ -372,10 +372,10 @@ def test_bad_csrs_change_nothing(dns_ctx: Context, knot_dns: KnotDns, csr: str, 
 def test_csr_before_validation_is_refused(demo_ctx: Context) -> None:  # noqa: F811
     reg = _registered(demo_ctx, "www.example.com")
     with pytest.raises(Conflict):
-        enrolment.submit_csr(demo_ctx, reg.application_id, make_csr(["www.example.com"]), actor="s")
+        certificates.submit_csr(demo_ctx, reg.application_id, make_csr(["www.example.com"]), actor="s")
     apps.confirm_application(demo_ctx, reg.application_id, use_chinese=False, actor="s")
     with pytest.raises(Conflict):  # confirmed but not validated
-        enrolment.submit_csr(demo_ctx, reg.application_id, make_csr(["www.example.com"]), actor="s")
+        certificates.submit_csr(demo_ctx, reg.application_id, make_csr(["www.example.com"]), actor="s")
 
 
 def test_pin_envelope_escapes_and_groups() -> None:
@@ -394,7 +394,7 @@ def test_journey_and_race_on_postgresql(make_demo_ctx: Callable[..., Context], p
 
     def go() -> None:
         try:
-            results.append(enrolment.submit_csr(ctx, app_id, make_csr([host]), actor="s"))
+            results.append(certificates.submit_csr(ctx, app_id, make_csr([host]), actor="s"))
         except Conflict as exc:
             results.append(exc)
 
@@ -403,8 +403,8 @@ def test_journey_and_race_on_postgresql(make_demo_ctx: Callable[..., Context], p
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert sum(isinstance(r, enrolment.CertificateView) for r in results) == 1
-    assert enrolment.accept_certificate(ctx, app_id, actor="s").state == "accepted"
+    assert sum(isinstance(r, certificates.CertificateView) for r in results) == 1
+    assert certificates.accept_certificate(ctx, app_id, actor="s").state == "accepted"
     assert len(pkcs7.load_der_pkcs7_certificates(downloads.download(ctx, app_id, "p7b").data)) == 2
 
 

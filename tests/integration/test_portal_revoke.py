@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from ecert.services import applications as apps
-from ecert.services import enrolment
+from ecert.services import certificates
 from ecert.services.context import Context
 from ecert.store.models import CA, Certificate
 from tests.integration.ca_fixtures import demo_ctx, make_demo_ctx  # noqa: F401
@@ -48,7 +48,7 @@ def accepted_certificate(ctx: Context, client: TestClient,
     assert info.url.path == "/portal/certificate", info.text[-2000:]
     accepted = client.post("/portal/certificate", data={"csrf_token": csrf_of(info.text)})
     assert accepted.url.path == "/portal/download"
-    cert = enrolment.get_certificate(ctx, reg.application_id)
+    cert = certificates.get_certificate(ctx, reg.application_id)
     assert cert is not None and cert.state == "accepted"
     return host, reg, cert.serial_hex
 
@@ -206,7 +206,7 @@ def test_without_an_accepted_certificate_there_is_nothing_to_revoke(ctx: Context
     refused = client.post("/portal/revoke", data={"csrf_token": csrf_of(waiting.text), "reason": "superseded",
                                                   "confirm": "yes"})
     assert refused.status_code == 409
-    cert = enrolment.get_certificate(ctx, reg.application_id)
+    cert = certificates.get_certificate(ctx, reg.application_id)
     assert cert is not None and not is_revoked(ctx, cert.serial_hex)
 
 

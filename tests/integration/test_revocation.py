@@ -256,7 +256,7 @@ def test_subscriber_revocation_of_a_certificate_awaiting_acceptance_points_to_re
 
     from ecert.core.errors import Conflict
     from ecert.services import applications as apps
-    from ecert.services import enrolment
+    from ecert.services import certificates
     from ecert.services.revocation import revoke_for_application
     from tests.integration.ca_fixtures import build_demo_ctx
     from tests.integration.test_applications import application_input, make_csr
@@ -282,11 +282,11 @@ def test_subscriber_revocation_of_a_certificate_awaiting_acceptance_points_to_re
         host = f"w{_uuid.uuid4().hex[:8]}.example.com"
         reg = apps.register_application(ctx, application_input(host), actor="t")
         apps.confirm_application(ctx, reg.application_id, use_chinese=False, actor="t")
-        enrolment.submit_csr(ctx, reg.application_id, make_csr([host]), actor="t")
+        certificates.submit_csr(ctx, reg.application_id, make_csr([host]), actor="t")
         with pytest.raises(Conflict, match="reject it instead"):
             revoke_for_application(ctx, reg.application_id, "superseded", actor="t")
         assert apps.get_application(ctx, reg.application_id).state == "issued"
-        enrolment.reject_certificate(ctx, reg.application_id, reason="wrong", actor="t")
+        certificates.reject_certificate(ctx, reg.application_id, reason="wrong", actor="t")
         assert apps.get_application(ctx, reg.application_id).state == "validated"
     finally:
         ctx.close()

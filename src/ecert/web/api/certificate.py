@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from ...core.errors import NotFound
 from ...services import applications as apps
-from ...services import downloads, enrolment
+from ...services import certificates, downloads
 from .deps import SessionApp, ctx_of
 from .schemas import CertificateOut, ReasonIn
 
@@ -29,7 +29,7 @@ def _actor(request: Request, app_id: int) -> str:
 
 @router.get("/certificate", response_model=CertificateOut, summary="The certificate information (seed C.6)")
 def read_certificate(app_id: SessionApp, request: Request) -> CertificateOut:
-    view = enrolment.get_certificate(ctx_of(request), app_id)
+    view = certificates.get_certificate(ctx_of(request), app_id)
     if view is None:
         raise NotFound("this application has no certificate yet")
     return CertificateOut.of(view)
@@ -37,13 +37,13 @@ def read_certificate(app_id: SessionApp, request: Request) -> CertificateOut:
 
 @router.post("/certificate/accept", response_model=CertificateOut, summary="Accept the certificate")
 def accept(app_id: SessionApp, request: Request) -> CertificateOut:
-    return CertificateOut.of(enrolment.accept_certificate(ctx_of(request), app_id, actor=_actor(request, app_id)))
+    return CertificateOut.of(certificates.accept_certificate(ctx_of(request), app_id, actor=_actor(request, app_id)))
 
 
 @router.post("/certificate/reject", response_model=CertificateOut,
              summary="Reject the certificate (it is revoked at once); a new CSR may follow")
 def reject(body: ReasonIn, app_id: SessionApp, request: Request) -> CertificateOut:
-    return CertificateOut.of(enrolment.reject_certificate(ctx_of(request), app_id, reason=body.reason,
+    return CertificateOut.of(certificates.reject_certificate(ctx_of(request), app_id, reason=body.reason,
                                                           actor=_actor(request, app_id)))
 
 

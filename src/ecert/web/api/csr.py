@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from ...core.csr import MAX_CSR_BYTES, CSRTooLarge
 from ...core.errors import BadCSR
 from ...services import applications as apps
-from ...services import enrolment
+from ...services import certificates
 from .deps import SessionApp, ctx_of
 from .schemas import CertificateOut, CsrIn
 
@@ -52,6 +52,6 @@ async def submit(request: Request, app_id: SessionApp) -> CertificateOut:
         raise BadCSR("the body must be JSON: {\"csr\": \"<PEM>\"}") from None
     ctx = ctx_of(request)
     view = await run_in_threadpool(apps.get_application, ctx, app_id)
-    cert = await run_in_threadpool(enrolment.submit_csr, ctx, app_id, body.csr,
+    cert = await run_in_threadpool(certificates.submit_csr, ctx, app_id, body.csr,
                                    actor=f"subscriber:{view.reference_number}")
     return CertificateOut.of(cert)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...core.dcv_rules import DcvMethod
 from ...services import applications as apps
-from ...services import downloads, enrolment
+from ...services import certificates, downloads, enrolment
 
 ApiMethod = Literal["http_file", "dns_txt", "email"]
 
@@ -166,7 +166,7 @@ class CertificateOut(BaseModel):
     application_state: str
 
     @classmethod
-    def of(cls, c: enrolment.CertificateView) -> CertificateOut:
+    def of(cls, c: certificates.CertificateView) -> CertificateOut:
         return cls(reference_number=c.reference_number, serial_hex=c.serial_hex, serial_spaced=c.serial_spaced,
                    issuer=c.issuer_cn, not_before=c.not_before, not_after=c.not_after,
                    validity_days=c.validity_days, names=list(c.names), names_unicode=list(c.names_unicode),

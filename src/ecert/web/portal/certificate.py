@@ -15,7 +15,7 @@ router = APIRouter()
 
 def _page(request: Request, app_id: int, status_code: int = 200, **context: object) -> Response:
     svc = services(request)
-    cert = svc.enrolment.get_certificate(ctx_of(request), app_id)
+    cert = svc.certificates.get_certificate(ctx_of(request), app_id)
     if cert is None:  # nothing issued yet (or the last one was rejected): the CSR step comes first
         return redirect(request, steps.current_step(request, app_id))
     return render(request, "portal/certificate.html", status_code=status_code,
@@ -32,7 +32,7 @@ async def certificate_accept(request: Request) -> Response:
     await csrf.require_csrf(request)
     app_id = app_id_of(request)
     try:
-        services(request).enrolment.accept_certificate(ctx_of(request), app_id, actor=steps.actor(request, app_id))
+        services(request).certificates.accept_certificate(ctx_of(request), app_id, actor=steps.actor(request, app_id))
     except EcertError as exc:
         return _page(request, app_id, status_code=min(exc.status, 409), error=error_text(exc))
     return redirect(request, "/portal/download")

@@ -67,6 +67,7 @@ def services(request: Request) -> Any:
     return SimpleNamespace(
         applications=importlib.import_module("ecert.services.applications"),
         enrolment=importlib.import_module("ecert.services.enrolment"),
+        certificates=importlib.import_module("ecert.services.certificates"),
         downloads=importlib.import_module("ecert.services.downloads"),
     )
 

@@ -57,12 +57,12 @@ async def reject_submit(request: Request, kind: str, reason: str = Form("")) -> 
     if not reason:
         return render(request, "portal/reject.html", status_code=400, kind=kind, reason_missing=True,
                       app=steps.application(request, app_id))
-    apps, enrol = services(request).applications, services(request).enrolment
+    apps, certs = services(request).applications, services(request).certificates
     try:
         if kind == "application":
             apps.reject_application(ctx_of(request), app_id, reason=reason[:1000], actor=steps.actor(request, app_id))
         else:
-            enrol.reject_certificate(ctx_of(request), app_id, reason=reason[:1000], actor=steps.actor(request, app_id))
+            certs.reject_certificate(ctx_of(request), app_id, reason=reason[:1000], actor=steps.actor(request, app_id))
     except EcertError as exc:
         return render(request, "portal/reject.html", status_code=min(exc.status, 409), kind=kind,
                       error=error_text(exc), app=steps.application(request, app_id))

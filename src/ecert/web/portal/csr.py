@@ -35,7 +35,7 @@ async def csr_submit(request: Request, csr_text: str = Form("")) -> Response:
     if len(csr_text) > MAX_CSR_CHARS:
         return _page(request, app_id, status_code=413, csr_too_big=True)
     try:
-        services(request).enrolment.submit_csr(ctx_of(request), app_id, csr_text, actor=steps.actor(request, app_id))
+        services(request).certificates.submit_csr(ctx_of(request), app_id, csr_text, actor=steps.actor(request, app_id))
     except EcertError as exc:
         status = exc.status if exc.status < 500 else 500
         return _page(request, app_id, status_code=status, error=error_text(exc) if exc.status < 500 else None,

@@ -18,7 +18,7 @@ FORMATS = ("pem", "der", "p7b", "fullchain")
 def download_page(request: Request) -> Response:
     app_id = app_id_of(request)
     svc = services(request)
-    cert = svc.enrolment.get_certificate(ctx_of(request), app_id)
+    cert = svc.certificates.get_certificate(ctx_of(request), app_id)
     if cert is None or cert.state != "accepted":
         step = steps.current_step(request, app_id)
         # An accepted application whose certificate was revoked has nothing to download: a new CSR is next.

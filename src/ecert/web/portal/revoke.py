@@ -47,7 +47,7 @@ def _revocable(request: Request, app_id: int) -> Any:
     A certificate still waiting for acceptance is rejected on the certificate page instead (seed C.6):
     rejection already revokes it and returns the application to the CSR step.
     """
-    cert = services(request).enrolment.get_certificate(ctx_of(request), app_id)
+    cert = services(request).certificates.get_certificate(ctx_of(request), app_id)
     return cert if cert is not None and cert.state == "accepted" else None
 
 
@@ -55,7 +55,7 @@ def _form(request: Request, app_id: int, status_code: int = 200, **context: Any)
     cert = _revocable(request, app_id)
     refusal = context.pop("refusal", None)
     if cert is None and refusal is None:
-        pending = services(request).enrolment.get_certificate(ctx_of(request), app_id)
+        pending = services(request).certificates.get_certificate(ctx_of(request), app_id)
         if pending is not None:
             refusal = "not_accepted"
         elif request.session.get(SESSION_RESULT):
