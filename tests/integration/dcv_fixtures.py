@@ -105,9 +105,15 @@ class KnotDns:
     proc: subprocess.Popen[bytes] | None = None
     zones: tuple[str, ...] = ZONES
     signed: tuple[str, ...] = ()  # zones Knot signs itself (DNSSEC, default ECDSA P-256 policy)
+    front: UnboundResolver | None = None  # a recursive resolver in front: ecert refuses authoritative answers
 
     @property
     def resolver_addr(self) -> str:
+        """What to give ecert as its resolver: the recursive front if there is one (no RA flag = failed lookup)."""
+        return self.front.resolver_addr if self.front is not None else self.authoritative_addr
+
+    @property
+    def authoritative_addr(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     @property
@@ -180,9 +186,13 @@ class KnotDns:
 def knot_dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotDns]:
     server = KnotDns(tmp_path_factory.mktemp("knot"), free_port())
     server.start()
+    front = UnboundResolver(tmp_path_factory.mktemp("knot-front"), free_port(), server.port)
     try:
+        front.start()
+        server.front = front
         yield server
     finally:
+        front.stop()
         server.stop()
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from ecert.validation.caa import climb_names
 from ecert.validation.validator import Validator
+from tests.integration.ca_fixtures import make_demo_ctx  # noqa: F401
 from tests.integration.dcv_fixtures import dcv_settings, knot_dns, unbound_resolver  # noqa: F401
 
 
@@ -86,3 +87,63 @@ def test_servfail_forbids(unbound_resolver):  # noqa: F811
 def test_climb_stops_before_the_public_suffix():
     assert climb_names("a.b.example.com.hk") == ["a.b.example.com.hk", "b.example.com.hk", "example.com.hk"]
     assert climb_names("*.example.com") == ["example.com"]
+
+
+# --- a misconfigured resolver fails closed (issue 10 point 5) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def dead_delegation(knot_dns):  # noqa: F811
+    """``dead.caa.example.com`` is delegated to a name server that does not exist: nothing can be looked up."""
+    knot_dns.set_records("dead.caa.example.com", "NS", ["ns.dead.invalid."])
+    return "www.dead.caa.example.com"
+
+
+def test_authoritative_server_as_resolver_refuses_a_dead_delegation(knot_dns, dead_delegation):  # noqa: F811
+    [decision] = Validator(dcv_settings(knot_dns.authoritative_addr)).check_caa([dead_delegation])
+    assert not decision.permitted, decision.reason
+    assert "no CAA records" not in decision.reason
+    assert "RFC 8659" in decision.reason and "BR 3.2.2.8" in decision.reason
+    assert decision.evidence["queries"][0]["status"] in ("not-recursive", "referral")
+
+
+def test_authoritative_server_as_resolver_refuses_even_a_name_it_holds(caa_zone):  # noqa: F811
+    """Without the RA flag nothing counts: an authoritative server may hold a zone nobody delegates to it."""
+    [decision] = Validator(dcv_settings(caa_zone.authoritative_addr)).check_caa(["ok.caa.example.com"])
+    assert not decision.permitted
+    assert "not recursive" in decision.reason
+
+
+def test_referral_from_a_recursive_looking_server_is_a_failure(knot_dns, dead_delegation):  # noqa: F811
+    """The same query seen raw from Knot is a referral; the client calls it one even if RA were set."""
+    import dns.flags
+    import dns.message
+    import dns.query
+
+    from ecert.validation.dns import _untrusted
+
+    reply = dns.query.udp(
+        dns.message.make_query(dead_delegation + ".", "CAA"), "127.0.0.1", port=knot_dns.port, timeout=2
+    )
+    assert not reply.answer and reply.authority
+    reply.flags |= dns.flags.RA
+    judged = _untrusted(dead_delegation, "CAA", reply)
+    assert judged is not None and judged.status == "referral" and judged.failed
+
+
+def test_recursive_resolver_permits_the_rest(unbound_resolver, caa_zone, dead_delegation):  # noqa: F811
+    validator = Validator(dcv_settings(unbound_resolver.resolver_addr))
+    dead, fine = validator.check_caa([dead_delegation, "www.ok.caa.example.com"])
+    assert not dead.permitted and "SERVFAIL" in dead.reason
+    assert fine.permitted, fine.reason
+
+
+def test_issuance_is_refused_naming_the_rule(make_demo_ctx, knot_dns, dead_delegation):  # noqa: F811
+    from ecert.core.errors import ValidationFailed
+    from ecert.services.caa import check_caa_at_issuance
+
+    ctx = make_demo_ctx(dns_resolvers=(knot_dns.authoritative_addr,), allow_private_addresses=True)
+    with pytest.raises(ValidationFailed) as refused:
+        check_caa_at_issuance(ctx, [dead_delegation], actor="operator:test")
+    assert refused.value.rule == "BR 3.2.2.8 / RFC 8659"
+    assert refused.value.value == dead_delegation

@@ -2,7 +2,10 @@
 
 Every answer is reduced to a :class:`DnsAnswer` whose ``status`` says whether it may be relied on:
 SERVFAIL, timeouts and (when DNSSEC is required) unauthenticated answers are failures, never
-permission (BR 3.2.2.8.1). CNAMEs are chased with a bounded depth.
+permission (BR 3.2.2.8.1). An answer from a server that is not a recursive resolver (no RA flag), or a
+referral, is a failure too: an authoritative server configured as the resolver cannot see a dead delegation
+or a stale zone, and its silence would read as "no records" (BR 3.2.2.8, RFC 8659 §3: fail closed).
+CNAMEs are chased with a bounded depth.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from typing import Any
 
 import dns.exception
 import dns.flags
+import dns.message
 import dns.name
 import dns.nameserver
+import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
@@ -25,7 +30,8 @@ __all__ = ["DnsAnswer", "DnsClient", "parse_resolver", "check_dns_txt", "MAX_CNA
 
 MAX_CNAME_DEPTH = 8  # RFC 8659 §3 leaves the bound to the CA; 8 is ample for CDN chains
 OK, NXDOMAIN, NODATA = "ok", "nxdomain", "nodata"
-FAILED_STATUSES = frozenset({"servfail", "timeout", "unauthenticated", "cname-loop", "error"})
+NOT_RECURSIVE, REFERRAL = "not-recursive", "referral"
+FAILED_STATUSES = frozenset({"servfail", "timeout", "unauthenticated", "cname-loop", "error", NOT_RECURSIVE, REFERRAL})
 
 
 def parse_resolver(spec: str) -> tuple[str, int]:
@@ -130,9 +136,7 @@ class DnsClient:
             if target == current.rstrip(".").lower():
                 return DnsAnswer(qname, rdtype, NODATA, chain=tuple(chain), authenticated=authenticated)
             if target in seen:
-                return DnsAnswer(
-                    qname, rdtype, "cname-loop", chain=tuple(chain), detail=f"CNAME loop at {target}"
-                )
+                return DnsAnswer(qname, rdtype, "cname-loop", chain=tuple(chain), detail=f"CNAME loop at {target}")
             seen.add(target)
             current = target  # the resolver gave us only the CNAME: ask for its target ourselves
         return DnsAnswer(
@@ -141,23 +145,48 @@ class DnsClient:
 
     def _lookup_once(self, qname: str, rdtype: str) -> dns.resolver.Answer | DnsAnswer:
         try:
-            return self._resolver().resolve(
-                dns.name.from_text(qname), rdtype, raise_on_no_answer=False, search=False
-            )
-        except dns.resolver.NXDOMAIN:
-            return DnsAnswer(qname, rdtype, NXDOMAIN)
+            answer = self._resolver().resolve(dns.name.from_text(qname), rdtype, raise_on_no_answer=False, search=False)
+        except dns.resolver.NXDOMAIN as exc:
+            responses = list(exc.responses().values())  # type: ignore[no-untyped-call]
+            untrusted = _untrusted(qname, rdtype, responses[-1]) if responses else None
+            return untrusted or DnsAnswer(qname, rdtype, NXDOMAIN)
         except dns.resolver.NoNameservers as exc:
             return DnsAnswer(qname, rdtype, "servfail", detail=str(exc)[:300])
         except dns.exception.Timeout:
             return DnsAnswer(qname, rdtype, "timeout", detail=f"no answer within {self._lifetime} s")
         except dns.exception.DNSException as exc:
             return DnsAnswer(qname, rdtype, "error", detail=f"{type(exc).__name__}: {exc}"[:300])
+        return _untrusted(qname, rdtype, answer.response) or answer
 
     def addresses(self, host: str) -> tuple[list[str], list[DnsAnswer]]:
         """The A and AAAA addresses of ``host`` (IPv4 first) and the answers they came from."""
         answers = [self.lookup(host, "A"), self.lookup(host, "AAAA")]
         addrs = [r.address for a in answers if a.status == OK for r in a.records if hasattr(r, "address")]
         return addrs, answers
+
+
+def _untrusted(qname: str, rdtype: str, response: dns.message.Message) -> DnsAnswer | None:
+    """A failed answer if ``response`` did not come from a recursive resolver, else None.
+
+    BR 3.2.2.8 and RFC 8659 §3 let only a lookup that succeeded count as "no CAA records"; an authoritative
+    server (no RA flag) or a referral (no answer, NS records in the authority section) did not look the name up.
+    """
+    if not response.flags & dns.flags.RA:
+        return DnsAnswer(
+            qname,
+            rdtype,
+            NOT_RECURSIVE,
+            detail="the configured resolver is not recursive (no RA flag in its answer); "
+            "ECERT_DNS_RESOLVERS must name recursive resolvers",
+        )
+    if response.rcode() == dns.rcode.NOERROR and not response.answer and _is_referral(response):
+        return DnsAnswer(qname, rdtype, REFERRAL, detail="the resolver answered with a referral, not an answer")
+    return None
+
+
+def _is_referral(response: dns.message.Message) -> bool:
+    types = {rrset.rdtype for rrset in response.authority}
+    return dns.rdatatype.NS in types and dns.rdatatype.SOA not in types
 
 
 def _txt_strings(record: Any) -> str:
@@ -179,9 +208,7 @@ def check_dns_txt(
         ans = client.lookup(qname, "TXT")
         queries.append(ans.to_evidence())
         if ans.failed:
-            failures.append(
-                f"{ans.status.upper()} for TXT {qname}" + (f" ({ans.detail})" if ans.detail else "")
-            )
+            failures.append(f"{ans.status.upper()} for TXT {qname}" + (f" ({ans.detail})" if ans.detail else ""))
             continue
         for rec in ans.records:
             text = _txt_strings(rec)
