@@ -313,8 +313,11 @@ def find_certificates(session: Session, query: str, by: SearchBy, *, limit: int 
 
     ``server_name`` matches a substring of the subject CN or of the application's server name, case
     folded, with ``%`` and ``_`` taken literally; ``serial`` and ``reference`` match exactly. Values
-    are always bound parameters.
+    are always bound parameters. A query holding a control character matches nothing: no name, serial or
+    reference has one, and SQLite's LIKE stops reading a pattern at NUL (``%\x00%`` matched every row).
     """
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in query):
+        return []
     stmt = select(Certificate)
     if by == "server_name":
         pattern = f"%{like_escape(query.strip())}%"
