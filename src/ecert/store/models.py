@@ -407,3 +407,7 @@ class AuditEvent(Base):
     # UNIQUE: two rows can never chain onto the same predecessor, whatever the application does.
     prev_hash: Mapped[str] = mapped_column(CHAR(64), unique=True)
     hash: Mapped[str] = mapped_column(CHAR(64), unique=True)
+
+
+# Tables of later features live in modules of their own; importing them here puts them on Base.metadata.
+from . import models_ops  # noqa: E402,F401
