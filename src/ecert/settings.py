@@ -53,11 +53,19 @@ class Settings(BaseSettings):
     perspective_urls: TextList = ()
     perspective_secret_env: str = "ECERT_PERSPECTIVE_SECRET"
 
+    # Certificate Transparency (RFC 6962): off in the demo, where no public log is reachable
+    ct_enabled: bool = False
+    ct_log_list: Path | None = None  # Chrome's log_list.json v3 format
+    ct_timeout_seconds: float = Field(default=10.0, gt=0)  # per log and attempt
+    ct_attempts: int = Field(default=3, ge=1, le=10)
+
     # Mail
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_port_for_dcv: int = 25
     mail_from: str = "ca@ecert.example.hk"
+    # Expiry notices name this ACME directory as a way to renew; unset until ACME is served.
+    notice_acme_directory: str | None = None
 
     # Web
     session_secret_env: str = "ECERT_SESSION_SECRET"

@@ -18,10 +18,13 @@ __all__ = [
     "Unauthorized",
     "Forbidden",
     "RateLimited",
+    "LoginRefused",
+    "LoginSuspended",
     "ValidationFailed",
     "ConfigError",
     "KeyBackendError",
     "StorageFailure",
+    "TransparencyFailed",
 ]
 
 
@@ -106,6 +109,26 @@ class RateLimited(EcertError):
     status = 429
 
 
+class LoginRefused(Unauthorized):
+    """A wrong log-in. ``tries_left`` counts the attempts this typed reference number has before log-in with
+    it is suspended for ``lockout_minutes`` (None when what was typed is no reference number at all)."""
+
+    def __init__(self, message: str, *, tries_left: int | None, lockout_minutes: int) -> None:
+        super().__init__(message)
+        self.tries_left = tries_left
+        self.lockout_minutes = lockout_minutes
+
+
+class LoginSuspended(RateLimited):
+    """Log-in is suspended (too many failures for a reference number or from an address) for ``retry_after``
+    more seconds; ``scope`` says which limit: "reference" or "address"."""
+
+    def __init__(self, message: str, *, retry_after: int, scope: str, rule: str | None = None) -> None:
+        super().__init__(message, rule=rule)
+        self.retry_after = retry_after
+        self.scope = scope
+
+
 class ValidationFailed(EcertError):
     """Domain control validation or CAA did not permit issuance."""
 
@@ -127,3 +150,10 @@ class KeyBackendError(EcertError):
 class StorageFailure(EcertError):
     code = "storage"
     status = 500
+
+
+class TransparencyFailed(EcertError):
+    """Certificate Transparency refused: a bad SCT, or too few logs answered to meet the browsers' policy."""
+
+    code = "ct"
+    status = 503

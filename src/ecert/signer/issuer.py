@@ -1,5 +1,9 @@
 """Leaf issuance in steps: prepare the TBS, lint a throwaway-key copy, then sign once with the CA key.
 
+With Certificate Transparency the same steps run twice: first for the precertificate (the TBS with the
+poison, linted as a precertificate), then for the final certificate built from the very same TBS with the
+SCT list in place of the poison (linted as final, and checked to differ in exactly that way).
+
 Modelled on Boulder's issuance cycle: the certificate the CA key signs must have exactly the
 to-be-signed bytes that passed the linter, and a prepared certificate can be signed only once.
 The caller (services/issuance.py) stores a durable record between :meth:`Issuer.prepare` and
@@ -16,10 +20,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ..core.ct import SignedCertificateTimestamp
 from ..core.errors import LintFailed, PolicyViolation
 from ..core.profiles import IssuerFacts, LeafPlan
 from .hierarchy import CaPrivateKey, CaPublicKey, signature_hash
 from .lint import LintReport, lint_certificate
+from .precert import PRE_LINT_TYPES, check_final_matches, poisoned, with_sct_list
 
 __all__ = ["Issuer", "PreparedCertificate", "IssuedCertificate"]
 
@@ -53,6 +59,9 @@ class PreparedCertificate:
     tbs_sha256: str
     lint: LintReport | None
     issuer_label: str
+    linted: x509.Certificate | None = field(default=None, repr=False)  # the throwaway-key copy that was linted
+    base_builder: x509.CertificateBuilder | None = field(default=None, repr=False)  # precertificates: no poison
+    final_lint_type: str | None = None  # precertificates: how the final certificate is linted
     _used: bool = field(default=False, repr=False)
 
 
@@ -66,8 +75,9 @@ class IssuedCertificate:
 class Issuer:
     """One issuing CA: its certificate, its key (from a key backend) and the URLs its leaves carry."""
 
-    def __init__(self, *, label: str, certificate: x509.Certificate, key: CaPrivateKey, facts: IssuerFacts,
-                 lint: bool = True) -> None:
+    def __init__(
+        self, *, label: str, certificate: x509.Certificate, key: CaPrivateKey, facts: IssuerFacts, lint: bool = True
+    ) -> None:
         if key.public_key().public_numbers() != certificate.public_key().public_numbers():  # type: ignore[union-attr]
             raise PolicyViolation(f"The key of {label} does not match its certificate")
         self.label = label
@@ -96,17 +106,51 @@ class Issuer:
 
     def prepare(self, plan: LeafPlan, public_key: CaPublicKey, serial: int) -> PreparedCertificate:
         """Build the TBS, sign a copy with a throwaway key and lint it; refuse on ERROR or FATAL."""
-        builder = self._builder(plan, public_key, serial)
+        return self._prepare(self._builder(plan, public_key, serial), serial, plan.lint_type)
+
+    def prepare_precertificate(self, plan: LeafPlan, public_key: CaPublicKey, serial: int) -> PreparedCertificate:
+        """The TBS with the poison (RFC 6962 3.1), linted with pkilint's precertificate validators.
+
+        The prepared precertificate keeps the unpoisoned builder, so that :meth:`prepare_final` can build the
+        final certificate from the very TBS that was promised, not from a re-parse of it.
+        """
+        base = self._builder(plan, public_key, serial)
+        prepared = self._prepare(poisoned(base), serial, PRE_LINT_TYPES.get(plan.lint_type, plan.lint_type))
+        prepared.base_builder = base
+        prepared.final_lint_type = plan.lint_type
+        return prepared
+
+    def prepare_final(
+        self, precert: PreparedCertificate, precertificate: x509.Certificate, scts: list[SignedCertificateTimestamp]
+    ) -> PreparedCertificate:
+        """The final certificate: the precertificate's TBS with the SCT list instead of the poison, linted as
+        final and checked to differ from ``precertificate`` in exactly that way (RFC 6962 3.3)."""
+        if precert.base_builder is None or precert.final_lint_type is None:
+            raise PolicyViolation("not a prepared precertificate")
+        prepared = self._prepare(with_sct_list(precert.base_builder, scts), precert.serial, precert.final_lint_type)
+        assert prepared.linted is not None
+        check_final_matches(precertificate, prepared.linted)
+        return prepared
+
+    def _prepare(self, builder: x509.CertificateBuilder, serial: int, lint_type: str) -> PreparedCertificate:
         throwaway = builder.sign(_throwaway_key_like(self._key.public_key()), self._hash)
-        report = lint_certificate(throwaway.public_bytes(serialization.Encoding.DER), plan.lint_type) \
-            if self._lint else None
+        report = lint_certificate(throwaway.public_bytes(serialization.Encoding.DER), lint_type) if self._lint else None
         tbs_sha256 = hashlib.sha256(throwaway.tbs_certificate_bytes).hexdigest()
-        prepared = PreparedCertificate(serial=serial, builder=builder, tbs_sha256=tbs_sha256, lint=report,
-                                       issuer_label=self.label)
+        prepared = PreparedCertificate(
+            serial=serial,
+            builder=builder,
+            tbs_sha256=tbs_sha256,
+            lint=report,
+            issuer_label=self.label,
+            linted=throwaway,
+        )
         if report is not None and not report.ok:
             first = report.blocking[0]
-            raise LintFailed(f"pre-issuance lint refused the certificate: {first.code} at {first.node}",
-                             rule="BR 4.3.1.2", value=[f.as_dict() for f in report.blocking])
+            raise LintFailed(
+                f"pre-issuance lint refused the certificate: {first.code} at {first.node}",
+                rule="BR 4.3.1.2",
+                value=[f.as_dict() for f in report.blocking],
+            )
         return prepared
 
     def sign(self, prepared: PreparedCertificate) -> IssuedCertificate:
@@ -120,6 +164,6 @@ class Issuer:
         certificate = prepared.builder.sign(self._key, self._hash)
         if hashlib.sha256(certificate.tbs_certificate_bytes).hexdigest() != prepared.tbs_sha256:
             raise LintFailed("the signed TBS differs from the linted TBS", rule="BR 4.3.1.2")
-        return IssuedCertificate(certificate=certificate,
-                                 der=certificate.public_bytes(serialization.Encoding.DER),
-                                 serial=prepared.serial)
+        return IssuedCertificate(
+            certificate=certificate, der=certificate.public_bytes(serialization.Encoding.DER), serial=prepared.serial
+        )
