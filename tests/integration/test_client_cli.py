@@ -24,8 +24,9 @@ from tests.unit.test_client_pki import TestPKI
 HOST = "www.example.com"
 
 
-def run(store: Path, *args: str, input: str | None = None):
-    return CliRunner().invoke(app, ["--store", str(store), *args], input=input, env={"NO_COLOR": "1"})
+def run(store: Path, *args: str, input: str | None = None, obj: object = None):
+    """`ecert --store STORE ARGS` in-process; ``obj`` is the ClientDeps seam (an httpx transport, say)."""
+    return CliRunner().invoke(app, ["--store", str(store), *args], input=input, env={"NO_COLOR": "1"}, obj=obj)
 
 
 @pytest.fixture
@@ -359,8 +360,9 @@ def test_list_shows_the_store_name_of_an_imported_backup(tmp_path: Path, pki: Te
     assert run(store, "import", str(pfx), "--name", "legacy", *args).exit_code == 0
     r = run(store, "list")
     assert r.exit_code == 0, r.output
-    rows = [ln.split("│")[1].strip() for ln in r.output.splitlines() if ln.startswith("│")]
-    assert rows == ["legacy", "web"]  # the names every other command takes, not the PFX's friendly name twice
+    cells = [ln.split("│")[1:3] for ln in r.output.splitlines() if ln.startswith("│")]
+    rows = [(name.strip(), friendly.strip()) for name, friendly in cells if name.strip()]  # skip wrapped lines
+    assert rows == [("legacy", "web"), ("web", "web")]  # the store names every command takes, and the friendly ones
     entries = json.loads(run(store, "--json", "list").output)["entries"]
     assert [(e["name"], e["friendly_name"]) for e in entries] == [("legacy", "web"), ("web", "web")]
 

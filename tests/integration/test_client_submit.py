@@ -27,6 +27,7 @@ class FakeCA:
         self.pki, self.bodies, self.checks, self.passes_after = pki, [], 0, dcv_passes_after
         self.cert: x509.Certificate | None = None
         self.accepted = False
+        self.deps = cli.ClientDeps()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path, body = request.url.path, (json.loads(request.content) if request.content else {})
@@ -127,7 +128,7 @@ class FakeCA:
 @pytest.fixture
 def fake(monkeypatch) -> FakeCA:
     ca = FakeCA(TestPKI(start=datetime.now(UTC)), dcv_passes_after=2)
-    monkeypatch.setattr(cli, "_TRANSPORT", httpx.MockTransport(ca))
+    ca.deps = cli.ClientDeps(transport=httpx.MockTransport(ca))  # the same seam main() uses
     monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)  # the PIN is typed by CliRunner's input
     monkeypatch.setattr("ecert.client.submit.time.sleep", lambda s: None)
     return ca
@@ -148,6 +149,7 @@ def test_submit_runs_the_journey_with_webroot_and_completes(tmp_path: Path, fake
         "--webroot",
         str(webroot),
         "--yes",
+        obj=fake.deps,
         input="123456\n",
     )
     assert r.exit_code == 0, r.output
@@ -173,6 +175,7 @@ def test_submit_with_wrong_pin_fails_with_the_ca_problem_detail(tmp_path: Path, 
         "--webroot",
         str(tmp_path / "w"),
         "--yes",
+        obj=fake.deps,
         input="000000\n",
     )
     assert r.exit_code == 1
@@ -198,6 +201,7 @@ def test_submit_that_never_passes_dcv_exits_3(tmp_path: Path, fake: FakeCA) -> N
         "--max-wait",
         "4",
         "--yes",
+        obj=fake.deps,
         input="123456\n",
     )
     assert r.exit_code == 3
@@ -239,3 +243,34 @@ def test_fileauth_refusals_write_nothing(tmp_path: Path, started: dict, per_doma
     with pytest.raises(ClientError, match=message):
         write_fileauth(root, started, per_domain)
     assert not any(tmp_path.rglob("fileauth.txt"))
+
+
+@pytest.mark.parametrize(
+    "started",
+    [
+        _started(("www.shop.hk", "rv-app"), ("shop.hk", "rv-app")),
+        {"method": "http_file", "file_name": "fileauth.txt", "file_content": "rv-app",
+         "domains": [{"domain": "www.shop.hk"}, {"domain": "shop.hk"}]},
+    ],
+    ids=["per-name-same-code", "one-code-for-the-application"],
+)  # fmt: skip
+def test_one_webroot_serves_every_name_with_one_file(tmp_path: Path, started: dict) -> None:
+    """Issue 10 point 9: one code per application, so `--webroot DIR` writes one file for every name."""
+    from ecert.client.submit import write_fileauth
+
+    www = tmp_path / "www"
+    assert write_fileauth(www, started) == [www / ".well-known/pki-validation/fileauth.txt"]
+    assert (www / ".well-known/pki-validation/fileauth.txt").read_text() == "rv-app"
+    assert [p.name for p in www.rglob("*") if p.is_file()] == ["fileauth.txt"]
+
+
+def test_webroot_for_one_name_still_goes_to_that_name(tmp_path: Path) -> None:
+    from ecert.client.submit import write_fileauth
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    started = {"method": "http_file", "file_name": "fileauth.txt", "file_content": "rv-app",
+               "domains": [{"domain": "www.shop.hk"}, {"domain": "shop.hk"}]}  # fmt: skip
+    written = write_fileauth(a, started, {"shop.hk": b})
+    assert sorted(written) == sorted([a / ".well-known/pki-validation/fileauth.txt",
+                                      b / ".well-known/pki-validation/fileauth.txt"])  # fmt: skip
+    assert (b / ".well-known/pki-validation/fileauth.txt").read_text() == "rv-app"

@@ -2,38 +2,41 @@
 
 Thin by design: each command parses its arguments, calls ``ecert.client`` and prints. Errors become one
 line on stderr and an exit code: 0 ok, 1 failure, 2 usage, 3 pending (retry later), 4 verification failed.
+
+Start-up matters (``ecert --help`` is run by people and by scripts many times a day): this module imports
+only typer and the light ``ecert.client.choices`` at the top; cryptography, httpx and rich are imported by
+the commands that use them.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from rich.console import Console
-from rich.table import Table
 
-from ecert.client.chain import build_chain, plan_for_live, refresh_live_chains
-from ecert.client.check import check_server
-from ecert.client.complete import Completion, complete_request, load_certificates
-from ecert.client.deploy import DeployFormat, deploy
+from ecert.client.choices import DEFAULT_KEY_TYPE, DcvMethodChoice, DeployFormat, KeyType
 from ecert.client.errors import ClientError, exit_code_for
-from ecert.client.pkcs12 import export_pfx, import_pfx
-from ecert.client.request import DEFAULT_KEY_TYPE, KeyType, RequestSpec, build_request
-from ecert.client.store import LocalStore, default_store_path, load_private_key, safe_name
-from ecert.client.verify import verify_certificate
 from ecert.core.errors import EcertError, NotFound
 
-__all__ = ["app", "main"]
+if TYPE_CHECKING:
+    import httpx
+    from cryptography import x509
+    from rich.console import Console
+    from rich.table import Table
+
+    from ecert.client.complete import Completion
+    from ecert.client.store import LocalStore
+
+__all__ = ["ClientDeps", "DcvMethodChoice", "app", "main"]
 
 SCHEMA = 1
 EXPIRING_DAYS = 30
@@ -62,17 +65,60 @@ app.add_typer(crl_app, name="crl")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@dataclass(frozen=True)
+class ClientDeps:
+    """What the commands reach the outside world with; tests pass their own (``CliRunner.invoke(obj=...)``).
+
+    ``transport`` goes into every HTTP client the commands make (``httpx.Client(transport=...)``):
+    ``httpx.MockTransport`` in tests, the real network otherwise.
+    """
+
+    transport: httpx.BaseTransport | None = None
+
+
 class _State:
-    store: LocalStore
-    json: bool = False
+    """The options every command shares; the store object is made when a command first needs it."""
+
+    def __init__(self) -> None:
+        self.store_path: Path | None = None
+        self.json = False
+        self._store: LocalStore | None = None
+
+    def set_store(self, path: Path | None) -> None:
+        self.store_path, self._store = path, None
+
+    @property
+    def store(self) -> LocalStore:
+        if self._store is None:
+            from ecert.client.store import LocalStore, default_store_path
+
+            self._store = LocalStore(self.store_path or default_store_path(os.environ))
+        return self._store
 
 
 STATE = _State()
 
 
+def _deps(ctx: typer.Context) -> ClientDeps:
+    """The dependencies given to this run (``main`` and tests put a ClientDeps in the context's ``obj``)."""
+    found = ctx.find_object(ClientDeps)
+    return found if found is not None else ClientDeps()
+
+
 def _console(stderr: bool = False) -> Console:
     """Colour only on a terminal and never with NO_COLOR (rich honours both)."""
+    from rich.console import Console
+
     return Console(stderr=stderr, highlight=False, soft_wrap=True, no_color=bool(os.environ.get("NO_COLOR")))
+
+
+def _table(title: str, columns: Sequence[str]) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    return table
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -81,11 +127,32 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _shared_parameters() -> list[inspect.Parameter]:
+    """``--store`` and ``--json`` for every subcommand, so ``ecert list --store DIR`` works as ``ecert --store DIR
+    list`` does (a value after the subcommand wins)."""
+    kw = inspect.Parameter.KEYWORD_ONLY
+    store_opt = typer.Option("--store", help="Store directory (also accepted before the command).", show_default=False)
+    json_opt = typer.Option("--json", help="Machine-readable output on read commands.")
+    return [
+        inspect.Parameter("late_store", kw, default=None, annotation=Annotated[Path | None, store_opt]),
+        inspect.Parameter("late_json", kw, default=False, annotation=Annotated[bool, json_opt]),
+    ]
+
+
+def _apply_shared(kwargs: dict[str, Any]) -> None:
+    store, json_out = kwargs.pop("late_store", None), kwargs.pop("late_json", False)
+    if store is not None:
+        STATE.set_store(Path(store))
+    if json_out:
+        STATE.json = True
+
+
 def _handle(fn: F) -> F:
-    """Turn our errors into one line on stderr and the documented exit code."""
+    """Turn our errors into one line on stderr and the documented exit code; add the shared options."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _apply_shared(kwargs)
         try:
             return fn(*args, **kwargs)
         except EcertError as exc:
@@ -96,6 +163,10 @@ def _handle(fn: F) -> F:
         except KeyboardInterrupt:
             _fail("interrupted; nothing more was written")
 
+    signature = inspect.signature(fn, eval_str=True)
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), *_shared_parameters()]
+    )
     return wrapper  # type: ignore[return-value]
 
 
@@ -152,6 +223,8 @@ def _existing_secret(path: Path | None, what: str, option: str = "--passphrase-f
 
 
 def _load_entry_key(entry: Any, passphrase_file: Path | None) -> Any:
+    from ecert.client.store import load_private_key
+
     pem = entry.key_pem
     encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
     passphrase = _existing_secret(passphrase_file, "Key passphrase") if encrypted else None
@@ -188,7 +261,7 @@ def _root(
     store: StoreOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output on read commands.")] = False,
 ) -> None:
-    STATE.store = LocalStore(store or default_store_path(os.environ))
+    STATE.set_store(store)
     STATE.json = json_out
 
 
@@ -211,36 +284,41 @@ def list_cmd() -> None:
         rows.append(
             {
                 "name": p.name,
-                "friendly_name": p.meta.get("friendly_name", p.name),
+                "friendly_name": str(p.meta.get("friendly_name") or p.name),
                 "names": list(p.meta.get("names", [])),
                 "state": "pending",
                 "not_after": None,
+                "versions": 0,
             }
         )
     for e in store.live():
         rows.append(
             {
                 "name": e.name,
-                "friendly_name": e.meta.get("friendly_name", e.name),
+                "friendly_name": str(e.meta.get("friendly_name") or e.name),
                 "names": _san_names(e.cert),
                 "state": _state_of(e.cert.not_valid_after_utc, now),
                 "not_after": e.cert.not_valid_after_utc.isoformat(),
+                "version": e.version,
+                "versions": len(store.versions(e.name)),
             }
         )
     if STATE.json:
         _emit_json({"store": str(store.root), "entries": rows})
         return
-    table = Table(title=f"ecert store {store.root}")
-    for col in ("Name", "Friendly name", "Names", "State", "Expires"):
-        table.add_column(col)
+    table = _table(f"ecert store {store.root}", ("Name", "Friendly name", "Names", "State", "Expires", "Versions"))
     for r in rows:
-        # The store name is what every other command takes; the friendly name (a PFX's, say) may repeat.
-        friendly = r["friendly_name"] if r["friendly_name"] != r["name"] else ""
-        table.add_row(r["name"], friendly, ", ".join(r["names"]), r["state"], (r["not_after"] or "")[:10])
+        # The store name is what every other command takes; the friendly name is what the person called it.
+        versions = str(r["versions"]) if r["versions"] else ""
+        table.add_row(
+            r["name"], r["friendly_name"], ", ".join(r["names"]), r["state"], (r["not_after"] or "")[:10], versions
+        )
     _console().print(table)
 
 
 def _san_names(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -279,6 +357,9 @@ def request_new(
     force: Annotated[bool, typer.Option("--force", help="Replace a pending request of the same name.")] = False,
 ) -> None:
     """Make a key and a CSR (guide section B) and keep them as a pending request."""
+    from ecert.client.request import RequestSpec, build_request, expand_names
+    from ecert.client.store import safe_name
+
     store = STATE.store
     store.ensure()  # fail on an unwritable store before asking for anything
     target = store.pending_dir / safe_name(friendly_name)
@@ -296,8 +377,6 @@ def request_new(
         locality=locality,
         key_type=key_type,
     )
-    from ecert.client.request import expand_names
-
     expand_names(spec)  # refuse bad names before the passphrase prompt
     passphrase = None if no_encrypt else _new_secret(passphrase_file, "Key passphrase")
     req = build_request(spec, passphrase)
@@ -323,9 +402,7 @@ def request_new(
         )
         return
     con = _console()
-    table = Table(title=f"New request {entry.name}")
-    table.add_column("Name (in the certificate)")
-    table.add_column("As you read it")
+    table = _table(f"New request {entry.name}", ("Name (in the certificate)", "As you read it"))
     for a, u in zip(req.names, req.unicode_names, strict=True):
         table.add_row(a + ("  (common name)" if a == req.common_name else ""), u)
     con.print(table)
@@ -346,6 +423,8 @@ def request_complete(
     force: Annotated[bool, typer.Option("--force", help="Replace an issued certificate of the same name.")] = False,
 ) -> None:
     """Match the CA's certificate to its pending key and store it (guide section E)."""
+    from ecert.client.complete import complete_request
+
     done = complete_request(STATE.store, file.read_bytes(), now=_now(), source=str(file), force=force)
     _print_completion(done)
 
@@ -367,7 +446,7 @@ def _print_completion(done: Completion) -> None:
         return
     con = _console()
     con.print(f"Completed {e.name}: {', '.join(_san_names(e.cert))}", markup=False)
-    con.print(f"Files in {e.path}: cert.pem chain.pem fullchain.pem privkey.pem", markup=False)
+    con.print(f"Files in {e.path}: cert.pem chain.pem fullchain.pem privkey.pem (version {e.version})", markup=False)
     for name in done.installed_cas:
         con.print(f"Installed intermediate CA certificate {name}", markup=False)
     if not done.chain_complete:
@@ -381,14 +460,6 @@ def _print_completion(done: Completion) -> None:
 
 
 # -- request submit ------------------------------------------------------------------------------
-class DcvMethodChoice(StrEnum):
-    """The domain control validation methods the CA's API offers (BR 3.2.2.4.18, .7 and .4)."""
-
-    HTTP_FILE = "http_file"
-    DNS_TXT = "dns_txt"
-    EMAIL = "email"
-
-
 class _CliUI:
     """Prompts and progress for ``submit`` on a terminal."""
 
@@ -429,9 +500,7 @@ class _CliUI:
         self.con.print(f"… {message}", markup=False)
 
     def accept_certificate(self, summary: dict[str, Any]) -> str | None:
-        table = Table(title="The certificate the CA issued")
-        table.add_column("Field")
-        table.add_column("Value")
+        table = _table("The certificate the CA issued", ("Field", "Value"))
         for label, key in (
             ("Serial", "serial_spaced"),
             ("Issued by", "issuer"),
@@ -454,6 +523,7 @@ class _CliUI:
 @request_app.command("submit", short_help="Do the portal journey through the CA's API (section C).")
 @_handle
 def request_submit(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The pending request to submit.")],
     reference: Annotated[str, typer.Option("--reference", help="Subscriber reference number.", prompt=True)],
     ca_url: Annotated[str, typer.Option("--ca-url", envvar="ECERT_CA_URL", help="The CA's base URL.")],
@@ -495,7 +565,7 @@ def request_submit(
     pending = store.pending_entry(name)
     default_root, per_name = _parse_webroots(webroot or [])
     pin = _read_pin(pin_file)  # never echoed, stored or logged
-    with ApiClient(ca_url, transport=_TRANSPORT) as api:
+    with ApiClient(ca_url, transport=_deps(ctx).transport) as api:
         done = submit_request(
             api,
             store,
@@ -516,9 +586,6 @@ def request_submit(
         )
     del pin
     _print_completion(done)
-
-
-_TRANSPORT: Any = None  # tests inject an httpx transport here
 
 
 def _parse_webroots(items: list[str]) -> tuple[Path | None, dict[str, Path]]:
@@ -566,6 +633,9 @@ def ca_install(
     ] = None,
 ) -> None:
     """Install a sub-CA, cross-certificate or root (guide section D, steps 5-10)."""
+    from ecert.client.chain import refresh_live_chains
+    from ecert.client.complete import load_certificates
+
     store = STATE.store
     store.ensure()
     certs = load_certificates(file.read_bytes(), source=str(file))
@@ -595,7 +665,7 @@ def ca_remove(name: Annotated[str, typer.Argument(help="Store name (see 'ecert c
 def ca_list() -> None:
     """Show installed CA certificates."""
     entries = STATE.store.cas()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": e.name,
             "root": e.anchor,
@@ -608,9 +678,7 @@ def ca_list() -> None:
     if STATE.json:
         _emit_json({"cas": rows})
         return
-    table = Table(title="Installed CA certificates")
-    for col in ("Name", "Kind", "Issuer", "Expires"):
-        table.add_column(col)
+    table = _table("Installed CA certificates", ("Name", "Kind", "Issuer", "Expires"))
     for r in rows:
         table.add_row(r["name"], "root" if r["root"] else "intermediate", r["issuer"], r["not_after"][:10])
     _console().print(table)
@@ -620,6 +688,8 @@ def ca_list() -> None:
 @_handle
 def crl_import(file: Annotated[Path, typer.Argument(help="A CRL or ARL, PEM or DER.")]) -> None:
     """Import a CRL or the ARL so that 'verify' can check revocation."""
+    from cryptography import x509
+
     data = file.read_bytes()
     try:
         crl = x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_crl(data)
@@ -637,6 +707,9 @@ def verify_cmd(
     hostname: Annotated[str | None, typer.Option(help="Host name to check (default: the common name).")] = None,
 ) -> None:
     """Build and verify the chain to an installed root, check CRLs and the ARL, and explain failures."""
+    from ecert.client.complete import load_certificates
+    from ecert.client.verify import verify_certificate
+
     store = STATE.store
     chain: list[x509.Certificate] = []
     try:
@@ -680,6 +753,8 @@ def verify_cmd(
 
 
 def _default_host(leaf: x509.Certificate) -> str:
+    from cryptography import x509
+
     names = _san_names(leaf)
     cns = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     host = str(cns[0].value) if cns else (names[0] if names else "")
@@ -701,6 +776,8 @@ def export_cmd(
     allow_incomplete_chain: AllowIncompleteOpt = False,
 ) -> None:
     """Back up key, certificate and chain as a PFX (guide section F). AES-256 + PBKDF2-SHA256 by default."""
+    from ecert.client.chain import plan_for_live
+    from ecert.client.pkcs12 import export_pfx
     from ecert.client.store import KEY_MODE, atomic_write
 
     entry = STATE.store.live_entry(name)
@@ -737,6 +814,13 @@ def import_cmd(
     force: Annotated[bool, typer.Option("--force", help="Replace an issued certificate of the same name.")] = False,
 ) -> None:
     """Restore a PFX into the store (guide section G); refuses unsafe files and writes nothing then."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from ecert.client.chain import build_chain
+    from ecert.client.pkcs12 import import_pfx
+    from ecert.client.store import safe_name
+
     store = STATE.store
     store.ensure()
     data = file.read_bytes()
@@ -758,15 +842,17 @@ def import_cmd(
     chain = list(
         build_chain(restored.cert, [*restored.chain, *store.intermediates(), *store.roots()], now=_now()).intermediates
     )
+    san_names = _san_names(restored.cert)
     meta = {
         "friendly_name": restored.friendly_name or entry_name,
-        "names": _san_names(restored.cert),
+        "names": san_names,
         "key_encrypted": passphrase is not None,
         "imported": _now().isoformat(),
         "source": str(file),
     }
     entry = store.write_live(entry_name, cert=restored.cert, chain=chain, key_pem=key_pem, meta=meta, force=force)
-    _console().print(f"Imported {entry.name}: {', '.join(meta['names'])}", markup=False)
+    names = ", ".join(san_names) or "no DNS names in the certificate"
+    _console().print(f"Imported {entry.name} (version {entry.version}): {names}", markup=False)
 
 
 # -- deploy --------------------------------------------------------------------------------------
@@ -791,6 +877,8 @@ def deploy_cmd(
     The chain is built from the CA certificates installed now; a chain that does not reach a root is
     refused unless --allow-incomplete-chain.
     """
+    from ecert.client.deploy import deploy
+
     store = STATE.store
     entry = store.live_entry(name)
     key = _load_entry_key(entry, passphrase_file)
@@ -846,6 +934,8 @@ def check_cmd(
     timeout: Annotated[float, typer.Option(help="Connect timeout in seconds.")] = 10.0,
 ) -> None:
     """Connect to a server and judge what it serves: chain, order, host name, expiry, key in the store."""
+    from ecert.client.check import check_server
+
     r = check_server(url, STATE.store, now=_now(), server_name=servername, timeout=timeout)
     if STATE.json:
         _emit_json(
@@ -868,9 +958,7 @@ def check_cmd(
         )
     else:
         con = _console()
-        table = Table(title=f"{r.host}:{r.port}")
-        table.add_column("Check")
-        table.add_column("Result")
+        table = _table(f"{r.host}:{r.port}", ("Check", "Result"))
         table.add_row("Served chain", " → ".join(r.served))
         table.add_row("In order", "yes" if r.in_order else "NO")
         table.add_row("Complete", "yes" if r.complete else f"NO: {r.incomplete_reason}")
@@ -885,11 +973,11 @@ def check_cmd(
         raise typer.Exit(4)
 
 
-def main() -> None:
+def main(deps: ClientDeps | None = None) -> None:
     """Console-script entry point (``ecert``): usage errors too become one line (exit code 2)."""
     command = typer.main.get_command(app)
     try:
-        code = command.main(prog_name="ecert", standalone_mode=False)
+        code = command.main(prog_name="ecert", standalone_mode=False, obj=deps or ClientDeps())
     except (typer.Abort, KeyboardInterrupt):  # Ctrl-C, or end of input at a prompt
         if sys.stdin is not None and not sys.stdin.isatty():
             sys.stderr.write(  # on a line of its own: getpass leaves its prompt line open

@@ -12,7 +12,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 
 from cryptography import x509
@@ -20,21 +19,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from ecert.client.chain import build_chain
+from ecert.client.choices import DeployFormat
 from ecert.client.errors import ClientError
 from ecert.client.pkcs12 import export_pfx
 from ecert.client.store import FILE_MODE, KEY_MODE, LiveEntry, atomic_write
 from ecert.core.errors import Conflict, StorageFailure
 
 __all__ = ["DeployFormat", "Deployed", "deploy", "plan_files"]
-
-
-class DeployFormat(StrEnum):
-    NGINX = "nginx"
-    APACHE = "apache"
-    HAPROXY = "haproxy"
-    PEM = "pem"
-    PFX = "pfx"
-    JKS = "jks"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -15,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
+from ecert.client.choices import DEFAULT_KEY_TYPE, KeyType
 from ecert.client.errors import ClientError
 from ecert.core.errors import BadName
 from ecert.core.names import normalize_dns_name, to_unicode
@@ -28,22 +28,6 @@ __all__ = [
     "expand_names",
     "generate_key",
 ]
-
-
-class KeyType(StrEnum):
-    """Key types the CA accepts (BR 6.1.5: RSA ≥ 2048 with a size divisible by 8, P-256 or P-384)."""
-
-    RSA2048 = "rsa2048"
-    RSA3072 = "rsa3072"
-    RSA4096 = "rsa4096"
-    P256 = "p256"
-    P384 = "p384"
-
-
-# RSA-2048 by default: Exchange 2010, IIS on Windows Server 2012 and older Java clients all handle it,
-# and it is what the CA's own guide (section B) produces. P-256 is faster and smaller: recommended for
-# new servers whose clients are all current.
-DEFAULT_KEY_TYPE = KeyType.RSA2048
 
 
 def generate_key(key_type: KeyType) -> PrivateKeyTypes:

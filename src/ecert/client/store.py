@@ -3,13 +3,23 @@
 Layout (certbot's ``live/NAME/`` files, which admins already know)::
 
     pending/NAME/{request.csr, key.pem, meta.json}
-    live/NAME/{cert.pem, chain.pem, fullchain.pem, privkey.pem, meta.json}
+    archive/NAME/{cert1.pem, chain1.pem, fullchain1.pem, privkey1.pem, meta1.json, cert2.pem, ...}
+    live/NAME -> .NAME.vN      the current version (a relative symlink, switched by one rename)
+    live/.NAME.vN/{cert.pem, chain.pem, fullchain.pem, privkey.pem, meta.json} -> ../../archive/NAME/*N.*
     ca/roots/NAME.pem          trust anchors, installed only on purpose
     ca/intermediates/NAME.pem  issuing CAs and cross-certificates
     crl/NAME.crl               imported CRLs and ARLs (PEM)
 
 Every write goes to a temporary file or directory first and is moved into place with ``os.replace`` or
 ``os.rename``, so a crash or a refusal never leaves half an entry; keys are 0600 and directories 0700.
+
+Issued certificates keep their history as certbot's lineages do, with one difference: certbot switches
+each ``live/NAME/*.pem`` link on its own, so a server reloading at that moment can pair a new
+certificate with the old key. Here ``live/NAME`` is itself a symlink to a directory of links for one
+version; a new version gets a new link directory and ``live/NAME`` is replaced by ``rename(2)``, which
+is atomic, so ``live/NAME`` is never missing and never mixes two versions. A store written before
+versions existed (``live/NAME`` a plain directory) is read as it is and becomes version 1 when the next
+version is added.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ __all__ = [
     "LiveEntry",
     "LocalStore",
     "PendingEntry",
+    "VERSIONED_FILES",
     "atomic_write",
     "default_store_path",
     "load_private_key",
@@ -48,6 +59,22 @@ KEY_MODE = 0o600
 FILE_MODE = 0o644
 DIR_MODE = 0o700
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The files of one version: live name -> archive stem (certbot's names; meta.json carries ours).
+VERSIONED_FILES = {
+    "cert.pem": "cert",
+    "chain.pem": "chain",
+    "fullchain.pem": "fullchain",
+    "privkey.pem": "privkey",
+    "meta.json": "meta",
+}
+_README = (
+    b"cert.pem       the server certificate alone\n"
+    b"chain.pem      the CA certificates that a server sends after it\n"
+    b"fullchain.pem  cert.pem followed by chain.pem (nginx ssl_certificate, Apache SSLCertificateFile)\n"
+    b"privkey.pem    the private key (0600)\n"
+    b"Each is a link into ../../archive/NAME/, which keeps every version; 'ecert list' counts them.\n"
+)
+_ARCHIVE_FILE = re.compile(r"^cert(\d+)\.pem$")
 
 
 def default_store_path(env: Mapping[str, str], home: Path | None = None) -> Path:
@@ -158,10 +185,13 @@ class LiveEntry:
     meta: Mapping[str, Any]
     cert: x509.Certificate
     chain: tuple[x509.Certificate, ...] = field(default=())
+    version: int = 1
+    files: Path | None = None  # the directory the files were read from (one version), if not ``path``
 
     @property
     def key_pem(self) -> bytes:
-        return (self.path / "privkey.pem").read_bytes()
+        """The key of this very version, even if ``live/NAME`` has moved on since it was read."""
+        return ((self.files or self.path) / "privkey.pem").read_bytes()
 
     @property
     def key_encrypted(self) -> bool:
@@ -297,6 +327,10 @@ class LocalStore:
         )
         return self.pending_entry(path.name)
 
+    @property
+    def archive_dir(self) -> Path:
+        return self.root / "archive"
+
     def write_live(
         self,
         name: str,
@@ -307,49 +341,148 @@ class LocalStore:
         meta: Mapping[str, Any],
         force: bool = False,
     ) -> LiveEntry:
-        """Store an issued certificate as certbot does: cert, chain, fullchain and privkey files."""
+        """Store an issued certificate; an existing one is kept in the archive and the new one becomes current.
+
+        Without ``force`` an existing name is refused, so a second certificate never replaces the first by
+        accident; with it the old version stays in ``archive/NAME/`` (certbot's lineage).
+        """
+        slug = safe_name(name)
+        if self._live_exists(slug) and not force:
+            raise Conflict(f"{self.live_dir / slug} already exists; use --force to add a new version", value=slug)
+        return self.add_version(slug, cert=cert, chain=chain, key_pem=key_pem, meta=meta)
+
+    def add_version(
+        self,
+        name: str,
+        *,
+        cert: x509.Certificate,
+        chain: list[x509.Certificate],
+        key_pem: bytes,
+        meta: Mapping[str, Any],
+    ) -> LiveEntry:
+        """Archive a new version of ``name`` and make it current with one atomic switch of ``live/NAME``.
+
+        The archive files are written first (a crash leaves an unused version, never a broken live
+        entry); renewal builds on this call.
+        """
+        slug = safe_name(name)
+        self.ensure()
+        self._migrate_plain_live(slug)
+        archive = self.archive_dir / slug
+        archive.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        number = max(self.versions(slug), default=0) + 1
         pem = serialization.Encoding.PEM
         cert_pem = cert.public_bytes(pem)
         chain_pem = b"".join(c.public_bytes(pem) for c in chain)
-        readme = (
-            b"cert.pem       the server certificate alone\n"
-            b"chain.pem      the CA certificates that a server sends after it\n"
-            b"fullchain.pem  cert.pem followed by chain.pem (nginx ssl_certificate, Apache SSLCertificateFile)\n"
-            b"privkey.pem    the private key (0600)\n"
+        contents = {
+            "cert": (cert_pem, FILE_MODE),
+            "chain": (chain_pem, FILE_MODE),
+            "fullchain": (cert_pem + chain_pem, FILE_MODE),
+            "privkey": (key_pem, KEY_MODE),
+            "meta": (_meta_bytes({**meta, "version": number}), FILE_MODE),
+        }
+        for stem, (data, mode) in contents.items():
+            atomic_write(archive / _archive_name(stem, number), data, mode=mode)
+        self._switch_live(slug, number)
+        return self.live_entry(slug)
+
+    def versions(self, name: str) -> list[int]:
+        """The version numbers kept for ``name``, oldest first; a store from before versions has [1]."""
+        slug = safe_name(name)
+        archive = self.archive_dir / slug
+        found = sorted(
+            int(m.group(1))
+            for p in (archive.iterdir() if archive.is_dir() else ())
+            if (m := _ARCHIVE_FILE.match(p.name))
         )
-        path = self._write_dir(
-            self.live_dir,
-            safe_name(name),
-            {
-                "cert.pem": (cert_pem, FILE_MODE),
-                "chain.pem": (chain_pem, FILE_MODE),
-                "fullchain.pem": (cert_pem + chain_pem, FILE_MODE),
-                "privkey.pem": (key_pem, KEY_MODE),
-                "meta.json": (json.dumps(dict(meta), indent=2, sort_keys=True).encode(), FILE_MODE),
-                "README": (readme, FILE_MODE),
-            },
-            force,
-        )
-        return self.live_entry(path.name)
+        if not found and (self.live_dir / slug / "cert.pem").is_file():
+            return [1]
+        return found
+
+    def current(self, name: str) -> LiveEntry:
+        """The version ``live/NAME`` points at now."""
+        return self.live_entry(name)
+
+    def _live_exists(self, slug: str) -> bool:
+        return (self.live_dir / slug).is_symlink() or (self.live_dir / slug).exists()
+
+    def _switch_live(self, slug: str, number: int) -> None:
+        """Build ``live/.NAME.vN`` (relative links into the archive), then rename a fresh link over ``live/NAME``."""
+        links = self.live_dir / f".{slug}.v{number}"
+        if links.exists():
+            shutil.rmtree(links)
+        links.mkdir(mode=DIR_MODE)
+        for live_name, stem in VERSIONED_FILES.items():
+            os.symlink(Path("..", "..", "archive", slug, _archive_name(stem, number)), links / live_name)
+        atomic_write(links / "README", _README.replace(b"NAME", slug.encode()), force=True)
+        tmp = self.live_dir / f".{slug}.link-{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        os.symlink(links.name, tmp)
+        os.replace(tmp, self.live_dir / slug)  # rename(2): readers see the old version or the new, never nothing
+        _fsync_dir(self.live_dir)
+        self._prune_link_dirs(slug, keep={number, number - 1})
+
+    def _prune_link_dirs(self, slug: str, keep: set[int]) -> None:
+        """Drop link directories of versions before the previous one (a reader may still be in the previous)."""
+        for d in self.live_dir.glob(f".{glob_escape(slug)}.v*"):
+            suffix = d.name.rsplit(".v", 1)[-1]
+            if suffix.isdigit() and int(suffix) not in keep:
+                shutil.rmtree(d, ignore_errors=True)
+
+    def _migrate_plain_live(self, slug: str) -> None:
+        """Turn a pre-versions ``live/NAME`` directory into version 1 without a moment where it is missing.
+
+        Its files are copied into the archive as version 1 and a link directory made for them; then the
+        plain directory and the new link are swapped with ``renameat2(RENAME_EXCHANGE)`` where the kernel
+        has it (Linux 3.15+), else renamed aside and replaced within microseconds.
+        """
+        plain = self.live_dir / slug
+        if plain.is_symlink() or not plain.is_dir():
+            return
+        archive = self.archive_dir / slug
+        archive.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        for live_name, stem in VERSIONED_FILES.items():
+            src = plain / live_name
+            if src.is_file():
+                mode = KEY_MODE if stem == "privkey" else FILE_MODE
+                atomic_write(archive / _archive_name(stem, 1), src.read_bytes(), mode=mode, force=True)
+        links = self.live_dir / f".{slug}.v1"
+        if links.exists():
+            shutil.rmtree(links)
+        links.mkdir(mode=DIR_MODE)
+        for live_name, stem in VERSIONED_FILES.items():
+            os.symlink(Path("..", "..", "archive", slug, _archive_name(stem, 1)), links / live_name)
+        atomic_write(links / "README", _README.replace(b"NAME", slug.encode()), force=True)
+        tmp = self.live_dir / f".{slug}.link-{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        os.symlink(links.name, tmp)
+        if _exchange(tmp, plain):
+            shutil.rmtree(tmp)  # tmp is now the old plain directory
+        else:
+            aside = self.live_dir / f".{slug}.plain"
+            os.rename(plain, aside)
+            os.rename(tmp, plain)
+            shutil.rmtree(aside, ignore_errors=True)
+        _fsync_dir(self.live_dir)
 
     def update_live_chain(
         self, name: str, chain: list[x509.Certificate], meta_updates: Mapping[str, Any] | None = None
     ) -> LiveEntry:
-        """Rewrite ``chain.pem`` and ``fullchain.pem`` of a live entry (after a CA was installed).
+        """Rewrite the chain of the current version (after a CA was installed); not a new version.
 
-        Each file is replaced atomically; ``fullchain.pem`` is written last, so a server reading it
+        Each archive file is replaced atomically; ``fullchain`` is written last, so a server reading it
         never sees a chain that ``chain.pem`` does not also hold. The key and ``cert.pem`` are untouched.
         """
         entry = self.live_entry(name)
+        files = entry.files or entry.path
         pem = serialization.Encoding.PEM
         cert_pem = entry.cert.public_bytes(pem)
         chain_pem = b"".join(c.public_bytes(pem) for c in chain)
-        atomic_write(entry.path / "chain.pem", chain_pem, mode=FILE_MODE, force=True)
-        atomic_write(entry.path / "fullchain.pem", cert_pem + chain_pem, mode=FILE_MODE, force=True)
+        atomic_write((files / "chain.pem").resolve(), chain_pem, mode=FILE_MODE, force=True)
+        atomic_write((files / "fullchain.pem").resolve(), cert_pem + chain_pem, mode=FILE_MODE, force=True)
         if meta_updates:
             meta = {**entry.meta, **meta_updates}
-            data = json.dumps(meta, indent=2, sort_keys=True).encode()
-            atomic_write(entry.path / "meta.json", data, mode=FILE_MODE, force=True)
+            atomic_write((files / "meta.json").resolve(), _meta_bytes(meta), mode=FILE_MODE, force=True)
         return self.live_entry(name)
 
     def remove_pending(self, name: str) -> None:
@@ -388,12 +521,22 @@ class LocalStore:
         return PendingEntry(name=path.name, path=path, meta=self._meta(path), csr=csr)
 
     def live_entry(self, name: str) -> LiveEntry:
+        """The current version, read from the directory ``live/NAME`` resolves to at this moment.
+
+        Resolving once means a switch while we read cannot pair one version's certificate with
+        another's chain or key.
+        """
         path = self.live_dir / safe_name(name)
-        if not (path / "cert.pem").is_file():
+        files = path.resolve() if path.is_symlink() else path
+        if not (files / "cert.pem").is_file():
             raise NotFound(f"no certificate named {name!r} in {self.root}", value=name)
-        cert = x509.load_pem_x509_certificate((path / "cert.pem").read_bytes())
-        chain = _pem_certs((path / "chain.pem").read_bytes()) if (path / "chain.pem").exists() else []
-        return LiveEntry(name=path.name, path=path, meta=self._meta(path), cert=cert, chain=tuple(chain))
+        cert = x509.load_pem_x509_certificate((files / "cert.pem").read_bytes())
+        chain = _pem_certs((files / "chain.pem").read_bytes()) if (files / "chain.pem").exists() else []
+        meta = self._meta(files)
+        version = int(meta.get("version", 1)) if str(meta.get("version", 1)).isdigit() else 1
+        return LiveEntry(
+            name=path.name, path=path, meta=meta, cert=cert, chain=tuple(chain), version=version, files=files
+        )
 
     # -- CA certificates -------------------------------------------------------------------------
     def cas(self) -> list[CaEntry]:
@@ -477,6 +620,37 @@ class LocalStore:
                 )
         atomic_write(path, crl.public_bytes(serialization.Encoding.PEM), force=True)
         return CrlEntry(name, path, crl)
+
+
+def _archive_name(stem: str, number: int) -> str:
+    return f"{stem}{number}.json" if stem == "meta" else f"{stem}{number}.pem"
+
+
+def _meta_bytes(meta: Mapping[str, Any]) -> bytes:
+    return json.dumps(dict(meta), indent=2, sort_keys=True).encode()
+
+
+def glob_escape(text: str) -> str:
+    """A store name inside a glob pattern: safe names hold no glob characters but '[' is escaped anyway."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directory entries atomically with Linux ``renameat2(RENAME_EXCHANGE)``; False if unavailable."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return bool(rc == 0)
 
 
 def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:

@@ -62,12 +62,14 @@ def write_fileauth(
 ) -> list[Path]:
     """Write ``.well-known/pki-validation/<file>`` under each name's web root (BR 3.2.2.4.18).
 
-    ``per_domain`` maps a name to its own web root; the others use ``webroot``. The CA gives each name
-    its own Random Value, so names that share one web root can pass only if their files are the same;
-    otherwise the last write would win, so that case is refused before anything is written.
+    ``per_domain`` maps a name to its own web root; the others use ``webroot``. The CA gives one Random
+    Value per application for this method (the same file for every name, given per name or once at the
+    top of the answer), so one web root serving every name gets the file once. A CA that gives names
+    different files cannot share a web root between them (the last write would win): refused before
+    anything is written.
     """
     groups: dict[Path, list[dict[str, Any]]] = {}
-    for d in started.get("domains", []):
+    for d in _with_shared_file(started):
         root = (per_domain or {}).get(str(d.get("domain"))) or webroot
         if root is None:
             raise ClientError(f"no web root for {d.get('domain')}; add --webroot {d.get('domain')}=DIR")
@@ -90,6 +92,12 @@ def write_fileauth(
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, content, mode=0o644, force=True)
     return [path for path, _ in plan]
+
+
+def _with_shared_file(started: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each name's file entry, filling in the application-wide file name and content when given once."""
+    shared = {k: started[k] for k in ("file_name", "file_content") if started.get(k) is not None}
+    return [{**shared, **{k: v for k, v in d.items() if v is not None}} for d in started.get("domains", [])]
 
 
 def _run_hook(hook: Path, started: dict[str, Any]) -> None:
