@@ -13,7 +13,9 @@ from ecert.core.errors import Conflict
     ("approved", Action.REJECT, "rejected"),
     ("confirmed", Action.VALIDATE, "validated"),
     ("validated", Action.SUBMIT_CSR, "issuing"),
-    ("accepted", Action.SUBMIT_CSR, "issuing"),  # renewal inside the subscription
+    ("accepted", Action.REPLACE, "issuing"),  # a deliberate replacement (new key, lost key, renewal)
+    ("issuing", Action.REPLACEMENT_FAILED, "accepted"),
+    ("issued", Action.REJECT_REPLACEMENT, "accepted"),
     ("issuing", Action.SIGNED, "issued"),
     ("issued", Action.ACCEPT, "accepted"),
     ("issued", Action.REJECT_CERTIFICATE, "validated"),
@@ -26,6 +28,8 @@ def test_allowed_moves(state: str, action: Action, target: str) -> None:
     ("approved", Action.SUBMIT_CSR),  # no CSR before confirm and DCV
     ("confirmed", Action.SUBMIT_CSR),  # no CSR before DCV
     ("issuing", Action.SUBMIT_CSR),  # a second parallel submit
+    ("accepted", Action.SUBMIT_CSR),  # a plain resubmission after Accept: only Replace makes a second certificate
+    ("validated", Action.REPLACE),  # nothing accepted yet to replace
     ("validated", Action.ACCEPT),  # accept after reject
     ("accepted", Action.ACCEPT),
     ("rejected", Action.CONFIRM),

@@ -69,7 +69,6 @@ def test_an_ended_subscription_gets_no_certificate() -> None:
     [
         (CertType.SERVER, "www.example.com", (), ("www.example.com",)),
         (CertType.WILDCARD, "*.example.com", (), ("*.example.com", "example.com")),
-        (CertType.WILDCARD, "example.com", (), ("*.example.com", "example.com")),
         (CertType.MULTI, "www.example.com", ("www1.example.com",), ("www.example.com", "www1.example.com")),
         (CertType.EV_MULTI, "a.example.com", ("b.example.com", "a.example.com"), ("a.example.com", "b.example.com")),
     ],
@@ -87,6 +86,8 @@ def test_names_for_each_certificate_type(cert_type: CertType, server: str, extra
         (CertType.SERVER, "www.example.com", ("b.example.com",), "multi-domain feature"),
         (CertType.MULTI, "n0.example.com", tuple(f"n{i}.example.com" for i in range(1, 51)), "At most 50 names"),
         (CertType.WILDCARD, "*.example.com", ("b.example.com",), "no additional server names"),
+        # A wildcard profile with a plain name would silently certify "*.name" (issue 10 point 8).
+        (CertType.WILDCARD, "example.com", (), "server name starts with '\\*\\.'"),
     ],
 )
 def test_names_refused_per_certificate_type(cert_type: CertType, server: str, extra: tuple[str, ...],

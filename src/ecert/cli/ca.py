@@ -27,11 +27,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="ecert-ca: run the certificate authority (e-Cert (Server) style).", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 ca_app = typer.Typer(help="CA hierarchy: list, show, rollover, ceremonies.", no_args_is_help=True)
-cert_app = typer.Typer(help="Subscriber certificates: issue directly, show.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
-app.add_typer(cert_app, name="cert")
-app.add_typer(audit_app, name="audit")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 DEMO_PASSPHRASE_FILE = "secrets/demo-key-passphrase"
@@ -279,170 +275,69 @@ def ca_import_cross(cross_file: Path,
 # --- cert -------------------------------------------------------------------------------------------------
 
 
-@cert_app.command("issue")
-def cert_issue(csr: Annotated[Path, typer.Option(help="The subscriber's CSR (PEM or DER).")],
-               profile: Annotated[str, typer.Option(help="server, wildcard, multi, ev or ev_multi")],
-               name: Annotated[list[str], typer.Option(help="A validated server name (repeat; first is the CN).")],
-               org: Annotated[str, typer.Option(help="Validated organisation name (English or Chinese).")],
-               country: str = "HK", state: str = "Hong Kong", locality: str = "Hong Kong",
-               business_category: str | None = None, jurisdiction_country: str | None = None,
-               registration_number: str | None = None,
-               days: Annotated[int | None, typer.Option(
-                   help="Validity in days (default: one under the BR cap).")] = None,
-               out: Annotated[Path | None, typer.Option(help="Write the certificate here (PEM).")] = None,
-               high_risk_reviewed: Annotated[bool, typer.Option(
-                   "--high-risk-reviewed", help="A person reviewed names flagged as high risk (BR 4.2.1).")] = False,
-               json_out: JsonOpt = False) -> None:
-    """Issue directly through the full pipeline (CSR checks, CAA, profile, lint, sign, store).
-
-    For names the operator has validated outside the portal (BR 3.2.2.4 is the operator's duty here);
-    CAA is still looked up for every name, and a failed lookup refuses.
-    """
-    from ..core import csr as csr_rules
-    from ..core.errors import PolicyViolation
-    from ..core.names import needs_manual_review, normalize_names
-    from ..core.profiles import CertType, SubjectData, names_for_application
-    from ..services.caa import check_caa_at_issuance
-    from ..services.issuance import BlockedKeys, IssueRequest, issue
-
-    try:
-        cert_type = CertType(profile)
-    except ValueError:
-        output.fail(f"unknown profile {profile!r}; choose from {', '.join(t.value for t in CertType)}", 2)
-    try:
-        data = csr.read_bytes()
-    except OSError as exc:
-        output.fail(f"cannot read {csr}: {exc.strerror}")
-    with _context() as ctx:
-        normalized = normalize_names(name)
-        names = names_for_application(cert_type, normalized[0], tuple(normalized[1:]))
-        flagged = [(n, needs_manual_review(n)) for n in names if needs_manual_review(n)]
-        if flagged and not high_risk_reviewed:
-            raise PolicyViolation(f"{flagged[0][0]} needs a manual high-risk review first: {flagged[0][1]}; "
-                                  "run again with --high-risk-reviewed once a person has checked it",
-                                  rule="BR 4.2.1", value=flagged[0][0])
-        with ctx.transaction() as session:
-            info = csr_rules.check_csr(data, blocked_spki=BlockedKeys(session))
-        csr_rules.compare_names(info.dns_names, names)
-        check_caa_at_issuance(ctx, names, actor="operator")  # BR 3.2.2.8: every issuance path
-        subject = SubjectData(organization=org, country=country, state=state or None, locality=locality or None,
-                              business_category=business_category, jurisdiction_country=jurisdiction_country,
-                              serial_number=registration_number)
-        row = issue(ctx, IssueRequest(cert_type=cert_type, names=names, subject=subject,
-                                      public_key=info.public_key, requested_days=days))  # type: ignore[arg-type]
-        cert = x509.load_der_x509_certificate(row.der)
-        if out:
-            _write(out, cert.public_bytes(serialization.Encoding.PEM))
-        summary = {"serial": row.serial_hex, "names": row.names, "not_before": row.not_before,
-                   "not_after": row.not_after, "profile": row.profile, "ignored_from_csr": list(info.ignored)}
-        output.emit_json("certificate", summary) if json_out else output.fields("Issued", summary)
-
-
-@cert_app.command("show")
-def cert_show(serial: str, pem: Annotated[bool, typer.Option("--pem")] = False, json_out: JsonOpt = False) -> None:
-    """One issued certificate by serial number (hex, spaces and colons allowed)."""
-    from ..store.models import CA, Certificate
-
-    wanted = serial.replace(" ", "").replace(":", "").lower().lstrip("0")
-    with _context() as ctx, ctx.transaction() as session:
-        rows = list(session.execute(select(Certificate, CA.label).join(CA, CA.id == Certificate.ca_id)
-                                    .where(Certificate.serial_hex == wanted)))
-        if not rows:
-            output.fail(f"no certificate with serial {serial}")
-        cert_row, ca_label = rows[0]
-        if pem and cert_row.der:
-            sys.stdout.write(x509.load_der_x509_certificate(cert_row.der).public_bytes(
-                serialization.Encoding.PEM).decode())
-            return
-        data = {"serial": cert_row.serial_hex, "issuer": ca_label, "status": cert_row.status,
-                "names": cert_row.names, "profile": cert_row.profile, "not_before": cert_row.not_before,
-                "not_after": cert_row.not_after, "spki_sha256": cert_row.spki_sha256,
-                "revoked_at": cert_row.revoked_at, "revocation_reason": cert_row.revocation_reason}
-        output.emit_json("certificate", data) if json_out else output.fields(f"Certificate {wanted}", data)
-
-
-@cert_app.command("revoke")
-def cert_revoke(serial: str,
-                reason: Annotated[str | None, typer.Option(help="keyCompromise, superseded, cessationOfOperation, "
-                                                           "affiliationChanged, privilegeWithdrawn; omit for none")]
-                = None,
-                ca: Annotated[str | None, typer.Option(help="The issuing CA, if the serial is ambiguous.")] = None,
-                json_out: JsonOpt = False) -> None:
-    """Revoke a certificate (BR 4.9.1.1); its CRL and OCSP answers change at once."""
-    from ..services.revocation import revoke_certificate
-
-    with _context() as ctx:
-        result = revoke_certificate(ctx, ca_label=ca, serial_hex=serial, reason=reason, actor="operator:cli")
-        data = {"revoked": [{"ca": c, "serial": s} for c, s in result.revoked], "revoked_at": result.revoked_at,
-                "reason": result.reason, "key_blocked": result.blocked_spki, "published": result.published}
-        if json_out:
-            output.emit_json("revocation", data)
-        else:
-            output.console().print(f"Revoked {', '.join(s for _c, s in result.revoked)} "
-                                   f"({result.reason or 'no reason stated'})"
-                                   + ("; the key is blocked" if result.blocked_spki else ""))
-
-
-# --- audit ------------------------------------------------------------------------------------------------
-
-
-@audit_app.command("verify")
-def audit_verify(known_head: Annotated[str | None, typer.Option(
-                     help="A head hash printed by an earlier run: rows cut from the end are then detected.")] = None,
-                 json_out: JsonOpt = False) -> None:
-    """Walk the hash chain; exit 4 if a row was edited, deleted or reordered.
-
-    Each run prints the newest row's hash: keep it somewhere else (a ticket, the operator's log) and pass
-    it back with --known-head, so that deleting the newest rows cannot go unnoticed.
-    """
-    from ..store.audit import verify_chain
-    from ..store.models import AuditEvent
-
-    with _context() as ctx, ctx.read() as session:
-        result = verify_chain(session, known_head=known_head)
-        head = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-        data = {"ok": result.ok, "rows_checked": result.rows_checked, "first_bad_id": result.first_bad_id,
-                "reason": result.reason, "head": head}
-        if json_out:
-            output.emit_json("audit-verify", data)
-        elif result.ok:
-            output.console().print(f"audit chain intact: {result.rows_checked} rows; head {head}")
-        else:
-            output.console().print(f"audit chain BROKEN at row {result.first_bad_id}: {result.reason}")
-        if not result.ok:
-            raise SystemExit(4)
-
-
 # --- serve ------------------------------------------------------------------------------------------------
+
+
+SESSION_SECRET_FILE = "secrets/session-secret"
+
+
+def _shared_session_secret(settings: Settings) -> str:
+    """The cookie key every worker must share: the configured one, else one kept 0600 in the data dir.
+
+    A per-process random key would make a session cookie signed by one worker invalid at the next.
+    """
+    configured = os.environ.get(settings.session_secret_env)
+    if configured:
+        return configured
+    path = settings.data_dir / SESSION_SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _worker_environment(settings: Settings) -> None:
+    """Hand the workers what the parent decided: they rebuild settings from the environment alone."""
+    os.environ[settings.session_secret_env] = _shared_session_secret(settings)
+    if settings.key_passphrase_file is not None:
+        os.environ["ECERT_KEY_PASSPHRASE_FILE"] = str(settings.key_passphrase_file.resolve())
+    os.environ["ECERT_DATA_DIR"] = str(settings.data_dir.resolve())
 
 
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
           demo: Annotated[bool, typer.Option("--demo", help="Make the demo hierarchy first if there is none.")] = False,
-          workers: int = 1) -> None:
+          workers: Annotated[int, typer.Option(min=1, help="Worker processes (they share sessions).")] = 1) -> None:
     """Run the CA's web service (repository, CRLs, OCSP, portal and API)."""
     import uvicorn
 
     from ..services.ceremony import init_hierarchy
-    from ..web.app import create_app
+    from ..services.context import build_context
+    from ..web.worker import FACTORY
 
     settings = _settings(demo)
-    from ..services.context import build_context
-
-    ctx = build_context(settings, os.environ)
-    if demo:
-        result = init_hierarchy(ctx, _config(settings), demo=True)
-        if not result.already:
-            output.console().print(f"Made the demo hierarchy: {', '.join(result.created)}")
+    ctx = build_context(settings, os.environ)  # migrates once, here, before any worker starts
+    try:
+        if demo:
+            result = init_hierarchy(ctx, _config(settings), demo=True)
+            if not result.already:
+                output.console().print(f"Made the demo hierarchy: {', '.join(result.created)}")
+    finally:
+        ctx.close()
+    _worker_environment(settings)
     output.console().print(
         f"ecert CA serving on http://{host}:{port}/  (data: {settings.data_dir.resolve()}, "
-        f"database: {settings.effective_database_url.split('@')[-1]})\n"
+        f"database: {settings.effective_database_url.split('@')[-1]}, workers: {workers})\n"
         f"  CA certificates: http://{host}:{port}/repository/\n"
         f"  Subscriber portal: http://{host}:{port}/portal/  (register one with `ecert-ca application add --help`)\n"
         f"  API docs:        http://{host}:{port}/docs\n"
         f"  Certificates and CRLs name {settings.base_url} (set ECERT_BASE_URL to change it)")
-    uvicorn.run(create_app(settings, os.environ, context=ctx), host=host, port=port, log_level="info",
-                workers=workers)
+    uvicorn.run(FACTORY, factory=True, host=host, port=port, log_level="info", workers=workers)
 
 
 def _install_extra_commands() -> None:
@@ -452,7 +347,8 @@ def _install_extra_commands() -> None:
         app.add_typer(sub, name=name)
 
 _EXTRA: list[tuple[str, str, str]] = [("perspective", "app", "perspective"), ("applications", "app", "application"),
-                                     ("dcv", "app", "dcv")]
+                                     ("dcv", "app", "dcv"), ("audit", "app", "audit")]
+_EXTRA += [("certs", "cert_app", "cert"), ("certs", "vetting_app", "vetting")]
 _EXTRA += [("status", "crl_app", "crl"), ("status", "ocsp_app", "ocsp"), ("status", "jobs_app", "jobs")]
 
 

@@ -4,11 +4,16 @@ Pure: the services layer applies a transition with one compare-and-set ``UPDATE 
 so that two racing requests cannot both win (stack.md, "One certificate per application under races").
 
     approved ──confirm──▶ confirmed ──validate──▶ validated ──submit_csr──▶ issuing ──signed──▶ issued
-        │                                            ▲  ▲                     │ ▲                 │  │
-        └──reject──▶ rejected                        │  └──issue_failed───────┘ │                 │  │
-                                                     └────────reject_certificate────────────────────┘  │
-                                   accepted ◀──accept─────────────────────────┼──────────────────────┘
-                                      └──submit_csr (renewal inside the subscription)──┘
+        │                                            ▲  ▲                      │   ▲               │  │
+        └──reject──▶ rejected                        │  └──issue_failed────────┘   │               │  │
+                                                     └────────reject_certificate───┼───────────────┘  │
+                                   accepted ◀──accept──────────────────────────────┼──────────────────┘
+                                    │  ▲ ▲                                         │
+                                    │  │ └──replacement_failed / reject_replacement┤
+                                    └──replace (new key, lost key, renewal)────────┘
+
+A plain CSR is taken only once (``validated``); after acceptance a second certificate needs the deliberate
+``replace`` action, which states what happens to the current one (issue 10 point 3).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ __all__ = [
     "Move",
     "TRANSITIONS",
     "issue_failed_target",
+    "issue_failed_action",
+    "reject_action",
     "can",
     "transition",
     "next_step",
@@ -54,6 +61,9 @@ class Action(enum.StrEnum):
     ISSUE_FAILED = "issue_failed"
     ACCEPT = "accept"
     REJECT_CERTIFICATE = "reject_certificate"
+    REPLACE = "replace"
+    REPLACEMENT_FAILED = "replacement_failed"
+    REJECT_REPLACEMENT = "reject_replacement"
 
 
 TRANSITIONS: dict[tuple[AppState, Action], AppState] = {
@@ -61,30 +71,37 @@ TRANSITIONS: dict[tuple[AppState, Action], AppState] = {
     (AppState.APPROVED, Action.REJECT): AppState.REJECTED,
     (AppState.CONFIRMED, Action.VALIDATE): AppState.VALIDATED,
     (AppState.VALIDATED, Action.SUBMIT_CSR): AppState.ISSUING,
-    # Renewal or new key inside the subscription period, without new vetting (issue 4, point 2).
-    (AppState.ACCEPTED, Action.SUBMIT_CSR): AppState.ISSUING,
+    # Replacement (new key, lost key, renewal inside the subscription), a deliberate act (issue 10 point 3).
+    (AppState.ACCEPTED, Action.REPLACE): AppState.ISSUING,
     (AppState.ISSUING, Action.SIGNED): AppState.ISSUED,
-    # A failed signing returns to where the CSR came from; the service knows which (see issue_failed_target).
+    # A failed signing returns to where the CSR came from (see issue_failed_action).
     (AppState.ISSUING, Action.ISSUE_FAILED): AppState.VALIDATED,
+    (AppState.ISSUING, Action.REPLACEMENT_FAILED): AppState.ACCEPTED,
     (AppState.ISSUED, Action.ACCEPT): AppState.ACCEPTED,
     # After rejecting a certificate the subscriber may submit a new CSR (seed C.6: "state the reasons").
     (AppState.ISSUED, Action.REJECT_CERTIFICATE): AppState.VALIDATED,
+    # A rejected replacement leaves the accepted certificate standing.
+    (AppState.ISSUED, Action.REJECT_REPLACEMENT): AppState.ACCEPTED,
 }
 
 # States in which domain control may be (re)shown: before the first CSR and before a renewal.
 DCV_STATES = frozenset({AppState.CONFIRMED, AppState.VALIDATED, AppState.ACCEPTED})
-# States from which a CSR is taken.
-CSR_STATES = frozenset({AppState.VALIDATED, AppState.ACCEPTED})
+# States from which a plain CSR is taken (a replacement starts from ``accepted`` with Action.REPLACE).
+CSR_STATES = frozenset({AppState.VALIDATED})
 
 _MESSAGES: dict[Action, str] = {
     Action.CONFIRM: "the application data can only be confirmed once, before anything else",
     Action.REJECT: "the application can only be rejected before it is confirmed",
     Action.VALIDATE: "domain validation is not expected at this step",
-    Action.SUBMIT_CSR: "a CSR can be submitted only after domain validation, or after accepting a certificate",
+    Action.SUBMIT_CSR: "a CSR can be submitted only once, after domain validation; to get another certificate "
+    "after accepting one, use Replace certificate",
     Action.SIGNED: "no certificate is being issued for this application",
     Action.ISSUE_FAILED: "no certificate is being issued for this application",
     Action.ACCEPT: "there is no certificate waiting for acceptance",
     Action.REJECT_CERTIFICATE: "there is no certificate waiting for acceptance",
+    Action.REPLACE: "a certificate can be replaced only after one was accepted",
+    Action.REPLACEMENT_FAILED: "no certificate is being issued for this application",
+    Action.REJECT_REPLACEMENT: "there is no certificate waiting for acceptance",
 }
 
 
@@ -142,6 +159,16 @@ def transition(state: AppState | str, action: Action) -> Move:
 def issue_failed_target(origin: AppState | str) -> AppState:
     """Where a failed signing returns: to ``accepted`` for a renewal, to ``validated`` otherwise."""
     return AppState.ACCEPTED if _state(origin) is AppState.ACCEPTED else AppState.VALIDATED
+
+
+def issue_failed_action(origin: AppState | str) -> Action:
+    """The move back out of ``issuing`` after a failed signing: to ``accepted`` for a replacement."""
+    return Action.REPLACEMENT_FAILED if _state(origin) is AppState.ACCEPTED else Action.ISSUE_FAILED
+
+
+def reject_action(replacing: bool) -> Action:
+    """Rejecting a replacement returns to the accepted certificate; rejecting a first one, to a new CSR."""
+    return Action.REJECT_REPLACEMENT if replacing else Action.REJECT_CERTIFICATE
 
 
 def next_step(state: AppState | str) -> Step:

@@ -28,6 +28,7 @@ __all__ = [
     "plan_leaf",
     "leaf_validity",
     "names_for_application",
+    "profile_allowed",
     "MAX_MULTI_NAMES",
     "OID_OV",
     "OID_EV",
@@ -174,7 +175,12 @@ def names_for_application(cert_type: CertType, server_name: str, additional: tup
     if cert_type is CertType.WILDCARD:
         if additional:
             raise PolicyViolation("A wildcard certificate has no additional server names", value=additional)
-        base = server_name[2:] if server_name.startswith("*.") else server_name
+        if not server_name.startswith("*."):
+            # The profile is chosen for its wildcard: a plain name here would silently become "*.name".
+            raise PolicyViolation(f"A wildcard certificate's server name starts with '*.' (e.g. *.{server_name}); "
+                                  "for a single name choose the server profile", value=server_name,
+                                  rule="BR 7.1.2.7.12")
+        base = server_name[2:]
         if "*" in base:
             raise PolicyViolation("Only the leftmost label may be a wildcard", value=server_name, rule="BR 7.1.2.7.12")
         return (f"*.{base}", base)
@@ -191,6 +197,23 @@ def names_for_application(cert_type: CertType, server_name: str, additional: tup
         raise PolicyViolation(f"At most {MAX_MULTI_NAMES} names fit in one certificate, got {len(names)}",
                               value=len(names))
     return names
+
+
+# Which certificate a vetted application of one type may also order (ACME's profiles, the operator):
+# a multi-domain application covers its single names; a wildcard covers only wildcard certificates.
+_ALSO_ALLOWED: dict[CertType, frozenset[CertType]] = {
+    CertType.SERVER: frozenset({CertType.SERVER}),
+    CertType.WILDCARD: frozenset({CertType.WILDCARD}),
+    CertType.MULTI: frozenset({CertType.MULTI, CertType.SERVER}),
+    CertType.EV: frozenset({CertType.EV}),
+    CertType.EV_MULTI: frozenset({CertType.EV_MULTI, CertType.EV}),
+}
+
+
+def profile_allowed(vetted_for: CertType, requested: CertType) -> bool:
+    """True if an organisation vetted for ``vetted_for`` may receive a ``requested`` certificate (EV vetting
+    is not OV vetting and the other way round: EV Guidelines 11)."""
+    return requested in _ALSO_ALLOWED[vetted_for]
 
 
 def leaf_validity(now: datetime, *, subscription_end: datetime | None, requested_days: int | None) -> tuple[

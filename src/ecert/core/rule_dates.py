@@ -12,6 +12,8 @@ __all__ = [
     "DatedLimit",
     "MAX_VALIDITY_DAYS",
     "DCV_REUSE_DAYS",
+    "IDENTITY_REUSE_DAYS",
+    "identity_reuse_days",
     "max_validity_days",
     "dcv_reuse_days",
     "email_dcv_status",
@@ -46,6 +48,12 @@ DCV_REUSE_DAYS: tuple[DatedLimit, ...] = (
     DatedLimit(date(2026, 3, 15), 200, "BR 4.2.1 (SC-081)"),
     DatedLimit(date(2027, 3, 15), 100, "BR 4.2.1 (SC-081)"),
     DatedLimit(date(2029, 3, 15), 10, "BR 4.2.1 (SC-081)"),
+)
+
+# BR 4.2.1 (ballot SC-081): how long vetted Subject Identity Information (the organisation) may be reused.
+IDENTITY_REUSE_DAYS: tuple[DatedLimit, ...] = (
+    DatedLimit(date(2000, 1, 1), 825, "BR 4.2.1 (before SC-081)"),
+    DatedLimit(date(2026, 3, 15), 398, "BR 4.2.1 (SC-081)"),
 )
 
 # BR 3.2.2.4.4 constructed e-mail: SHOULD NOT from 2026-03-15, MUST NOT from 2028-03-15 (SC-080).
@@ -83,6 +91,11 @@ def max_validity_days(when: date | datetime) -> int:
 def dcv_reuse_days(when: date | datetime) -> int:
     """The BR 4.2.1 reuse period, in days, for a validation reused at ``when``."""
     return _lookup(DCV_REUSE_DAYS, when).value
+
+
+def identity_reuse_days(when: date | datetime) -> int:
+    """How many days an organisation's vetting may be relied on at ``when`` (BR 4.2.1)."""
+    return _lookup(IDENTITY_REUSE_DAYS, when).value
 
 
 def email_dcv_status(when: date | datetime) -> str:

@@ -6,37 +6,40 @@ moves the application through its states around that decision.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from cryptography import x509
-from sqlalchemy import select, update
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
-from ..core.application import CSR_STATES, Action, AppState, issue_failed_target
-from ..core.csr import MAX_CSR_BYTES, CSRTooLarge, check_csr, compare_names
-from ..core.errors import Conflict, EcertError, ValidationFailed
+from ..core.application import CSR_STATES, Action, AppState, issue_failed_action, reject_action
+from ..core.csr import MAX_CSR_BYTES, CSRTooLarge
+from ..core.errors import Conflict, EcertError, NotFound, PolicyViolation
+from ..core.lifecycle import CertAction, CertStatus
 from ..core.names import to_unicode
 from ..core.profiles import CERT_TYPE_LABELS, CertType
 from ..store import audit
+from ..store import certificates as cert_store
 from ..store.models import CA, Application, Certificate
-from .applications import application_names, dcv_exemption, load_application, move_state, subject_for
-from .caa import check_caa_at_issuance
+from .applications import load_application, move_state
 from .context import Context
-from .enrolment import _domains, _ensure_open, _reusable_validations
-from .issuance import BlockedKeys, IssueRequest, issue
-from .revocation import publish_status
+from .registration import Channel, IssuanceIntent, Requester, VettedRequest, authorize, issue_vetted
+from .revocation import publish_status, revoke_certificate
 
 __all__ = [
     "CertificateView",
     "submit_csr",
+    "replace_certificate",
     "get_certificate",
     "accept_certificate",
     "reject_certificate",
     "spaced_serial",
+    "issue_direct",
+    "IssuedDirect",
+    "certificate_details",
+    "CertificateDetails",
 ]
-
 
 @dataclass(frozen=True)
 class CertificateView:
@@ -56,6 +59,8 @@ class CertificateView:
     state: str  # the certificate's status: issued | accepted | rejected
     application_state: str
     certificate_id: int
+    replaces_serial: str | None = None  # a replacement names the certificate it replaces
+    revoke_replaced: bool | None = None  # ...and whether that one is revoked (superseded) when this is accepted
 
 
 def spaced_serial(serial_hex: str) -> str:
@@ -73,147 +78,178 @@ def _unicode(name: str) -> str:
         return name
 
 
-# --- CSR and issuance --------------------------------------------------------------------------------
+# --- views ------------------------------------------------------------------------------------------
 
 
-def _cert_view(row: Certificate, app: Application, ca: CA | None) -> CertificateView:
-    issuer_cn = ""
-    if ca is not None:
-        attrs = x509.load_der_x509_certificate(ca.cert_der).subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        issuer_cn = str(attrs[0].value) if attrs else ca.label
+def _issuer_cn(ca: CA | None) -> str:
+    if ca is None:
+        return ""
+    attrs = x509.load_der_x509_certificate(ca.cert_der).subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else ca.label
+
+
+def _cert_view(session: Session, row: Certificate, app: Application) -> CertificateView:
     cert_type = CertType(row.profile)
     names = tuple(row.names or ())
+    replaced = cert_store.certificate_by_id(session, row.replaces_id) if row.replaces_id else None
     return CertificateView(
         reference_number=app.reference_number, cert_type=cert_type.value,
-        cert_type_label=CERT_TYPE_LABELS[cert_type], issuer_cn=issuer_cn, serial_hex=row.serial_hex,
-        serial_spaced=spaced_serial(row.serial_hex), not_before=row.not_before, not_after=row.not_after,
-        validity_days=(row.not_after - row.not_before).days + 1, names=names,
+        cert_type_label=CERT_TYPE_LABELS[cert_type], issuer_cn=_issuer_cn(cert_store.ca_by_id(session, row.ca_id)),
+        serial_hex=row.serial_hex, serial_spaced=spaced_serial(row.serial_hex), not_before=row.not_before,
+        not_after=row.not_after, validity_days=(row.not_after - row.not_before).days + 1, names=names,
         names_unicode=tuple(_unicode(n) for n in names), state=row.status, application_state=app.state,
-        certificate_id=row.id)
+        certificate_id=row.id, replaces_serial=replaced.serial_hex if replaced else None,
+        revoke_replaced=row.revoke_replaced)
 
 
-def _refused(ctx: Context, reference: str, exc: EcertError, actor: str) -> None:
-    with ctx.transaction() as session:
-        audit.append(session, actor=actor, event="csr.refused", subject=reference,
-                     details={"code": exc.code, "reason": exc.message[:1000], "rule": exc.rule}, now=ctx.clock())
+def _view_of(ctx: Context, app_id: int, cert_id: int) -> CertificateView:
+    with ctx.read() as session:
+        cert = cert_store.certificate_by_id(session, cert_id)
+        assert cert is not None
+        return _cert_view(session, cert, load_application(session, app_id))
 
 
-def _caa(ctx: Context, app_id: int, reference: str, names: Sequence[str],
-         methods: Mapping[str, str | None], actor: str) -> None:
-    """BR 3.2.2.8: CAA checked at issuance (well inside 8 hours of signing); recorded and audited."""
-    check_caa_at_issuance(ctx, names, actor=actor, application_id=app_id, reference=reference, methods=methods)
+# --- CSR, replacement and issuance --------------------------------------------------------------------
 
 
-def submit_csr(ctx: Context, app_id: int, csr_text: str | bytes, *, actor: str) -> CertificateView:
-    """Take a CSR (any of the Exchange/IIS/OpenSSL/ecert headers), check it and issue the certificate.
-
-    The subject comes from the application, never from the CSR (BR 7.1.4.2); the CSR's names must be
-    among the application's validated names. Validity is capped by the BR maximum and the subscription end.
-    """
+def _check_size(csr_text: str | bytes) -> None:
     size = len(csr_text.encode("utf-8", "replace") if isinstance(csr_text, str) else csr_text)
     if size > MAX_CSR_BYTES:
         raise CSRTooLarge(f"the CSR is {size} bytes; at most {MAX_CSR_BYTES} are accepted", value=size)
-    now = ctx.clock()
+
+
+def _refuse_resubmission(state: str) -> None:
+    """A plain CSR is taken once; what to do instead depends on where the application is."""
+    if state == AppState.ACCEPTED.value:
+        raise Conflict("a certificate was already issued and accepted for this application; to get another one "
+                       "(new key, lost key, renewal) use Replace certificate, which says what happens to the "
+                       "current certificate", value=state)
+    if state == AppState.ISSUED.value:
+        raise Conflict("a certificate is waiting for your Accept or Reject", value=state)
+    if state == AppState.ISSUING.value:
+        raise Conflict("a certificate is already being issued for this application", value=state)
+    raise Conflict(f"a CSR cannot be submitted now (the application is {state})", value=state)
+
+
+def _intent(ctx: Context, app_id: int, csr_text: str | bytes, actor: str, channel: Channel,
+            replaces: Certificate | None = None, revoke_replaced: bool | None = None) -> IssuanceIntent:
     with ctx.read() as session:
         row = load_application(session, app_id)
-        reference = row.reference_number
-    try:
-        with ctx.transaction() as session:
-            row = load_application(session, app_id)
-            _ensure_open(row, now)
-            origin = row.state
-            if AppState(origin) not in CSR_STATES:
-                if origin == AppState.ISSUING.value:
-                    raise Conflict("a certificate is already being issued for this application", value=origin)
-                raise Conflict(f"a CSR cannot be submitted now (the application is {origin})", value=origin)
-            info = check_csr(csr_text, blocked_spki=BlockedKeys(session))
-            names = application_names(row)
-            compare_names(info.dns_names, names)
-            methods: dict[str, str | None] = {}
-            if dcv_exemption(session, row, now) is None:
-                reusable = _reusable_validations(session, row, now)
-                missing = [d for d in _domains(row) if d not in reusable]
-                if missing:
-                    raise ValidationFailed(
-                        "domain control has not been shown, or its validation is older than the reuse period, "
-                        f"for: {', '.join(missing)}; complete domain validation first", rule="BR 4.2.1 / BR 3.2.2.4",
-                        value=tuple(missing))
-                methods = {d: v.method for d, v in reusable.items()}
-            move_state(session, app_id, Action.SUBMIT_CSR, now=now, current=origin)
-            audit.append(session, actor=actor, event="csr.submitted", subject=reference,
-                         details={"names": list(names), "csr_names": list(info.dns_names), "key": str(info.key),
-                                  "ignored": list(info.ignored), "renewal": origin == AppState.ACCEPTED.value},
-                         now=now)
-            issue_request = IssueRequest(cert_type=CertType(row.cert_type), names=names, subject=subject_for(row),
-                                         public_key=info.public_key,  # type: ignore[arg-type]
-                                         application_id=app_id, subscription_end=row.subscription_end, actor=actor)
-    except EcertError as exc:
-        if not isinstance(exc, Conflict):
-            _refused(ctx, reference, exc, actor)
-        raise
+        cert_type = CertType(row.cert_type)
+    return IssuanceIntent(requester=Requester(channel, actor), cert_type=cert_type, csr=csr_text,
+                          application_id=app_id, replaces_id=replaces.id if replaces else None,
+                          revoke_replaced=revoke_replaced)
+
+
+def _begin(ctx: Context, app_id: int, action: Action, origin: str, vetted: VettedRequest, actor: str,
+           details: dict[str, object]) -> None:
+    """The compare-and-set into ``issuing``, with its audit event: of two racing submits only one gets here."""
+    now = ctx.clock()
+    with ctx.transaction() as session:
+        move_state(session, app_id, action, now=now, current=origin)
+        audit.append(session, actor=actor, event="csr.submitted", subject=vetted.reference or str(app_id),
+                     details={"names": list(vetted.request.names), "csr_names": list(vetted.csr.dns_names),
+                              "key": vetted.csr.key.description, "ignored": list(vetted.csr.ignored), **details},
+                     now=now)
+
+
+def _run(ctx: Context, app_id: int, origin: str, vetted: VettedRequest) -> Certificate:
+    """Issue, moving the application to ``issued`` with the certificate; on failure, back where it was."""
 
     def on_signed(session: Session, cert_row: Certificate) -> None:
         move_state(session, app_id, Action.SIGNED, now=ctx.clock(), current=AppState.ISSUING.value)
 
     try:
-        _caa(ctx, app_id, reference, names, methods, actor)
-        cert_row = issue(ctx, issue_request, on_signed=on_signed)
+        return issue_vetted(ctx, vetted, on_signed=on_signed)
     except BaseException as exc:
-        back = issue_failed_target(origin)
         with ctx.transaction() as session:
-            session.execute(update(Application).where(Application.id == app_id,
-                                                      Application.state == AppState.ISSUING.value)
-                            .values(state=back.value, updated_at=ctx.clock(), version=Application.version + 1))
-            audit.append(session, actor="system", event="csr.issuance_failed", subject=reference,
+            back = move_state(session, app_id, issue_failed_action(origin), now=ctx.clock(),
+                              current=AppState.ISSUING.value)
+            audit.append(session, actor="system", event="csr.issuance_failed", subject=vetted.reference or "",
                          details={"error": (exc.message if isinstance(exc, EcertError) else type(exc).__name__)[:500],
                                   "back_to": back.value}, now=ctx.clock())
         raise
+
+
+def _state_of(ctx: Context, app_id: int) -> str:
     with ctx.read() as session:
-        app = load_application(session, app_id)
-        cert = session.get(Certificate, cert_row.id)
-        assert cert is not None
-        return _cert_view(cert, app, session.get(CA, cert.ca_id))
+        return load_application(session, app_id).state
 
 
-def _current_cert(session: Session, app_id: int) -> Certificate | None:
-    return session.scalars(select(Certificate).where(
-        Certificate.application_id == app_id, Certificate.status.in_(("issued", "accepted")))
-        .order_by(Certificate.created_at.desc(), Certificate.id.desc())).first()
+def submit_csr(ctx: Context, app_id: int, csr_text: str | bytes, *, actor: str,
+               channel: Channel = Channel.PORTAL) -> CertificateView:
+    """Take the application's one CSR (any Exchange/IIS/OpenSSL header) and issue its certificate.
+
+    The registration authority decides (subject from the application, names it covers, evidence, key, CAA);
+    a second CSR after acceptance is refused: replacing a certificate is :func:`replace_certificate`.
+    """
+    _check_size(csr_text)
+    origin = _state_of(ctx, app_id)
+    if AppState(origin) not in CSR_STATES:
+        _refuse_resubmission(origin)
+    vetted = authorize(ctx, _intent(ctx, app_id, csr_text, actor, channel))
+    _begin(ctx, app_id, Action.SUBMIT_CSR, origin, vetted, actor, {"replacement": False})
+    return _view_of(ctx, app_id, _run(ctx, app_id, origin, vetted).id)
+
+
+def replace_certificate(ctx: Context, app_id: int, csr_text: str | bytes, *, revoke_current: bool, actor: str,
+                        channel: Channel = Channel.PORTAL) -> CertificateView:
+    """A deliberate replacement of the accepted certificate (new key, lost key, renewal in the subscription).
+
+    ``revoke_current``: the current certificate is revoked as superseded (BR 4.9.1.1) the moment the
+    replacement is accepted, so the server is never left without a usable certificate; otherwise it is
+    left to expire. A rejected replacement leaves the current certificate as it is.
+    """
+    _check_size(csr_text)
+    origin = _state_of(ctx, app_id)
+    with ctx.read() as session:
+        current = cert_store.accepted_for_application(session, app_id)
+    if origin != AppState.ACCEPTED.value or current is None:
+        raise Conflict("a certificate can be replaced only after one was accepted", value=origin)
+    vetted = authorize(ctx, _intent(ctx, app_id, csr_text, actor, channel, current, revoke_current))
+    _begin(ctx, app_id, Action.REPLACE, origin, vetted, actor,
+           {"replacement": True, "replaces": current.serial_hex, "revoke_current": revoke_current})
+    return _view_of(ctx, app_id, _run(ctx, app_id, origin, vetted).id)
 
 
 def get_certificate(ctx: Context, app_id: int) -> CertificateView | None:
     """The application's newest usable certificate (waiting for acceptance, or accepted); None if none."""
     with ctx.read() as session:
         app = load_application(session, app_id)
-        cert = _current_cert(session, app_id)
-        if cert is None:
-            return None
-        return _cert_view(cert, app, session.get(CA, cert.ca_id))
+        cert = cert_store.newest_live_for_application(session, app_id)
+        return None if cert is None else _cert_view(session, cert, app)
 
 
 def _waiting_certificate(session: Session, app_id: int) -> Certificate:
     """The application's certificate issued and waiting for Accept or Reject (seed C.6)."""
-    cert = session.scalars(select(Certificate).where(Certificate.application_id == app_id,
-                                                     Certificate.status == "issued")).first()
+    cert = cert_store.waiting_for_acceptance(session, app_id)
     if cert is None:
         raise Conflict("there is no certificate waiting for acceptance")
     return cert
 
 
 def accept_certificate(ctx: Context, app_id: int, *, actor: str) -> CertificateView:
-    """Accept (seed C.6): the certificate becomes public (search page) and downloadable."""
+    """Accept (seed C.6): the certificate becomes public (search page) and downloadable.
+
+    Accepting a replacement that asked for it revokes the replaced certificate as superseded, at once.
+    """
     now = ctx.clock()
     with ctx.transaction() as session:
         app = load_application(session, app_id)
         move_state(session, app_id, Action.ACCEPT, now=now, current=app.state)
-        cert = _waiting_certificate(session, app_id)
-        cert.status = "accepted"
-        cert.updated_at = now
+        waiting = _waiting_certificate(session, app_id)
+        cert = cert_store.move_certificate(session, ca_id=waiting.ca_id, serial_hex=waiting.serial_hex,
+                                           action=CertAction.ACCEPT, current=CertStatus.ISSUED, now=now)
         audit.append(session, actor=actor, event="cert.accepted", subject=cert.serial_hex,
                      details={"application": app.reference_number}, now=now)
-        session.flush()
-        session.refresh(app)
-        return _cert_view(cert, app, session.get(CA, cert.ca_id))
+        replaced = cert_store.certificate_by_id(session, cert.replaces_id) if cert.replaces_id else None
+        cert_id, revoke = cert.id, bool(cert.revoke_replaced)
+    if replaced is not None and revoke and replaced.status == CertStatus.ACCEPTED.value:
+        with ctx.read() as session:
+            ca = cert_store.ca_by_id(session, replaced.ca_id)
+        revoke_certificate(ctx, ca_label=ca.label if ca else None, serial_hex=replaced.serial_hex,
+                           reason="superseded", actor=actor)
+    return _view_of(ctx, app_id, cert_id)
 
 
 def reject_certificate(ctx: Context, app_id: int, *, reason: str, actor: str) -> CertificateView:
@@ -222,32 +258,113 @@ def reject_certificate(ctx: Context, app_id: int, *, reason: str, actor: str) ->
     Status ``rejected`` with ``revoked_at`` set puts it on the CRL and OCSP. The revocation reason is
     left empty: BR 7.2.2 represents "unspecified" by omitting reasonCode, and none of the five listed
     reasons describes a subscriber declining a certificate it never accepted (superseded would claim a
-    replacement that may never be requested). The application returns to ``validated`` for a new CSR.
+    replacement that may never be requested). A first certificate's application returns to ``validated``
+    for a new CSR; a rejected replacement returns to ``accepted``, the current certificate standing.
     """
     now = ctx.clock()
     reason = (reason or "").strip()[:1000]
     with ctx.transaction() as session:
         app = load_application(session, app_id)
-        move_state(session, app_id, Action.REJECT_CERTIFICATE, now=now, current=app.state)
-        cert = _waiting_certificate(session, app_id)
-        cert.status = "rejected"
-        cert.revoked_at = now
-        cert.revocation_reason = None
-        cert.rejection_reason = reason or "rejected by the subscriber"
-        cert.updated_at = now
-        session.flush()
-        earlier = session.scalars(select(Certificate.id).where(Certificate.application_id == app_id,
-                                                               Certificate.status == "accepted")).first()
-        if earlier is not None:  # a rejected renewal: the accepted certificate still stands
-            session.execute(update(Application).where(Application.id == app_id,
-                                                      Application.state == AppState.VALIDATED.value)
-                            .values(state=AppState.ACCEPTED.value, version=Application.version + 1))
+        waiting = _waiting_certificate(session, app_id)
+        move_state(session, app_id, reject_action(waiting.replaces_id is not None), now=now, current=app.state)
+        cert = cert_store.move_certificate(session, ca_id=waiting.ca_id, serial_hex=waiting.serial_hex,
+                                           action=CertAction.REJECT, current=CertStatus.ISSUED, now=now,
+                                           revoked_at=now, revocation_reason=None,
+                                           rejection_reason=reason or "rejected by the subscriber")
         audit.append(session, actor=actor, event="cert.rejected", subject=cert.serial_hex,
                      details={"application": app.reference_number, "reason": reason, "revoked": True}, now=now)
-        session.flush()
-        session.refresh(app)
-        ca = session.get(CA, cert.ca_id)
-        view = _cert_view(cert, app, ca)
+        ca = cert_store.ca_by_id(session, cert.ca_id)
         changed = [(ca.label, cert.serial_hex)] if ca is not None else []
+        cert_id = cert.id
     publish_status(ctx, changed)  # after the commit: CRL and OCSP say "revoked" now, not at the next job pass
-    return view
+    return _view_of(ctx, app_id, cert_id)
+
+
+# --- the operator's direct issuance and lookup ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedDirect:
+    serial_hex: str
+    names: tuple[str, ...]
+    not_before: datetime
+    not_after: datetime
+    profile: str
+    ignored: tuple[str, ...]
+    pem: str
+    evidence_summary: dict[str, str]
+
+
+def _application_id(ctx: Context, reference_number: str | None) -> int | None:
+    if reference_number is None:
+        return None
+    from .applications import get_application_by_reference
+
+    return get_application_by_reference(ctx, reference_number).id
+
+
+def issue_direct(ctx: Context, *, csr: bytes | str, profile: str, names: tuple[str, ...], vetting_id: int | None,
+                 reference_number: str | None, days: int | None, high_risk_reviewed: bool, actor: str,
+                 channel: Channel = Channel.OPERATOR_CLI) -> IssuedDirect:
+    """The operator's direct issuance: the same registration authority and pipeline as every other path.
+
+    No acceptance step follows (the operator hands the certificate over), so it is stored as accepted.
+    """
+    try:
+        cert_type = CertType(profile)
+    except ValueError:
+        raise PolicyViolation(f"unknown profile {profile!r}; choose from {', '.join(t.value for t in CertType)}",
+                              value=profile) from None
+    _check_size(csr)
+    intent = IssuanceIntent(requester=Requester(channel, actor), cert_type=cert_type, csr=csr, names=names,
+                            application_id=_application_id(ctx, reference_number), vetting_id=vetting_id,
+                            requested_days=days, high_risk_reviewed=high_risk_reviewed)
+    vetted = authorize(ctx, intent)
+    row = issue_vetted(ctx, replace(vetted, request=replace(vetted.request, accepted_on_issue=True)))
+    assert row.der is not None
+    pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
+    domains = (vetted.request.evidence or {}).get("domains", {})
+    summary = {d: f"{e['method']} ({e['source']}, {e['validated_at'][:10]})" for d, e in domains.items()}
+    return IssuedDirect(serial_hex=row.serial_hex, names=tuple(row.names), not_before=row.not_before,
+                        not_after=row.not_after, profile=row.profile, ignored=vetted.csr.ignored, pem=pem,
+                        evidence_summary=summary)
+
+
+@dataclass(frozen=True)
+class CertificateDetails:
+    serial_hex: str
+    issuer: str
+    status: str
+    names: tuple[str, ...]
+    profile: str
+    not_before: datetime
+    not_after: datetime
+    spki_sha256: str
+    revoked_at: datetime | None
+    revocation_reason: str | None
+    channel: str | None
+    evidence: dict[str, object] | None
+    pem: str | None
+
+
+def certificate_details(ctx: Context, serial: str) -> CertificateDetails:
+    """A certificate by serial (as people paste it), with the evidence its issuance relied on (for auditors)."""
+    from ..store.repo import normalize_serial_hex
+
+    try:
+        wanted = normalize_serial_hex(serial)
+    except ValueError as exc:
+        raise NotFound(str(exc), value=serial[:80]) from None
+    with ctx.read() as session:
+        row = cert_store.certificate_by_serial(session, wanted)
+        if row is None:
+            raise NotFound(f"no certificate with serial {serial}", value=wanted)
+        ca = cert_store.ca_by_id(session, row.ca_id)
+        record = cert_store.record_for(session, row.ca_id, row.serial_hex)
+    pem = (x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
+           if row.der else None)
+    return CertificateDetails(serial_hex=row.serial_hex, issuer=ca.label if ca else "", status=row.status,
+                              names=tuple(row.names or ()), profile=row.profile, not_before=row.not_before,
+                              not_after=row.not_after, spki_sha256=row.spki_sha256, revoked_at=row.revoked_at,
+                              revocation_reason=row.revocation_reason, channel=record.channel if record else None,
+                              evidence=record.evidence if record else None, pem=pem)

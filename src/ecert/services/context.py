@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..settings import Settings
 from ..signer.keystore import KeyBackend, backend_from_settings
 from ..store import db
+
+if TYPE_CHECKING:
+    from ..signer.issuer import Issuer
+
+if TYPE_CHECKING:
+    from ..validation.protocol import DomainValidator
 
 __all__ = ["Context", "build_context", "utcnow"]
 
@@ -34,7 +40,10 @@ class Context:
     clock: Callable[[], datetime] = utcnow
     perspective_secret: str | None = field(default=None, repr=False)  # HMAC key for remote perspectives
     _keys: KeyBackend | None = field(default=None, repr=False)
+    validator: DomainValidator | None = field(default=None, repr=False)  # built on first use: enrolment.validator_for
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    # One signer per issuing CA, loaded once per process (the key is read from its backend once).
+    issuers: dict[str, Issuer] = field(default_factory=dict, repr=False)
 
     @property
     def keys(self) -> KeyBackend:

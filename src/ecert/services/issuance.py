@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,14 +30,15 @@ from ..core.errors import Conflict, LintFailed, NotFound, PolicyViolation
 from ..core.keys import spki_sha256
 from ..core.profiles import CertType, IssuerFacts, LeafPlan, LeafRequest, SubjectData, plan_leaf
 from ..signer.hierarchy import new_serial
-from ..signer.issuer import Issuer
+from ..signer.issuer import Issuer, PreparedCertificate
 from ..store import audit
-from ..store.models import CA, BlockedKey, Certificate, IssuanceRecord
+from ..store import certificates as cert_store
+from ..store import registration as ra_store
+from ..store.models import CA, Certificate
 from .ceremony import ca_urls_for, load_private_key
 from .context import Context
 
-__all__ = ["IssueRequest", "issue", "settle_abandoned", "active_issuing_ca", "issuer_for", "BlockedKeys",
-           "serial_hex"]
+__all__ = ["IssueRequest", "issue", "settle_abandoned", "active_issuing_ca", "issuer_for", "serial_hex"]
 
 
 def serial_hex(serial: int) -> str:
@@ -46,7 +47,11 @@ def serial_hex(serial: int) -> str:
 
 @dataclass(frozen=True)
 class IssueRequest:
-    """A vetted request: the names and subject come from the application, the key from the CSR."""
+    """A vetted request: the names and subject come from the vetted organisation, the key from the CSR.
+
+    Only the registration authority (``services.registration``) makes these for production paths; it
+    fills ``evidence`` with what it relied on, which the issuance record keeps.
+    """
 
     cert_type: CertType
     names: tuple[str, ...]
@@ -57,24 +62,18 @@ class IssueRequest:
     requested_days: int | None = None
     common_name: str | None = None
     actor: str = "operator"
-
-
-class BlockedKeys:
-    """A ``Container`` view of the blocked-key table, for CSR intake (one indexed lookup per key)."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def __contains__(self, spki_hash: object) -> bool:
-        return self._session.get(BlockedKey, spki_hash) is not None
+    evidence: dict[str, Any] | None = None
+    channel: str | None = None
+    replaces_id: int | None = None
+    revoke_replaced: bool | None = None
+    # Paths without the seed's Accept step (operator, ACME) store the certificate as accepted at once.
+    accepted_on_issue: bool = False
 
 
 def active_issuing_ca(session: Session, cert_type: CertType, now: datetime) -> CA:
     """The newest active issuing CA of the right kind that is already effective."""
     role = "ev" if cert_type.is_ev else "ov"
-    row = session.scalar(
-        select(CA).where(CA.role == role, CA.status == "active", CA.effective_from <= now)
-        .order_by(CA.effective_from.desc(), CA.id.desc()))
+    row = cert_store.active_issuing_ca(session, role, now)
     if row is None:
         raise NotFound(f"no active {role.upper()} issuing CA: run `ecert-ca init`", value=role)
     return row
@@ -82,8 +81,7 @@ def active_issuing_ca(session: Session, cert_type: CertType, now: datetime) -> C
 
 def issuer_for(ctx: Context, row: CA) -> Issuer:
     """The signer for ``row``, cached on the context so the key is loaded once per process."""
-    key = f"issuer:{row.label}"
-    found = ctx.cache.get(key)
+    found = ctx.issuers.get(row.label)
     if found is None:
         cert = x509.load_der_x509_certificate(row.cert_der)
         urls = ca_urls_for(ctx, row.label, role=row.role)
@@ -92,25 +90,13 @@ def issuer_for(ctx: Context, row: CA) -> Issuer:
                             policy_oid=ctx.settings.ca_policy_oid, is_ev_capable=row.role == "ev")
         found = Issuer(label=row.label, certificate=cert, key=load_private_key(ctx, row), facts=facts,
                        lint=ctx.settings.lint_before_signing)
-        ctx.cache[key] = found
+        ctx.issuers[row.label] = found
     return found
 
 
-def _mark_failed(ctx: Context, record_id: int, error: str,
-                 findings: list[dict[str, object]] | None = None) -> None:
+def _mark_failed(ctx: Context, record_id: int, error: str) -> None:
     with ctx.transaction() as session:
-        record = session.get(IssuanceRecord, record_id)
-        assert record is not None
-        record.state = "failed"
-        record.error = error[:2000]
-        if findings is not None:
-            record.lint_findings = findings
-        record.updated_at = ctx.clock()
-        session.execute(
-            Certificate.__table__.update()
-            .where(Certificate.ca_id == record.ca_id, Certificate.serial_hex == record.serial_hex,
-                   Certificate.status == "signing")
-            .values(status="failed", updated_at=ctx.clock()))
+        record = cert_store.fail_reservation(session, record_id, error, ctx.clock())
         audit.append(session, actor="system", event="cert.issuance_failed", subject=record.serial_hex,
                      details={"record": record_id, "error": error[:500]}, now=ctx.clock())
 
@@ -120,32 +106,71 @@ def _record_lint_failure(ctx: Context, ca_id: int, serial: int, req: IssueReques
     """A refused lint leaves a durable record of the serial and the findings; nothing was signed."""
     now = ctx.clock()
     with ctx.transaction() as session:
-        session.add(IssuanceRecord(ca_id=ca_id, serial_hex=serial_hex(serial), application_id=req.application_id,
-                                   profile=req.cert_type.value, state="failed", lint_findings=findings,
-                                   error=error[:2000], created_at=now, updated_at=now))
+        cert_store.record_refused_lint(session, ca_id=ca_id, serial_hex=serial_hex(serial),
+                                       application_id=req.application_id, profile=req.cert_type.value, error=error,
+                                       findings=findings, evidence=req.evidence, channel=req.channel, now=now)
         audit.append(session, actor="system", event="cert.issuance_failed", subject=serial_hex(serial),
                      details={"error": error[:500]}, now=now)
 
 
-def _serial_taken(ctx: Context, ca_id: int, serial: int) -> bool:
+@dataclass(frozen=True)
+class _Signer:
+    ca_id: int
+    ca_label: str
+    issuer: Issuer
+
+
+def _step1_read(ctx: Context, req: IssueRequest, now: datetime) -> _Signer:
+    """Step 1 (a read): the blocked-key check (again: a key may be reported between decision and
+    signature) and the issuing CA."""
     with ctx.read() as session:
-        found = session.scalar(select(IssuanceRecord.id).where(IssuanceRecord.ca_id == ca_id,
-                                                               IssuanceRecord.serial_hex == serial_hex(serial)))
-        return found is not None
+        if ra_store.is_key_blocked(session, spki_sha256(req.public_key)):
+            raise PolicyViolation("the key is blocked (reported compromised); make a new key", rule="BR 6.1.1.3")
+        ca = active_issuing_ca(session, req.cert_type, now)
+        return _Signer(ca.id, ca.label, issuer_for(ctx, ca))
 
 
-def _store_signed(session: Session, ca_id: int, serial: str, record_id: int, der: bytes,
-                  now: datetime) -> Certificate:
-    """Step 5; kept separate so a fault test can make exactly this step fail."""
-    cert_row = session.scalar(
-        update(Certificate).where(Certificate.ca_id == ca_id, Certificate.serial_hex == serial,
-                                  Certificate.status == "signing")
-        .values(der=der, status="issued", updated_at=now).returning(Certificate))
-    if cert_row is None:
-        raise Conflict(f"the reserved certificate row for serial {serial} is gone")
-    session.execute(update(IssuanceRecord).where(IssuanceRecord.id == record_id).values(state="stored",
-                                                                                          updated_at=now))
-    return cert_row
+def _prepare(ctx: Context, signer: _Signer, plan: LeafPlan, req: IssueRequest) -> tuple[int, PreparedCertificate]:
+    """Step 2: a fresh serial, the TBS, and the lint of a throwaway-key copy (no I/O)."""
+    serial = new_serial()
+    try:
+        return serial, signer.issuer.prepare(plan, req.public_key, serial)
+    except LintFailed as exc:
+        _record_lint_failure(ctx, signer.ca_id, serial, req, str(exc),
+                             list(exc.value) if isinstance(exc.value, list) else [])
+        raise
+
+
+def _reservation(signer: _Signer, serial: int, prepared: PreparedCertificate, plan: LeafPlan,
+                 req: IssueRequest) -> cert_store.Reservation:
+    cn = plan.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    findings = [f.as_dict() for f in prepared.lint.findings] if prepared.lint else []
+    return cert_store.Reservation(
+        ca_id=signer.ca_id, serial_hex=serial_hex(serial), profile=req.cert_type.value,
+        application_id=req.application_id, tbs_sha256=prepared.tbs_sha256, lint_findings=findings,
+        evidence=req.evidence, channel=req.channel, not_before=plan.not_before, not_after=plan.not_after,
+        subject_cn=str(cn[0].value) if cn else None, names=tuple(plan.names), spki_sha256=spki_sha256(req.public_key),
+        replaces_id=req.replaces_id, revoke_replaced=req.revoke_replaced)
+
+
+def _reserve(ctx: Context, signer: _Signer, plan: LeafPlan, req: IssueRequest) -> tuple[
+        int, PreparedCertificate, int]:
+    """Steps 2 and 3, durable before the signature: the record and the ``signing`` row in one transaction;
+    a serial collision draws again."""
+    now = ctx.clock()
+    for _ in range(5):
+        serial, prepared = _prepare(ctx, signer, plan, req)
+        try:
+            with ctx.transaction() as session:
+                record_id = cert_store.reserve_issuance(session, _reservation(signer, serial, prepared, plan, req),
+                                                        now)
+            return serial, prepared, record_id
+        except IntegrityError as exc:
+            with ctx.read() as session:
+                if cert_store.serial_recorded(session, signer.ca_id, serial_hex(serial)):
+                    continue  # the rare collision: draw again
+            raise Conflict("a certificate for this application is already issued or being issued") from exc
+    raise Conflict("could not draw a unique serial number")
 
 
 def issue(ctx: Context, req: IssueRequest, *,
@@ -156,61 +181,21 @@ def issue(ctx: Context, req: IssueRequest, *,
     so the certificate and the state change commit together).
     """
     now = ctx.clock()
-    spki = spki_sha256(req.public_key)
-    # Step 1 (a read): the blocked-key check, the issuing CA and the profile's plan.
-    with ctx.read() as session:
-        if spki in BlockedKeys(session):
-            raise PolicyViolation("the key is blocked (reported compromised); make a new key", rule="BR 6.1.1.3")
-        ca = active_issuing_ca(session, req.cert_type, now)
-        ca_id, ca_label = ca.id, ca.label
-        issuer = issuer_for(ctx, ca)
+    signer = _step1_read(ctx, req, now)
     plan = plan_leaf(LeafRequest(cert_type=req.cert_type, names=req.names, subject=req.subject,
                                  public_key=req.public_key, subscription_end=req.subscription_end,
                                  requested_days=req.requested_days, common_name=req.common_name),
-                     issuer.facts, now)
-    cert_name = plan.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    subject_cn = str(cert_name[0].value) if cert_name else None
-    for _ in range(5):
-        # Step 2: a fresh serial, the TBS, and the lint of a throwaway-key copy (no I/O).
-        serial = new_serial()
-        try:
-            prepared = issuer.prepare(plan, req.public_key, serial)
-        except LintFailed as exc:
-            _record_lint_failure(ctx, ca_id, serial, req, str(exc),
-                                 list(exc.value) if isinstance(exc.value, list) else [])
-            raise
-        findings = [f.as_dict() for f in prepared.lint.findings] if prepared.lint else []
-        # Step 3, durable before the signature: the record (serial, linted TBS hash, findings) and the
-        # certificate row reserved as "signing", in one transaction.
-        try:
-            with ctx.transaction() as session:
-                record = IssuanceRecord(ca_id=ca_id, serial_hex=serial_hex(serial), application_id=req.application_id,
-                                        profile=req.cert_type.value, state="linted", tbs_sha256=prepared.tbs_sha256,
-                                        lint_findings=findings, created_at=now, updated_at=now)
-                session.add(record)
-                session.add(Certificate(ca_id=ca_id, serial_hex=serial_hex(serial), der=None,
-                                        tbs_sha256=prepared.tbs_sha256, not_before=plan.not_before,
-                                        not_after=plan.not_after, subject_cn=subject_cn, names=list(plan.names),
-                                        spki_sha256=spki, profile=req.cert_type.value, status="signing",
-                                        application_id=req.application_id, created_at=now, updated_at=now))
-                session.flush()
-                record_id = record.id
-            break
-        except IntegrityError as exc:
-            if _serial_taken(ctx, ca_id, serial):
-                continue  # the rare collision: draw again
-            raise Conflict("a certificate for this application is already issued or being issued") from exc
-    else:
-        raise Conflict("could not draw a unique serial number")
+                     signer.issuer.facts, now)
+    serial, prepared, record_id = _reserve(ctx, signer, plan, req)
     # Step 4: the one real signature.
     try:
-        issued = issuer.sign(prepared)
+        issued = signer.issuer.sign(prepared)
     except Exception as exc:
         _mark_failed(ctx, record_id, f"signing failed: {type(exc).__name__}: {exc}")
         raise
     # Step 5: store certificate, record and audit event together.
     try:
-        return _store(ctx, req, plan, ca_id, ca_label, serial, record_id, issued.der, on_signed)
+        return _store(ctx, req, plan, signer, serial, record_id, issued.der, on_signed)
     except Exception as exc:
         # Signed but not stored: the DER never left this process. Say so in the record (which names the
         # serial) and free the reservation. If even that fails (database gone), the record stays "linted",
@@ -219,14 +204,22 @@ def issue(ctx: Context, req: IssueRequest, *,
         raise
 
 
-def _store(ctx: Context, req: IssueRequest, plan: LeafPlan, ca_id: int, ca_label: str, serial: int,
-           record_id: int, der: bytes, on_signed: Callable[[Session, Certificate], None] | None) -> Certificate:
+def _store_signed(session: Session, ca_id: int, serial: str, record_id: int, der: bytes, now: datetime,
+                  accepted: bool = False) -> Certificate:
+    """Step 5; kept separate so a fault test can make exactly this step fail."""
+    return cert_store.store_signed_der(session, ca_id=ca_id, serial_hex=serial, record_id=record_id, der=der,
+                                       accepted=accepted, now=now)
+
+
+def _store(ctx: Context, req: IssueRequest, plan: LeafPlan, signer: _Signer, serial: int, record_id: int,
+           der: bytes, on_signed: Callable[[Session, Certificate], None] | None) -> Certificate:
     with ctx.transaction() as session:
-        cert_row = _store_signed(session, ca_id, serial_hex(serial), record_id, der, ctx.clock())
+        cert_row = _store_signed(session, signer.ca_id, serial_hex(serial), record_id, der, ctx.clock(),
+                                 req.accepted_on_issue)
         audit.append(session, actor=req.actor, event="cert.issued", subject=serial_hex(serial),
-                     details={"ca": ca_label, "names": list(plan.names), "profile": req.cert_type.value,
-                              "application_id": req.application_id, "not_after": plan.not_after.isoformat()},
-                     now=ctx.clock())
+                     details={"ca": signer.ca_label, "names": list(plan.names), "profile": req.cert_type.value,
+                              "application_id": req.application_id, "not_after": plan.not_after.isoformat(),
+                              "channel": req.channel, "evidence": req.evidence}, now=ctx.clock())
         if on_signed is not None:
             on_signed(session, cert_row)
         return cert_row
@@ -242,30 +235,30 @@ def settle_abandoned(ctx: Context, *, older_than: timedelta = ABANDONED_AFTER) -
     the record says why, and an application stuck in "issuing" returns to where its CSR came from.
     Returns the serials settled.
     """
-    from ..core.application import AppState, issue_failed_target
-    from ..store.models import Application
-
     now = ctx.clock()
     settled: list[str] = []
     with ctx.transaction() as session:
-        rows = session.scalars(select(Certificate).where(Certificate.status == "signing",
-                                                         Certificate.created_at < now - older_than)).all()
-        for cert in rows:
-            cert.status = "failed"
-            cert.updated_at = now
-            session.execute(update(IssuanceRecord).where(
-                IssuanceRecord.ca_id == cert.ca_id, IssuanceRecord.serial_hex == cert.serial_hex,
-                IssuanceRecord.state.in_(("intent", "linted", "signed"))).values(
-                state="failed", error="abandoned: the issuing process stopped before storing", updated_at=now))
+        for cert in cert_store.abandoned_reservations(session, now - older_than):
+            record = cert_store.record_for(session, cert.ca_id, cert.serial_hex)
+            if record is not None:
+                cert_store.fail_reservation(session, record.id, "abandoned: the issuing process stopped before storing",
+                                            now)
             if cert.application_id is not None:
-                renewal = session.scalar(select(Certificate.id).where(
-                    Certificate.application_id == cert.application_id, Certificate.status == "accepted"))
-                back = issue_failed_target(AppState.ACCEPTED if renewal is not None else AppState.VALIDATED)
-                session.execute(update(Application).where(
-                    Application.id == cert.application_id, Application.state == AppState.ISSUING.value).values(
-                    state=back.value, updated_at=now, version=Application.version + 1))
+                _return_application(session, cert.application_id, now)
             audit.append(session, actor="system", event="cert.issuance_abandoned", subject=cert.serial_hex,
                          details={"application_id": cert.application_id, "reserved_at": cert.created_at.isoformat()},
                          now=now)
             settled.append(cert.serial_hex)
     return settled
+
+
+def _return_application(session: Session, app_id: int, now: datetime) -> None:
+    """An application left ``issuing`` goes back through the state machine: to ``accepted`` for a replacement."""
+    from ..core.application import AppState, issue_failed_action
+    from .applications import load_application, move_state
+
+    if load_application(session, app_id).state != AppState.ISSUING.value:
+        return
+    replacing = cert_store.accepted_for_application(session, app_id) is not None
+    action = issue_failed_action(AppState.ACCEPTED if replacing else AppState.VALIDATED)
+    move_state(session, app_id, action, now=now, current=AppState.ISSUING.value)

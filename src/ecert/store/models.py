@@ -203,6 +203,10 @@ class Certificate(Base):
     rejection_reason: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # A deliberate replacement names the certificate it replaces and whether that one is revoked as
+    # superseded when the replacement is accepted, or left to expire.
+    replaces_id: Mapped[int | None] = mapped_column(BigInteger)
+    revoke_replaced: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class IssuanceRecord(Base):
@@ -223,6 +227,10 @@ class IssuanceRecord(Base):
     tbs_sha256: Mapped[str | None]
     lint_findings: Mapped[list[Any]] = mapped_column(JSONType)
     error: Mapped[str | None]
+    # What the registration authority relied on (BR 3.2.2.4 per name, the vetted organisation), so any
+    # certificate can be traced back to its validation; and which front door asked.
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    channel: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -410,4 +418,5 @@ class AuditEvent(Base):
 
 
 # Tables of later features live in modules of their own; importing them here puts them on Base.metadata.
+from . import models_ra  # noqa: E402,F401
 from . import models_ops  # noqa: E402,F401

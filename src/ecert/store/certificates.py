@@ -1,0 +1,230 @@
+"""Storage functions for certificates and issuance records (Boulder's ``sa.AddSerial``/``AddPrecertificate``).
+
+Every status change is a compare-and-set through the tables in ``core.lifecycle``; functions work inside
+the caller's session and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..core.errors import Conflict, NotFound
+from ..core.lifecycle import (
+    LIVE_STATUSES,
+    CertAction,
+    CertStatus,
+    RecordAction,
+    RecordState,
+    cert_move,
+    record_move,
+)
+from .models import CA, Certificate, IssuanceRecord
+
+__all__ = [
+    "Reservation",
+    "active_issuing_ca",
+    "reserve_issuance",
+    "serial_recorded",
+    "record_refused_lint",
+    "move_certificate",
+    "move_record",
+    "store_signed_der",
+    "fail_reservation",
+    "abandoned_reservations",
+    "record_for",
+    "certificate_by_id",
+    "certificate_by_serial",
+    "newest_live_for_application",
+    "waiting_for_acceptance",
+    "accepted_for_application",
+    "ca_by_id",
+]
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Step 3 of the pipeline: the record (serial, linted TBS hash, findings, evidence) and the reserved row."""
+
+    ca_id: int
+    serial_hex: str
+    profile: str
+    application_id: int | None
+    tbs_sha256: str
+    lint_findings: list[dict[str, object]]
+    evidence: dict[str, Any] | None
+    channel: str | None
+    not_before: datetime
+    not_after: datetime
+    subject_cn: str | None
+    names: tuple[str, ...]
+    spki_sha256: str
+    replaces_id: int | None = None
+    revoke_replaced: bool | None = None
+
+
+def active_issuing_ca(session: Session, role: str, now: datetime) -> CA | None:
+    """The newest active issuing CA of ``role`` that is already effective."""
+    return session.scalar(
+        select(CA)
+        .where(CA.role == role, CA.status == "active", CA.effective_from <= now)
+        .order_by(CA.effective_from.desc(), CA.id.desc())
+    )
+
+
+def ca_by_id(session: Session, ca_id: int) -> CA | None:
+    return session.get(CA, ca_id)
+
+
+def reserve_issuance(session: Session, r: Reservation, now: datetime) -> int:
+    """Insert the record (``linted``) and the certificate row (``signing``) together; returns the record id.
+
+    A unique violation (serial clash, or a second live certificate for the application) surfaces at the
+    caller's commit as ``IntegrityError``; the caller tells the two apart with :func:`serial_recorded`.
+    """
+    record = IssuanceRecord(ca_id=r.ca_id, serial_hex=r.serial_hex, application_id=r.application_id,
+                            profile=r.profile, state=record_move(RecordState.INTENT, RecordAction.LINT).target.value,
+                            tbs_sha256=r.tbs_sha256, lint_findings=r.lint_findings, evidence=r.evidence,
+                            channel=r.channel, created_at=now, updated_at=now)
+    session.add(record)
+    session.add(Certificate(ca_id=r.ca_id, serial_hex=r.serial_hex, der=None, tbs_sha256=r.tbs_sha256,
+                            not_before=r.not_before, not_after=r.not_after, subject_cn=r.subject_cn,
+                            names=list(r.names), spki_sha256=r.spki_sha256, profile=r.profile,
+                            status=CertStatus.SIGNING.value, application_id=r.application_id, created_at=now,
+                            updated_at=now, replaces_id=r.replaces_id, revoke_replaced=r.revoke_replaced))
+    session.flush()
+    return record.id
+
+
+def serial_recorded(session: Session, ca_id: int, serial_hex: str) -> bool:
+    found = session.scalar(
+        select(IssuanceRecord.id).where(IssuanceRecord.ca_id == ca_id, IssuanceRecord.serial_hex == serial_hex)
+    )
+    return found is not None
+
+
+def record_refused_lint(session: Session, *, ca_id: int, serial_hex: str, application_id: int | None, profile: str,
+                        error: str, findings: list[dict[str, object]], evidence: dict[str, Any] | None,
+                        channel: str | None, now: datetime) -> None:
+    """A refused lint leaves a durable ``failed`` record of the serial and the findings; nothing was signed."""
+    session.add(IssuanceRecord(ca_id=ca_id, serial_hex=serial_hex, application_id=application_id, profile=profile,
+                               state=record_move(RecordState.INTENT, RecordAction.FAIL).target.value,
+                               lint_findings=findings, error=error[:2000], evidence=evidence, channel=channel,
+                               created_at=now, updated_at=now))
+
+
+def move_certificate(session: Session, *, ca_id: int, serial_hex: str, action: CertAction, current: CertStatus | str,
+                     now: datetime, **values: Any) -> Certificate:
+    """Apply ``action`` to one certificate by compare-and-set from ``current``; Conflict if it moved meanwhile."""
+    move = cert_move(current, action)
+    row = session.scalar(
+        update(Certificate)
+        .where(Certificate.ca_id == ca_id, Certificate.serial_hex == serial_hex,
+               Certificate.status == move.source.value)
+        .values(status=move.target.value, updated_at=now, **values)
+        .returning(Certificate)
+        .execution_options(synchronize_session=False)
+    )
+    if row is None:
+        raise Conflict(f"certificate {serial_hex} is no longer {move.source.value}", value=serial_hex)
+    return row
+
+
+def move_record(session: Session, record_id: int, action: RecordAction, *, current: RecordState | str,
+                now: datetime, **values: Any) -> bool:
+    """Apply ``action`` to an issuance record by compare-and-set; False if it was not in ``current``."""
+    move = record_move(current, action)
+    result = session.execute(
+        update(IssuanceRecord)
+        .where(IssuanceRecord.id == record_id, IssuanceRecord.state == move.source.value)
+        .values(state=move.target.value, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def store_signed_der(session: Session, *, ca_id: int, serial_hex: str, record_id: int, der: bytes,
+                     accepted: bool, now: datetime) -> Certificate:
+    """Step 5: the DER into the reserved row (``issued``, or ``accepted`` where no Accept step exists) and the
+    record ``stored``."""
+    action = CertAction.SIGNED_ACCEPTED if accepted else CertAction.SIGNED
+    row = move_certificate(session, ca_id=ca_id, serial_hex=serial_hex, action=action, current=CertStatus.SIGNING,
+                           now=now, der=der)
+    move_record(session, record_id, RecordAction.STORE, current=RecordState.LINTED, now=now)
+    return row
+
+
+def fail_reservation(session: Session, record_id: int, error: str, now: datetime,
+                     findings: list[dict[str, object]] | None = None) -> IssuanceRecord:
+    """Mark the record ``failed`` (saying why) and free its reserved certificate row."""
+    record = session.get(IssuanceRecord, record_id)
+    if record is None:
+        raise NotFound("no such issuance record", value=record_id)
+    extra: dict[str, Any] = {"error": error[:2000]}
+    if findings is not None:
+        extra["lint_findings"] = findings
+    for state in (RecordState.LINTED, RecordState.INTENT):
+        if move_record(session, record_id, RecordAction.FAIL, current=state, now=now, **extra):
+            break
+    session.execute(
+        update(Certificate)
+        .where(Certificate.ca_id == record.ca_id, Certificate.serial_hex == record.serial_hex,
+               Certificate.status == cert_move(CertStatus.SIGNING, CertAction.FAIL).source.value)
+        .values(status=CertStatus.FAILED.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return record
+
+
+def abandoned_reservations(session: Session, reserved_before: datetime) -> Sequence[Certificate]:
+    """Rows still ``signing`` since before ``reserved_before``: left by a process that stopped mid-issuance."""
+    return session.scalars(
+        select(Certificate).where(Certificate.status == CertStatus.SIGNING.value,
+                                  Certificate.created_at < reserved_before)
+    ).all()
+
+
+def record_for(session: Session, ca_id: int, serial_hex: str) -> IssuanceRecord | None:
+    return session.scalar(
+        select(IssuanceRecord).where(IssuanceRecord.ca_id == ca_id, IssuanceRecord.serial_hex == serial_hex)
+    )
+
+
+def certificate_by_serial(session: Session, serial_hex: str) -> Certificate | None:
+    """A certificate by its canonical serial under any CA (the newest, in the unlikely case of two)."""
+    return session.scalars(
+        select(Certificate).where(Certificate.serial_hex == serial_hex).order_by(Certificate.id.desc())
+    ).first()
+
+
+def certificate_by_id(session: Session, cert_id: int) -> Certificate | None:
+    return session.get(Certificate, cert_id)
+
+
+def newest_live_for_application(session: Session, app_id: int) -> Certificate | None:
+    """The application's newest usable certificate: waiting for acceptance, or accepted."""
+    return session.scalars(
+        select(Certificate)
+        .where(Certificate.application_id == app_id, Certificate.status.in_([s.value for s in LIVE_STATUSES]))
+        .order_by(Certificate.created_at.desc(), Certificate.id.desc())
+    ).first()
+
+
+def waiting_for_acceptance(session: Session, app_id: int) -> Certificate | None:
+    return session.scalars(
+        select(Certificate).where(Certificate.application_id == app_id, Certificate.status == CertStatus.ISSUED.value)
+    ).first()
+
+
+def accepted_for_application(session: Session, app_id: int) -> Certificate | None:
+    """The application's accepted certificate still standing (the one a replacement replaces)."""
+    return session.scalars(
+        select(Certificate)
+        .where(Certificate.application_id == app_id, Certificate.status == CertStatus.ACCEPTED.value)
+        .order_by(Certificate.id.desc())
+    ).first()
