@@ -60,7 +60,10 @@ class _Entry:
 class TestLog:
     """One log: start() it, give its ``log_list_entry()`` to the CA, stop() it at the end."""
 
+    __test__ = False  # not a pytest test class
+
     name: str = "test log"
+    operator: str = "Operator A"
     faults: Faults = field(default_factory=Faults)
     roots: list[x509.Certificate] = field(default_factory=list)
     clock: Callable[[], float] = time.time

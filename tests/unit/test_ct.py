@@ -1,4 +1,4 @@
-"""RFC 6962 structures, SCT verification, the browsers' policy count and the log list (core/ct.py, signer/precert.py)."""
+"""RFC 6962 structures, SCT checks, the browsers' policy count and the log list (core/ct.py, signer/precert.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from tests.ct_log import merkle
+from tests.ct_log.pki import NOW, MiniCa
 
 from ecert.core import ct
 from ecert.core.errors import ConfigError, LintFailed, TransparencyFailed
 from ecert.signer.precert import check_final_matches, is_precertificate
-from tests.ct_log import merkle
-from tests.ct_log.pki import NOW, MiniCa
 
 
 def _log_key() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
@@ -28,8 +28,13 @@ def _spki(cert: x509.Certificate) -> bytes:
     return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _sign_sct(key: ec.EllipticCurvePrivateKey, key_der: bytes, entry: bytes, ts: int = 1_765_000_000_000,
-              entry_type: ct.EntryType = ct.EntryType.PRECERT) -> ct.SignedCertificateTimestamp:
+def _sign_sct(
+    key: ec.EllipticCurvePrivateKey,
+    key_der: bytes,
+    entry: bytes,
+    ts: int = 1_765_000_000_000,
+    entry_type: ct.EntryType = ct.EntryType.PRECERT,
+) -> ct.SignedCertificateTimestamp:
     unsigned = ct.SignedCertificateTimestamp(ct.log_id_of(key_der), ts, b"", 4, 3, b"")
     sig = key.sign(ct.sct_signature_input(unsigned, entry_type, entry), ec.ECDSA(hashes.SHA256()))
     return ct.SignedCertificateTimestamp(ct.log_id_of(key_der), ts, b"", 4, 3, sig)
@@ -81,8 +86,9 @@ def test_final_with_another_tbs_is_refused(ca: MiniCa) -> None:
 def test_sct_verifies_for_its_precertificate(ca: MiniCa) -> None:
     key, der = _log_key()
     precert = ca.precert(ca.tbs())
-    entry = ct.precert_signed_entry(ct.issuer_key_hash(_spki(ca.cert)),
-                                    ct.tbs_without_extension(precert.tbs_certificate_bytes, ct.POISON_OID))
+    entry = ct.precert_signed_entry(
+        ct.issuer_key_hash(_spki(ca.cert)), ct.tbs_without_extension(precert.tbs_certificate_bytes, ct.POISON_OID)
+    )
     sct = _sign_sct(key, der, entry)
     ct.verify_sct(sct, log_key_der=der, entry_type=ct.EntryType.PRECERT, signed_entry=entry)
 
@@ -92,13 +98,16 @@ def _bad(sct: ct.SignedCertificateTimestamp, **changes: object) -> ct.SignedCert
     return ct.SignedCertificateTimestamp(**fields)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"log_id": bytes(32)}, "another log ID"),
-    ({"timestamp": 1}, "does not verify"),
-    ({"extensions": b"\x00"}, "does not verify"),
-    ({"hash_algorithm": 2}, "SHA-256"),
-    ({"signature_algorithm": 1}, "does not match the log's key"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"log_id": bytes(32)}, "another log ID"),
+        ({"timestamp": 1}, "does not verify"),
+        ({"extensions": b"\x00"}, "does not verify"),
+        ({"hash_algorithm": 2}, "SHA-256"),
+        ({"signature_algorithm": 1}, "does not match the log's key"),
+    ],
+)
 def test_sct_refusals(change: dict[str, object], message: str) -> None:
     key, der = _log_key()
     sct = _sign_sct(key, der, b"entry")
@@ -113,20 +122,34 @@ def test_sct_for_another_entry_type_is_refused() -> None:
         ct.verify_sct(sct, log_key_der=der, entry_type=ct.EntryType.PRECERT, signed_entry=b"entry")
 
 
-@pytest.mark.parametrize(("days", "required"), [
-    (90, 2), (100, 2), (179, 2),
-    (180, 3),  # Chrome: 2 (at most 180 days); Apple: 3 (from 180 days): the stricter wins
-    (181, 3), (199, 3), (397, 3),
-])
+@pytest.mark.parametrize(
+    ("days", "required"),
+    [
+        (90, 2),
+        (100, 2),
+        (179, 2),
+        (180, 3),  # Chrome: 2 (at most 180 days); Apple: 3 (from 180 days): the stricter wins
+        (181, 3),
+        (199, 3),
+        (397, 3),
+    ],
+)
 def test_required_count_by_lifetime(days: int, required: int) -> None:
     assert ct.required_sct_count(NOW, NOW + timedelta(days=days)) == required
 
 
 def _log(name: str, operator: str, **kw: object) -> ct.CtLog:
     _, der = _log_key()
-    return ct.CtLog(description=name, operator=operator, log_id=ct.log_id_of(der), key_der=der,
-                    url="http://127.0.0.1:1/", state=str(kw.get("state", "usable")),
-                    start_inclusive=kw.get("start"), end_exclusive=kw.get("end"))  # type: ignore[arg-type]
+    return ct.CtLog(
+        description=name,
+        operator=operator,
+        log_id=ct.log_id_of(der),
+        key_der=der,
+        url="http://127.0.0.1:1/",
+        state=str(kw.get("state", "usable")),
+        start_inclusive=kw.get("start"),
+        end_exclusive=kw.get("end"),
+    )  # type: ignore[arg-type]
 
 
 def test_policy_needs_two_operators() -> None:
@@ -144,19 +167,30 @@ def _list_doc(logs: list[dict[str, object]]) -> str:
 
 
 def _entry(der: bytes, **kw: object) -> dict[str, object]:
-    return {"description": kw.get("name", "L"), "log_id": base64.b64encode(ct.log_id_of(der)).decode(),
-            "key": base64.b64encode(der).decode(), "url": "https://ct.example/2027/", "mmd": 86400,
-            "state": {kw.get("state", "usable"): {"timestamp": "2026-01-01T00:00:00Z"}},
-            "temporal_interval": {"start_inclusive": kw.get("start", "2027-01-01T00:00:00Z"),
-                                  "end_exclusive": kw.get("end", "2027-07-01T00:00:00Z")}}
+    return {
+        "description": kw.get("name", "L"),
+        "log_id": base64.b64encode(ct.log_id_of(der)).decode(),
+        "key": base64.b64encode(der).decode(),
+        "url": "https://ct.example/2027/",
+        "mmd": 86400,
+        "state": {kw.get("state", "usable"): {"timestamp": "2026-01-01T00:00:00Z"}},
+        "temporal_interval": {
+            "start_inclusive": kw.get("start", "2027-01-01T00:00:00Z"),
+            "end_exclusive": kw.get("end", "2027-07-01T00:00:00Z"),
+        },
+    }
 
 
 def test_log_list_choice_by_state_and_temporal_interval() -> None:
     ders = [_log_key()[1] for _ in range(4)]
-    doc = _list_doc([_entry(ders[0], name="h1"), _entry(ders[1], name="h2", start="2027-07-01T00:00:00Z",
-                                                        end="2028-01-01T00:00:00Z"),
-                     _entry(ders[2], name="retired", state="retired"), _entry(ders[3], name="qualified",
-                                                                              state="qualified")])
+    doc = _list_doc(
+        [
+            _entry(ders[0], name="h1"),
+            _entry(ders[1], name="h2", start="2027-07-01T00:00:00Z", end="2028-01-01T00:00:00Z"),
+            _entry(ders[2], name="retired", state="retired"),
+            _entry(ders[3], name="qualified", state="qualified"),
+        ]
+    )
     log_list = ct.parse_log_list(doc)
     assert [log.description for log in log_list.logs] == ["h1", "h2", "retired", "qualified"]
     assert log_list.logs[0].operator == "Op" and log_list.logs[0].url == "https://ct.example/2027/"
@@ -177,16 +211,20 @@ def test_log_list_refuses_a_log_id_that_is_not_its_key_hash() -> None:
 
 
 # RFC 6962 2.1 test vectors (certificate-transparency reference implementation, merkle tree tests).
-_LEAVES = [bytes.fromhex(h) for h in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-                                      "606162636465666768696a6b6c6d6e6f")]
-_ROOTS = ["6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-          "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-          "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-          "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-          "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-          "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-          "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-          "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"]
+_LEAVES = [
+    bytes.fromhex(h)
+    for h in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f")
+]
+_ROOTS = [
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+]
 
 
 def test_test_log_merkle_tree_matches_rfc6962_vectors() -> None:
