@@ -395,3 +395,31 @@ def test_secret_prompt_without_a_terminal_is_one_clean_line(
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert lines == [f"error: cannot ask for the {what}: input is not a terminal; pass it with {option}"]
     assert "GetPassWarning" not in r.stderr and "echoed" not in r.stderr
+
+
+def test_store_option_works_after_the_subcommand(tmp_path: Path, pki: TestPKI, secrets) -> None:
+    """Issue 10 point 17: `ecert list --store DIR` reads DIR, as `ecert --store DIR list` does."""
+    store, _ = issued_store(tmp_path, pki, secrets)
+    r = CliRunner().invoke(app, ["list", "--store", str(store), "--json"], env={"NO_COLOR": "1"})
+    assert r.exit_code == 0, r.output
+    assert [e["name"] for e in json.loads(r.output)["entries"]] == ["web"]
+    r = CliRunner().invoke(app, ["ca", "list", "--json", "--store", str(store)], env={"NO_COLOR": "1"})
+    assert r.exit_code == 0, r.output
+    assert [c["root"] for c in json.loads(r.output)["cas"]].count(True) == 1
+
+
+def test_import_of_a_certificate_without_sans_says_so(tmp_path: Path, pki: TestPKI, secrets) -> None:
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from tests.unit.test_client_pki import _ca_cert, _name
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _ca_cert(_name("no-san.example.com"), key, pki.sub.subject, pki.sub_key, datetime.now(UTC), 30)
+    pfx = pkcs12.serialize_key_and_certificates(
+        b"nosan", key, cert, None, serialization.BestAvailableEncryption(b"pfx-pass")
+    )
+    (tmp_path / "nosan.pfx").write_bytes(pfx)
+    r = run(tmp_path / "s", "import", str(tmp_path / "nosan.pfx"), "--password-file", secrets["pfx"], "--no-encrypt")
+    assert r.exit_code == 0, r.output
+    assert "Imported nosan (version 1): no DNS names in the certificate" in r.output
+    assert ": \n" not in r.output

@@ -148,3 +148,38 @@ def test_ecert_check_on_wrong_name_exits_4(served) -> None:
     r = run(store, "check", f"https://127.0.0.1:{port}", "--servername", "other.example.org")
     assert r.exit_code == 4
     assert "DOES NOT MATCH" in r.output
+
+
+def _snippet_paths(output: str, *directives: str) -> list[str]:
+    """The file each config directive names, as the admin would paste it."""
+    found = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in directives:
+            found[parts[0]] = parts[1].rstrip(";")
+    return [found[d] for d in directives]
+
+
+def test_nginx_accepts_the_snippet_made_with_a_relative_out(tmp_path: Path, pki, secrets, monkeypatch) -> None:  # noqa: F811
+    """Issue 10 point 17: nginx resolves a relative path against its prefix, so the snippet must be absolute."""
+    store, _ = issued_store(tmp_path, pki, secrets)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    r = run(store, "deploy", "web", "--format", "nginx", "--out", "certs", "--passphrase-file", secrets["key"])
+    assert r.exit_code == 0, r.output
+    fullchain, key = _snippet_paths(r.output, "ssl_certificate", "ssl_certificate_key")
+    assert fullchain == str(work / "certs/fullchain.pem") and key == str(work / "certs/privkey.pem")
+    (tmp_path / "root.pem").write_bytes(pki.pem(pki.root))
+    with nginx_serving(tmp_path / "nginx", Path(fullchain), Path(key), HOST) as port:
+        s_client = openssl_s_client(port, HOST, tmp_path / "root.pem")
+        assert b"Verify return code: 0 (ok)" in s_client.stdout
+
+
+def test_apache_snippet_names_absolute_paths(tmp_path: Path, pki, secrets, monkeypatch) -> None:  # noqa: F811
+    store, _ = issued_store(tmp_path, pki, secrets)
+    monkeypatch.chdir(tmp_path)
+    r = run(store, "deploy", "web", "--format", "apache", "--out", "apache", "--passphrase-file", secrets["key"])
+    assert r.exit_code == 0, r.output
+    paths = _snippet_paths(r.output, "SSLCertificateFile", "SSLCertificateKeyFile")
+    assert paths == [str(tmp_path / "apache/fullchain.pem"), str(tmp_path / "apache/privkey.pem")]

@@ -7,6 +7,7 @@ not) is decided once and reported.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -177,7 +178,8 @@ def deploy(
     cross-certificate when a real one is installed": it costs one certificate and lets clients that
     trust only the older root connect.
     """
-    plan = build_chain(entry.cert, [*entry.chain, *pool], now=now)
+    out = Path(os.path.abspath(out))  # the snippet goes into a server's config: nginx resolves relative paths
+    plan = build_chain(entry.cert, [*entry.chain, *pool], now=now)  # against its prefix, not our working dir
     warning = None
     if not plan.complete:
         if not allow_incomplete:
