@@ -477,11 +477,17 @@ def _dcv_events(ctx: Context, event: str) -> int:
         return int(s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.event == event)) or 0)
 
 
+def _choose(client: TestClient, method: str) -> str:
+    """Choose a DCV method the way the page does: a POST with the CSRF token (a GET changes nothing)."""
+    page = client.get("/portal/dcv", params={"lang": "en"})
+    return client.post("/portal/dcv", data={"csrf_token": csrf_of(page.text), "action": "start", "method": method}).text
+
+
 def test_portal_confirm_checks_the_method_on_screen(ctx: Context, client: TestClient, knot_dns: KnotDns) -> None:  # noqa: F811
     host, _ = _at_dcv_step(ctx, client)
-    first = client.get("/portal/dcv", params={"method": "dns", "lang": "en"}).text
-    client.get("/portal/dcv", params={"method": "http_file"})
-    page = client.get("/portal/dcv", params={"method": "dns", "lang": "en"}).text
+    first = _choose(client, "dns")
+    _choose(client, "http_file")
+    page = _choose(client, "dns")
     value = re.search(r'<code class="txt-value"[^>]*>([^<]+)</code>', page)
     assert value and value.group(1) in first  # the DNS code survived the visit to Website Change
     knot_dns.add_txt(f"_pki-validation.{host}" if "_pki-validation" in page else host, value.group(1))
@@ -494,7 +500,7 @@ def test_validation_file_needs_the_instructions_and_an_open_dcv_step(ctx: Contex
     host, _ = _at_dcv_step(ctx, client)
     assert client.get("/portal/dcv/fileauth.txt").status_code == 404
     assert _dcv_events(ctx, "dcv.started") == 0
-    client.get("/portal/dcv", params={"method": "http_file"})
+    _choose(client, "http_file")
     served = client.get("/portal/dcv/fileauth.txt", params={"domain": host})
     assert served.status_code == 200 and len(served.text) >= 32
     assert client.get("/portal/dcv/fileauth.txt").text == served.text and _dcv_events(ctx, "dcv.started") == 1

@@ -273,7 +273,7 @@ def test_subscriber_revocation_of_a_certificate_awaiting_acceptance_points_to_re
             return [CaaDecision(n, True, "test: CAA not consulted") for n in names]
 
     ctx = build_demo_ctx(tmp_path / "ca", smtp_port=9)
-    ctx.cache["validator"] = _Permit()
+    ctx.validator = _Permit()  # type: ignore[assignment]
     try:
         from ecert.services.operator_dcv import check_operator_validation, start_operator_validation
 

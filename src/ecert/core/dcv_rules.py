@@ -15,11 +15,16 @@ from enum import StrEnum
 from typing import Any
 
 from ecert.core import rule_dates
-from ecert.core.errors import PolicyViolation
+from ecert.core.errors import EcertError, PolicyViolation
+from ecert.core.names import registrable_domain
 
 __all__ = [
     "CERT_TYPES",
     "DcvMethod",
+    "ChallengeStatus",
+    "ChallengeEvent",
+    "LIVE_CHALLENGE_STATUSES",
+    "challenge_move",
     "MethodOffer",
     "DomainResult",
     "Instructions",
@@ -39,8 +44,11 @@ __all__ = [
     "reusable",
     "dns_name_for_validation",
     "under_namespace",
+    "authorization_domain_names",
+    "ensure_authorization_domain_name",
     "constructed_addresses",
     "ensure_constructed_address",
+    "code_shared_by_names",
     "instructions",
     "parse_caa_value",
     "caa_permits",
@@ -70,6 +78,44 @@ _BR_SECTION = {
     DcvMethod.DNS: "BR 3.2.2.4.7",
     DcvMethod.EMAIL: "BR 3.2.2.4.4",
 }
+
+
+class ChallengeStatus(StrEnum):
+    """Where one DCV challenge (a Validation Code for one name and method) stands; stored as text."""
+
+    PENDING = "pending"  # made; not checked yet (or, for the operator's own, not passed yet)
+    PASSED = "passed"  # the check found the code: evidence was recorded
+    FAILED = "failed"  # the last check did not find it; the code stays usable until it ages out
+    EXPIRED = "expired"  # older than 30 days, replaced by a fresh e-mail, or never delivered: it no longer counts
+
+
+class ChallengeEvent(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    EXPIRE = "expire"
+
+
+# A code counts while pending or failed (BR 3.2.2.4.18: usable for 30 days, however often it is checked).
+LIVE_CHALLENGE_STATUSES = frozenset({ChallengeStatus.PENDING, ChallengeStatus.FAILED})
+_CHALLENGE_MOVES: Mapping[tuple[ChallengeStatus, ChallengeEvent], ChallengeStatus] = {
+    (ChallengeStatus.PENDING, ChallengeEvent.PASS): ChallengeStatus.PASSED,
+    (ChallengeStatus.PENDING, ChallengeEvent.FAIL): ChallengeStatus.FAILED,
+    (ChallengeStatus.PENDING, ChallengeEvent.EXPIRE): ChallengeStatus.EXPIRED,
+    (ChallengeStatus.FAILED, ChallengeEvent.PASS): ChallengeStatus.PASSED,
+    (ChallengeStatus.FAILED, ChallengeEvent.FAIL): ChallengeStatus.FAILED,
+    (ChallengeStatus.FAILED, ChallengeEvent.EXPIRE): ChallengeStatus.EXPIRED,
+}
+
+
+def challenge_move(current: ChallengeStatus | str, event: ChallengeEvent) -> ChallengeStatus:
+    """The status a challenge moves to on ``event``; a passed or expired code is spent (PolicyViolation)."""
+    found = _CHALLENGE_MOVES.get((ChallengeStatus(current), event))
+    if found is None:
+        raise PolicyViolation(
+            f"a {current} Validation Code cannot be checked again", rule="BR 3.2.2.4.18", value=str(current)
+        )
+    return found
+
 
 # BR 3.2.2.4.4: the only local parts a constructed address may use.
 CONSTRUCTED_LOCAL_PARTS = ("admin", "administrator", "webmaster", "hostmaster", "postmaster")
@@ -224,16 +270,12 @@ def applicable_methods(cert_type: str, names: Sequence[str], now: datetime) -> t
     return tuple(offers)
 
 
-def ensure_method_applicable(
-    method: DcvMethod | str, cert_type: str, names: Sequence[str], now: datetime
-) -> DcvMethod:
+def ensure_method_applicable(method: DcvMethod | str, cert_type: str, names: Sequence[str], now: datetime) -> DcvMethod:
     """Return the method if offered for this application; raise PolicyViolation naming the rule if not."""
     try:
         m = DcvMethod(method)
     except ValueError:
-        raise PolicyViolation(
-            f"Unknown validation method {method!r}.", rule="BR 3.2.2.4", value=method
-        ) from None
+        raise PolicyViolation(f"Unknown validation method {method!r}.", rule="BR 3.2.2.4", value=method) from None
     if any(o.method is m for o in applicable_methods(cert_type, names, now)):
         return m
     if m is DcvMethod.HTTP_FILE:
@@ -298,23 +340,69 @@ def under_namespace(name: str, namespace: str) -> bool:
     return base == ns or base.endswith("." + ns)
 
 
+def authorization_domain_names(name: str) -> tuple[str, ...]:
+    """The Authorization Domain Names of ``name``, the name itself first (BR 1.6.1 "Authorization Domain Name").
+
+    A wildcard loses its ``*.``; then labels may be pruned from the left down to, and including, the Base
+    Domain Name (the registrable domain), never further: ``www.shop.example.com.hk`` gives itself,
+    ``shop.example.com.hk`` and ``example.com.hk``. A name with no registrable domain has only itself.
+    """
+    base = dns_name_for_validation(name)
+    try:
+        floor = registrable_domain(base)
+    except EcertError:
+        return (base,)
+    if base != floor and not base.endswith("." + floor):
+        return (base,)
+    labels = base.split(".")
+    pruned = len(labels) - len(floor.split("."))
+    return tuple(".".join(labels[i:]) for i in range(pruned + 1))
+
+
+def ensure_authorization_domain_name(name: str, adn: str) -> str:
+    """Return ``adn`` normalised if it is an Authorization Domain Name of ``name``; raise naming the rule if not."""
+    chosen = adn.strip().lower().rstrip(".")
+    if chosen not in authorization_domain_names(name):
+        raise PolicyViolation(
+            f"{chosen[:253]} is not an Authorization Domain Name of {dns_name_for_validation(name)}: choose the "
+            "name itself or one of its parent domains above the public suffix",
+            rule="BR 3.2.2.4.4 / BR 1.6.1",
+            value=chosen[:253],
+        )
+    return chosen
+
+
 def constructed_addresses(domain: str) -> tuple[str, ...]:
-    """The five addresses BR 3.2.2.4.4 allows, at the base domain."""
-    base = dns_name_for_validation(domain)
-    return tuple(f"{local}@{base}" for local in CONSTRUCTED_LOCAL_PARTS)
+    """Every address BR 3.2.2.4.4 allows for ``domain``: the five local parts at each of its ADNs.
+
+    BR 3.2.2.4.4 constructs the address "at the Authorization Domain Name", so a parent down to the
+    Base Domain Name counts as well as the name itself (``authorization_domain_names``).
+    """
+    return tuple(f"{local}@{adn}" for adn in authorization_domain_names(domain) for local in CONSTRUCTED_LOCAL_PARTS)
 
 
 def ensure_constructed_address(domain: str, address: str) -> str:
-    """Return the normalised address if it is one of the five constructed ones; raise otherwise."""
+    """Return the normalised address if it is a constructed one for ``domain`` (BR 3.2.2.4.4); raise otherwise."""
     normal = address.strip().lower()
     if normal not in constructed_addresses(domain):
         raise PolicyViolation(
-            "Only admin, administrator, webmaster, hostmaster or postmaster at the domain "
-            "may receive the code.",
+            "Only admin, administrator, webmaster, hostmaster or postmaster at the domain or one of its "
+            "parent domains may receive the code.",
             rule="BR 3.2.2.4.4",
-            value=address,
+            value=address[:320],
         )
     return normal
+
+
+# BR 3.2.2.4.18 asks for a Random Value unique to the certificate request, and the file sits at one fixed
+# path, so one code serves every name of an application (a site serving two names serves one file).
+# BR 3.2.2.4.7 (DNS) and BR 3.2.2.4.4 (e-mail) keep a code per name: each record or mailbox is its own.
+_SHARED_CODE_METHODS = frozenset({DcvMethod.HTTP_FILE})
+
+
+def code_shared_by_names(method: DcvMethod | str) -> bool:
+    """True when one Validation Code serves every name of an application (the website file, BR 3.2.2.4.18)."""
+    return DcvMethod(method) in _SHARED_CODE_METHODS
 
 
 def instructions(method: DcvMethod | str, domain: str, code: str, *, txt_ttl: int = 3600) -> Instructions:
@@ -345,9 +433,7 @@ def instructions(method: DcvMethod | str, domain: str, code: str, *, txt_ttl: in
 # --- CAA (RFC 8659, RFC 8657) -------------------------------------------------------------------
 
 # RFC 8659 §4.2-4.4 and the IANA "Certification Authority Restriction Properties" registry.
-_KNOWN_CAA_TAGS = frozenset(
-    {"issue", "issuewild", "iodef", "contactemail", "contactphone", "issuemail", "issuevmc"}
-)
+_KNOWN_CAA_TAGS = frozenset({"issue", "issuewild", "iodef", "contactemail", "contactphone", "issuemail", "issuevmc"})
 
 
 def parse_caa_value(value: str) -> tuple[str | None, dict[str, str]] | None:
@@ -493,6 +579,4 @@ def quorum_decision(primary: bool, remote: Sequence[bool | None], required_remot
             non,
             allowed,
         )
-    return QuorumDecision(
-        True, f"corroborated by {used - non} of {used} remote perspectives", used, non, allowed
-    )
+    return QuorumDecision(True, f"corroborated by {used - non} of {used} remote perspectives", used, non, allowed)
