@@ -10,7 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from . import issuance, publication, revocation
+from . import audit_checkpoints, issuance, publication, revocation
 from .context import Context
 
 __all__ = ["DEFAULT_INTERVAL_SECONDS", "JobReport", "Scheduler", "run_once"]
@@ -74,6 +74,11 @@ def run_once(ctx: Context) -> JobReport:
         except Exception as exc:  # noqa: BLE001
             _log.exception("OCSP refresh for %s failed", label)
             errors.append(f"ocsp {label}: {type(exc).__name__}: {exc}")
+    try:  # BR 5.4.4: a signed checkpoint of the audit chain, kept outside the database
+        audit_checkpoints.write_checkpoint(ctx)
+    except Exception as exc:  # noqa: BLE001
+        _log.exception("audit checkpoint failed")
+        errors.append(f"audit-checkpoint: {type(exc).__name__}: {exc}")
     return JobReport(tuple(applied), tuple(crls), arl, signed, tuple(errors))
 
 

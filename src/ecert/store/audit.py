@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +50,8 @@ class AuditVerification:
     rows_checked: int
     first_bad_id: int | None = None
     reason: str | None = None
+    head_id: int | None = field(default=None, compare=False)  # where the walk ended: the newest row
+    head_hash: str | None = field(default=None, compare=False)
 
     def check(self) -> None:
         """Raise if the chain is broken, for callers that must not go on (style habit 2)."""
@@ -154,9 +156,12 @@ def append(
     at = now.astimezone(UTC)
     _lock_chain(session)
     session.flush()  # earlier events of this transaction must be visible to the SELECT below
-    prev_hash = session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).scalar_one_or_none()
-    prev_hash = prev_hash or GENESIS_HASH
+    last = session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
+    prev_hash = last.hash if last is not None else GENESIS_HASH
     row = AuditEvent(
+        # Ids are numbered here, under the chain lock, not by a sequence: a rolled-back append then leaves no
+        # gap, so a gap always means a removed row (a PostgreSQL sequence skips the values of rollbacks).
+        id=(last.id + 1) if last is not None else 1,
         at=at,
         actor=actor,
         event=event,
@@ -170,12 +175,15 @@ def append(
     return row
 
 
-def verify_chain(session: Session, *, known_head: str | None = None, batch_size: int = 1000) -> AuditVerification:
-    """Walk the log in id order and check every link and every hash.
+def verify_chain(
+    session: Session, *, known_head: str | None = None, known_rows: int | None = None, batch_size: int = 1000
+) -> AuditVerification:
+    """Walk the log in id order and check every link, every hash and that ids run 1, 2, 3... without a gap.
 
     An edited row fails its own hash; a deleted, inserted or moved row breaks the prev_hash link of the row
-    after it. Removing rows from the end leaves a valid shorter chain: pass ``known_head`` (a hash seen
-    earlier, e.g. published or in a backup) to detect that too.
+    after it; a chain rebuilt over a removed row still shows the gap in the ids. Removing rows from the end
+    leaves a valid shorter chain: pass ``known_head`` (a hash seen earlier: a signed checkpoint, a backup)
+    and, when known, ``known_rows`` (how many rows the chain had up to it) to detect that too.
     """
     columns = (
         AuditEvent.id,
@@ -189,23 +197,35 @@ def verify_chain(session: Session, *, known_head: str | None = None, batch_size:
     )
     expected_prev = GENESIS_HASH
     checked = 0
+    head_id: int | None = None
     seen_head = known_head is None
     result = session.execute(select(*columns).order_by(AuditEvent.id).execution_options(yield_per=batch_size))
     for row in result:
         checked += 1
-        if row.prev_hash != expected_prev:
-            return AuditVerification(
-                False,
-                checked,
-                row.id,
-                "prev_hash does not link to the previous row (deleted or reordered row)",
-            )
-        recomputed = compute_hash(row.prev_hash, row.at, row.actor, row.event, row.subject, row.details)
-        if recomputed != row.hash:
-            return AuditVerification(False, checked, row.id, "hash does not match the row's content (edited row)")
+        broken = _broken_row(row, expected_prev, checked)
+        if broken is not None:
+            return AuditVerification(False, checked, row.id, broken)
         if row.hash == known_head:
+            if known_rows is not None and checked != known_rows:
+                return AuditVerification(
+                    False, checked, row.id, f"the known head is row {checked} of the chain, not row {known_rows}"
+                )
             seen_head = True
-        expected_prev = row.hash
+        expected_prev, head_id = row.hash, row.id
+    head_hash = expected_prev if checked else None
     if not seen_head:
-        return AuditVerification(False, checked, None, "known head not found (rows removed from the end)")
-    return AuditVerification(True, checked)
+        return AuditVerification(
+            False, checked, None, "known head not found (rows removed from the end)", head_id, head_hash
+        )
+    return AuditVerification(True, checked, None, None, head_id, head_hash)
+
+
+def _broken_row(row: Any, expected_prev: str, position: int) -> str | None:
+    """Why ``row`` (the ``position``-th of the walk) does not belong to the chain, or None if it does."""
+    if row.prev_hash != expected_prev:
+        return "prev_hash does not link to the previous row (deleted or reordered row)"
+    if compute_hash(row.prev_hash, row.at, row.actor, row.event, row.subject, row.details) != row.hash:
+        return "hash does not match the row's content (edited row)"
+    if row.id != position:
+        return f"row ids jump to {row.id} where {position} was due (rows removed and the chain rebuilt)"
+    return None
