@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
 
+import anyio
 from fastapi import FastAPI
 
+from ..services import audit_checkpoints
 from ..services.context import Context, build_context
 from ..settings import Settings
 from . import repository
@@ -36,4 +40,20 @@ def create_app(settings: Settings, env: Mapping[str, str], *, context: Context |
             part.install(app)
         if hasattr(part, "router"):
             app.include_router(part.router)
+    _checkpoint_at_shutdown(app)
     return app
+
+
+def _checkpoint_at_shutdown(app: FastAPI) -> None:
+    """Sign the audit chain's head when the service stops (BR 5.4.4), after every other part has stopped."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
+        try:
+            async with inner(asgi_app) as state:
+                yield state
+        finally:
+            await anyio.to_thread.run_sync(audit_checkpoints.write_checkpoint_quietly, app.state.ctx)
+
+    app.router.lifespan_context = lifespan
