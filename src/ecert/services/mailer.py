@@ -14,8 +14,9 @@ from ..settings import Settings
 
 __all__ = ["CSR_SUBJECT", "SentMail", "send_mail", "csr_invitation", "why_not_sent"]
 
-# The subject line the seed's applicants look for (user guide, A and C.1).
-CSR_SUBJECT = "Submission of Certificate Signing Request (CSR)"
+# The subject line the seed's applicants look for (user guide, A and C.1), in both languages: the invitation
+# goes out before anyone has chosen a language, so it is written in English and Traditional Chinese.
+CSR_SUBJECT = "Submission of Certificate Signing Request (CSR) / 遞交證書簽署要求 (CSR)"
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,30 @@ def _display_name(name: str) -> str:
     return f"{shown} ({name})" if shown != name else name
 
 
-def csr_invitation(*, base_url: str, reference_number: str, server_name: str, org_name: str) -> str:
-    """The body of the CSR invitation: the portal link and the reference number, never the PIN."""
+def csr_invitation(*, base_url: str, reference_number: str, server_name: str, org_name: str,
+                   org_name_zh: str | None = None) -> str:
+    """The body of the CSR invitation in English, then Traditional Chinese: the portal link and the reference
+    number, never the PIN (it travels only in the sealed PIN Envelope)."""
     portal = base_url.rstrip("/") + "/portal/"
-    return (
+    server = _display_name(server_name)
+    english = (
+        "Submission of Certificate Signing Request (CSR)\n\n"
         f"Dear Authorised Representative of {org_name},\n\n"
-        f"Your application for an e-Cert (Server) certificate for {_display_name(server_name)} has been approved.\n"
+        f"Your application for an e-Cert (Server) certificate for {server} has been approved.\n"
         f"Reference Number: {reference_number}\n\n"
         f"Please submit your Certificate Signing Request (CSR) at:\n{portal}\n\n"
         "Log in with the Server Name, the Reference Number above and the 16-digit e-Cert PIN printed "
         "inside your PIN Envelope. The PIN is never sent by e-mail.\n\n"
         "This is an automated message; please do not reply.\n"
     )
+    chinese = (
+        "遞交證書簽署要求 (CSR)\n\n"
+        f"{org_name_zh or org_name}的獲授權代表：\n\n"
+        f"閣下為 {server} 申請的電子證書（伺服器）已獲批核。\n"
+        f"參考編號：{reference_number}\n\n"
+        f"請於以下網址遞交證書簽署要求 (CSR)：\n{portal}?lang=zh_HK\n\n"
+        "請以伺服器名稱、上述參考編號及密碼信封內印有的 16 位數字電子證書密碼登入。"
+        "密碼絕不會以電郵發送。\n\n"
+        "此乃自動發出的訊息，請勿回覆。\n"
+    )
+    return f"{english}\n----------------------------------------\n\n{chinese}"

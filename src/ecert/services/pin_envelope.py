@@ -14,7 +14,7 @@ __all__ = ["render_pin_envelope_html", "group_pin"]
 def group_pin(pin: str) -> str:
     """``1234 5678 9012 3456``: the guide says the spaces need not be typed."""
     digits = "".join(ch for ch in pin if ch.isdigit())
-    return " ".join(digits[i:i + 4] for i in range(0, len(digits), 4))
+    return " ".join(digits[i : i + 4] for i in range(0, len(digits), 4))
 
 
 _CSS = """
@@ -33,10 +33,24 @@ dl { font-size: 12pt; } dt { font-weight: bold; margin-top: 3mm; }
 """
 
 
-def render_pin_envelope_html(reference_number: str, pin: str, server_name: str, org: str) -> str:
-    """Two printable pages: the cover (reference number, server, organisation) and the inside (the PIN)."""
+# A reissued envelope says so on both pages, so whoever finds the old one knows it is dead.
+_REISSUED_NOTE = (
+    '<p class="note reissued">This envelope replaces any earlier one: the earlier PIN no longer '
+    "works. / 本信封取代之前發出的信封：之前的密碼已經失效。</p>"
+)
+
+
+def render_pin_envelope_html(
+    reference_number: str, pin: str, server_name: str, org: str, *, reissued: bool = False
+) -> str:
+    """Two printable pages: the cover (reference number, server, organisation) and the inside (the PIN).
+
+    Every sentence is printed in English and in Traditional Chinese: the envelope is made before anyone chose
+    a language, and whoever opens it in Hong Kong may read either.
+    """
     ref, srv, organisation = escape(reference_number), escape(server_name), escape(org)
     grouped = escape(group_pin(pin))
+    note = _REISSUED_NOTE if reissued else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -45,22 +59,28 @@ def render_pin_envelope_html(reference_number: str, pin: str, server_name: str, 
 <style>{_CSS}</style>
 </head>
 <body>
-<p class="screen-only">Print this page and seal the PIN page inside the envelope. Do not save or e-mail it.</p>
+<p class="screen-only">Print this page and seal the PIN page inside the envelope. Do not save or e-mail it.
+<span lang="zh-Hant-HK">請列印本頁，並把密碼頁密封於信封內。切勿儲存或以電郵傳送。</span></p>
 <section class="page cover">
-<h1>e-Cert (Server) PIN Envelope / 電子證書（伺服器）密碼信封</h1>
+<h1>e-Cert (Server) PIN Envelope / <span lang="zh-Hant-HK">電子證書（伺服器）密碼信封</span></h1>
 <dl>
-<dt>Reference Number / 參考編號</dt><dd class="ref">{ref}</dd>
-<dt>Server Name / 伺服器名稱</dt><dd>{srv}</dd>
-<dt>Organisation / 機構</dt><dd>{organisation}</dd>
+<dt>Reference Number / <span lang="zh-Hant-HK">參考編號</span></dt><dd class="ref">{ref}</dd>
+<dt>Server Name / <span lang="zh-Hant-HK">伺服器名稱</span></dt><dd>{srv}</dd>
+<dt>Organisation / <span lang="zh-Hant-HK">機構</span></dt><dd>{organisation}</dd>
 </dl>
-<p class="note">Confidential: to be opened by the Authorised Representative only.</p>
+<p class="note">Confidential: to be opened by the Authorised Representative only.<br>
+<span lang="zh-Hant-HK">機密：只限獲授權代表開啟。</span></p>
+{note}
 </section>
 <section class="page inside">
-<h1>e-Cert PIN / 電子證書密碼</h1>
+<h1>e-Cert PIN / <span lang="zh-Hant-HK">電子證書密碼</span></h1>
 <p class="pin">{grouped}</p>
 <p class="note">Log in with the Server Name, the 9-digit Reference Number on the cover and this 16-digit PIN
 (no need to type the spaces) to submit your Certificate Signing Request. Keep the PIN secret; the
 Certification Authority will never ask for it by e-mail or telephone.</p>
+<p class="note" lang="zh-Hant-HK">請以伺服器名稱、信封封面的 9 位數字參考編號及此 16 位數字密碼（毋須輸入空格）登入，
+以遞交證書簽署要求。請將密碼保密；核證機關絕不會以電郵或電話索取密碼。</p>
+{note}
 </section>
 </body>
 </html>

@@ -13,9 +13,9 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from .. import csrf, public_pages
-from . import certificate, confirm, csr, dcv, download, login, revoke
-from .common import SECURITY_HEADERS, TEMPLATES_DIR, LoginRequired, render
+from .. import csrf, home, public_pages
+from . import certificate, confirm, csr, dcv, download, login, revoke, steps
+from .common import SECURITY_HEADERS, TEMPLATES_DIR, LoginRequired
 
 __all__ = ["router", "install", "SESSION_COOKIE", "SESSION_MAX_AGE"]
 
@@ -43,6 +43,8 @@ def install(app: FastAPI) -> None:
                        max_age=SESSION_MAX_AGE, same_site="lax", https_only=https)
     app.mount("/static", StaticFiles(directory=str(TEMPLATES_DIR.parent / "static")), name="static")
     app.include_router(public_pages.router)
+    home.install(app)
+    app.include_router(home.router)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
@@ -50,4 +52,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(csrf.CsrfFailure)
     async def _csrf_failed(request: Request, exc: csrf.CsrfFailure) -> Response:
-        return render(request, "error.html", status_code=403, kind="csrf")
+        return steps.csrf_refused(request)

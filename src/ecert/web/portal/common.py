@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ...core import dcv_rules, names
 from ...core.errors import EcertError
-from .. import csrf, i18n
+from .. import csrf, i18n, messages
 
 __all__ = [
     "SECURITY_HEADERS",
@@ -36,11 +36,16 @@ __all__ = [
     "client_addr",
     "error_text",
     "template_env",
+    "notify",
+    "NOTICE",
 ]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 SESSION_TOKEN = "token"
 SESSION_ID = "sid"
+# A one-time notice for the next page (Post/Redirect/Get): why the subscriber landed there, e.g. "already
+# confirmed" after Back then Confirm. Only a short kind code is kept; the template words it.
+NOTICE = "notice"
 
 # CSP without inline script or style (issue 4 point 5): only our own vendored files run.
 SECURITY_HEADERS = {
@@ -93,6 +98,8 @@ def template_env(lang: str) -> Environment:
     env.filters["subscription_years"] = subscription_years
     env.filters["validity_days"] = validity_days
     env.filters["spaced_hex"] = spaced_hex
+    translations = i18n.translations(lang)
+    env.filters["plain"] = lambda text: messages.plain(text, translations)
     return env
 
 
@@ -126,7 +133,7 @@ def spaced_hex(serial_hex: str) -> str:
     digits = str(serial_hex or "").lower().removeprefix("0x").replace(":", "").replace(" ", "")
     if len(digits) % 2:
         digits = "0" + digits
-    return " ".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+    return " ".join(digits[i : i + 2] for i in range(0, len(digits), 2))
 
 
 def _switch_url(request: Request, lang: str) -> str:
@@ -150,6 +157,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         csrf_field=csrf.FIELD,
         csrf_token=csrf.token_for(request),
         logged_in=SESSION_TOKEN in request.session,
+        notice=request.session.pop(NOTICE, None) if "session" in request.scope else None,
         **context,
     )
     response = HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
@@ -160,8 +168,14 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
 def _remember_language(request: Request, response: Any, lang: str) -> None:
     """An explicit ``?lang=`` choice is kept in a cookie so the next page stays in that language."""
     if request.query_params.get(i18n.LANG_PARAM) and request.cookies.get(i18n.LANG_COOKIE) != lang:
-        response.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(
+            i18n.LANG_COOKIE,
+            lang,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
 
 
 def redirect(request: Request, path: str) -> RedirectResponse:
@@ -208,9 +222,24 @@ def client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def notify(request: Request, kind: str) -> None:
+    """Leave a one-time notice (a kind code the templates word) for the next page this session renders."""
+    request.session[NOTICE] = kind
+
+
 def error_text(exc: EcertError) -> dict[str, str]:
-    """A refusal as the page shows it: the sentence, the rule it cites and the offending value."""
+    """A refusal as the page shows it: the sentence, the rule it cites, the offending value, and its kind.
+
+    ``message`` stays the service's English sentence; the templates say it through the ``plain`` filter
+    (web/messages.py) in the page's language. ``kind`` names the sentence, so a page can add help (a names
+    mismatch lists the names the application covers).
+    """
     value = exc.value
     if isinstance(value, (list, tuple, set, frozenset)):
         value = ", ".join(str(v) for v in value)
-    return {"message": exc.message, "rule": exc.rule or "", "value": "" if value is None else str(value)}
+    return {
+        "message": exc.message,
+        "rule": exc.rule or "",
+        "value": "" if value is None else str(value),
+        "kind": messages.kind_of(exc.message),
+    }

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from ...core.errors import EcertError
+from ...core.application import Step
+from ...core.errors import Conflict, EcertError
 from .. import csrf
 from . import steps
 from .common import app_id_of, ctx_of, error_text, logout, redirect, render, services
@@ -15,9 +16,21 @@ router = APIRouter()
 _REJECT_KINDS = ("application", "certificate")
 
 
+_REJECT_STEP = {"application": Step.CONFIRM, "certificate": Step.CERTIFICATE}
+
+
 def _confirm_page(request: Request, app_id: int, status_code: int = 200, **context: object) -> Response:
+    """The data to confirm; once confirmed (Back from a later step) the same data read-only, with Continue."""
     view = steps.application(request, app_id)
-    return render(request, "portal/confirm.html", status_code=status_code, app=view, **context)
+    return render(
+        request,
+        "portal/confirm.html",
+        status_code=status_code,
+        app=view,
+        confirmed=not steps.at_step(request, app_id, Step.CONFIRM),
+        continue_url=steps.current_step(request, app_id),
+        **context,
+    )
 
 
 @router.get("/portal/confirm")
@@ -33,7 +46,10 @@ async def confirm_submit(request: Request, action: str = Form("confirm")) -> Res
         return redirect(request, "/portal/reject/application")
     try:
         services(request).applications.confirm_application(
-            ctx_of(request), app_id, use_chinese=(action == "confirm_zh"), actor=steps.actor(request, app_id))
+            ctx_of(request), app_id, use_chinese=(action == "confirm_zh"), actor=steps.actor(request, app_id)
+        )
+    except Conflict:  # confirmed already (Back, reload, another tab): nothing changed, go on
+        return steps.move_on(request, app_id, "already_confirmed")
     except EcertError as exc:
         return _confirm_page(request, app_id, status_code=min(exc.status, 409), error=error_text(exc))
     return redirect(request, steps.current_step(request, app_id))
@@ -44,6 +60,8 @@ def reject_page(request: Request, kind: str) -> Response:
     app_id = app_id_of(request)
     if kind not in _REJECT_KINDS:
         return render(request, "error.html", status_code=404, kind="not_found")
+    if not steps.at_step(request, app_id, _REJECT_STEP[kind]):
+        return steps.move_on(request, app_id)
     return render(request, "portal/reject.html", kind=kind, app=steps.application(request, app_id))
 
 
@@ -55,17 +73,31 @@ async def reject_submit(request: Request, kind: str, reason: str = Form("")) -> 
         return render(request, "error.html", status_code=404, kind="not_found")
     reason = reason.strip()
     if not reason:
-        return render(request, "portal/reject.html", status_code=400, kind=kind, reason_missing=True,
-                      app=steps.application(request, app_id))
+        return render(
+            request,
+            "portal/reject.html",
+            status_code=400,
+            kind=kind,
+            reason_missing=True,
+            app=steps.application(request, app_id),
+        )
     apps, certs = services(request).applications, services(request).certificates
     try:
         if kind == "application":
             apps.reject_application(ctx_of(request), app_id, reason=reason[:1000], actor=steps.actor(request, app_id))
         else:
             certs.reject_certificate(ctx_of(request), app_id, reason=reason[:1000], actor=steps.actor(request, app_id))
+    except Conflict:  # the step was left meanwhile (accepted in another tab, say): nothing was rejected
+        return steps.move_on(request, app_id)
     except EcertError as exc:
-        return render(request, "portal/reject.html", status_code=min(exc.status, 409), kind=kind,
-                      error=error_text(exc), app=steps.application(request, app_id))
+        return render(
+            request,
+            "portal/reject.html",
+            status_code=min(exc.status, 409),
+            kind=kind,
+            error=error_text(exc),
+            app=steps.application(request, app_id),
+        )
     logout(request)
     return render(request, "portal/rejected.html", kind=kind)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import Response
 
 from ...core.application import Step, next_step
-from .common import ctx_of, services
+from .common import LoginRequired, app_id_of, ctx_of, notify, redirect, render, services
 
-__all__ = ["STEP_PATHS", "current_step", "actor", "application"]
+__all__ = ["STEP_PATHS", "current_step", "actor", "application", "move_on", "at_step", "csrf_refused"]
 
 STEP_PATHS: dict[Step, str] = {
     Step.CONFIRM: "/portal/confirm",
@@ -34,3 +35,32 @@ def current_step(request: Request, app_id: int) -> str:
 def actor(request: Request, app_id: int) -> str:
     """The audit actor of a portal action: the subscriber, named by reference number (never the PIN)."""
     return f"subscriber:{application(request, app_id).reference_number}"
+
+
+def at_step(request: Request, app_id: int, step: Step) -> bool:
+    """True when ``step`` is the application's next step (the page's form can still do something)."""
+    return next_step(str(application(request, app_id).state)) is step
+
+
+def move_on(request: Request, app_id: int, notice: str = "moved_on") -> Response:
+    """Go to where the application stands, saying why (issue 10 point 10).
+
+    Back, a reload, a second tab or a new log-in can post a form of a step the application has left. Nothing
+    was changed by that post (the services refused it), so the subscriber is taken on to the current step,
+    with a one-line notice instead of an error page.
+    """
+    notify(request, notice)
+    return redirect(request, current_step(request, app_id))
+
+
+def csrf_refused(request: Request) -> Response:
+    """A form that expired (a new log-in in another tab, a reload after log-out) or came from elsewhere: 403.
+
+    Nothing was done. Instead of a dead end the page offers the way on: the application's current step when
+    the session is still logged in, the log-in page otherwise.
+    """
+    try:
+        continue_url: str | None = current_step(request, app_id_of(request))
+    except LoginRequired:
+        continue_url = None
+    return render(request, "error.html", status_code=403, kind="csrf", continue_url=continue_url)
