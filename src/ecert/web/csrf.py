@@ -11,8 +11,9 @@ import hmac
 import secrets
 from typing import Any
 
+import anyio
 from fastapi import HTTPException, Request
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 __all__ = ["FIELD", "SESSION_KEY", "MAX_AGE", "CsrfFailure", "token_for", "rotate", "verify", "require_csrf"]
 
@@ -24,10 +25,14 @@ _MESSAGE = "The form has expired or did not come from this site. Reload the page
 
 
 class CsrfFailure(HTTPException):
-    """403 for a missing, forged or stale token; the portal renders it as a page, the API never sees it."""
+    """403 for a missing, forged or stale token; the portal renders it as a page, the API never sees it.
 
-    def __init__(self) -> None:
+    ``why`` says which (for the audit log, BR 5.4.1); the token itself is never kept.
+    """
+
+    def __init__(self, why: str = "invalid") -> None:
         super().__init__(403, _MESSAGE)
+        self.why = why
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:
@@ -50,17 +55,34 @@ def verify(request: Request, token: str | None) -> None:
     """Raise 403 unless ``token`` signs this session's secret and is recent enough."""
     secret = request.session.get(SESSION_KEY)
     if not token or not secret:
-        raise CsrfFailure()
+        raise CsrfFailure("missing" if not token else "no-session")
     try:
         value = _serializer(request).loads(token, max_age=MAX_AGE)
+    except SignatureExpired:
+        raise CsrfFailure("expired") from None
     except BadSignature:
-        raise CsrfFailure() from None
+        raise CsrfFailure("forged") from None
     if not isinstance(value, str) or not hmac.compare_digest(value, secret):
-        raise CsrfFailure()
+        raise CsrfFailure("other-session")
 
 
 async def require_csrf(request: Request) -> None:
-    """FastAPI dependency for every POST route of the portal: reads the form field and checks it."""
+    """FastAPI dependency for every POST route of the portal: reads the form field and checks it.
+
+    A refusal is audited (BR 5.4.1: failed attempts at the CA's systems) before the 403 goes out.
+    """
     form = await request.form()
     token = form.get(FIELD)
-    verify(request, token if isinstance(token, str) else None)
+    try:
+        verify(request, token if isinstance(token, str) else None)
+    except CsrfFailure as refused:
+        await anyio.to_thread.run_sync(_audit, request, refused.why)
+        raise
+
+
+def _audit(request: Request, why: str) -> None:
+    from ..services.refusals import record_refusal
+
+    client = request.client.host if request.client else "unknown"
+    record_refusal(request.app.state.ctx, event="csrf.refused", actor=f"client:{client}", subject=request.url.path,
+                   details={"method": request.method, "why": why})

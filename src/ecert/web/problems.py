@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -192,12 +193,27 @@ class BodyLimit:
 
     async def _refuse(self, scope: Any, receive: Any, send: Any, limit: int) -> None:
         request = Request(scope, receive)
+        await anyio.to_thread.run_sync(_audit_too_large, request, limit)
         detail = f"the request body is over {limit} bytes"
         if _wants_html(request) or (not _is_api(request) and "session" in scope):
             response: Response = error_page(request, 413)
         else:
             response = problem(413, "too-large", detail, title="The request is too large")
         await response(scope, receive, send)
+
+
+def _audit_too_large(request: Request, limit: int) -> None:
+    """BR 5.4.1: a refused request is a logged event; the body itself is never read or kept."""
+    from ..services.refusals import record_refusal
+
+    ctx = getattr(request.app.state, "ctx", None) if "app" in request.scope else None
+    if ctx is None:
+        return
+    client = request.client.host if request.client else "unknown"
+    declared = request.headers.get("content-length")
+    record_refusal(ctx, event="request.too_large", actor=f"client:{client}", subject=request.url.path,
+                   details={"method": request.method, "limit": limit,
+                            "declared_length": int(declared) if declared and declared.isdigit() else None})
 
 
 def install(app: FastAPI) -> None:
