@@ -10,7 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from . import audit_checkpoints, issuance, publication, revocation
+from . import audit_checkpoints, incidents, issuance, notices, publication, revocation
 from .context import Context
 
 __all__ = ["DEFAULT_INTERVAL_SECONDS", "JobReport", "Scheduler", "run_once"]
@@ -29,6 +29,8 @@ class JobReport:
     arl: bool = False
     ocsp_signed: dict[str, int] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
+    expiry_notices: tuple[str, ...] = ()  # serial@days sent this pass
+    incident_revocations: tuple[str, ...] = ()  # serials revoked at an incident's deadline
 
     @property
     def ok(self) -> bool:
@@ -37,7 +39,7 @@ class JobReport:
 
 def run_once(ctx: Context) -> JobReport:
     """Settle abandoned issuances, apply due CA revocations, regenerate due CRLs and the ARL, renew
-    responders, refresh due OCSP."""
+    responders, refresh due OCSP; revoke at incidents' deadlines and send subscriber mail that is due."""
     errors: list[str] = []
     applied: list[str] = []
     crls: list[str] = []
@@ -79,7 +81,26 @@ def run_once(ctx: Context) -> JobReport:
     except Exception as exc:  # noqa: BLE001
         _log.exception("audit checkpoint failed")
         errors.append(f"audit-checkpoint: {type(exc).__name__}: {exc}")
-    return JobReport(tuple(applied), tuple(crls), arl, signed, tuple(errors))
+    sent, incident_revoked = _operator_jobs(ctx, errors)
+    return JobReport(tuple(applied), tuple(crls), arl, signed, tuple(errors), sent, incident_revoked)
+
+
+def _operator_jobs(ctx: Context, errors: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Incidents (revocations due at a deadline, progress, subscriber mail), then expiry notices."""
+    revoked: list[str] = []
+    sent: tuple[str, ...] = ()
+    try:
+        revoked = incidents.revoke_due(ctx)
+        incidents.track_open(ctx)
+    except Exception as exc:  # noqa: BLE001 - report and carry on with the other steps
+        _log.exception("incident jobs failed")
+        errors.append(f"incidents: {type(exc).__name__}: {exc}")
+    try:
+        sent = notices.send_due_notices(ctx).sent
+    except Exception as exc:  # noqa: BLE001
+        _log.exception("expiry notices failed")
+        errors.append(f"expiry-notices: {type(exc).__name__}: {exc}")
+    return sent, tuple(revoked)
 
 
 class Scheduler:

@@ -30,6 +30,7 @@ from ecert.store.models import CA, Application, Certificate
 from ecert.store.models_ops import ContactPreference, ExpiryNotice, Incident, IncidentCertificate
 
 __all__ = [
+    "application_id_by_reference",
     "AffectedRow",
     "Candidate",
     "ExpiringCertificate",
@@ -48,11 +49,13 @@ __all__ = [
     "get_contact_language",
     "get_incident",
     "incident_certificate_ids",
+    "incident_of",
     "is_marked_for_replacement",
     "list_expiry_notices",
     "list_incidents",
     "mail_due_rows",
     "move_affected",
+    "notice_states",
     "open_incident_ids",
     "record_affected_error",
     "replacement_for",
@@ -426,3 +429,22 @@ def is_marked_for_replacement(session: Session, cert_id: int) -> bool:
              .where(IncidentCertificate.certificate_id == cert_id, Incident.state == IncidentState.OPEN.value,
                     IncidentCertificate.state.in_([s.value for s in OPEN_AFFECTED_STATES])).limit(1))
     return session.scalar(query) is not None
+
+
+def notice_states(session: Session, certificate_ids: Iterable[int]) -> dict[tuple[int, int], str]:
+    """The stored notices of these certificates by (certificate, threshold): lets a pass skip what went out."""
+    ids = list(certificate_ids)
+    if not ids:
+        return {}
+    rows = session.execute(select(ExpiryNotice.certificate_id, ExpiryNotice.threshold_days, ExpiryNotice.state)
+                           .where(ExpiryNotice.certificate_id.in_(ids)))
+    return {(cert_id, days): state for cert_id, days, state in rows}
+
+
+def application_id_by_reference(session: Session, reference_number: str) -> int | None:
+    return session.scalar(select(Application.id).where(Application.reference_number == reference_number))
+
+
+def incident_of(session: Session, row_id: int) -> int | None:
+    """The incident an affected-certificate row belongs to."""
+    return session.scalar(select(IncidentCertificate.incident_id).where(IncidentCertificate.id == row_id))
