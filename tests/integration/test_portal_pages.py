@@ -522,3 +522,149 @@ def test_a_form_over_the_cap_gets_the_413_page(client: TestClient, path: str) ->
 def test_an_unknown_page_is_the_html_error_page(client: TestClient) -> None:
     r = client.get("/nonexistent", headers={"Accept": "text/html"}, params={"lang": "en"})
     assert r.status_code == 404 and "<h1>Sorry</h1>" in r.text and 'id="lang-switch"' in r.text
+
+
+# --- Back, reload, second tab, log-in again: never an error page (issue 10 point 10) ----------------------
+
+
+def _certificates(ctx: Context, app_id: int) -> list[str]:
+    from sqlalchemy import select
+
+    from ecert.store.models import Certificate
+
+    with ctx.sessions() as s:
+        return list(s.scalars(select(Certificate.status).where(Certificate.application_id == app_id)).all())
+
+
+def test_back_then_confirm_moves_on_to_the_current_step(ctx: Context, client: TestClient) -> None:
+    host, reg = register(ctx)
+    log_in(client, host, reg)
+    stale = client.get("/portal/confirm", params={"lang": "en"}).text  # the tab that stays on the confirm page
+    client.post("/portal/confirm", data={"csrf_token": csrf_of(stale), "action": "confirm"})
+    again = client.post("/portal/confirm", data={"csrf_token": csrf_of(stale), "action": "confirm"},
+                        follow_redirects=False)
+    assert (again.status_code, again.headers["location"]) == (303, "/portal/csr")
+    landed = client.get("/portal/csr")
+    assert landed.status_code == 200 and 'id="notice"' in landed.text
+    assert "You have already confirmed the application data" in landed.text and 'class="error"' not in landed.text
+    back = client.get("/portal/confirm")  # Back: the data read-only, a way on, no Confirm button
+    assert back.status_code == 200 and 'id="continue"' in back.text and 'id="confirm"' not in back.text
+
+
+@pytest.mark.parametrize("lang", ["en", "zh_HK"])
+def test_every_step_page_reached_out_of_turn_lands_where_the_application_is(ctx: Context, client: TestClient,
+                                                                          lang: str) -> None:
+    host, reg = _to_csr_step(ctx, client)
+    client.get("/notices", params={"lang": lang})
+    for path in ("/portal/reject/application", "/portal/reject/certificate", "/portal/certificate",
+                 "/portal/download", "/portal/replace", "/portal/", "/portal/dcv"):
+        landed = client.get(path)
+        assert landed.status_code == 200 and landed.url.path == "/portal/csr", path
+        assert 'class="error"' not in landed.text, path
+
+
+def test_reloading_accept_and_a_second_tab_reject_do_not_error(ctx: Context, client: TestClient) -> None:
+    host, info = _issued(ctx, client)
+    token = csrf_of(info)
+    assert client.post("/portal/certificate", data={"csrf_token": token}).url.path == "/portal/download"
+    reload = client.post("/portal/certificate", data={"csrf_token": token}, params={"lang": "en"})
+    assert reload.status_code == 200 and reload.url.path == "/portal/download"
+    assert "You have already accepted this certificate" in reload.text
+    tab = client.post("/portal/reject/certificate", data={"csrf_token": token, "reason": "second tab"})
+    assert tab.status_code == 200 and tab.url.path == "/portal/download" and 'id="notice"' in tab.text
+
+
+def test_a_form_from_before_a_new_login_offers_the_way_on(ctx: Context, client: TestClient) -> None:
+    host, reg = register(ctx)
+    log_in(client, host, reg)
+    stale = csrf_of(client.get("/portal/confirm").text)
+    log_in(client, host, reg)  # logged in again (another tab): the old form's token is dead
+    refused = client.post("/portal/confirm", data={"csrf_token": stale, "action": "confirm"}, params={"lang": "en"})
+    assert refused.status_code == 403 and 'href="/portal/confirm" id="continue"' in refused.text
+    assert apps.get_application(ctx, reg.application_id).state == "approved"
+
+
+def test_after_accept_a_csr_at_the_csr_step_issues_nothing_and_explains_replace(ctx: Context,
+                                                                                client: TestClient) -> None:
+    host = _accepted(ctx, client)
+    app_id = next(iter(_app_ids_for(ctx, host)))
+    page = client.get("/portal/csr", params={"lang": "en"})
+    assert page.status_code == 200 and 'id="already-accepted"' in page.text and 'id="replace-form"' in page.text
+    before = _certificates(ctx, app_id)
+    pasted = make_csr([host])
+    again = client.post("/portal/csr", data={"csrf_token": csrf_of(page.text), "csr_text": pasted})
+    assert again.status_code == 409 and "Nothing was issued" in again.text
+    assert "BEGIN NEW CERTIFICATE REQUEST" in again.text  # the pasted CSR waits in the Replace form
+    assert _certificates(ctx, app_id) == before == ["accepted"]
+    assert apps.get_application(ctx, app_id).state == "accepted"
+    assert 'id="to-replace"' in client.get("/portal/certificate").text
+
+
+def _app_ids_for(ctx: Context, host: str) -> set[int]:
+    from sqlalchemy import select
+
+    from ecert.store.models import Application
+
+    with ctx.sessions() as s:
+        return set(s.scalars(select(Application.id).where(Application.server_name == host)).all())
+
+
+def test_replace_needs_a_choice_for_the_current_certificate(ctx: Context, client: TestClient) -> None:
+    _accepted(ctx, client)
+    page = client.get("/portal/replace", params={"lang": "en"})
+    assert page.status_code == 200 and 'name="current"' in page.text
+    missing = client.post("/portal/replace", data={"csrf_token": csrf_of(page.text), "csr_text": "x"})
+    assert missing.status_code == 400 and "Please choose what should happen" in missing.text
+
+
+# --- errors speak to people (issue 10 points 11 and 12) ------------------------------------------------
+
+
+@pytest.mark.parametrize(("lang", "sentence", "listing"), [
+    ("en", "The CSR names domains that this application does not cover", "This application covers these names:"),
+    ("zh_HK", "證書簽署要求列出了本申請並不涵蓋的域名", "本申請涵蓋以下名稱："),
+])
+def test_a_names_mismatch_says_it_plainly_first_and_lists_the_covered_names(
+        ctx: Context, client: TestClient, lang: str, sentence: str, listing: str) -> None:
+    client.get("/notices", params={"lang": lang})
+    host, _ = _to_csr_step(ctx, client)
+    page = client.get("/portal/csr")
+    refused = client.post("/portal/csr", data={"csrf_token": csrf_of(page.text), "csr_text": make_csr(["x.example.org"])})
+    error = refused.text.split('id="error"')[1].split("</div>")[0]
+    assert refused.status_code == 400
+    assert error.index(sentence) < error.index('class="rule"'), "the plain sentence comes before the rule"
+    assert listing in error and host in error.split(listing)[1]
+    assert "<small>" in error and "PolicyViolation" not in error
+
+
+def test_plain_sentences_never_show_an_exception_class_name() -> None:
+    from ecert.web import messages
+
+    said = messages.plain("could not fetch http://w.example.com/.well-known/pki-validation/fileauth.txt: "
+                          "ConnectError; could not fetch https://w.example.com/x: ReadTimeout", "zh_HK")
+    assert "Error" not in said and "Timeout" not in said and "未能取得" in said
+    assert "ConnectError" not in messages.plain("the relay broke off (ConnectError)", "en")
+
+
+# --- the front door: home page and offline API docs (issue 10 point 15) --------------------------------
+
+
+@pytest.mark.parametrize(("lang", "title"), [("en", "e-Cert (Server) certification authority"),
+                                              ("zh_HK", "電子證書（伺服器）核證機關")])
+def test_the_home_page_leads_to_portal_search_ca_certificates_and_api_docs(client: TestClient, lang: str,
+                                                                           title: str) -> None:
+    home = client.get("/", params={"lang": lang})
+    assert home.status_code == 200 and title in home.text
+    for href in ("/portal/login", "/search", "/repository/", "/docs"):
+        assert f'href="{href}"' in home.text
+        assert client.get(href).status_code == 200, href
+
+
+def test_api_docs_are_served_from_this_site_only(client: TestClient) -> None:
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
+    assert not re.search(r'(src|href)="(https?:)?//', docs.text), "an asset from another site"
+    for src in re.findall(r'(?:src|href)="(/[^"]+)"', docs.text):
+        assert client.get(src).status_code == 200, src
+    assert "validatorUrl: null" in client.get("/static/swagger-init.js").text
+    assert client.get("/redoc").status_code == 404
