@@ -629,7 +629,8 @@ def test_a_names_mismatch_says_it_plainly_first_and_lists_the_covered_names(
     client.get("/notices", params={"lang": lang})
     host, _ = _to_csr_step(ctx, client)
     page = client.get("/portal/csr")
-    refused = client.post("/portal/csr", data={"csrf_token": csrf_of(page.text), "csr_text": make_csr(["x.example.org"])})
+    other = make_csr(["x.example.org"])
+    refused = client.post("/portal/csr", data={"csrf_token": csrf_of(page.text), "csr_text": other})
     error = refused.text.split('id="error"')[1].split("</div>")[0]
     assert refused.status_code == 400
     assert error.index(sentence) < error.index('class="rule"'), "the plain sentence comes before the rule"
