@@ -35,6 +35,9 @@ EXPECTED_TABLES = {
     "portal_sessions",
     "responder_certs",
     "revocation_challenges",
+    "precertificates",  # 0008 certificate transparency
+    "scts",
+    "ct_log_results",
 }
 
 

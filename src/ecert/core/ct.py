@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from .errors import ConfigError, TransparencyFailed
+from .errors import ConfigError, Conflict, TransparencyFailed
 
 __all__ = [
     "POISON_OID",
@@ -48,6 +48,10 @@ __all__ = [
     "policy_met",
     "parse_log_list",
     "usable_logs",
+    "PrecertStatus",
+    "PrecertAction",
+    "PRECERT_TRANSITIONS",
+    "precert_move",
 ]
 
 POISON_OID = "1.3.6.1.4.1.11129.2.4.3"  # RFC 6962 3.1: the critical precertificate poison
@@ -505,3 +509,36 @@ def parse_log_list(text: str | bytes) -> LogList:
 def usable_logs(log_list: LogList, not_after: datetime) -> tuple[CtLog, ...]:
     """Logs a certificate expiring at ``not_after`` may be submitted to: usable and covering notAfter."""
     return tuple(log for log in log_list.logs if log.state == "usable" and log.covers(not_after))
+
+
+# --- the precertificate's status machine ---------------------------------------------------------------------
+
+
+class PrecertStatus(enum.StrEnum):
+    """Where a precertificate stands: ``signed`` (durable, about to be logged), ``final`` (its certificate is
+    stored) or ``revoked`` (no final certificate will ever carry the serial: too few SCTs, a failure, a crash)."""
+
+    SIGNED = "signed"
+    FINAL = "final"
+    REVOKED = "revoked"
+
+
+class PrecertAction(enum.StrEnum):
+    FINISH = "finish"
+    REVOKE = "revoke"
+
+
+PRECERT_TRANSITIONS: dict[tuple[PrecertStatus, PrecertAction], PrecertStatus] = {
+    (PrecertStatus.SIGNED, PrecertAction.FINISH): PrecertStatus.FINAL,
+    # BR 7.1.2.9 / RFC 6962 3.1: a logged precertificate is a promise to issue; unkept, its serial is revoked.
+    (PrecertStatus.SIGNED, PrecertAction.REVOKE): PrecertStatus.REVOKED,
+}
+
+
+def precert_move(status: PrecertStatus | str, action: PrecertAction) -> tuple[PrecertStatus, PrecertStatus]:
+    """(source, target) of ``action`` from ``status``; Conflict if the table has no such move."""
+    source = PrecertStatus(status)
+    target = PRECERT_TRANSITIONS.get((source, action))
+    if target is None:
+        raise Conflict(f"a {source.value} precertificate cannot {action.value}", value=source.value)
+    return source, target

@@ -419,4 +419,5 @@ class AuditEvent(Base):
 
 # Tables of later features live in modules of their own; importing them here puts them on Base.metadata.
 from . import models_ra  # noqa: E402,F401
+from . import models_ct  # noqa: E402,F401
 from . import models_ops  # noqa: E402,F401
