@@ -304,8 +304,9 @@ def test_wrong_pin_locks_out_with_the_same_message_and_audit(dns_ctx: Context) -
     with dns_ctx.sessions() as s:
         events = s.scalars(select(AuditEvent.event)).all()
         assert "login.locked" in events and events.count("login.failed") == 6
+        assert events.count("login.refused") == 1  # the attempt while locked: audited, not counted as a failure
         assert not any(reg.pin in str(d) for d in s.scalars(select(AuditEvent.details)).all())
-        assert s.scalar(select(func.count()).select_from(LoginAttempt)) == 7
+        assert s.scalar(select(func.count()).select_from(LoginAttempt)) == 6
 
 
 def test_lockout_ends_after_the_lockout_period(demo_ctx: Context) -> None:  # noqa: F811

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from ecert.core.errors import Conflict, NotFound
+from ecert.store import applications as store_apps
 from ecert.store import db as store_db
 from ecert.store import repo
 from ecert.store.models import Application, Certificate, IssuanceRecord
@@ -206,12 +207,12 @@ def test_sixteen_concurrent_compare_and_sets_have_exactly_one_winner(  # type: i
     db_url, session_factory, make_application, now
 ) -> None:
     with session_factory() as session, session.begin():
-        app_id = make_application(session, state="csr_submitted").id
+        app_id = make_application(session, state="validated").id
 
     results = _race(
         db_url,
         16,
-        lambda s: repo.compare_and_set_application_state(s, app_id, "csr_submitted", "issuing", now=now),
+        lambda s: store_apps.compare_and_set_application_state(s, app_id, "validated", "issuing", now=now),
     )
 
     assert sorted(results) == [False] * 15 + [True]
@@ -225,14 +226,14 @@ def test_compare_and_set_from_the_wrong_state_changes_nothing(  # type: ignore[n
 ) -> None:
     with session_factory() as session, session.begin():
         app = make_application(session, state="approved")
-        assert repo.compare_and_set_application_state(session, app.id, "csr_submitted", "issuing") is False
+        assert store_apps.compare_and_set_application_state(session, app.id, "validated", "issuing", now=now) is False
         assert (app.state, app.version) == ("approved", 1)
 
 
 def test_compare_and_set_refreshes_a_loaded_application(session_factory, make_application, now) -> None:  # type: ignore[no-untyped-def]
     with session_factory() as session, session.begin():
-        app = make_application(session, state="csr_submitted")
-        assert repo.compare_and_set_application_state(session, app.id, "csr_submitted", "issuing", now=now)
+        app = make_application(session, state="validated")
+        assert store_apps.compare_and_set_application_state(session, app.id, "validated", "issuing", now=now)
         assert (app.state, app.version) == ("issuing", 2)
 
 
@@ -345,11 +346,48 @@ def test_failed_logins_are_counted_per_reference_and_per_address(session_factory
     ]
     with session_factory() as session, session.begin():
         for ref, addr, ok, at in attempts:
-            repo.record_login_attempt(session, reference_number=ref, client_addr=addr, success=ok, now=at)
+            store_apps.record_login_attempt(session, reference_number=ref, client_addr=addr, success=ok, now=at)
     since = now - timedelta(minutes=30)
     with session_factory() as session:
-        assert repo.count_failed_logins(session, since=since, reference_number="A00000001") == 2
-        assert repo.count_failed_logins(session, since=since, client_addr="192.0.2.1") == 2
-        assert (
-            repo.count_failed_logins(session, since=since, reference_number="A00000001", client_addr="192.0.2.1") == 1
+        assert store_apps.failure_times(session, since=since, reference_number="A00000001") == [
+            now - timedelta(minutes=5),
+            now - timedelta(minutes=1),
+        ]
+        assert len(store_apps.failure_times(session, since=since, client_addr="192.0.2.1")) == 2
+        assert store_apps.failure_times(
+            session, since=since, reference_number="A00000001", client_addr="192.0.2.1"
+        ) == [now - timedelta(minutes=5)]
+        assert store_apps.last_reset(session, "A00000001") == now
+        assert store_apps.last_reset(session, "A00000002") is None
+
+
+def test_an_operator_reset_restarts_the_count_but_is_no_failure(session_factory, now) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        store_apps.record_login_attempt(
+            session,
+            reference_number="A00000001",
+            client_addr="192.0.2.1",
+            success=False,
+            now=now - timedelta(minutes=2),
         )
+        store_apps.record_login_reset(session, reference_number="A00000001", actor="operator:alice", now=now)
+    with session_factory() as session:
+        assert store_apps.last_reset(session, "A00000001") == now
+        assert len(store_apps.failure_times(session, since=now - timedelta(hours=1), reference_number="A00000001")) == 1
+
+
+def test_reissue_ends_only_the_open_sessions_of_that_application(  # type: ignore[no-untyped-def]
+    session_factory, make_application, now
+) -> None:
+    with session_factory() as session, session.begin():
+        mine, other = make_application(session, "A00000001"), make_application(session, "A00000002")
+        for sid, app, expires in [
+            ("a" * 64, mine, now + timedelta(minutes=5)),
+            ("b" * 64, mine, now - timedelta(minutes=1)),
+            ("c" * 64, other, now + timedelta(minutes=5)),
+        ]:
+            store_apps.add_portal_session(session, session_id=sid, application_id=app.id, now=now, expires_at=expires)
+        assert store_apps.end_sessions_of_application(session, mine.id, now=now) == 1
+    with session_factory() as session:
+        assert store_apps.find_portal_session(session, "a" * 64).ended_at == now  # type: ignore[union-attr]
+        assert store_apps.find_portal_session(session, "c" * 64).ended_at is None  # type: ignore[union-attr]

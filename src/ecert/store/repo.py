@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -23,7 +23,6 @@ from ecert.store.models import (
     BlockedKey,
     Certificate,
     IssuanceRecord,
-    LoginAttempt,
 )
 
 __all__ = [
@@ -33,12 +32,8 @@ __all__ = [
     "add_blocked_key",
     "add_ca",
     "blocked_spki_set",
-    "compare_and_set_application_state",
-    "count_failed_logins",
     "create_issuance_record",
     "find_certificates",
-    "get_application",
-    "get_application_by_reference",
     "get_ca",
     "get_ca_by_label",
     "get_certificate",
@@ -49,7 +44,6 @@ __all__ = [
     "list_cas",
     "next_crl_number",
     "normalize_serial_hex",
-    "record_login_attempt",
     "serial_to_hex",
     "update_issuance_record",
 ]
@@ -365,71 +359,6 @@ def is_key_blocked(session: Session, spki_sha256: str) -> bool:
 def blocked_spki_set(session: Session) -> frozenset[str]:
     """Every blocked SPKI hash, for the pure key policy in core/ which cannot query the database."""
     return frozenset(session.execute(select(BlockedKey.spki_sha256)).scalars())
-
-
-# --- applications ---------------------------------------------------------------------------------
-
-
-def get_application(session: Session, app_id: int) -> Application | None:
-    return session.get(Application, app_id)
-
-
-def get_application_by_reference(session: Session, reference_number: str) -> Application | None:
-    return session.execute(
-        select(Application).where(Application.reference_number == reference_number)
-    ).scalar_one_or_none()
-
-
-def compare_and_set_application_state(
-    session: Session, app_id: int, from_state: str, to_state: str, *, now: datetime | None = None
-) -> bool:
-    """Move an application from ``from_state`` to ``to_state`` if it is still there; True if this call won.
-
-    One ``UPDATE ... WHERE state = :from``: of many concurrent callers exactly one sees rowcount 1
-    (stack.md: SELECT-then-UPDATE issued 16 certificates under the same race).
-    """
-    values: dict[str, Any] = {"state": to_state, "version": Application.version + 1}
-    if now is not None:
-        values["updated_at"] = now
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            update(Application)
-            .where(Application.id == app_id, Application.state == from_state)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    _expire_loaded(session, Application, app_id)
-    return result.rowcount == 1
-
-
-# --- portal login attempts ------------------------------------------------------------------------
-
-
-def record_login_attempt(
-    session: Session, *, reference_number: str | None, client_addr: str, success: bool, now: datetime
-) -> LoginAttempt:
-    attempt = LoginAttempt(reference_number=reference_number, client_addr=client_addr, at=now, success=success)
-    session.add(attempt)
-    session.flush()
-    return attempt
-
-
-def count_failed_logins(
-    session: Session, *, since: datetime, reference_number: str | None = None, client_addr: str | None = None
-) -> int:
-    """Failed attempts since ``since`` for a reference number and/or a client address (rate limiting)."""
-    if reference_number is None and client_addr is None:
-        raise ValueError("count failed logins per reference number or per client address")
-    stmt = (
-        select(func.count()).select_from(LoginAttempt).where(LoginAttempt.at >= since, LoginAttempt.success.is_(False))
-    )
-    if reference_number is not None:
-        stmt = stmt.where(LoginAttempt.reference_number == reference_number)
-    if client_addr is not None:
-        stmt = stmt.where(LoginAttempt.client_addr == client_addr)
-    return int(session.execute(stmt).scalar_one())
 
 
 def _expire_loaded(session: Session, model: type[Any], pk: Any) -> None:
