@@ -116,7 +116,7 @@ def subscription_years(app: Any) -> int:
     given = getattr(app, "subscription_years", None)
     if isinstance(given, int):
         return given
-    days = (app.subscription_end - app.subscription_start).days
+    days = int((app.subscription_end - app.subscription_start).days)
     return max(1, round(days / 365.25))
 
 
@@ -125,7 +125,7 @@ def validity_days(cert: Any) -> int:
     given = getattr(cert, "validity_days", None)
     if isinstance(given, int):
         return given
-    return (cert.not_after.date() - cert.not_before.date()).days
+    return int((cert.not_after.date() - cert.not_before.date()).days)
 
 
 def spaced_hex(serial_hex: str) -> str:
