@@ -53,20 +53,48 @@ def initialised(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _vetting(tmp_path: Path, org: str = "Example Limited") -> str:
+    """The operator records an organisation it vetted (BR 3.2.2.1); direct issuance names it."""
+    out = _run(tmp_path, "vetting", "add", "--org", org, "--source", "BR extract 12345678 checked by A. Chan",
+               "--json").stdout
+    return str(json.loads(out)["data"]["id"])
+
+
+def _operator_validates(tmp_path: Path, knot: KnotDns, domain: str) -> None:
+    """The operator shows control of ``domain`` by DNS (`ecert-ca dcv start|check`), against the real Knot."""
+    started = json.loads(_run(tmp_path, "dcv", "start", domain, "--json").stdout)["data"]
+    knot.add_txt(started["txt_hosts"][0], started["txt_value"])
+    _run(tmp_path, "dcv", "check", domain)
+
+
+@pytest.fixture
+def validated(initialised: Path, knot_dns: KnotDns) -> tuple[Path, str]:  # noqa: F811
+    """A demo CA whose operator holds a validation of example.com and vetted "Example Limited"."""
+    _operator_validates(initialised, knot_dns, "example.com")
+    return initialised, _vetting(initialised)
+
+
 def test_init_lists_the_demo_hierarchy_as_json(initialised: Path) -> None:
     out = json.loads(_run(initialised, "ca", "list", "--json").stdout)
     assert out["schema"] == 1
     assert {ca["role"] for ca in out["data"]} == {"root", "ov", "ev", "external-root", "cross"}
 
 
-def test_issue_show_and_audit_verify(initialised: Path) -> None:
+def test_issue_show_and_audit_verify(validated: tuple[Path, str]) -> None:
+    initialised, vetting = validated
     csr = _csr(initialised, "www.example.com", ou="IT Department")
     issued = json.loads(_run(initialised, "cert", "issue", "--csr", str(csr), "--profile", "server",
-                             "--name", "WWW.Example.COM", "--org", "Example Limited", "--json").stdout)
+                             "--name", "WWW.Example.COM", "--vetting", vetting, "--json").stdout)
     assert issued["data"]["names"] == ["www.example.com"]
     assert any("OU" in note for note in issued["data"]["ignored_from_csr"])
     shown = json.loads(_run(initialised, "cert", "show", issued["data"]["serial"], "--json").stdout)
-    assert shown["data"]["status"] == "issued"
+    assert shown["data"]["status"] == "accepted"  # the operator hands it over: no Accept step
+    # The auditor's sample: the certificate leads back to the validation and the vetting it relied on.
+    evidence = shown["data"]["evidence"]
+    assert evidence["domains"]["www.example.com"]["source"] == "operator"
+    assert evidence["domains"]["www.example.com"]["domain"] == "example.com"
+    assert evidence["organisation"] == {**evidence["organisation"], "kind": "vetting", "ref": int(vetting)}
+    assert shown["data"]["channel"] == "operator-cli"
     assert "intact" in _run(initialised, "audit", "verify").stdout
 
 
@@ -78,14 +106,70 @@ def test_issue_show_and_audit_verify(initialised: Path) -> None:
         (("--profile", "server", "--name", "localhost"), "localhost"),
     ],
 )
-def test_issue_refusals_are_one_line_with_non_zero_exit(initialised: Path, args: tuple[str, ...],
+def test_issue_refusals_are_one_line_with_non_zero_exit(validated: tuple[Path, str], args: tuple[str, ...],
                                                         message: str) -> None:
+    initialised, vetting = validated
     csr = _csr(initialised, "www.example.com")
-    result = _run(initialised, "cert", "issue", "--csr", str(csr), "--org", "Example Limited", *args, check=False)
+    result = _run(initialised, "cert", "issue", "--csr", str(csr), "--vetting", vetting, *args, check=False)
     assert result.returncode != 0
     assert message in result.stderr and result.stderr.startswith("error: ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_no_issuance_without_recorded_domain_validation(initialised: Path) -> None:
+    """Issue 10 point 1: a vetted organisation is not enough; every name needs DCV evidence (BR 3.2.2.4)."""
+    vetting = _vetting(initialised, "Someone Else Ltd")
+    csr = _csr(initialised, "www.never-demo.hk")
+    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--profile", "server", "--name",
+                   "www.never-demo.hk", "--vetting", vetting, check=False)
+    assert refused.returncode == 1 and "www.never-demo.hk" in refused.stderr and "BR 3.2.2.4" in refused.stderr
+    listed = _run(initialised, "audit", "verify").stdout
+    assert "intact" in listed
+    events = _audit_events(initialised)
+    assert any(e["event"] == "issuance.refused" and e["details"]["channel"] == "operator-cli" for e in events)
+
+
+def test_no_issuance_without_a_vetted_organisation(initialised: Path, knot_dns: KnotDns) -> None:  # noqa: F811
+    _operator_validates(initialised, knot_dns, "example.com")
+    csr = _csr(initialised, "www.example.com")
+    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--profile", "server", "--name",
+                   "www.example.com", check=False)
+    assert refused.returncode == 1 and "vetted organisation" in refused.stderr
+    unknown = _run(initialised, "cert", "issue", "--csr", str(csr), "--profile", "server", "--name",
+                   "www.example.com", "--vetting", "999", check=False)
+    assert unknown.returncode == 1 and "no organisation vetting number 999" in unknown.stderr
+
+
+def test_a_ca_key_is_never_a_subscriber_key(validated: tuple[Path, str]) -> None:
+    """Issue 10 point 2 (BR 6.1.1.3): a CSR carrying the public key of any CA of this instance is refused."""
+    initialised, vetting = validated
+    keys = sorted((initialised / "data" / "keys").glob("*.key"))
+    assert keys, "the demo hierarchy's key files"
+    passphrase = b"cli-test-passphrase"
+    for key_file in keys:
+        key = serialization.load_pem_private_key(key_file.read_bytes(), passphrase)
+        csr = (x509.CertificateSigningRequestBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "www.example.com")]))
+               .add_extension(x509.SubjectAlternativeName([x509.DNSName("www.example.com")]), critical=False)
+               .sign(key, __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256()))
+        path = initialised / "ca-key.csr"
+        path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+        refused = _run(initialised, "cert", "issue", "--csr", str(path), "--profile", "server", "--name",
+                       "www.example.com", "--vetting", vetting, check=False)
+        assert refused.returncode == 1, key_file.name
+        assert "belongs to the CA certificate" in refused.stderr and "BR 6.1.1.3" in refused.stderr
+
+
+def _audit_events(tmp_path: Path) -> list[dict[str, object]]:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "data" / "ecert.db")
+    try:
+        rows = db.execute("SELECT event, details FROM audit_log ORDER BY id").fetchall()
+    finally:
+        db.close()
+    return [{"event": event, "details": json.loads(details)} for event, details in rows]
 
 
 def test_missing_passphrase_is_a_clear_error(tmp_path: Path) -> None:
@@ -140,21 +224,23 @@ def test_audit_verify_with_a_known_head_detects_rows_cut_from_the_end(initialise
     assert cut.returncode == 4 and "BROKEN" in cut.stdout
 
 
-def test_direct_issuance_checks_caa_and_records_it(initialised: Path, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_direct_issuance_checks_caa_and_records_it(validated: tuple[Path, str], knot_dns: KnotDns) -> None:  # noqa: F811
+    initialised, vetting = validated
     knot_dns.set_records("caa-cli.example.com", "CAA", ['0 issue "another-ca.example.net"'])
     csr = _csr(initialised, "caa-cli.example.com")
-    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--org", "Example Limited", "--profile",
+    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--vetting", vetting, "--profile",
                    "server", "--name", "caa-cli.example.com", check=False)
     assert refused.returncode == 1 and "CAA for caa-cli.example.com does not permit" in refused.stderr
     assert "BR 3.2.2.8" in refused.stderr
 
 
-def test_a_mixed_script_look_alike_needs_a_manual_review(initialised: Path) -> None:
+def test_a_mixed_script_look_alike_needs_a_manual_review(validated: tuple[Path, str]) -> None:
+    initialised, vetting = validated
     lookalike = "p\u0430ypal.example.com"  # Cyrillic a: BR 4.2.1 high-risk
     csr = _csr(initialised, "xn--pypal-4ve.example.com")
-    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--org", "Example Limited", "--profile", "server",
+    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--vetting", vetting, "--profile", "server",
                    "--name", lookalike, check=False)
     assert refused.returncode == 1 and "manual high-risk review" in refused.stderr and "BR 4.2.1" in refused.stderr
-    reviewed = _run(initialised, "cert", "issue", "--csr", str(csr), "--org", "Example Limited", "--profile",
+    reviewed = _run(initialised, "cert", "issue", "--csr", str(csr), "--vetting", vetting, "--profile",
                     "server", "--name", lookalike, "--high-risk-reviewed", "--json")
     assert json.loads(reviewed.stdout)["data"]["names"] == ["xn--pypal-4ve.example.com"]
