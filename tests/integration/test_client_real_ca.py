@@ -288,3 +288,48 @@ def test_submit_with_wrong_pin_is_refused_by_the_real_service(tmp_path: Path, re
     [line] = done.stderr.strip().splitlines()[-1:]
     assert line.startswith("error: the CA said:") and "(HTTP 401)" in line
     assert wrong not in done.stdout + done.stderr
+
+
+def _page_fingerprints(html: str) -> list[str]:
+    """The CA certificates' SHA-256 on the CA Certificates page (CRL fingerprints change with each CRL)."""
+    return re.findall(r'<td class="fingerprint"><code class="sha256">([0-9A-F:]{95})</code>', html)
+
+
+def test_ca_fetch_then_verify_passes_against_the_real_service(
+    tmp_path: Path, real_ca: RealCA, webroot: tuple[Path, int]
+) -> None:
+    """Issue 10 point 14: one command installs roots, chain, CRL and ARL; then `ecert verify` passes."""
+    host, (www, _) = new_host(), webroot
+    reg = real_ca.register(host)
+    store = tmp_path / "store"
+    assert run(store, "request", "new", "web", "--name", host, "--key-type", "p256", "--no-encrypt").exit_code == 0
+    done = ecert(
+        store, "request", "submit", "web", "--reference", reg.reference_number, "--ca-url", real_ca.url,
+        "--webroot", str(www), "--pin-file", secret(tmp_path, "pin", reg.pin), "--yes",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "no trusted root" in ecert(store, "verify", "web").stderr  # what the issue saw before
+
+    page = httpx.get(f"{real_ca.url}/repository/", timeout=10, trust_env=False).text
+    prints = _page_fingerprints(page)
+    assert len(prints) == 4, "the CA Certificates page shows no SHA-256 for root, cross, OV and EV CA"
+    assert len(re.findall(r'class="crl-fingerprint">', page)) == 3  # the ARL and each issuing CA's CRL
+    root_print = prints[0]  # roots are listed first
+
+    wrong = ecert(store, "ca", "fetch", f"{real_ca.url}/repository/", "--root-sha256", "00" * 32)
+    assert wrong.returncode == 1 and "not a fingerprint you gave" in wrong.stderr
+    assert not list((store / "ca/roots").glob("*.pem")) if (store / "ca/roots").exists() else True
+
+    fetched = ecert(store, "ca", "fetch", f"{real_ca.url}/repository/", "--root-sha256", root_print)
+    assert fetched.returncode == 0, fetched.stderr
+    for fingerprint in prints:  # every fingerprint on the page is shown by the tool, for the person to compare
+        assert fingerprint in fetched.stdout.replace("\n", "")
+    assert len(list((store / "crl").glob("*.crl"))) >= 2  # the issuing CA's CRL and the root's ARL
+
+    verified = ecert(store, "verify", "web", "--hostname", host)
+    assert verified.returncode == 0, verified.stderr
+    assert f"valid for {host}" in verified.stdout
+
+    index = httpx.get(f"{real_ca.url}/repository/index.json", timeout=10, trust_env=False).json()
+    assert {c["role"] for c in index["certificates"]} >= {"root", "ov"}
+    assert {c["kind"] for c in index["crls"]} == {"crl", "arl"}

@@ -652,6 +652,88 @@ def ca_install(
         _console().print(f"Updated the chain of {name} (live/{name}/chain.pem, fullchain.pem)", markup=False)
 
 
+@ca_app.command("fetch", short_help="Download and install the CA's roots, chain, CRLs and ARL in one go.")
+@_handle
+def ca_fetch(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="The CA's address, e.g. https://ca.example.hk or its /repository/ page.")],
+    root_sha256: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--root-sha256",
+            help="The root's SHA-256 fingerprint as obtained another way; install only if it matches (repeat).",
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Trust the fetched roots without asking (scripts).")] = False,
+) -> None:
+    """Fetch the published roots, cross-certificate, issuing CAs, CRLs and ARL, show their SHA-256 fingerprints,
+    and install them so that 'ecert verify' works.
+
+    A root becomes trusted only when you confirm its fingerprint (or pass it with --root-sha256, or --yes).
+    """
+    from ecert.client.chain import refresh_live_chains
+    from ecert.client.fetch import RepositoryClient, check_pins, install
+
+    with RepositoryClient(transport=_deps(ctx).transport) as client:
+        fetched = client.fetch(url)
+    if not STATE.json:
+        _show_fetched(fetched)
+    if root_sha256:
+        check_pins(fetched, root_sha256)
+    elif not yes:
+        _confirm_roots(fetched)
+    done = install(STATE.store, fetched)
+    refreshed = refresh_live_chains(STATE.store, now=_now())
+    if STATE.json:
+        _emit_json(
+            {
+                "index": fetched.index_url,
+                "items": [
+                    {"kind": i.kind, "role": i.role, "name": i.name, "url": i.url, "sha256": i.sha256}
+                    for i in fetched.items
+                ],
+                "installed_cas": list(done.cas),
+                "imported_crls": list(done.crls),
+                "chains_updated": list(refreshed),
+                "notes": list(done.notes),
+            }
+        )
+        return
+    con = _console()
+    con.print(f"Installed {len(done.cas)} CA certificates and {len(done.crls)} revocation lists", markup=False)
+    for name in refreshed:
+        con.print(f"Updated the chain of {name} (live/{name}/chain.pem, fullchain.pem)", markup=False)
+    for note in done.notes:
+        con.print(f"note: {note}", markup=False)
+
+
+def _show_fetched(fetched: Any) -> None:
+    """One row per file with its SHA-256, for a person to compare with the CA's published fingerprints."""
+    labels = {
+        "root": "Root CA (trust anchor)",
+        "cross": "Cross-certificate",
+        "ov": "Issuing CA",
+        "ev": "Issuing CA (EV)",
+    }
+    con = _console()
+    con.print(f"Fetched from {fetched.index_url}; compare each SHA-256 with the CA's published one:", markup=False)
+    for item in fetched.items:  # one line each: a fingerprint wrapped by a table is hard to compare
+        what = labels.get(item.role, item.role) if item.kind == "certificate" else item.kind.upper()
+        con.print(f"  {what}: {item.name}\n    SHA-256 {item.fingerprint}", markup=False)
+
+
+def _confirm_roots(fetched: Any) -> None:
+    """Ask before trusting a root fetched over the network; refuse cleanly where nobody can answer."""
+    if not _stdin_is_terminal():
+        raise ClientError(
+            "a root fetched over the network is trusted only on purpose: compare its SHA-256 above with the CA's "
+            "published one and pass it with --root-sha256 (or --yes)"
+        )
+    names = ", ".join(r.name for r in fetched.roots)
+    if not typer.confirm(f"Trust {names} as a root, with the SHA-256 shown above?", default=False):
+        raise ClientError("nothing was installed")
+
+
 @ca_app.command("remove")
 @_handle
 def ca_remove(name: Annotated[str, typer.Argument(help="Store name (see 'ecert ca list') or CN.")]) -> None:

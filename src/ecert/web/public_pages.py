@@ -18,7 +18,7 @@ from ..core import urls
 from ..core.errors import EcertError
 from .portal.common import ctx_of, error_text, render, services
 
-__all__ = ["router", "CaRow", "ca_rows", "rollover_notice", "revocation_notice", "SEARCH_KINDS"]
+__all__ = ["router", "CaRow", "ca_rows", "fingerprints", "rollover_notice", "revocation_notice", "SEARCH_KINDS"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -44,6 +44,8 @@ class CaRow:
     generation: str  # "current", "new" (not yet effective), "old" (superseded) or "" for roots/cross
     status: str = "active"
     revoked_at: datetime | None = None
+    sha256: str = ""  # "AB:CD:..." of the certificate's DER, for people to compare (empty if unknown)
+    crl_sha256: str = ""  # the same for its current CRL (issuing CA) or ARL (root)
 
 
 def _field(obj: Any, *names: str, default: Any = None) -> Any:
@@ -54,12 +56,36 @@ def _field(obj: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
+def fingerprints(request: Request) -> dict[str, str]:
+    """SHA-256 fingerprints of every published CA certificate, CRL and ARL, keyed by their site-relative URL.
+
+    From ``ecert.services.trust``, the list ``/repository/index.json`` serves too, so the page and
+    ``ecert ca fetch`` show the same values. A test's fake services without it get no fingerprints.
+    """
+    trust = getattr(services(request), "trust", None)
+    if trust is None and getattr(request.app.state, "portal_services", None) is None:
+        from ..services import trust
+    if trust is None:
+        return {}
+    try:
+        items = trust.trust_items(ctx_of(request))
+    except EcertError:
+        return {}
+    out = {}
+    for item in items:
+        out[item.url] = item.fingerprint
+        if item.der_url:
+            out[item.der_url] = item.fingerprint
+    return out
+
+
 def ca_rows(request: Request) -> list[CaRow]:
     """The CA certificates from the services, issuing CAs labelled old, current or new by effective date."""
     ctx = ctx_of(request)
     links = list(services(request).downloads.ca_links(ctx))
     now = ctx.clock()
     rows: list[CaRow] = []
+    prints = fingerprints(request)
     newest: dict[str, datetime] = {}
     for link in links:
         role = str(_field(link, "role", default=""))
@@ -83,13 +109,15 @@ def ca_rows(request: Request) -> list[CaRow]:
             crl = urls.crl_path(label)
         elif crl is None and role == "root":
             crl = urls.arl_path(label)
+        pem_url = str(_field(link, "pem_url", default=urls.ca_cert_path(label, "pem")))
         rows.append(CaRow(
             label=label, role=role, name=str(_field(link, "common_name", "name", default=label)),
             effective_from=eff, not_after=_field(link, "not_after"),
             crt_url=str(_field(link, "crt_url", "url", default=urls.ca_cert_path(label, "crt"))),
-            pem_url=str(_field(link, "pem_url", default=urls.ca_cert_path(label, "pem"))),
+            pem_url=pem_url,
             crl_url=crl, generation=generation, status=str(_field(link, "status", default="active")),
-            revoked_at=_field(link, "revoked_at")))
+            revoked_at=_field(link, "revoked_at"), sha256=prints.get(pem_url, ""),
+            crl_sha256=prints.get(crl or "", "")))
     order = {"root": 0, "cross": 1, "ov": 2, "ev": 3}
     rows.sort(key=lambda r: (order.get(r.role, 9), -(r.effective_from.timestamp() if r.effective_from else 0)))
     return rows
@@ -128,7 +156,9 @@ def revocation_notice(request: Request) -> datetime | None:
 @router.get("/repository")
 @router.get("/repository/")
 def repository_page(request: Request) -> Response:
-    return render(request, "public/repository.html", cas=ca_rows(request))
+    from .repository import INDEX_PATH
+
+    return render(request, "public/repository.html", cas=ca_rows(request), index_path=INDEX_PATH)
 
 
 @router.get("/search")

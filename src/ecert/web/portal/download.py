@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -28,7 +30,22 @@ def download_page(request: Request) -> Response:
     except EcertError:
         links = None
     return render(request, "portal/download.html", app=steps.application(request, app_id), cert=cert,
-                  formats=FORMATS, links=links)
+                  formats=FORMATS, links=links, trust=_trust_offer(request, links))
+
+
+def _trust_offer(request: Request, links: object) -> dict[str, object]:
+    """What a relying party needs besides the chain (issue 10 point 14): the roots, the issuing CA's CRL, the ARL,
+    each with its SHA-256, so someone who follows this page can run ``ecert verify`` successfully."""
+    from ..public_pages import ca_rows, fingerprints
+
+    prints = fingerprints(request)
+    try:
+        rows = [r for r in ca_rows(request) if r.role == "root" and r.status != "revoked"]
+    except EcertError:
+        rows = []
+    issuer = getattr(links, "issuer", None)
+    crl_url = getattr(issuer, "crl_url", None)
+    return {"roots": rows, "prints": prints, "crl_url": crl_url, "crl_sha256": prints.get(crl_url or "", "")}
 
 
 @router.get("/portal/download/{fmt}")
@@ -46,7 +63,7 @@ def download_file(request: Request, fmt: str) -> Response:
     return attachment(item)
 
 
-def attachment(item: object) -> Response:
+def attachment(item: Any) -> Response:
     """A service ``Download`` as a file the browser saves under the name the service chose."""
     filename = str(getattr(item, "filename", "certificate")).replace('"', "").replace("\\", "")
     headers = dict(SECURITY_HEADERS)
