@@ -10,7 +10,8 @@ Certificate::
        │                  │  └──revoke──▶ revoked
        │                  └──reject──▶ rejected (revoked at once: seed C.6)
        ├──signed_accepted──▶ accepted     (paths without the seed's Accept step: operator, ACME)
-       └──fail──▶ failed                  (signing failed, signed but not stored, abandoned by a crash)
+       ├──fail──▶ failed                  (signing failed, signed but not stored, abandoned by a crash)
+       └──revoke──▶ revoked               (CT: a precertificate was signed but no final certificate follows)
 
 Issuance record::
 
@@ -63,6 +64,9 @@ CERT_TRANSITIONS: dict[tuple[CertStatus, CertAction], CertStatus] = {
     (CertStatus.SIGNING, CertAction.SIGNED): CertStatus.ISSUED,
     (CertStatus.SIGNING, CertAction.SIGNED_ACCEPTED): CertStatus.ACCEPTED,
     (CertStatus.SIGNING, CertAction.FAIL): CertStatus.FAILED,
+    # A logged precertificate whose final certificate will never be issued: its serial is revoked, since a
+    # precertificate is a promise to issue (RFC 6962 3.1; BR 7.1.2.9). The row then holds the precertificate.
+    (CertStatus.SIGNING, CertAction.REVOKE): CertStatus.REVOKED,
     (CertStatus.ISSUED, CertAction.ACCEPT): CertStatus.ACCEPTED,
     (CertStatus.ISSUED, CertAction.REJECT): CertStatus.REJECTED,
     (CertStatus.ISSUED, CertAction.REVOKE): CertStatus.REVOKED,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..settings import Settings
 from ..signer.keystore import KeyBackend, backend_from_settings
 from ..store import db
+from ..transparency import CtSubmitter, submitter_from_settings
 
 if TYPE_CHECKING:
     from ..signer.issuer import Issuer
@@ -44,6 +45,8 @@ class Context:
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
     # One signer per issuing CA, loaded once per process (the key is read from its backend once).
     issuers: dict[str, Issuer] = field(default_factory=dict, repr=False)
+    # Certificate Transparency submission (RFC 6962); None when CT is off (the demo): issuance is then unchanged.
+    ct: CtSubmitter | None = field(default=None, repr=False)
 
     @property
     def keys(self) -> KeyBackend:
@@ -67,6 +70,8 @@ class Context:
     def close(self) -> None:
         if self._keys is not None:
             self._keys.close()
+        if self.ct is not None:
+            self.ct.close()
         self.engine.dispose()
 
 
@@ -81,4 +86,5 @@ def build_context(settings: Settings, env: Mapping[str, str], *, migrate: bool =
     return Context(settings=settings, engine=engine, sessions=db.session_factory(engine),
                    readers=db.read_only_session_factory(engine),
                    keys_factory=lambda: backend_from_settings(settings, env_copy), clock=clock,
-                   perspective_secret=env.get(settings.perspective_secret_env) or None)
+                   perspective_secret=env.get(settings.perspective_secret_env) or None,
+                   ct=submitter_from_settings(settings))

@@ -1,0 +1,158 @@
+"""The Certificate Transparency steps of the issuance pipeline (services/issuance.py calls them in order).
+
+a. the signed precertificate is stored durably before any log sees it (RFC 6962 3.1; Boulder ISSUANCE-CYCLE);
+b. SCTs are collected outside any transaction, each log's answer recorded, and the policy checked;
+c. the final certificate's SCTs are stored in the same transaction as the certificate;
+d. when the promise cannot be kept (too few SCTs, a failure after the precertificate, a crash), the serial is
+   revoked: the precertificate was (or may have been) logged, and the BR (7.1.2.9) treats it as a certificate.
+
+Revoking rather than keeping the precertificate for a retry is deliberate: a retry would embed SCTs minutes or
+hours later under the same promise, needs the lost in-memory TBS rebuilt from the DER, and gains nothing the
+subscriber cannot get by asking again (a new serial, a new precertificate). The revocation carries no reason
+code (unspecified, BR 7.2.2) and is published at once, so CRL and OCSP answer "revoked" for the serial.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from cryptography import x509
+from sqlalchemy.orm import Session
+
+from ..core.ct import PrecertAction, SctFromLog, check_sct_policy
+from ..core.errors import TransparencyFailed
+from ..core.lifecycle import CertAction, CertStatus, RecordAction, RecordState
+from ..signer.issuer import IssuedCertificate
+from ..store import audit
+from ..store import certificates as cert_store
+from ..store import ct as ct_store
+from ..transparency import CtSubmitter, Submission
+from .context import Context
+
+__all__ = [
+    "store_precertificate",
+    "collect_scts",
+    "record_scts",
+    "revoke_unkept",
+    "revoke_unkept_in_session",
+]
+
+_log = logging.getLogger(__name__)
+
+
+def store_precertificate(
+    ctx: Context, *, ca_id: int, serial_hex: str, issued: IssuedCertificate, tbs_sha256: str, actor: str
+) -> int:
+    """Step a: the precertificate row and its audit event, committed before any submission."""
+    now = ctx.clock()
+    with ctx.transaction() as session:
+        precert_id = ct_store.add_precertificate(
+            session, ca_id=ca_id, serial_hex=serial_hex, der=issued.der, tbs_sha256=tbs_sha256, now=now
+        )
+        audit.append(
+            session,
+            actor=actor,
+            event="cert.precertificate_signed",
+            subject=serial_hex,
+            details={"precertificate": precert_id},
+            now=now,
+        )
+    return precert_id
+
+
+def _outcomes(submission: Submission) -> list[ct_store.LogOutcome]:
+    return [
+        ct_store.LogOutcome(
+            log_id=r.log.log_id_b64,
+            log_name=r.log.description,
+            operator=r.log.operator,
+            url=r.log.url,
+            ok=r.ok,
+            error=r.error,
+            ms=round(r.seconds * 1000),
+        )
+        for r in submission.results
+    ]
+
+
+def _failures(submission: Submission) -> str:
+    if not submission.candidates:
+        return "no usable log in the log list covers the certificate's notAfter"
+    failed = [f"{r.log.description} ({r.error})" for r in submission.results if not r.ok]
+    return "failed: " + "; ".join(failed) if failed else "too few usable logs or operators configured"
+
+
+def collect_scts(
+    ctx: Context, submitter: CtSubmitter, precertificate: x509.Certificate, chain: Sequence[x509.Certificate]
+) -> tuple[SctFromLog, ...]:
+    """Step b: ask the logs (no transaction open), record each log's answer, then hold the policy.
+
+    Raises TransparencyFailed naming the shortfall and the failing logs when the policy is not met.
+    """
+    not_before, not_after = precertificate.not_valid_before_utc, precertificate.not_valid_after_utc
+    submission = submitter.submit_precertificate(precertificate, chain, not_before, not_after)
+    with ctx.transaction() as session:
+        ct_store.record_log_outcomes(session, _outcomes(submission), ctx.clock())
+    try:
+        check_sct_policy(submission.scts, not_before, not_after)
+    except TransparencyFailed as exc:
+        raise TransparencyFailed(
+            f"{exc.message}: {_failures(submission)}",
+            rule=exc.rule,
+            value=[r.log.description for r in submission.results if not r.ok],
+        ) from None
+    return submission.scts
+
+
+def record_scts(
+    session: Session, *, precert_id: int, certificate_id: int, scts: Sequence[SctFromLog], now: datetime
+) -> None:
+    """Step c, inside the transaction that stores the final certificate: the SCTs and the kept promise."""
+    ct_store.add_scts(session, precert_id=precert_id, certificate_id=certificate_id, scts=scts, now=now)
+    ct_store.move_precertificate(session, precert_id, PrecertAction.FINISH, now=now, certificate_id=certificate_id)
+
+
+def revoke_unkept_in_session(session: Session, *, ca_id: int, serial_hex: str, error: str, now: datetime) -> bool:
+    """Step d's writes: the precertificate and the reserved row revoked, the record failed; False if there is
+    no unfinished precertificate for the serial (nothing was promised)."""
+    precert = ct_store.precertificate_for(session, ca_id, serial_hex)
+    if precert is None or precert.status != "signed":
+        return False
+    ct_store.move_precertificate(session, precert.id, PrecertAction.REVOKE, now=now, error=error)
+    cert_store.move_certificate(
+        session,
+        ca_id=ca_id,
+        serial_hex=serial_hex,
+        action=CertAction.REVOKE,
+        current=CertStatus.SIGNING,
+        now=now,
+        der=precert.der,
+        revoked_at=now,
+        revocation_reason=None,
+    )
+    record = cert_store.record_for(session, ca_id, serial_hex)
+    if record is not None:
+        cert_store.move_record(
+            session, record.id, RecordAction.FAIL, current=RecordState.LINTED, now=now, error=error[:2000]
+        )
+    audit.append(
+        session,
+        actor="system",
+        event="cert.precertificate_revoked",
+        subject=serial_hex,
+        details={"precertificate": precert.id, "error": error[:500]},
+        now=now,
+    )
+    return True
+
+
+def revoke_unkept(ctx: Context, *, ca_id: int, ca_label: str, serial_hex: str, error: str) -> None:
+    """Step d: revoke the serial of a precertificate no final certificate will follow, and publish at once."""
+    from .revocation import publish_status
+
+    with ctx.transaction() as session:
+        revoked = revoke_unkept_in_session(session, ca_id=ca_id, serial_hex=serial_hex, error=error, now=ctx.clock())
+    if revoked and not publish_status(ctx, [(ca_label, serial_hex)]):
+        _log.warning("precertificate %s revoked; its CRL/OCSP will be published by the next job pass", serial_hex)
