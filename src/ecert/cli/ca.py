@@ -336,7 +336,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         f"  CA certificates: http://{host}:{port}/repository/\n"
         f"  Subscriber portal: http://{host}:{port}/portal/  (register one with `ecert-ca application add --help`)\n"
         f"  API docs:        http://{host}:{port}/docs\n"
-        f"  Certificates and CRLs name {settings.base_url} (set ECERT_BASE_URL to change it)")
+        f"  Certificates and CRLs name {settings.base_url} (set ECERT_BASE_URL to change it)\n"
+        f"  Certificate Transparency: "
+        + (f"on, logs from {settings.ct_log_list}" if settings.ct_enabled else
+           "OFF: certificates carry no SCTs and Chrome and Safari will refuse them (set ECERT_CT_ENABLED and "
+           "ECERT_CT_LOG_LIST)"))
     uvicorn.run(FACTORY, factory=True, host=host, port=port, log_level="info", workers=workers)
 
 
@@ -350,6 +354,7 @@ _EXTRA: list[tuple[str, str, str]] = [("perspective", "app", "perspective"), ("a
                                      ("dcv", "app", "dcv"), ("audit", "app", "audit")]
 _EXTRA += [("certs", "cert_app", "cert"), ("certs", "vetting_app", "vetting")]
 _EXTRA += [("status", "crl_app", "crl"), ("status", "ocsp_app", "ocsp"), ("status", "jobs_app", "jobs")]
+_EXTRA += [("ct", "app", "ct")]
 
 
 def _settings_error(exc: ValidationError) -> str:
