@@ -16,19 +16,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
 from sqlalchemy.orm import Session
 
-from ..core.ct import PrecertAction, SctFromLog, check_sct_policy
+from ..core.ct import CtLog, LogList, PrecertAction, SctFromLog, check_sct_policy
 from ..core.errors import TransparencyFailed
 from ..core.lifecycle import CertAction, CertStatus, RecordAction, RecordState
 from ..signer.issuer import IssuedCertificate
 from ..store import audit
 from ..store import certificates as cert_store
 from ..store import ct as ct_store
+from ..store.models_ct import CtLogResult
 from ..transparency import CtSubmitter, Submission
+from ..transparency.submit import load_log_list
 from .context import Context
 
 __all__ = [
@@ -37,6 +40,11 @@ __all__ = [
     "record_scts",
     "revoke_unkept",
     "revoke_unkept_in_session",
+    "certificate_scts",
+    "log_overview",
+    "SctView",
+    "LogView",
+    "CtOverview",
 ]
 
 _log = logging.getLogger(__name__)
@@ -156,3 +164,84 @@ def revoke_unkept(ctx: Context, *, ca_id: int, ca_label: str, serial_hex: str, e
         revoked = revoke_unkept_in_session(session, ca_id=ca_id, serial_hex=serial_hex, error=error, now=ctx.clock())
     if revoked and not publish_status(ctx, [(ca_label, serial_hex)]):
         _log.warning("precertificate %s revoked; its CRL/OCSP will be published by the next job pass", serial_hex)
+
+
+@dataclass(frozen=True)
+class SctView:
+    """One embedded SCT as people see it: which log, whose, when."""
+
+    log_name: str
+    operator: str
+    time: datetime
+    log_id: str
+
+
+@dataclass(frozen=True)
+class LogView:
+    """A configured log and its last result (``ecert-ca ct logs``)."""
+
+    name: str
+    operator: str
+    url: str
+    state: str
+    interval: str
+    log_id: str
+    last_at: datetime | None
+    last_ok: bool | None
+    last_error: str | None
+    last_ms: int | None
+    submissions: int
+    failures: int
+
+
+@dataclass(frozen=True)
+class CtOverview:
+    enabled: bool
+    log_list: str | None
+    logs: tuple[LogView, ...]
+
+
+def certificate_scts(ctx: Context, serial_hex: str) -> list[SctView]:
+    """The SCTs embedded in a certificate (none when it was issued with CT off)."""
+    wanted = serial_hex.replace(" ", "").replace(":", "").lower().lstrip("0")
+    with ctx.read() as session:
+        return [
+            SctView(log_name=r.log_name, operator=r.operator, time=r.timestamp, log_id=r.log_id)
+            for r in ct_store.scts_for_serial(session, wanted)
+        ]
+
+
+def _interval(log: CtLog) -> str:
+    start = log.start_inclusive.date().isoformat() if log.start_inclusive else "…"
+    end = log.end_exclusive.date().isoformat() if log.end_exclusive else "…"
+    return f"{start} to {end}"
+
+
+def _view(log: CtLog, last: CtLogResult | None) -> LogView:
+    return LogView(
+        name=log.description,
+        operator=log.operator,
+        url=log.url,
+        state=log.state,
+        interval=_interval(log),
+        log_id=log.log_id_b64,
+        last_at=last.last_at if last else None,
+        last_ok=last.last_ok if last else None,
+        last_error=last.last_error if last else None,
+        last_ms=last.last_ms if last else None,
+        submissions=last.submissions if last else 0,
+        failures=last.failures if last else 0,
+    )
+
+
+def log_overview(ctx: Context) -> CtOverview:
+    """The configured log list (even with CT off, so an operator can check it first) and each log's last result."""
+    path = ctx.settings.ct_log_list
+    if ctx.ct is not None:
+        log_list: LogList | None = ctx.ct.log_list
+    else:
+        log_list = load_log_list(path) if path is not None else None
+    with ctx.read() as session:
+        results = ct_store.log_results(session)
+    logs = tuple(_view(log, results.get(log.log_id_b64)) for log in (log_list.logs if log_list else ()))
+    return CtOverview(enabled=ctx.ct is not None, log_list=str(path) if path else None, logs=logs)

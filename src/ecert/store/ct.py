@@ -23,6 +23,7 @@ __all__ = [
     "unfinished_precertificates",
     "add_scts",
     "scts_for_certificate",
+    "scts_for_serial",
     "record_log_outcomes",
     "log_results",
 ]
@@ -156,3 +157,15 @@ def record_log_outcomes(session: Session, outcomes: Sequence[LogOutcome], now: d
 def log_results(session: Session) -> dict[str, CtLogResult]:
     """Every log's last result, by base64 log ID."""
     return {row.log_id: row for row in session.scalars(select(CtLogResult))}
+
+
+def scts_for_serial(session: Session, serial_hex: str) -> Sequence[SctRecord]:
+    """The SCTs embedded in the certificate(s) with this serial, oldest first."""
+    from .models import Certificate
+
+    return session.scalars(
+        select(SctRecord)
+        .join(Certificate, Certificate.id == SctRecord.certificate_id)
+        .where(Certificate.serial_hex == serial_hex)
+        .order_by(SctRecord.timestamp_ms, SctRecord.id)
+    ).all()
