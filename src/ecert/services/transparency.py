@@ -15,7 +15,7 @@ code (unspecified, BR 7.2.2) and is published at once, so CRL and OCSP answer "r
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,10 +25,11 @@ from sqlalchemy.orm import Session
 from ..core.ct import CtLog, LogList, PrecertAction, SctFromLog, check_sct_policy
 from ..core.errors import TransparencyFailed
 from ..core.lifecycle import CertAction, CertStatus, RecordAction, RecordState
-from ..signer.issuer import IssuedCertificate
+from ..signer.issuer import IssuedCertificate, Issuer, PreparedCertificate
 from ..store import audit
 from ..store import certificates as cert_store
 from ..store import ct as ct_store
+from ..store.models import Certificate
 from ..store.models_ct import CtLogResult
 from ..transparency import CtSubmitter, Submission
 from ..transparency.submit import load_log_list
@@ -45,6 +46,8 @@ __all__ = [
     "SctView",
     "LogView",
     "CtOverview",
+    "Finished",
+    "finish_with_scts",
 ]
 
 _log = logging.getLogger(__name__)
@@ -245,3 +248,55 @@ def log_overview(ctx: Context) -> CtOverview:
         results = ct_store.log_results(session)
     logs = tuple(_view(log, results.get(log.log_id_b64)) for log in (log_list.logs if log_list else ()))
     return CtOverview(enabled=ctx.ct is not None, log_list=str(path) if path else None, logs=logs)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The final certificate and what the storing transaction must record with it."""
+
+    issued: IssuedCertificate
+    precert_id: int
+    scts: tuple[SctFromLog, ...]
+
+    def record(self, ctx: Context) -> Callable[[Session, Certificate], None]:
+        """A hook for the storing transaction: the SCTs and the kept promise commit with the certificate."""
+
+        def _record(session: Session, row: Certificate) -> None:
+            record_scts(session, precert_id=self.precert_id, certificate_id=row.id, scts=self.scts, now=ctx.clock())
+
+        return _record
+
+
+def finish_with_scts(
+    ctx: Context,
+    submitter: CtSubmitter,
+    issuer: Issuer,
+    *,
+    ca_id: int,
+    ca_label: str,
+    serial_hex: str,
+    prepared: PreparedCertificate,
+    precertificate: IssuedCertificate,
+    actor: str,
+) -> Finished:
+    """Steps a, b and the final signature: from a signed precertificate to a signed final certificate.
+
+    The precertificate is committed first (a failure there leaves nothing promised: the caller fails the
+    reservation as for any signature that was not stored). From then on any failure revokes the serial.
+    """
+    precert_id = store_precertificate(
+        ctx, ca_id=ca_id, serial_hex=serial_hex, issued=precertificate, tbs_sha256=prepared.tbs_sha256, actor=actor
+    )
+    try:
+        scts = collect_scts(ctx, submitter, precertificate.certificate, [issuer.certificate])
+        final = issuer.prepare_final(prepared, precertificate.certificate, [f.sct for f in scts])
+        return Finished(issued=issuer.sign(final), precert_id=precert_id, scts=scts)
+    except Exception as exc:
+        revoke_unkept(
+            ctx,
+            ca_id=ca_id,
+            ca_label=ca_label,
+            serial_hex=serial_hex,
+            error=f"no final certificate: {type(exc).__name__}: {exc}",
+        )
+        raise
