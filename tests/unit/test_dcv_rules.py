@@ -8,14 +8,20 @@ import pytest
 
 from ecert.core.dcv_rules import (
     CaaRecord,
+    ChallengeEvent,
+    ChallengeStatus,
     DcvMethod,
     allowed_non_corroborations,
     applicable_methods,
+    authorization_domain_names,
     caa_permits,
+    challenge_move,
     code_expired,
+    code_shared_by_names,
     codes_equal,
     constructed_addresses,
     dns_name_for_validation,
+    ensure_authorization_domain_name,
     ensure_constructed_address,
     ensure_method_applicable,
     instructions,
@@ -158,6 +164,59 @@ def test_constructed_addresses_are_the_five_at_the_base_domain():
     assert ensure_constructed_address("example.com", " Webmaster@Example.com ") == "webmaster@example.com"
 
 
+@pytest.mark.parametrize(
+    ("name", "adns"),
+    [
+        ("www.shop.example.com.hk", ("www.shop.example.com.hk", "shop.example.com.hk", "example.com.hk")),
+        ("*.shop.example.com", ("shop.example.com", "example.com")),
+        ("example.com", ("example.com",)),
+        ("a.b.example.co.uk", ("a.b.example.co.uk", "b.example.co.uk", "example.co.uk")),
+    ],
+)
+def test_authorization_domain_names_prune_down_to_the_base_domain(name, adns):
+    # BR 1.6.1 "Authorization Domain Name": prune labels from the left until the Base Domain Name, never past it
+    assert authorization_domain_names(name) == adns
+
+
+@pytest.mark.parametrize("adn", ["com", "com.hk", "example.net", "x.www.example.com", "other.example.com"])
+def test_an_address_domain_that_is_not_an_adn_is_refused(adn):
+    with pytest.raises(PolicyViolation) as err:
+        ensure_authorization_domain_name("www.example.com", adn)
+    assert err.value.rule == "BR 3.2.2.4.4 / BR 1.6.1" and err.value.value == adn
+
+
+def test_constructed_addresses_sit_at_every_adn():
+    found = constructed_addresses("www.shop.example.com")
+    assert {"admin@www.shop.example.com", "postmaster@shop.example.com", "webmaster@example.com"} <= set(found)
+    assert not any(a.endswith("@com") for a in found) and len(found) == 15
+    assert ensure_constructed_address("www.shop.example.com", "Admin@Example.com") == "admin@example.com"
+
+
+def test_only_the_website_file_shares_one_code_across_names():
+    # BR 3.2.2.4.18: one Random Value for the request, at one fixed path; DNS and e-mail stay per name
+    assert code_shared_by_names(H) and not code_shared_by_names(D) and not code_shared_by_names(E)
+
+
+@pytest.mark.parametrize(
+    ("current", "event", "target"),
+    [
+        (ChallengeStatus.PENDING, ChallengeEvent.PASS, ChallengeStatus.PASSED),
+        (ChallengeStatus.PENDING, ChallengeEvent.FAIL, ChallengeStatus.FAILED),
+        (ChallengeStatus.FAILED, ChallengeEvent.PASS, ChallengeStatus.PASSED),
+        (ChallengeStatus.FAILED, ChallengeEvent.EXPIRE, ChallengeStatus.EXPIRED),
+    ],
+)
+def test_challenge_moves(current, event, target):
+    assert challenge_move(current, event) is target
+
+
+@pytest.mark.parametrize("spent", [ChallengeStatus.PASSED, ChallengeStatus.EXPIRED])
+@pytest.mark.parametrize("event", list(ChallengeEvent))
+def test_a_spent_code_does_not_move(spent, event):
+    with pytest.raises(PolicyViolation):
+        challenge_move(spent, event)
+
+
 def test_instructions_for_each_method():
     f = instructions("http_file", "www.example.com", "CODE")
     assert f.file_urls == (
@@ -251,9 +310,7 @@ def test_caa_decision(records, wildcard, kwargs, permitted):
 
 
 def test_caa_decision_names_the_deciding_records():
-    decision = caa_permits(
-        {"www.example.com": (), "example.com": (rr(0, "issue", ";"),)}, "www.example.com", False, CA
-    )
+    decision = caa_permits({"www.example.com": (), "example.com": (rr(0, "issue", ";"),)}, "www.example.com", False, CA)
     assert decision.relevant_name == "example.com"
     assert decision.records == (rr(0, "issue", ";"),)
     assert "forbids every CA" in decision.reason
