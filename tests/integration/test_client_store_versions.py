@@ -30,9 +30,7 @@ def pki() -> TestPKI:
 
 def _key_pem() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return key, pem
 
 
