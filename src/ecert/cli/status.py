@@ -78,12 +78,15 @@ def ocsp_refresh(label: Annotated[str | None, typer.Argument(help="An issuing CA
 def ocsp_serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
                port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8080,
                refresh_seconds: Annotated[float, typer.Option(
-                   "--refresh-seconds", min=0.1, help="How often to read newly signed responses.")] = 30.0) -> None:
+                   "--refresh-seconds", min=0.1,
+                   help="Backstop poll; revocations arrive at once (NOTIFY) or within 1 s (SQLite).")] = 30.0,
+               idle_timeout: Annotated[float, typer.Option(
+                   "--idle-timeout", min=0.1, help="Close connections idle this many seconds.")] = 5.0) -> None:
     """Run the dedicated OCSP responder (RFC 6960 A.1, RFC 5019): pre-signed answers from memory, GET and POST."""
     from ..web import ocsp_server
 
     with _context() as ctx:
-        ocsp_server.serve(ctx, host=host, port=port, refresh_seconds=refresh_seconds,
+        ocsp_server.serve(ctx, host=host, port=port, refresh_seconds=refresh_seconds, idle_timeout=idle_timeout,
                           ready=lambda bound: output.console().print(
                               f"OCSP responder listening on http://{host}:{bound}/ocsp"))
 

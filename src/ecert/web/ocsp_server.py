@@ -49,6 +49,10 @@ FULL_RELOAD_SECONDS = 300.0  # the backstop: a full reload catches a row committ
 SLACK = timedelta(seconds=60)
 MAX_PIPELINED = 64  # requests queued behind a slow one before the connection stops reading
 REFUSE_LINGER = 2.0  # seconds a refused connection is drained before it is closed
+# How often SQLite's change marker is read: a revocation is served within about this (PostgreSQL: at commit).
+CHANGE_POLL_SECONDS = 1.0
+# Seconds a connection may sit with no request in progress before it is closed (uvicorn's keep-alive default).
+IDLE_TIMEOUT = 5.0
 
 _HASH_ALGORITHMS = (hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512())
 _OCSP = OCSP_PATH.encode()
@@ -211,13 +215,37 @@ class ResponseStore:
             previous.stale = True
         changed.add((row.ca_id, serial))
 
-    def run(self, stop: threading.Event, interval: float) -> None:
-        """The refresher thread's loop: poll every ``interval`` seconds until ``stop`` is set."""
-        while not stop.wait(interval):
-            try:
-                self.refresh()
-            except Exception:  # noqa: BLE001 - a failed poll keeps the old answers; the next one retries
-                _log.exception("OCSP refresh failed; serving the responses already loaded")
+    def run(self, stop: threading.Event, interval: float, wake: threading.Event | None = None,
+            marker_seconds: float | None = None) -> None:
+        """The refresher thread's loop until ``stop``: reload when ``wake`` is set (a NOTIFY), when the change
+        marker moved (checked every ``marker_seconds``, the SQLite way), and every ``interval`` regardless."""
+        wake = wake or threading.Event()
+        tick = min(interval, marker_seconds) if marker_seconds else interval
+        last_poll, marker = time.monotonic(), self._marker() if marker_seconds else None
+        while not stop.is_set():
+            woken = wake.wait(tick)
+            wake.clear()
+            if stop.is_set():
+                return
+            moved = False
+            if marker_seconds:
+                now_marker = self._marker()
+                moved, marker = now_marker != marker, now_marker
+            if woken or moved or time.monotonic() - last_poll >= interval:
+                self._refresh_logged()
+                last_poll = time.monotonic()
+
+    def _marker(self) -> object:
+        try:
+            return ocsp_feed.change_marker(self.ctx)
+        except Exception:  # noqa: BLE001 - an unreachable database: keep serving memory
+            return None
+
+    def _refresh_logged(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # noqa: BLE001 - a failed poll keeps the old answers; the next one retries
+            _log.exception("OCSP refresh failed; serving the responses already loaded")
 
 
 class _Pending:
@@ -348,8 +376,10 @@ class OcspServer:
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: httptools parses, answers go out in request order (keep-alive, pipelining)."""
 
-    def __init__(self, server: OcspServer) -> None:
+    def __init__(self, server: OcspServer, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.server = server
+        self.idle_timeout = idle_timeout
+        self.idle_timer: asyncio.TimerHandle | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
@@ -364,11 +394,31 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self._disarm_idle()
+
+    # -- idle connections: closed after idle_timeout with no request in progress (also a first request never sent)
+    def _arm_idle(self) -> None:
+        self._disarm_idle()
+        if self.transport is not None:
+            self.idle_timer = asyncio.get_running_loop().call_later(self.idle_timeout, self._idle_expired)
+
+    def _disarm_idle(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
+    def _idle_expired(self) -> None:
+        self.idle_timer = None
+        if self.transport is not None and not self.busy and not self.queue:
+            self.transport.close()
+            self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        self._arm_idle()  # any bytes restart the clock; a request still being answered is never cut
         if self.refused:
             return  # draining a refused request until the linger timer closes the connection
         try:
@@ -466,6 +516,9 @@ class _Connection(asyncio.Protocol):
         if not keep_alive:
             self.transport.close()
             self.transport = None
+            self._disarm_idle()
+        else:
+            self._arm_idle()
 
     def _refuse(self, response: bytes) -> None:
         """Answer a request we will not read (413/414) and close after a short drain, so the client sees it."""
@@ -482,7 +535,7 @@ class _Connection(asyncio.Protocol):
 
 
 async def _main(ctx: Context, host: str, port: int, refresh_seconds: float,
-                ready: Callable[[int], None] | None) -> None:
+                ready: Callable[[int], None] | None, idle_timeout: float = IDLE_TIMEOUT) -> None:
     loop = asyncio.get_running_loop()
     store = ResponseStore(ctx)
     await loop.run_in_executor(None, lambda: store.refresh(full=True))
@@ -492,10 +545,16 @@ async def _main(ctx: Context, host: str, port: int, refresh_seconds: float,
         loop.call_soon_threadsafe(server.forget, changed)
 
     store.on_change = on_change
-    stop = threading.Event()
-    refresher = threading.Thread(target=store.run, args=(stop, refresh_seconds), name="ocsp-refresh", daemon=True)
+    stop, wake = threading.Event(), threading.Event()
+    # PostgreSQL tells us of every new response at commit; SQLite is asked every CHANGE_POLL_SECONDS.
+    listens = ocsp_feed.notifies(ctx)
+    refresher = threading.Thread(target=store.run, args=(stop, refresh_seconds, wake,
+                                                         None if listens else CHANGE_POLL_SECONDS),
+                                 name="ocsp-refresh", daemon=True)
     refresher.start()
-    listener = await loop.create_server(lambda: _Connection(server), host, port, backlog=1024)
+    if listens:
+        threading.Thread(target=ocsp_feed.listen, args=(ctx, stop, wake.set), name="ocsp-listen", daemon=True).start()
+    listener = await loop.create_server(lambda: _Connection(server, idle_timeout), host, port, backlog=1024)
     bound = listener.sockets[0].getsockname()[1]
     done = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -509,13 +568,17 @@ async def _main(ctx: Context, host: str, port: int, refresh_seconds: float,
     finally:
         listener.close()
         stop.set()
+        wake.set()
         server.close()
         refresher.join(timeout=5)
 
 
 def serve(ctx: Context, *, host: str = "127.0.0.1", port: int = 8080, refresh_seconds: float = 30.0,
-          ready: Callable[[int], None] | None = None) -> None:
-    """Run the responder until SIGTERM or SIGINT; ``ready`` is told the bound port once it listens."""
-    if refresh_seconds <= 0:
-        raise ValueError("refresh_seconds must be positive")
-    uvloop.run(_main(ctx, host, port, refresh_seconds, ready))
+          ready: Callable[[int], None] | None = None, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    """Run the responder until SIGTERM or SIGINT; ``ready`` is told the bound port once it listens.
+
+    ``refresh_seconds`` is the backstop poll; changes arrive sooner (NOTIFY, or the 1 s change marker).
+    """
+    if refresh_seconds <= 0 or idle_timeout <= 0:
+        raise ValueError("refresh_seconds and idle_timeout must be positive")
+    uvloop.run(_main(ctx, host, port, refresh_seconds, ready, idle_timeout))
