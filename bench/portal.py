@@ -19,6 +19,7 @@ with the stubbed validator before the sessions); being government applications d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +98,8 @@ def prepare(data_dir: Path, database_url: str | None, sessions: int) -> tuple[di
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from ecert.services import applications as apps
-    from ecert.services import downloads, enrolment
+    from ecert.services import certificates as enrolment
+    from ecert.services import downloads
     from ecert.services.ca_config import load_hierarchy_config
     from ecert.services.ceremony import init_hierarchy
     from ecert.services.context import build_context
@@ -107,7 +110,7 @@ def prepare(data_dir: Path, database_url: str | None, sessions: int) -> tuple[di
         overrides["database_url"] = database_url
     ctx = build_context(Settings(**overrides), ENV)
     init_hierarchy(ctx, load_hierarchy_config(None), demo=True)
-    ctx.cache["validator"] = _BenchValidator()
+    ctx.validator = _BenchValidator()  # type: ignore[assignment]
     from ecert.services.operator_dcv import check_operator_validation, start_operator_validation
 
     start_operator_validation(ctx, "example.com", actor="bench")
@@ -134,11 +137,31 @@ def prepare(data_dir: Path, database_url: str | None, sessions: int) -> tuple[di
 SERVER = """
 import sys, uvicorn
 sys.path.insert(0, {src!r})
-from ecert.settings import Settings
-from ecert.web.app import create_app
-settings = Settings(**{overrides!r})
-uvicorn.run(create_app(settings, {env!r}), host="127.0.0.1", port={port}, log_level="warning", access_log=False)
+uvicorn.run("ecert.web.worker:create_app_from_env", factory=True, host="127.0.0.1", port={port},
+            log_level="warning", access_log=False, workers={workers})
 """
+
+
+def server_env(overrides: dict[str, Any]) -> dict[str, str]:
+    """What the workers read: the same settings ``prepare`` used, as ECERT_ variables."""
+    env = dict(os.environ, **ENV)
+    env.update({f"ECERT_{k.upper()}": str(v) for k, v in overrides.items()})
+    return env
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """User+system CPU of ``root_pid`` and its children (uvicorn's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if root_pid in (pid, ppid):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
@@ -169,8 +192,11 @@ http {{
 """
 
 
-def wrk(url: str, seconds: int, connections: int, header: str | None = None) -> dict[str, float]:
-    """One bounded wrk run: requests/second and the p50/p99 latency it reports (--latency)."""
+def wrk(url: str, seconds: int, connections: int, header: str | None = None,
+        cpu_of: int | None = None) -> dict[str, float]:
+    """One bounded wrk run: requests/second, the p50/p99 latency it reports (--latency), and the server's CPU
+    per request when ``cpu_of`` names its process."""
+    cpu_before = cpu_seconds(cpu_of) if cpu_of else 0.0
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if header:
         cmd += ["-H", header]
@@ -181,10 +207,29 @@ def wrk(url: str, seconds: int, connections: int, header: str | None = None) -> 
         assert m, out
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
+    cpu = (cpu_seconds(cpu_of) - cpu_before) if cpu_of else 0.0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    requests = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return {"p50_ms": latency("50"), "p99_ms": latency("99"), "rps": rps,
-            "errors": float(non2xx.group(1)) if non2xx else 0.0}
+            "errors": float(non2xx.group(1)) if non2xx else 0.0,
+            "cpu_ms": 1000.0 * cpu / requests if cpu_of and requests else 0.0}
+
+
+@contextlib.contextmanager
+def profiled(prefix: str | None, name: str, pid: int, seconds: int) -> Iterator[None]:
+    """py-spy (sampling, in its own process) on the server and its workers for the duration of one run."""
+    if not prefix:
+        yield
+        return
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+                            "--subprocesses", "--format", "raw", "--duration", str(seconds + 1), "--nonblocking",
+                            "--output", f"{prefix}-{name}.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        spy.wait(timeout=seconds + 30)
 
 
 def main() -> None:
@@ -192,6 +237,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--profile", metavar="PREFIX", help="record each ecert run with py-spy into PREFIX-<n>.txt "
+                        "(collapsed stacks; py-spy must be installed in the venv)")
     args = parser.parse_args()
     database_url = os.environ.get("ECERT_DATABASE_URL")
     server_url = database_url
@@ -202,8 +250,8 @@ def main() -> None:
                 database_url = _pg_schema_url(database_url)
             overrides, tokens, size = prepare(Path(tmp) / "ca", database_url, args.sessions)
             api_port, static_port = free_port(), free_port()
-            code = SERVER.format(src=str(ROOT / "src"), overrides=overrides, env=ENV, port=api_port)
-            procs.append(subprocess.Popen([sys.executable, "-c", code]))
+            code = SERVER.format(src=str(ROOT / "src"), port=api_port, workers=args.workers)
+            procs.append(subprocess.Popen([sys.executable, "-c", code], env=server_env(overrides)))
             www = Path(tmp) / "nginx"
             (www / "www").mkdir(parents=True)
             (www / "tmp").mkdir()
@@ -217,10 +265,15 @@ def main() -> None:
             base = f"http://127.0.0.1:{api_port}/api/v1"
             header = f"Authorization: Bearer {tokens[0]}"
             wrk(f"{base}/application", 2, args.connections, header)  # warm-up
+            pid = procs[0].pid
+            with profiled(args.profile, "application", pid, args.seconds):
+                application = wrk(f"{base}/application", args.seconds, args.connections, header, pid)
+            with profiled(args.profile, "download", pid, args.seconds):
+                download = wrk(f"{base}/certificate/download?format=pem", args.seconds, args.connections, header,
+                               pid)
             results = {
-                "api GET /application": wrk(f"{base}/application", args.seconds, args.connections, header),
-                "api GET /certificate/download?format=pem": wrk(f"{base}/certificate/download?format=pem",
-                                                                args.seconds, args.connections, header),
+                "api GET /application": application,
+                "api GET /certificate/download?format=pem": download,
                 f"nginx static file ({size} B)": wrk(f"http://127.0.0.1:{static_port}/cert.pem", args.seconds,
                                                      args.connections),
             }
@@ -235,11 +288,11 @@ def main() -> None:
                 _drop_schema(server_url, database_url.split("search_path%3D")[-1].split("search_path=")[-1])
     engine = "PostgreSQL" if database_url else "SQLite"
     print(f"ecert portal API bench: {engine}, wrk 1 thread, {args.connections} connections, {args.seconds} s per "
-          "target, loopback, one uvicorn worker vs one nginx worker")
+          f"target, loopback, {args.workers} uvicorn worker(s) vs one nginx worker")
     static = list(results.values())[-1]
     for name, r in results.items():
         print(f"  {name:<44} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  {r['rps']:8.1f} req/s  "
-              f"non-2xx {int(r['errors'])}  ({r['rps'] / static['rps']:.2f}x nginx)")
+              f"CPU {r['cpu_ms']:5.2f} ms/req  non-2xx {int(r['errors'])}  ({r['rps'] / static['rps']:.3f}x nginx)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Downloads are keyed by application id or serial number, never by a path, so no i
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -13,18 +14,31 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..core import urls
 from ..core.errors import Conflict, NotFound, PolicyViolation
+from ..core.lifecycle import CertStatus
 from ..core.names import to_unicode
-from ..store import audit, repo
-from ..store.models import CA, Application, Certificate
+from ..store import audit, cas, certificates, repo, status
+from ..store.models import CA, Certificate
 from .context import Context
 
-__all__ = ["FORMATS", "NOT_ACCEPTED", "Download", "SearchHit", "CaLink", "CrossLink", "ChainLinks", "download",
-           "public_download", "search_certificates", "ca_links", "certificate_links", "render"]
+__all__ = [
+    "FORMATS",
+    "NOT_ACCEPTED",
+    "Download",
+    "SearchHit",
+    "CaLink",
+    "CrossLink",
+    "ChainLinks",
+    "download",
+    "public_download",
+    "search_certificates",
+    "ca_links",
+    "certificate_links",
+    "render",
+]
 
 Format = Literal["pem", "der", "p7b", "fullchain"]
 # What each format is and how browsers should save it (Exchange's "Complete Pending Request" takes .cer/.p7b).
@@ -114,13 +128,9 @@ def _accepted(session: Session, app_id: int) -> Certificate:
     The seed offers the download only after "Accept" (C.6, C.7): an unaccepted certificate may still be
     rejected (and then revoked), so it must not reach a server first.
     """
-    cert = session.scalars(select(Certificate).where(
-        Certificate.application_id == app_id, Certificate.status.in_(("issued", "accepted")))
-        .order_by(Certificate.created_at.desc(), Certificate.id.desc())).first()
-    if cert is not None and cert.status == "issued":
-        accepted = session.scalars(select(Certificate).where(
-            Certificate.application_id == app_id, Certificate.status == "accepted")
-            .order_by(Certificate.created_at.desc(), Certificate.id.desc())).first()
+    cert = certificates.newest_live_for_application(session, app_id)
+    if cert is not None and cert.status == CertStatus.ISSUED:
+        accepted = certificates.accepted_for_application(session, app_id)
         if accepted is None:
             raise Conflict(NOT_ACCEPTED, rule="seed C.6", value=cert.serial_hex)
         cert = accepted
@@ -129,11 +139,92 @@ def _accepted(session: Session, app_id: int) -> Certificate:
     return cert
 
 
+@dataclass
+class _Pending:
+    """One download waiting for its audit row to be committed."""
+
+    ctx: Context
+    serial_hex: str
+    fmt: str
+    actor: str
+    channel: str
+    at: datetime
+    done: bool = False
+    error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Download audit rows share write transactions: one caller writes every row pending at that moment.
+
+    The audit chain admits one writer at a time (an advisory lock on PostgreSQL, the write lock on
+    SQLite), so a transaction per download queued every download behind every other (p99 2.1 s at 16
+    connections). Here a download still returns only after its own row is committed in the chain, but
+    the rows that arrive while one transaction runs go together in the next: one commit per batch.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: list[_Pending] = []
+        self._writing = False
+
+    def record(self, item: _Pending) -> None:
+        with self._cond:
+            self._pending.append(item)
+            while not item.done:
+                if self._writing:
+                    self._cond.wait()
+                else:
+                    self._lead()
+        if item.error is not None:
+            raise item.error
+
+    def _lead(self) -> None:
+        """Take everything pending and write it, outside the condition's lock; called with it held."""
+        batch, self._pending, self._writing = self._pending, [], True
+        self._cond.release()
+        errors: dict[int, BaseException] = {}
+        try:
+            errors = _write_batch(batch)
+        finally:
+            self._cond.acquire()
+            self._writing = False
+            for item in batch:
+                item.done, item.error = True, errors.get(id(item.ctx))
+            self._cond.notify_all()
+
+
+def _write_batch(batch: list[_Pending]) -> dict[int, BaseException]:
+    """One transaction per database in the batch; returns the error of each context whose write failed."""
+    errors: dict[int, BaseException] = {}
+    by_ctx: dict[int, list[_Pending]] = {}
+    for item in batch:
+        by_ctx.setdefault(id(item.ctx), []).append(item)
+    for key, items in by_ctx.items():
+        try:
+            with items[0].ctx.transaction() as session:
+                for item in items:
+                    audit.append(
+                        session,
+                        actor=item.actor,
+                        event="cert.downloaded",
+                        subject=item.serial_hex,
+                        details={"format": item.fmt, "channel": item.channel},
+                        now=item.at,
+                    )
+        except Exception as exc:  # noqa: BLE001 - handed to each waiting download of that database
+            errors[key] = exc
+    return errors
+
+
+_DOWNLOAD_LOG = _GroupCommit()
+
+
 def _audit_download(ctx: Context, serial_hex: str, fmt: str, actor: str, channel: str) -> None:
-    """Every download is an audit event (issue 4 point 5): who took which certificate, in what form, where."""
-    with ctx.transaction() as session:
-        audit.append(session, actor=actor, event="cert.downloaded", subject=serial_hex,
-                     details={"format": fmt, "channel": channel}, now=ctx.clock())
+    """Every download is an audit event (issue 4 point 5): who took which certificate, in what form, where.
+
+    It returns once the row is committed; concurrent downloads share the transaction (see _GroupCommit).
+    """
+    _DOWNLOAD_LOG.record(_Pending(ctx, serial_hex, fmt, actor, channel, ctx.clock()))
 
 
 def download(ctx: Context, app_id: int, fmt: str, *, actor: str = "subscriber", channel: str = "portal") -> Download:
@@ -142,7 +233,7 @@ def download(ctx: Context, app_id: int, fmt: str, *, actor: str = "subscriber", 
         raise NotFound("no such download format", value=str(fmt)[:20])
     with ctx.read() as session:
         cert = _accepted(session, app_id)
-        issuer = session.get(CA, cert.ca_id)
+        issuer = cas.ca_by_id(session, cert.ca_id)
         assert issuer is not None
         item = render(cert, issuer, fmt)
         serial = cert.serial_hex
@@ -150,8 +241,9 @@ def download(ctx: Context, app_id: int, fmt: str, *, actor: str = "subscriber", 
     return item
 
 
-def public_download(ctx: Context, serial_hex: str, fmt: str, *, actor: str = "public",
-                    channel: str = "search") -> Download:
+def public_download(
+    ctx: Context, serial_hex: str, fmt: str, *, actor: str = "public", channel: str = "search"
+) -> Download:
     """A published certificate by serial: accepted certificates only (seed C.7 note 1); audited."""
     if fmt not in FORMATS or not _SERIAL.match(serial_hex or ""):
         raise NotFound("no such certificate")
@@ -160,11 +252,10 @@ def public_download(ctx: Context, serial_hex: str, fmt: str, *, actor: str = "pu
     except ValueError:
         raise NotFound("no such certificate") from None
     with ctx.read() as session:
-        cert = session.scalars(select(Certificate).where(Certificate.serial_hex == serial,
-                                                         Certificate.status == "accepted")).first()
+        cert = status.accepted_by_serial(session, serial)
         if cert is None:
             raise NotFound("no such certificate")
-        issuer = session.get(CA, cert.ca_id)
+        issuer = cas.ca_by_id(session, cert.ca_id)
         assert issuer is not None
         item = render(cert, issuer, fmt)
         serial = cert.serial_hex
@@ -174,7 +265,7 @@ def public_download(ctx: Context, serial_hex: str, fmt: str, *, actor: str = "pu
 
 def _spaced(serial_hex: str) -> str:
     digits = serial_hex if len(serial_hex) % 2 == 0 else "0" + serial_hex
-    return " ".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+    return " ".join(digits[i : i + 2] for i in range(0, len(digits), 2))
 
 
 def _unicode(name: str) -> str:
@@ -206,24 +297,32 @@ def search_certificates(ctx: Context, *, by: str, query: str) -> list[SearchHit]
         query = ascii_query
     now = ctx.clock()
     with ctx.read() as session:
-        rows = [c for c in repo.find_certificates(session, query, by, limit=200)  # type: ignore[arg-type]
-                if c.status == "accepted"]
-        issuers = {ca.id: ca for ca in session.scalars(select(CA)).all()}
-        orgs = {}
-        app_ids = {c.application_id for c in rows if c.application_id is not None}
-        if app_ids:
-            for app in session.scalars(select(Application).where(Application.id.in_(app_ids))):
-                orgs[app.id] = app.org_name_zh if (app.use_chinese and app.org_name_zh) else app.org_name_en
+        rows = [
+            c
+            for c in repo.find_certificates(session, query, by, limit=200)  # type: ignore[arg-type]
+            if c.status == CertStatus.ACCEPTED
+        ]
+        issuers = {ca.id: ca for ca in cas.cas_of_roles(session)}
+        orgs = status.organisation_names(session, {c.application_id for c in rows if c.application_id is not None})
         hits = []
         for c in rows[:100]:
             ca = issuers.get(c.ca_id)
             issuer_cn = _cn(x509.load_der_x509_certificate(ca.cert_der).subject) if ca is not None else None
-            status = "revoked" if c.revoked_at is not None else ("expired" if c.not_after < now else "valid")
-            hits.append(SearchHit(
-                serial_hex=c.serial_hex, serial_spaced=_spaced(c.serial_hex), common_name=c.subject_cn,
-                names=tuple(c.names or ()), names_unicode=tuple(_unicode(n) for n in c.names or ()),
-                organization=orgs.get(c.application_id) if c.application_id is not None else None,
-                issuer_cn=issuer_cn or "", not_before=c.not_before, not_after=c.not_after, status=status))
+            shown = "revoked" if c.revoked_at is not None else ("expired" if c.not_after < now else "valid")
+            hits.append(
+                SearchHit(
+                    serial_hex=c.serial_hex,
+                    serial_spaced=_spaced(c.serial_hex),
+                    common_name=c.subject_cn,
+                    names=tuple(c.names or ()),
+                    names_unicode=tuple(_unicode(n) for n in c.names or ()),
+                    organization=orgs.get(c.application_id) if c.application_id is not None else None,
+                    issuer_cn=issuer_cn or "",
+                    not_before=c.not_before,
+                    not_after=c.not_after,
+                    status=shown,
+                )
+            )
         return hits
 
 
@@ -239,17 +338,24 @@ def _link(ca: CA) -> CaLink:
         crl = urls.crl_path(ca.label)
     elif ca.role == "root":
         crl = urls.arl_path(ca.label)
-    return CaLink(label=ca.label, role=ca.role, common_name=_cn(cert.subject) or ca.label,
-                  effective_from=ca.effective_from, not_after=ca.not_after, status=ca.status,
-                  crt_url=urls.ca_cert_path(ca.label, "crt"), pem_url=urls.ca_cert_path(ca.label, "pem"),
-                  crl_url=crl, revoked_at=ca.revoked_at)
+    return CaLink(
+        label=ca.label,
+        role=ca.role,
+        common_name=_cn(cert.subject) or ca.label,
+        effective_from=ca.effective_from,
+        not_after=ca.not_after,
+        status=ca.status,
+        crt_url=urls.ca_cert_path(ca.label, "crt"),
+        pem_url=urls.ca_cert_path(ca.label, "pem"),
+        crl_url=crl,
+        revoked_at=ca.revoked_at,
+    )
 
 
 def ca_links(ctx: Context) -> list[CaLink]:
     """Every published CA certificate with its (site-relative) links; issuing CAs with their CRL, the root its ARL."""
     with ctx.read() as session:
-        return [_link(ca) for ca in session.scalars(select(CA).where(CA.role.in_(("root", "cross", "ov", "ev")))
-                                                    .order_by(CA.id)).all()]
+        return [_link(ca) for ca in cas.cas_of_roles(session, ("root", "cross", "ov", "ev"))]
 
 
 @dataclass(frozen=True)
@@ -281,22 +387,25 @@ def certificate_links(ctx: Context, app_id: int) -> ChainLinks:
     """
     with ctx.read() as session:
         cert = _accepted(session, app_id)
-        issuer = session.get(CA, cert.ca_id)
+        issuer = cas.ca_by_id(session, cert.ca_id)
         if issuer is None:
             raise NotFound("the certificate's issuing CA is not known")
-        root = session.get(CA, issuer.parent_id) if issuer.parent_id is not None else None
+        root = cas.ca_by_id(session, issuer.parent_id) if issuer.parent_id is not None else None
         crosses: list[CrossLink] = []
         arl = None
         root_cn = ""
         if root is not None:
             root_cn = _cn(x509.load_der_x509_certificate(root.cert_der).subject) or root.label
             arl = urls.arl_path(root.label)
-            for row in session.scalars(select(CA).where(CA.role == "cross", CA.subject_dn == root.subject_dn,
-                                                        CA.status != "revoked").order_by(CA.id)).all():
-                if row.spki_sha256 != root.spki_sha256:
-                    continue
+            for row in cas.crosses_of(session, root):
                 cross = x509.load_der_x509_certificate(row.cert_der)
-                crosses.append(CrossLink(label=row.label, subject_cn=_cn(cross.subject) or root_cn,
-                                         issuer_cn=_cn(cross.issuer) or "", pem_url=urls.ca_cert_path(row.label, "pem"),
-                                         crt_url=urls.ca_cert_path(row.label, "crt")))
+                crosses.append(
+                    CrossLink(
+                        label=row.label,
+                        subject_cn=_cn(cross.subject) or root_cn,
+                        issuer_cn=_cn(cross.issuer) or "",
+                        pem_url=urls.ca_cert_path(row.label, "pem"),
+                        crt_url=urls.ca_cert_path(row.label, "crt"),
+                    )
+                )
         return ChainLinks(issuer=_link(issuer), root_cn=root_cn, crosses=tuple(crosses), arl_url=arl)

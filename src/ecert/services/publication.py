@@ -13,14 +13,15 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from ..core.errors import NotFound, RateLimited
+from ..core.lifecycle import SIGNED_STATUSES
 from ..signer.keystore import KeySpec
 from ..signer.status import (
     CertStatus,
@@ -30,8 +31,8 @@ from ..signer.status import (
     build_responder_certificate,
     issuer_hashes,
 )
-from ..store import audit, repo
-from ..store.models import CA, Certificate, Crl, OcspResponse, ResponderCert
+from ..store import audit, cas, repo, status
+from ..store.models import CA, Crl, ResponderCert
 from .ceremony import load_private_key
 from .context import Context
 
@@ -83,35 +84,11 @@ ISSUING_ROLES = ("ov", "ev")
 OCSP_CACHE_KEY = "ocsp:answers"  # ctx.cache slot the web layer keeps its in-memory answers in
 
 
-# --- locks ---------------------------------------------------------------------------------------
-
-
-def _lock_key(kind: str, ca_id: int) -> int:
-    """A stable signed 64-bit advisory-lock key per (kind, issuer)."""
-    digest = hashlib.sha256(f"ecert:{kind}:{ca_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _lock_issuer(session: Session, kind: str, ca_id: int, *, wait: bool) -> bool:
-    """Take the per-issuer publisher lock for this transaction; False if another worker holds it.
-
-    PostgreSQL: ``pg_advisory_xact_lock`` (or its try- form for the scheduler, which skips a busy
-    issuer); released at commit. SQLite: the engine begins every transaction with BEGIN IMMEDIATE,
-    so the transaction already holds the one write lock.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    if wait:
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(kind, ca_id)})
-        return True
-    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _lock_key(kind, ca_id)}).scalar())
-
-
 # --- lookups -------------------------------------------------------------------------------------
 
 
 def _ca_by_label(session: Session, label: str) -> CA:
-    row = repo.get_ca_by_label(session, label)
+    row = cas.ca_by_label(session, label)
     if row is None:
         raise NotFound(f"no CA labelled {label}", value=label)
     return row
@@ -129,28 +106,21 @@ def issuing_cas(ctx: Context, *, now: datetime | None = None) -> list[str]:
     """
     now = now or ctx.clock()
     with ctx.read() as session:
-        return list(session.scalars(
-            select(CA.label).where(CA.role.in_(ISSUING_ROLES), CA.status.in_(("active", "retired", "revoked")),
-                                   CA.not_after > now, CA.key_ref.is_not(None)).order_by(CA.id)))
+        return cas.publishing_labels(session, ISSUING_ROLES, now)
 
 
 def _root(session: Session) -> CA:
-    root = session.scalar(select(CA).where(CA.role == "root", CA.status == "active").order_by(CA.id.desc()))
+    root = cas.active_root(session)
     if root is None:
         raise NotFound("no root CA: run `ecert-ca init` first")
     return root
-
-
-def _latest(session: Session, ca_id: int, *, arl: bool) -> Crl | None:
-    return session.scalar(select(Crl).where(Crl.ca_id == ca_id, Crl.is_arl == arl, Crl.partition.is_(None))
-                          .order_by(Crl.number.desc()).limit(1))
 
 
 def latest_crl(ctx: Context, label: str, *, arl: bool = False) -> Crl:
     """The newest stored CRL (or, with ``arl``, ARL) of the CA ``label``; NotFound if none was published."""
     with ctx.transaction() as session:
         ca = _ca_by_label(session, label)
-        row = _latest(session, ca.id, arl=arl)
+        row = status.latest_crl(session, ca.id, arl=arl)
         if row is None:
             raise NotFound(f"no {'ARL' if arl else 'CRL'} published yet for {label}", value=label)
         return row
@@ -165,13 +135,10 @@ def crl_due(ctx: Context, label: str, *, now: datetime | None = None) -> bool:
 
 
 def _crl_due(session: Session, ca: CA, now: datetime) -> bool:
-    crl = _latest(session, ca.id, arl=False)
+    crl = status.latest_crl(session, ca.id, arl=False)
     if crl is None or now - crl.this_update >= CRL_REFRESH_AFTER or crl.next_update <= now:
         return True
-    missed = session.scalar(select(func.count()).select_from(Certificate).where(
-        Certificate.ca_id == ca.id, Certificate.revoked_at.is_not(None), Certificate.updated_at > crl.created_at,
-        Certificate.revoked_at <= now))
-    return bool(missed)
+    return status.revocations_since(session, ca.id, crl.created_at, now) > 0
 
 
 def arl_due(ctx: Context, *, now: datetime | None = None) -> bool:
@@ -181,13 +148,10 @@ def arl_due(ctx: Context, *, now: datetime | None = None) -> bool:
 
 
 def _arl_due(session: Session, root: CA, now: datetime) -> bool:
-    arl = _latest(session, root.id, arl=True)
+    arl = status.latest_crl(session, root.id, arl=True)
     if arl is None or now - arl.this_update >= ARL_REFRESH_AFTER or arl.next_update <= now:
         return True
-    missed = session.scalar(select(func.count()).select_from(CA).where(
-        CA.parent_id == root.id, CA.status == "revoked", CA.revoked_at.is_not(None), CA.revoked_at > arl.this_update,
-        CA.revoked_at <= now))
-    return bool(missed)
+    return cas.children_revoked_since(session, root.id, arl.this_update, now) > 0
 
 
 # --- CRLs ----------------------------------------------------------------------------------------
@@ -199,22 +163,16 @@ def _reason(value: str | None) -> x509.ReasonFlags | None:
 
 def _revoked_entries(session: Session, ca_id: int, this_update: datetime) -> Iterator[RevokedEntry]:
     """Stream the revoked rows of one CA as entries, a batch at a time (server-side cursor on PostgreSQL)."""
-    result = session.execute(
-        select(Certificate.serial_hex, Certificate.revoked_at, Certificate.revocation_reason)
-        .where(Certificate.ca_id == ca_id, Certificate.revoked_at.is_not(None),
-               Certificate.revoked_at <= this_update)
-        .execution_options(yield_per=10_000))
-    for serial_hex, revoked_at, reason in result:
+    for serial_hex, revoked_at, reason in status.revoked_serials(session, ca_id, this_update):
         yield RevokedEntry(int(serial_hex, 16), revoked_at, _reason(reason))
 
 
-def _store_crl(session: Session, ca: CA, der: bytes, number: int, this_update: datetime,
-               next_update: datetime, *, arl: bool) -> Crl:
-    row = Crl(ca_id=ca.id, number=number, this_update=this_update, next_update=next_update, der=der, is_arl=arl,
-              partition=None, created_at=this_update)
-    session.add(row)
-    session.flush()
-    return row
+def _store_crl(
+    session: Session, ca: CA, der: bytes, number: int, this_update: datetime, next_update: datetime, *, arl: bool
+) -> Crl:
+    return status.add_crl(
+        session, ca_id=ca.id, der=der, number=number, this_update=this_update, next_update=next_update, arl=arl
+    )
 
 
 def publish_crl(ctx: Context, ca_label: str, *, only_if_due: bool = False, wait: bool = True) -> Crl | None:
@@ -227,22 +185,29 @@ def publish_crl(ctx: Context, ca_label: str, *, only_if_due: bool = False, wait:
     now = ctx.clock()
     with ctx.transaction() as session:
         ca = _ca_by_label(session, ca_label)
-        if not _lock_issuer(session, "crl", ca.id, wait=wait):
+        if not status.lock_issuer(session, "crl", ca.id, wait=wait):
             return None
         if only_if_due and not _crl_due(session, ca, now):
             return None
         number = repo.next_crl_number(session, ca.id)
-        der = build_crl(issuer_cert=_cert_of(ca), issuer_key=load_private_key(ctx, ca),
-                        entries=_revoked_entries(session, ca.id, now), number=number, this_update=now,
-                        next_update=now + CRL_VALIDITY, now=now)
+        der = build_crl(
+            issuer_cert=_cert_of(ca),
+            issuer_key=load_private_key(ctx, ca),
+            entries=_revoked_entries(session, ca.id, now),
+            number=number,
+            this_update=now,
+            next_update=now + CRL_VALIDITY,
+            now=now,
+        )
         return _store_crl(session, ca, der, number, now, now + CRL_VALIDITY, arl=False)
 
 
 def _arl_entries(session: Session, root: CA, this_update: datetime) -> list[RevokedEntry]:
-    rows = session.scalars(select(CA).where(CA.parent_id == root.id, CA.status == "revoked",
-                                            CA.revoked_at.is_not(None), CA.revoked_at <= this_update))
-    return [RevokedEntry(_cert_of(r).serial_number, r.revoked_at, _reason(r.revocation_reason))  # type: ignore[arg-type]
-            for r in rows]
+    rows = cas.revoked_children(session, root.id, this_update)
+    return [
+        RevokedEntry(_cert_of(r).serial_number, r.revoked_at, _reason(r.revocation_reason))  # type: ignore[arg-type]
+        for r in rows
+    ]
 
 
 def publish_arl(ctx: Context, *, only_if_due: bool = False, wait: bool = True) -> Crl | None:
@@ -250,14 +215,21 @@ def publish_arl(ctx: Context, *, only_if_due: bool = False, wait: bool = True) -
     now = ctx.clock()
     with ctx.transaction() as session:
         root = _root(session)
-        if not _lock_issuer(session, "crl", root.id, wait=wait):
+        if not status.lock_issuer(session, "crl", root.id, wait=wait):
             return None
         if only_if_due and not _arl_due(session, root, now):
             return None
         number = repo.next_crl_number(session, root.id)
-        der = build_crl(issuer_cert=_cert_of(root), issuer_key=load_private_key(ctx, root),
-                        entries=_arl_entries(session, root, now), number=number, this_update=now,
-                        next_update=now + ARL_VALIDITY, is_arl=True, now=now)
+        der = build_crl(
+            issuer_cert=_cert_of(root),
+            issuer_key=load_private_key(ctx, root),
+            entries=_arl_entries(session, root, now),
+            number=number,
+            this_update=now,
+            next_update=now + ARL_VALIDITY,
+            is_arl=True,
+            now=now,
+        )
         return _store_crl(session, root, der, number, now, now + ARL_VALIDITY, arl=True)
 
 
@@ -311,33 +283,41 @@ def _common_name(cert: x509.Certificate) -> str:
     return str(names[0].value) if names else "CA"
 
 
-def _responder_row(session: Session, ca_id: int) -> ResponderCert | None:
-    return session.scalar(select(ResponderCert).where(ResponderCert.ca_id == ca_id)
-                          .order_by(ResponderCert.not_after.desc(), ResponderCert.id.desc()).limit(1))
-
-
 def _new_responder(ctx: Context, session: Session, ca: CA, now: datetime) -> ResponderCert:
     """Issue a delegated responder certificate (BR 7.1.2.8) with a fresh key in the key backend."""
     label = f"{ca.label}-ocsp-{now:%Y%m%d%H%M}-{secrets.token_hex(3)}"
     key_ref = ctx.keys.create_key(label, RESPONDER_KEY)
     issuer = _cert_of(ca)
     cert = build_responder_certificate(
-        issuer_cert=issuer, issuer_key=load_private_key(ctx, ca), responder_public_key=ctx.keys.public_key(key_ref),
-        subject_cn=f"{_common_name(issuer)} OCSP Responder"[:64], not_before=now - timedelta(minutes=5),
-        validity_days=RESPONDER_DAYS)
-    row = ResponderCert(ca_id=ca.id, cert_der=cert.public_bytes(Encoding.DER), key_ref=key_ref,
-                        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc)
-    session.add(row)
-    session.flush()
-    audit.append(session, actor="system", event="ocsp.responder_issued", subject=ca.label,
-                 details={"serial": format(cert.serial_number, "x"), "not_after": row.not_after.isoformat(),
-                          "key_ref": key_ref}, now=now)
+        issuer_cert=issuer,
+        issuer_key=load_private_key(ctx, ca),
+        responder_public_key=ctx.keys.public_key(key_ref),
+        subject_cn=f"{_common_name(issuer)} OCSP Responder"[:64],
+        not_before=now - timedelta(minutes=5),
+        validity_days=RESPONDER_DAYS,
+    )
+    row = status.add_responder(
+        session,
+        ca_id=ca.id,
+        cert_der=cert.public_bytes(Encoding.DER),
+        key_ref=key_ref,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+    audit.append(
+        session,
+        actor="system",
+        event="ocsp.responder_issued",
+        subject=ca.label,
+        details={"serial": format(cert.serial_number, "x"), "not_after": row.not_after.isoformat(), "key_ref": key_ref},
+        now=now,
+    )
     return row
 
 
 def _responder(ctx: Context, session: Session, ca: CA, now: datetime) -> tuple[x509.Certificate, object, bool]:
     """The responder certificate and key to sign with, renewed when less than half its life is left."""
-    row = _responder_row(session, ca.id)
+    row = status.latest_responder(session, ca.id)
     renewed = False
     if row is None or row.not_after - now <= RESPONDER_RENEW_MARGIN or row.not_before > now:
         row = _new_responder(ctx, session, ca, now)
@@ -355,21 +335,39 @@ def ensure_responder(ctx: Context, ca_label: str) -> x509.Certificate:
     now = ctx.clock()
     with ctx.transaction() as session:
         ca = _ca_by_label(session, ca_label)
-        _lock_issuer(session, "ocsp", ca.id, wait=True)
+        status.lock_issuer(session, "ocsp", ca.id, wait=True)
         cert, _key, _renewed = _responder(ctx, session, ca, now)
         return cert
 
 
-def _sign(ctx: Context, session: Session, ca: CA, serial: int, status: CertStatus, revoked_at: datetime | None,
-          reason: str | None, now: datetime, request_hash: hashes.HashAlgorithm | None = None) -> SignedOcsp:
+def _sign(
+    ctx: Context,
+    session: Session,
+    ca: CA,
+    serial: int,
+    answer: CertStatus,
+    revoked_at: datetime | None,
+    reason: str | None,
+    now: datetime,
+    request_hash: hashes.HashAlgorithm | None = None,
+) -> SignedOcsp:
     responder_cert, responder_key, _ = _responder(ctx, session, ca, now)
     # Never outlive the responder certificate: a response is verified against it (RFC 6960 4.2.2.2).
     next_update = min(now + OCSP_VALIDITY, responder_cert.not_valid_after_utc)
-    der = build_ocsp_response(issuer_cert=_cert_of(ca), responder_cert=responder_cert, responder_key=responder_key,
-                              cert_serial=serial, status=status, revoked_at=revoked_at if status == "revoked" else None,
-                              reason=_reason(reason) if status == "revoked" else None, this_update=now,
-                              next_update=next_update, request_hash=request_hash, now=now)
-    return SignedOcsp(der=der, status=status, this_update=now, next_update=next_update, etag=_etag(der))
+    der = build_ocsp_response(
+        issuer_cert=_cert_of(ca),
+        responder_cert=responder_cert,
+        responder_key=responder_key,
+        cert_serial=serial,
+        status=answer,
+        revoked_at=revoked_at if answer == "revoked" else None,
+        reason=_reason(reason) if answer == "revoked" else None,
+        this_update=now,
+        next_update=next_update,
+        request_hash=request_hash,
+        now=now,
+    )
+    return SignedOcsp(der=der, status=answer, this_update=now, next_update=next_update, etag=_etag(der))
 
 
 def _expected_status(revoked_at: datetime | None) -> CertStatus:
@@ -377,19 +375,22 @@ def _expected_status(revoked_at: datetime | None) -> CertStatus:
 
 
 def _upsert(session: Session, ca_id: int, serial_hex: str, signed: SignedOcsp, existing_id: int | None) -> None:
-    row = session.get(OcspResponse, existing_id) if existing_id is not None else None
-    if row is None:
-        row = OcspResponse(ca_id=ca_id, serial_hex=serial_hex)
-        session.add(row)
-    row.der, row.status, row.etag = signed.der, signed.status, signed.etag
-    row.this_update, row.next_update = signed.this_update, signed.next_update
+    status.save_ocsp(
+        session,
+        ca_id=ca_id,
+        serial_hex=serial_hex,
+        der=signed.der,
+        status=signed.status,
+        etag=signed.etag,
+        this_update=signed.this_update,
+        next_update=signed.next_update,
+        existing_id=existing_id,
+    )
 
 
-_SIGNED = ("issued", "accepted", "rejected", "revoked")  # statuses of certificates that exist in the world
-
-
-def refresh_ocsp(ctx: Context, ca_label: str, *, force: bool = False, serials: Iterable[str] | None = None,
-                 wait: bool = True) -> int:
+def refresh_ocsp(
+    ctx: Context, ca_label: str, *, force: bool = False, serials: Iterable[str] | None = None, wait: bool = True
+) -> int:
     """Pre-sign OCSP responses for the certificates of ``ca_label`` that need one; returns how many.
 
     Due: no stored response, a stored status that no longer matches (revoked since), less than
@@ -400,35 +401,31 @@ def refresh_ocsp(ctx: Context, ca_label: str, *, force: bool = False, serials: I
     now = ctx.clock()
     with ctx.transaction() as session:
         ca = _ca_by_label(session, ca_label)
-        if not _lock_issuer(session, "ocsp", ca.id, wait=wait):
+        if not status.lock_issuer(session, "ocsp", ca.id, wait=wait):
             return -1
         _cert, _key, renewed = _responder(ctx, session, ca, now)
-        expected = case((Certificate.revoked_at.is_not(None), "revoked"), else_="good")
-        query = (select(Certificate.serial_hex, Certificate.revoked_at, Certificate.revocation_reason, OcspResponse.id)
-                 .outerjoin(OcspResponse, and_(OcspResponse.ca_id == Certificate.ca_id,
-                                               OcspResponse.serial_hex == Certificate.serial_hex))
-                 .where(Certificate.ca_id == ca.id, Certificate.der.is_not(None), Certificate.status.in_(_SIGNED),
-                        Certificate.not_after > now))
-        if not (force or renewed):
-            query = query.where(or_(OcspResponse.id.is_(None), OcspResponse.status != expected,
-                                    OcspResponse.next_update <= now + OCSP_REFRESH_MARGIN))
-        if serials is not None:
-            wanted = [repo.normalize_serial_hex(s) for s in serials]
-            query = query.where(Certificate.serial_hex.in_(wanted))
-        due = list(session.execute(query))
-        for serial_hex, revoked_at, reason, existing_id in due:
-            status = _expected_status(revoked_at)
-            signed = _sign(ctx, session, ca, int(serial_hex, 16), status, revoked_at, reason, now)
-            _upsert(session, ca.id, serial_hex, signed, existing_id)
+        wanted = [repo.normalize_serial_hex(s) for s in serials] if serials is not None else None
+        due = status.ocsp_due(
+            session, ca.id, now=now, refresh_before=now + OCSP_REFRESH_MARGIN, every=force or renewed, serials=wanted
+        )
+        for item in due:
+            answer = _expected_status(item.revoked_at)
+            signed = _sign(ctx, session, ca, int(item.serial_hex, 16), answer, item.revoked_at, item.reason, now)
+            _upsert(session, ca.id, item.serial_hex, signed, item.existing_id)
         session.flush()
     if due:
         invalidate_ocsp_cache(ctx)
     return len(due)
 
 
-def sign_ocsp_now(ctx: Context, ca_label: str, serial: int, *,
-                  request_hash: hashes.HashAlgorithm | None = None,
-                  limiter: Callable[[], bool] | None = None) -> SignedOcsp:
+def sign_ocsp_now(
+    ctx: Context,
+    ca_label: str,
+    serial: int,
+    *,
+    request_hash: hashes.HashAlgorithm | None = None,
+    limiter: Callable[[], bool] | None = None,
+) -> SignedOcsp:
     """The response for one serial, from storage when fresh, otherwise signed now (and stored if SHA-1).
 
     A serial this CA never issued (or only reserved and never signed) gets "unknown", never "good"
@@ -440,20 +437,19 @@ def sign_ocsp_now(ctx: Context, ca_label: str, serial: int, *,
     sha1 = request_hash is None or isinstance(request_hash, hashes.SHA1)
     with ctx.transaction() as session:
         ca = _ca_by_label(session, ca_label)
-        stored = session.scalar(select(OcspResponse).where(OcspResponse.ca_id == ca.id,
-                                                           OcspResponse.serial_hex == serial_hex))
+        stored = status.stored_ocsp(session, ca.id, serial_hex)
         if sha1 and stored is not None and stored.next_update > now and stored.this_update <= now:
-            return SignedOcsp(stored.der, stored.status, stored.this_update, stored.next_update,  # type: ignore[arg-type]
-                              stored.etag)
-        cert = session.scalar(select(Certificate).where(Certificate.ca_id == ca.id,
-                                                        Certificate.serial_hex == serial_hex))
+            return SignedOcsp(
+                stored.der, cast(CertStatus, stored.status), stored.this_update, stored.next_update, stored.etag
+            )
+        cert = status.certificate_by_serial(session, ca.id, serial_hex)
         if limiter is not None and not limiter():
             raise RateLimited("too many OCSP responses signed on demand; try later", rule="RFC 6960 2.3")
-        _lock_issuer(session, "ocsp", ca.id, wait=True)  # a responder renewal must not happen twice
-        if cert is None or cert.der is None or cert.status not in _SIGNED:
+        status.lock_issuer(session, "ocsp", ca.id, wait=True)  # a responder renewal must not happen twice
+        if cert is None or cert.der is None or cert.status not in SIGNED_STATUSES:
             return _sign(ctx, session, ca, serial, "unknown", None, None, now, request_hash)
-        status = _expected_status(cert.revoked_at)
-        signed = _sign(ctx, session, ca, serial, status, cert.revoked_at, cert.revocation_reason, now, request_hash)
+        answer = _expected_status(cert.revoked_at)
+        signed = _sign(ctx, session, ca, serial, answer, cert.revoked_at, cert.revocation_reason, now, request_hash)
         if sha1:
             _upsert(session, ca.id, serial_hex, signed, stored.id if stored is not None else None)
         return signed
@@ -463,8 +459,7 @@ def issuer_index(ctx: Context) -> dict[tuple[str, bytes, bytes], str]:
     """(hash name, issuerNameHash, issuerKeyHash) → CA label, for every CA whose status we answer for."""
     out: dict[tuple[str, bytes, bytes], str] = {}
     with ctx.transaction() as session:
-        rows = list(session.scalars(select(CA).where(CA.role.in_(ISSUING_ROLES),
-                                                     CA.status.in_(("active", "retired")))))
+        rows = cas.answering_cas(session, ISSUING_ROLES)
     for row in rows:
         cert = _cert_of(row)
         for algorithm in (hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512()):

@@ -14,14 +14,15 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.x509.oid import AttributeOID, NameOID
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..core.ca_lifecycle import CaAction, CaStatus
 from ..core.errors import BadCSR, Conflict, Forbidden, NotFound, PolicyViolation, RateLimited
 from ..core.keys import spki_sha256
+from ..core.lifecycle import SIGNED_STATUSES, CertStatus
 from ..signer.status import check_reason
-from ..store import audit, repo
-from ..store.models import CA, Certificate, RevocationChallenge
+from ..store import audit, cas, repo, status
+from ..store.models import CA, Certificate
 from . import publication
 from .context import Context
 
@@ -55,7 +56,6 @@ _CA_REASONS = {**REASONS, "cACompromise": x509.ReasonFlags.ca_compromise}  # BR 
 
 CHALLENGE_LIFETIME = timedelta(hours=1)
 CHALLENGE_LIMIT_PER_SERIAL = 10  # open challenges per serial per lifetime: enough for retries, not a flood
-_LIVE = ("issued", "accepted", "rejected", "revoked")  # signed certificates (not signing/failed)
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,11 @@ def parse_reason(value: str | None, *, for_ca: bool = False) -> x509.ReasonFlags
     table = _CA_REASONS if for_ca else REASONS
     found = table.get(value.strip()) or {k.lower(): v for k, v in table.items()}.get(value.strip().lower())
     if found is None:
-        raise PolicyViolation(f"revocation reason {value!r} is not allowed; use one of {', '.join(table)} "
-                              "or none", rule="BR 7.2.2", value=value)
+        raise PolicyViolation(
+            f"revocation reason {value!r} is not allowed; use one of {', '.join(table)} or none",
+            rule="BR 7.2.2",
+            value=value,
+        )
     check_reason(found, for_ca=for_ca)
     return found
 
@@ -98,23 +101,30 @@ def _find_certificate(session: Session, ca_label: str | None, serial_hex: str) -
         serial = repo.normalize_serial_hex(serial_hex)
     except ValueError as exc:
         raise NotFound(str(exc), value=serial_hex) from exc
-    query = select(Certificate, CA).join(CA, CA.id == Certificate.ca_id).where(Certificate.serial_hex == serial)
-    if ca_label is not None:
-        query = query.where(CA.label == ca_label)
-    rows = list(session.execute(query))
+    rows = status.certificates_with_serial(session, serial, ca_label)
     if not rows:
-        raise NotFound(f"no certificate with serial {serial}" + (f" under {ca_label}" if ca_label else ""),
-                       value=serial)
+        raise NotFound(
+            f"no certificate with serial {serial}" + (f" under {ca_label}" if ca_label else ""), value=serial
+        )
     if len(rows) > 1:
         raise Conflict(f"serial {serial} exists under several CAs; name the CA", value=serial)
     cert, ca = rows[0]
-    if cert.der is None or cert.status not in _LIVE:
+    if cert.der is None or cert.status not in SIGNED_STATUSES:
         raise NotFound(f"certificate {serial} was never issued (status {cert.status})", value=serial)
     return cert, ca
 
 
-def _mark_revoked(session: Session, cert: Certificate, ca: CA, reason: x509.ReasonFlags | None, at: datetime,
-                  now: datetime, actor: str, *, cause: str | None = None) -> bool:
+def _mark_revoked(
+    session: Session,
+    cert: Certificate,
+    ca: CA,
+    reason: x509.ReasonFlags | None,
+    at: datetime,
+    now: datetime,
+    actor: str,
+    *,
+    cause: str | None = None,
+) -> bool:
     """Revoke one row (or upgrade its reason to keyCompromise); False if it was already revoked so."""
     reason_value = reason.value if reason is not None else None
     if cert.revoked_at is not None:
@@ -125,24 +135,37 @@ def _mark_revoked(session: Session, cert: Certificate, ca: CA, reason: x509.Reas
             raise Conflict(f"certificate {cert.serial_hex} is already revoked", value=cert.serial_hex)
         # BR 7.2.2: the reason may later become keyCompromise; the revocation date stays.
         previous = cert.revocation_reason
-        cert.revocation_reason = reason_value
-        cert.updated_at = now
-        audit.append(session, actor=actor, event="cert.revocation_reason_changed", subject=cert.serial_hex,
-                     details={"ca": ca.label, "from": previous, "to": reason_value}, now=now)
+        status.upgrade_reason(session, cert, reason=x509.ReasonFlags.key_compromise.value, now=now)
+        audit.append(
+            session,
+            actor=actor,
+            event="cert.revocation_reason_changed",
+            subject=cert.serial_hex,
+            details={"ca": ca.label, "from": previous, "to": reason_value},
+            now=now,
+        )
         return True
-    cert.revoked_at = at
-    cert.revocation_reason = reason_value
-    if cert.status != "rejected":
-        cert.status = "revoked"
-    cert.updated_at = now
-    audit.append(session, actor=actor, event="cert.revoked", subject=cert.serial_hex,
-                 details={"ca": ca.label, "reason": reason_value, "revoked_at": at.isoformat(), "cause": cause},
-                 now=now)
+    status.mark_revoked(session, cert, at=at, reason=reason_value, now=now)
+    audit.append(
+        session,
+        actor=actor,
+        event="cert.revoked",
+        subject=cert.serial_hex,
+        details={"ca": ca.label, "reason": reason_value, "revoked_at": at.isoformat(), "cause": cause},
+        now=now,
+    )
     return True
 
 
-def _revoke_in(session: Session, cert: Certificate, ca: CA, reason: x509.ReasonFlags | None, at: datetime,
-               now: datetime, actor: str) -> tuple[list[tuple[str, str]], str | None]:
+def _revoke_in(
+    session: Session,
+    cert: Certificate,
+    ca: CA,
+    reason: x509.ReasonFlags | None,
+    at: datetime,
+    now: datetime,
+    actor: str,
+) -> tuple[list[tuple[str, str]], str | None]:
     changed: list[tuple[str, str]] = []
     if _mark_revoked(session, cert, ca, reason, at, now, actor):
         changed.append((ca.label, cert.serial_hex))
@@ -150,14 +173,22 @@ def _revoke_in(session: Session, cert: Certificate, ca: CA, reason: x509.ReasonF
     if reason is x509.ReasonFlags.key_compromise:
         # BR 6.1.1.3: never certify a compromised key again; BR 4.9.1.1: revoke all that use it.
         blocked = cert.spki_sha256
-        repo.add_blocked_key(session, spki_sha256=blocked, reason="keyCompromise",
-                             source=f"revocation of {ca.label}/{cert.serial_hex}", now=now)
-        audit.append(session, actor=actor, event="key.blocked", subject=blocked,
-                     details={"certificate": cert.serial_hex, "ca": ca.label}, now=now)
-        siblings = session.execute(select(Certificate, CA).join(CA, CA.id == Certificate.ca_id).where(
-            Certificate.spki_sha256 == blocked, Certificate.id != cert.id, Certificate.revoked_at.is_(None),
-            Certificate.der.is_not(None), Certificate.status.in_(_LIVE), Certificate.not_after > now))
-        for other, other_ca in siblings:
+        repo.add_blocked_key(
+            session,
+            spki_sha256=blocked,
+            reason="keyCompromise",
+            source=f"revocation of {ca.label}/{cert.serial_hex}",
+            now=now,
+        )
+        audit.append(
+            session,
+            actor=actor,
+            event="key.blocked",
+            subject=blocked,
+            details={"certificate": cert.serial_hex, "ca": ca.label},
+            now=now,
+        )
+        for other, other_ca in status.live_sharing_key(session, blocked, except_id=cert.id, now=now):
             if _mark_revoked(session, other, other_ca, reason, at, now, actor, cause=f"key of {cert.serial_hex}"):
                 changed.append((other_ca.label, other.serial_hex))
     return changed, blocked
@@ -190,8 +221,9 @@ def _check_at(at: datetime | None, now: datetime) -> datetime:
     return at
 
 
-def revoke_certificate(ctx: Context, *, ca_label: str | None, serial_hex: str, reason: str | None, actor: str,
-                       at: datetime | None = None) -> Revocation:
+def revoke_certificate(
+    ctx: Context, *, ca_label: str | None, serial_hex: str, reason: str | None, actor: str, at: datetime | None = None
+) -> Revocation:
     """Revoke a subscriber certificate (operator or API); refreshes CRL and OCSP before returning.
 
     Already revoked → Conflict, unless the new reason is keyCompromise (the reason is upgraded).
@@ -209,18 +241,15 @@ def revoke_certificate(ctx: Context, *, ca_label: str | None, serial_hex: str, r
 def revoke_for_application(ctx: Context, app_id: int, reason: str | None, actor: str) -> Revocation:
     """The subscriber revokes the certificate of the application it is logged in to (seed D, BR 4.9.2)."""
     with ctx.read() as session:
-        row = session.execute(
-            select(Certificate.serial_hex, Certificate.status, CA.label).join(CA, CA.id == Certificate.ca_id)
-            .where(Certificate.application_id == app_id, Certificate.status.in_(("issued", "accepted")),
-                   Certificate.revoked_at.is_(None), Certificate.der.is_not(None))
-            .order_by(Certificate.id.desc()).limit(1)).first()
+        row = status.revocable_for_application(session, app_id)
     if row is None:
         raise NotFound("this application has no certificate that can be revoked")
-    if row.status == "issued":
+    if row.status is CertStatus.ISSUED:
         # Not yet accepted (seed C.6): Reject is the way out, and it also revokes the certificate at once.
-        raise Conflict("this certificate is waiting for acceptance: reject it instead of revoking it",
-                       value=row.serial_hex)
-    return revoke_certificate(ctx, ca_label=row.label, serial_hex=row.serial_hex, reason=reason, actor=actor)
+        raise Conflict(
+            "this certificate is waiting for acceptance: reject it instead of revoking it", value=row.serial_hex
+        )
+    return revoke_certificate(ctx, ca_label=row.ca_label, serial_hex=row.serial_hex, reason=reason, actor=actor)
 
 
 # --- proof of possession -------------------------------------------------------------------------
@@ -234,15 +263,14 @@ def revocation_challenge(ctx: Context, serial_hex: str) -> str:
     now = ctx.clock()
     with ctx.transaction() as session:
         cert, _ca = _find_certificate(session, None, serial_hex)
-        open_count = session.scalar(select(func.count()).select_from(RevocationChallenge).where(
-            RevocationChallenge.serial_hex == cert.serial_hex, RevocationChallenge.expires_at > now,
-            RevocationChallenge.used_at.is_(None)))
-        if (open_count or 0) >= CHALLENGE_LIMIT_PER_SERIAL:
-            raise RateLimited("too many open revocation challenges for this certificate; use one of them",
-                              value=cert.serial_hex)
+        if status.open_challenges(session, cert.serial_hex, now) >= CHALLENGE_LIMIT_PER_SERIAL:
+            raise RateLimited(
+                "too many open revocation challenges for this certificate; use one of them", value=cert.serial_hex
+            )
         nonce = secrets.token_urlsafe(24)  # 32 characters: fits a CN (64) and a challengePassword
-        session.add(RevocationChallenge(nonce=nonce, serial_hex=cert.serial_hex, created_at=now,
-                                        expires_at=now + CHALLENGE_LIFETIME, used_at=None))
+        status.add_challenge(
+            session, nonce=nonce, serial_hex=cert.serial_hex, now=now, expires_at=now + CHALLENGE_LIFETIME
+        )
         return nonce
 
 
@@ -278,18 +306,14 @@ def revoke_by_key_proof(ctx: Context, serial_hex: str, proof: bytes | str) -> Re
     now = ctx.clock()
     with ctx.transaction() as session:
         cert, ca = _find_certificate(session, None, serial_hex)
-        if spki_sha256(csr.public_key()) != cert.spki_sha256:  # type: ignore[arg-type]
+        if spki_sha256(csr.public_key()) != cert.spki_sha256:
             raise Forbidden("the proof is not signed by this certificate's key", value=cert.serial_hex)
-        candidates = _proof_strings(csr)
-        challenge = session.scalar(select(RevocationChallenge).where(
-            RevocationChallenge.nonce.in_(candidates), RevocationChallenge.serial_hex == cert.serial_hex,
-            RevocationChallenge.used_at.is_(None), RevocationChallenge.expires_at > now))
-        if challenge is None:
-            raise Forbidden("the proof does not carry an open challenge for this certificate; ask for a new one",
-                            value=cert.serial_hex)
-        challenge.used_at = now
-        changed, blocked = _revoke_in(session, cert, ca, x509.ReasonFlags.key_compromise, now, now,
-                                      "key-holder")
+        if not status.use_challenge(session, _proof_strings(csr), cert.serial_hex, now):
+            raise Forbidden(
+                "the proof does not carry an open challenge for this certificate; ask for a new one",
+                value=cert.serial_hex,
+            )
+        changed, blocked = _revoke_in(session, cert, ca, x509.ReasonFlags.key_compromise, now, now, "key-holder")
     published = publish_status(ctx, changed)
     return Revocation(tuple(changed), now, x509.ReasonFlags.key_compromise.value, blocked, published)
 
@@ -300,8 +324,36 @@ def revoke_by_key_proof(ctx: Context, serial_hex: str, proof: bytes | str) -> Re
 CA_REVOCATION_BACKDATE_TOLERANCE = timedelta(minutes=5)  # clock skew between the operator and the CA
 
 
-def revoke_ca(ctx: Context, label: str, reason: str | None, at: datetime | None = None, *,
-              actor: str = "operator") -> CaRevocation:
+def _revocable_ca(session: Session, label: str, flag: x509.ReasonFlags) -> CA:
+    """The issuing CA ``label``, refused when it is not one, already revoked, or still active without cACompromise."""
+    ca = cas.ca_by_label(session, label)
+    if ca is None:
+        raise NotFound(f"no CA labelled {label}", value=label)
+    if ca.role not in publication.ISSUING_ROLES:
+        raise PolicyViolation("only issuing CA certificates are revoked into the ARL", rule="BR 7.2.2", value=ca.role)
+    if ca.status == CaStatus.REVOKED:
+        raise Conflict(f"CA {label} is already revoked", value=label)
+    if ca.status == CaStatus.ACTIVE and flag is not x509.ReasonFlags.ca_compromise:
+        raise Conflict(f"CA {label} is still active: roll it over first (or revoke for cACompromise)", value=label)
+    return ca
+
+
+def _move_revoked_ca(
+    session: Session, ca: CA, *, scheduled: bool, revoked_at: datetime, revocation_reason: str
+) -> None:
+    """Revoke now, or (scheduled) record the date and stop issuance: an active CA retires until it is due."""
+    values = {"revoked_at": revoked_at, "revocation_reason": revocation_reason}
+    if not scheduled:
+        cas.move_ca(session, ca.id, CaAction.REVOKE, current=ca.status, **values)
+    elif ca.status == CaStatus.ACTIVE:
+        cas.move_ca(session, ca.id, CaAction.RETIRE, current=ca.status, **values)
+    else:
+        cas.set_ca_fields(session, ca.id, **values)
+
+
+def revoke_ca(
+    ctx: Context, label: str, reason: str | None, at: datetime | None = None, *, actor: str = "operator"
+) -> CaRevocation:
     """Revoke an issuing CA certificate into the root's ARL, now or on the date the operator sets.
 
     The last step of a rollover (seed D). A future ``at`` is recorded and applied by the scheduler when
@@ -311,37 +363,34 @@ def revoke_ca(ctx: Context, label: str, reason: str | None, at: datetime | None 
     flag = parse_reason(reason, for_ca=True)
     if flag is None:
         # BR 7.2.2: an ARL entry for a CA certificate carries a reasonCode; no "unspecified" for CAs.
-        raise PolicyViolation("a CA revocation needs a reason: superseded, cessationOfOperation, "
-                              "affiliationChanged, privilegeWithdrawn or cACompromise", rule="BR 7.2.2")
+        raise PolicyViolation(
+            "a CA revocation needs a reason: superseded, cessationOfOperation, "
+            "affiliationChanged, privilegeWithdrawn or cACompromise",
+            rule="BR 7.2.2",
+        )
     now = ctx.clock()
     when = at or now
     if when.tzinfo is None:
         raise PolicyViolation("the revocation date must carry a time zone", value=at)
     if when < now - CA_REVOCATION_BACKDATE_TOLERANCE:
         # The ARL records when the CA was revoked; a date in the past would rewrite history.
-        raise PolicyViolation("a CA revocation cannot be dated in the past; give a future date to schedule it",
-                              rule="RFC 5280 5.3.2", value=when.isoformat())
+        raise PolicyViolation(
+            "a CA revocation cannot be dated in the past; give a future date to schedule it",
+            rule="RFC 5280 5.3.2",
+            value=when.isoformat(),
+        )
     with ctx.transaction() as session:
-        ca = repo.get_ca_by_label(session, label)
-        if ca is None:
-            raise NotFound(f"no CA labelled {label}", value=label)
-        if ca.role not in publication.ISSUING_ROLES:
-            raise PolicyViolation("only issuing CA certificates are revoked into the ARL", rule="BR 7.2.2",
-                                  value=ca.role)
-        if ca.status == "revoked":
-            raise Conflict(f"CA {label} is already revoked", value=label)
-        if ca.status == "active" and flag is not x509.ReasonFlags.ca_compromise:
-            raise Conflict(f"CA {label} is still active: roll it over first (or revoke for cACompromise)",
-                           value=label)
-        ca.revoked_at = when
-        ca.revocation_reason = flag.value
+        ca = _revocable_ca(session, label, flag)
         scheduled = when > now
-        if not scheduled:
-            ca.status = "revoked"
-        else:
-            ca.status = "retired"
-        audit.append(session, actor=actor, event="ca.revocation_scheduled" if scheduled else "ca.revoked",
-                     subject=label, details={"reason": ca.revocation_reason, "at": when.isoformat()}, now=now)
+        _move_revoked_ca(session, ca, scheduled=scheduled, revoked_at=when, revocation_reason=flag.value)
+        audit.append(
+            session,
+            actor=actor,
+            event="ca.revocation_scheduled" if scheduled else "ca.revoked",
+            subject=label,
+            details={"reason": flag.value, "at": when.isoformat()},
+            now=now,
+        )
     if not scheduled:
         publication.publish_arl(ctx)
     return CaRevocation(label, when, flag.value, scheduled)
@@ -351,13 +400,21 @@ def apply_due_ca_revocations(ctx: Context) -> list[str]:
     """Turn scheduled CA revocations whose date has come into revocations; returns the CA labels."""
     now = ctx.clock()
     with ctx.transaction() as session:
-        due = list(session.scalars(select(CA).where(CA.status != "revoked", CA.revoked_at.is_not(None),
-                                                    CA.revoked_at <= now)))
+        due = cas.due_revocations(session, now)
         for ca in due:
-            ca.status = "revoked"
-            audit.append(session, actor="system", event="ca.revoked", subject=ca.label,
-                         details={"reason": ca.revocation_reason, "at": ca.revoked_at.isoformat(),  # type: ignore[union-attr]
-                                  "scheduled": True}, now=now)
+            cas.move_ca(session, ca.id, CaAction.REVOKE, current=ca.status)
+            audit.append(
+                session,
+                actor="system",
+                event="ca.revoked",
+                subject=ca.label,
+                details={
+                    "reason": ca.revocation_reason,
+                    "at": ca.revoked_at.isoformat(),  # type: ignore[union-attr]
+                    "scheduled": True,
+                },
+                now=now,
+            )
         labels = [ca.label for ca in due]
     if labels:
         publication.publish_arl(ctx)
