@@ -148,7 +148,7 @@ class CtSubmitter:
             issuer_key_hash(issuer_spki), tbs_without_extension(precertificate.tbs_certificate_bytes, POISON_OID)
         )
         chain_der = [_der(precertificate), *(_der(c) for c in chain)]
-        state = _Round(candidates, required)
+        state = _Round(list(candidates), required)
         self._run(state, lambda log: self._one(log, chain_der, entry))
         return Submission(
             scts=tuple(state.found), results=tuple(state.results), required=required, candidates=len(candidates)
