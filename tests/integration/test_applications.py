@@ -161,14 +161,55 @@ def test_full_journey_by_dns(dns_ctx: Context, knot_dns: KnotDns, smtp_sink: Smt
     )
 
 
-def test_renewal_inside_subscription_reuses_validation(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_a_second_csr_after_accept_is_refused_and_changes_nothing(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    """Issue 10 point 3: Back to the CSR step after Accept must not silently issue a second certificate."""
     host = _unique_host()
     app_id = _validated(dns_ctx, knot_dns, host)
     first = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
     certificates.accept_certificate(dns_ctx, app_id, actor="s")
-    second = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+    with pytest.raises(Conflict, match="Replace certificate"):
+        certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+    assert apps.get_application(dns_ctx, app_id).state == "accepted"
+    with dns_ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Certificate).where(Certificate.application_id == app_id)) == 1
+    assert certificates.get_certificate(dns_ctx, app_id).serial_hex == first.serial_hex  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("revoke_current", [True, False])
+def test_replacement_is_deliberate_and_says_what_happens_to_the_current_one(
+        dns_ctx: Context, knot_dns: KnotDns, revoke_current: bool) -> None:  # noqa: F811
+    host = _unique_host()
+    app_id = _validated(dns_ctx, knot_dns, host)
+    first = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+    certificates.accept_certificate(dns_ctx, app_id, actor="s")
+    second = certificates.replace_certificate(dns_ctx, app_id, make_csr([host]), revoke_current=revoke_current,
+                                              actor="s")
     assert second.serial_hex != first.serial_hex and second.state == "issued"
-    assert certificates.get_certificate(dns_ctx, app_id).serial_hex == second.serial_hex  # type: ignore[union-attr]
+    assert second.replaces_serial == first.serial_hex and second.revoke_replaced is revoke_current
+    # Until the replacement is accepted, the current certificate stands either way.
+    with dns_ctx.sessions() as s:
+        assert s.scalar(select(Certificate.status).where(Certificate.serial_hex == first.serial_hex)) == "accepted"
+    certificates.accept_certificate(dns_ctx, app_id, actor="s")
+    with dns_ctx.sessions() as s:
+        old = s.scalar(select(Certificate).where(Certificate.serial_hex == first.serial_hex))
+        assert old is not None
+        if revoke_current:
+            assert old.status == "revoked" and old.revocation_reason == "superseded"
+        else:
+            assert old.status == "accepted" and old.revoked_at is None  # left to expire
+        events = s.scalars(select(AuditEvent.event)).all()
+    assert "csr.submitted" in events and "cert.accepted" in events
+
+
+def test_a_rejected_replacement_leaves_the_current_certificate(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    host = _unique_host()
+    app_id = _validated(dns_ctx, knot_dns, host)
+    first = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
+    certificates.accept_certificate(dns_ctx, app_id, actor="s")
+    certificates.replace_certificate(dns_ctx, app_id, make_csr([host]), revoke_current=True, actor="s")
+    certificates.reject_certificate(dns_ctx, app_id, reason="wrong server", actor="s")
+    assert apps.get_application(dns_ctx, app_id).state == "accepted"
+    assert certificates.get_certificate(dns_ctx, app_id).serial_hex == first.serial_hex  # type: ignore[union-attr]
 
 
 def test_rejected_certificate_is_revoked_and_a_new_csr_allowed(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
@@ -367,7 +408,7 @@ def test_bad_csrs_change_nothing(dns_ctx: Context, knot_dns: KnotDns, csr: str, 
     assert apps.get_application(dns_ctx, reg.application_id).state == "validated"
     with dns_ctx.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Certificate)) == 0
-        assert "csr.refused" in s.scalars(select(AuditEvent.event)).all()
+        assert "issuance.refused" in s.scalars(select(AuditEvent.event)).all()  # the RA audits every refusal
 
 
 def test_csr_before_validation_is_refused(demo_ctx: Context) -> None:  # noqa: F811

@@ -64,6 +64,7 @@ class Action(enum.StrEnum):
     REPLACE = "replace"
     REPLACEMENT_FAILED = "replacement_failed"
     REJECT_REPLACEMENT = "reject_replacement"
+    REOPEN = "reopen"
 
 
 TRANSITIONS: dict[tuple[AppState, Action], AppState] = {
@@ -82,6 +83,8 @@ TRANSITIONS: dict[tuple[AppState, Action], AppState] = {
     (AppState.ISSUED, Action.REJECT_CERTIFICATE): AppState.VALIDATED,
     # A rejected replacement leaves the accepted certificate standing.
     (AppState.ISSUED, Action.REJECT_REPLACEMENT): AppState.ACCEPTED,
+    # The accepted certificate was revoked (by the subscriber or the operator): a new CSR may follow.
+    (AppState.ACCEPTED, Action.REOPEN): AppState.VALIDATED,
 }
 
 # States in which domain control may be (re)shown: before the first CSR and before a renewal.
@@ -102,6 +105,7 @@ _MESSAGES: dict[Action, str] = {
     Action.REPLACE: "a certificate can be replaced only after one was accepted",
     Action.REPLACEMENT_FAILED: "no certificate is being issued for this application",
     Action.REJECT_REPLACEMENT: "there is no certificate waiting for acceptance",
+    Action.REOPEN: "a new CSR can follow only once the accepted certificate was revoked",
 }
 
 

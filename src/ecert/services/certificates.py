@@ -176,15 +176,26 @@ def _state_of(ctx: Context, app_id: int) -> str:
         return load_application(session, app_id).state
 
 
+def _reopen_if_revoked(ctx: Context, app_id: int, origin: str) -> str:
+    """An ``accepted`` application whose certificate was revoked takes a new CSR (seed D: apply anew)."""
+    if origin != AppState.ACCEPTED.value:
+        return origin
+    with ctx.transaction() as session:
+        if cert_store.accepted_for_application(session, app_id) is not None:
+            return origin
+        return move_state(session, app_id, Action.REOPEN, now=ctx.clock(), current=origin).value
+
+
 def submit_csr(ctx: Context, app_id: int, csr_text: str | bytes, *, actor: str,
                channel: Channel = Channel.PORTAL) -> CertificateView:
     """Take the application's one CSR (any Exchange/IIS/OpenSSL header) and issue its certificate.
 
     The registration authority decides (subject from the application, names it covers, evidence, key, CAA);
     a second CSR after acceptance is refused: replacing a certificate is :func:`replace_certificate`.
+    After a revocation the application takes a new CSR.
     """
     _check_size(csr_text)
-    origin = _state_of(ctx, app_id)
+    origin = _reopen_if_revoked(ctx, app_id, _state_of(ctx, app_id))
     if AppState(origin) not in CSR_STATES:
         _refuse_resubmission(origin)
     vetted = authorize(ctx, _intent(ctx, app_id, csr_text, actor, channel))
