@@ -3,12 +3,16 @@
 Real SMTP sink on 127.0.0.1, the demo CA on SQLite (and PostgreSQL for the deadline pass), clock frozen.
 """
 
+# ruff: noqa: F811 - pytest fixtures imported from the fixture modules are parameters here
 from __future__ import annotations
 
 import email
 import email.policy
+import json
+import subprocess
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -19,10 +23,11 @@ from ecert.services.context import Context
 from ecert.store import ops
 from ecert.store.models import AuditEvent, Certificate
 
-from .ca_fixtures import make_demo_ctx  # noqa: F401
+from .ca_fixtures import DEMO_BASE_URL, DEMO_ENV, build_demo_ctx, make_demo_ctx  # noqa: F401
 from .dcv_fixtures import SmtpSink, smtp_sink  # noqa: F401
 from .ops_fixtures import add_application, at, issue_for
 
+VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
 REASON = "the certificates carry a misspelled stateOrProvinceName"
 
 
@@ -56,8 +61,10 @@ def _crl_reason(ctx: Context, cert: Certificate) -> x509.ReasonFlags | None:
     return entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
 
 
-def test_open_lists_marks_and_mails_the_subscribers(make_demo_ctx: Callable[..., Context],  # noqa: F811
-                                                    smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_open_lists_marks_and_mails_the_subscribers(
+    make_demo_ctx: Callable[..., Context],
+    smtp_sink: SmtpSink,
+) -> None:
     ctx = make_demo_ctx(smtp_port=smtp_sink.port)
     a, b, c = _three(ctx)
     view = incidents.open_incident(ctx, reason=REASON, selection=_selection(ctx, a), actor="operator:alice")
@@ -77,8 +84,11 @@ def test_open_lists_marks_and_mails_the_subscribers(make_demo_ctx: Callable[...,
     assert len(smtp_sink.messages) == 2
 
 
-def test_progress_and_revocation_at_the_deadline(make_demo_ctx: Callable[..., Context],  # noqa: F811
-                                                 smtp_sink: SmtpSink, pg_url: str) -> None:  # noqa: F811
+def test_progress_and_revocation_at_the_deadline(
+    make_demo_ctx: Callable[..., Context],
+    smtp_sink: SmtpSink,
+    pg_url: str,
+) -> None:
     ctx = make_demo_ctx(database_url=pg_url, smtp_port=smtp_sink.port)
     a, b, c = _three(ctx)
     opened_at = ctx.clock()
@@ -110,15 +120,23 @@ def test_progress_and_revocation_at_the_deadline(make_demo_ctx: Callable[..., Co
     assert closed.state == "closed"
 
 
-def test_operator_chosen_reason_and_serials_file(make_demo_ctx: Callable[..., Context],  # noqa: F811
-                                                 smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_operator_chosen_reason_and_serials_file(
+    make_demo_ctx: Callable[..., Context],
+    smtp_sink: SmtpSink,
+) -> None:
     ctx = make_demo_ctx(smtp_port=smtp_sink.port)
     a, b, _ = _three(ctx)
-    text = f"# from the CPS review\n{':'.join(a.serial_hex[i:i + 2] for i in range(0, len(a.serial_hex), 2))}\n" \
-           f"0x{b.serial_hex.upper()}\n00ff00ff\n"
-    view = incidents.open_incident(ctx, reason=REASON, actor="operator:alice",
-                                   selection=incidents.Selection(serials=incidents.parse_serials(text)),
-                                   revocation_reason="privilegeWithdrawn")
+    text = (
+        f"# from the CPS review\n{':'.join(a.serial_hex[i : i + 2] for i in range(0, len(a.serial_hex), 2))}\n"
+        f"0x{b.serial_hex.upper()}\n00ff00ff\n"
+    )
+    view = incidents.open_incident(
+        ctx,
+        reason=REASON,
+        actor="operator:alice",
+        selection=incidents.Selection(serials=incidents.parse_serials(text)),
+        revocation_reason="privilegeWithdrawn",
+    )
     assert {r.serial_hex for r in view.certificates} == {a.serial_hex, b.serial_hex}
     assert view.unmatched_serials == ("ff00ff",)
     at(ctx, view.deadline + timedelta(seconds=1))
@@ -126,16 +144,23 @@ def test_operator_chosen_reason_and_serials_file(make_demo_ctx: Callable[..., Co
     assert _crl_reason(ctx, a) is x509.ReasonFlags.privilege_withdrawn
 
 
-@pytest.mark.parametrize(("kwargs", "error", "rule"), [
-    ({"deadline_after": timedelta(days=5, minutes=1)}, PolicyViolation, "BR 4.9.1.1"),
-    ({"deadline_after": timedelta(days=4, hours=23, minutes=1)}, PolicyViolation, "BR 4.9.1.1"),  # no margin left
-    ({"deadline_after": timedelta(days=3), "aware_before": timedelta(days=3)}, PolicyViolation, "BR 4.9.1.1"),
-    ({"deadline_after": -timedelta(minutes=1)}, PolicyViolation, "BR 4.9.1.1"),
-    ({"revocation_reason": "certificateHold"}, PolicyViolation, "BR 7.2.2"),
-    ({"revocation_reason": "cACompromise"}, PolicyViolation, "BR 7.2.2"),
-])
-def test_refusals(make_demo_ctx: Callable[..., Context], kwargs: dict[str, object],  # noqa: F811
-                  error: type[Exception], rule: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "error", "rule"),
+    [
+        ({"deadline_after": timedelta(days=5, minutes=1)}, PolicyViolation, "BR 4.9.1.1"),
+        ({"deadline_after": timedelta(days=4, hours=23, minutes=1)}, PolicyViolation, "BR 4.9.1.1"),  # no margin left
+        ({"deadline_after": timedelta(days=3), "aware_before": timedelta(days=3)}, PolicyViolation, "BR 4.9.1.1"),
+        ({"deadline_after": -timedelta(minutes=1)}, PolicyViolation, "BR 4.9.1.1"),
+        ({"revocation_reason": "certificateHold"}, PolicyViolation, "BR 7.2.2"),
+        ({"revocation_reason": "cACompromise"}, PolicyViolation, "BR 7.2.2"),
+    ],
+)
+def test_refusals(
+    make_demo_ctx: Callable[..., Context],
+    kwargs: dict[str, object],
+    error: type[Exception],
+    rule: str,
+) -> None:
     ctx = make_demo_ctx()
     a, _, _ = _three(ctx)
     now = ctx.clock()
@@ -147,15 +172,54 @@ def test_refusals(make_demo_ctx: Callable[..., Context], kwargs: dict[str, objec
     if "revocation_reason" in kwargs:
         extra["revocation_reason"] = kwargs["revocation_reason"]
     with pytest.raises(error) as caught:
-        incidents.open_incident(ctx, reason=REASON, selection=_selection(ctx, a), actor="t", notify=False,
-                                **extra)  # type: ignore[arg-type]
+        incidents.open_incident(ctx, reason=REASON, selection=_selection(ctx, a), actor="t", notify=False, **extra)  # type: ignore[arg-type]
     assert caught.value.rule == rule  # type: ignore[attr-defined]
     assert incidents.list_incidents(ctx) == []
 
 
-def test_empty_and_unmatched_selections_are_refused(make_demo_ctx: Callable[..., Context]) -> None:  # noqa: F811
+def test_empty_and_unmatched_selections_are_refused(make_demo_ctx: Callable[..., Context]) -> None:
     ctx = make_demo_ctx()
     with pytest.raises(PolicyViolation):
         incidents.Selection()
     with pytest.raises(NotFound):
         incidents.open_incident(ctx, reason=REASON, selection=incidents.Selection(profiles=("ev",)), actor="t")
+
+
+def test_cli_open_show_close_and_notices_list(tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    ctx = build_demo_ctx(tmp_path / "data", smtp_port=smtp_sink.port)
+    try:
+        a, b, _ = _three(ctx)
+        label = _label(ctx, a)
+    finally:
+        ctx.close()
+    serials = tmp_path / "serials.txt"
+    serials.write_text(f"{a.serial_hex}\n{b.serial_hex}\n")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "ECERT_DATA_DIR": str(tmp_path / "data"),
+        "NO_COLOR": "1",
+        "ECERT_BASE_URL": DEMO_BASE_URL,
+        "ECERT_SMTP_PORT": str(smtp_sink.port),
+        **DEMO_ENV,
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(VENV_BIN / "ecert-ca"), *args], env=env, capture_output=True, text=True, timeout=120)
+
+    preview = cli("incident", "open", "--reason", REASON, "--ca", label, "--dry-run", "--json")
+    assert preview.returncode == 0, preview.stderr
+    assert len(json.loads(preview.stdout)["data"]) == 3
+    too_late = cli(
+        "incident", "open", "--reason", REASON, "--serials", str(serials), "--deadline", "2099-01-01T00:00+00:00"
+    )
+    assert too_late.returncode == 1 and "BR 4.9.1.1" in too_late.stderr
+    opened = cli("incident", "open", "--reason", REASON, "--serials", str(serials), "--json")
+    assert opened.returncode == 0, opened.stderr
+    data = json.loads(opened.stdout)["data"]
+    assert data["progress"]["pending"] == 2 and data["progress"]["mailed"] == 2
+    shown = cli("incident", "show", str(data["id"]))
+    assert "0 replaced, 2 pending, 0 revoked" in shown.stdout
+    refused = cli("incident", "close", str(data["id"]))
+    assert refused.returncode == 1 and "2 certificate(s) to revoke" in refused.stderr
+    assert cli("notices", "list", "--json").returncode == 0
+    assert cli("notices", "language", "A00000001", "zh_HK").returncode == 0

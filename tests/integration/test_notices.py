@@ -3,6 +3,7 @@
 A real SMTP sink (aiosmtpd on 127.0.0.1) takes the mail; the CA's clock is frozen at named instants.
 """
 
+# ruff: noqa: F811 - pytest fixtures imported from the fixture modules are parameters here
 from __future__ import annotations
 
 import email
@@ -32,8 +33,10 @@ def _text(msg: email.message.EmailMessage) -> str:
     return str(part.get_content())
 
 
-def test_notices_at_30_14_and_3_days_once_each(make_demo_ctx: Callable[..., Context],  # noqa: F811
-                                                smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_notices_at_30_14_and_3_days_once_each(
+    make_demo_ctx: Callable[..., Context],
+    smtp_sink: SmtpSink,
+) -> None:
     ctx = make_demo_ctx(smtp_port=smtp_sink.port)
     app_id = add_application(ctx, "A00000001")
     cert = issue_for(ctx, app_id)
@@ -64,12 +67,13 @@ def test_notices_at_30_14_and_3_days_once_each(make_demo_ctx: Callable[..., Cont
     with ctx.read() as s:
         events = list(s.scalars(select(AuditEvent).where(AuditEvent.event == "notice.expiry_sent")))
     assert [e.details["threshold_days"] for e in events] == [30, 14, 3]
-    assert [(n.threshold_days, n.state) for n in notices.list_notices(ctx)] == [(3, "sent"), (14, "sent"),
-                                                                              (30, "sent")]
+    assert [(n.threshold_days, n.state) for n in notices.list_notices(ctx)] == [(3, "sent"), (14, "sent"), (30, "sent")]
 
 
-def test_preferred_language_and_acme_line(make_demo_ctx: Callable[..., Context],  # noqa: F811
-                                          smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_preferred_language_and_acme_line(
+    make_demo_ctx: Callable[..., Context],
+    smtp_sink: SmtpSink,
+) -> None:
     ctx = make_demo_ctx(smtp_port=smtp_sink.port, notice_acme_directory="https://pki.ecert-demo.hk/acme/directory")
     cert = issue_for(ctx, add_application(ctx, "A00000002"))
     notices.remember_language(ctx, "A00000002", "zh_HK", actor="operator:test")
@@ -82,8 +86,10 @@ def test_preferred_language_and_acme_line(make_demo_ctx: Callable[..., Context],
     assert cert.not_after.strftime("%Y年").lstrip("0") in mail["Subject"]
 
 
-def test_a_renewed_certificate_gets_no_notice(make_demo_ctx: Callable[..., Context],  # noqa: F811
-                                              smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_a_renewed_certificate_gets_no_notice(
+    make_demo_ctx: Callable[..., Context],
+    smtp_sink: SmtpSink,
+) -> None:
     ctx = make_demo_ctx(smtp_port=smtp_sink.port)
     app_id = add_application(ctx, "A00000003")
     old = issue_for(ctx, app_id, days=60)
@@ -92,8 +98,10 @@ def test_a_renewed_certificate_gets_no_notice(make_demo_ctx: Callable[..., Conte
     assert notices.send_due_notices(ctx).sent == ()
 
 
-def test_a_refused_mail_is_retried_later_and_audited(make_demo_ctx: Callable[..., Context],  # noqa: F811
-                                                     smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_a_refused_mail_is_retried_later_and_audited(
+    make_demo_ctx: Callable[..., Context],
+    smtp_sink: SmtpSink,
+) -> None:
     ctx = make_demo_ctx(smtp_port=smtp_sink.port)
     cert = issue_for(ctx, add_application(ctx, "A00000004", contact="ceo@example.com"))  # the sink refuses ceo@
     at(ctx, cert.not_after - timedelta(days=30))
@@ -111,8 +119,11 @@ def test_a_refused_mail_is_retried_later_and_audited(make_demo_ctx: Callable[...
     assert kinds == ["notice.expiry_failed", "notice.expiry_sent"]
 
 
-def test_several_workers_on_postgresql_send_each_notice_once(make_demo_ctx: Callable[..., Context],  # noqa: F811
-                                                             smtp_sink: SmtpSink, pg_url: str) -> None:  # noqa: F811
+def test_several_workers_on_postgresql_send_each_notice_once(
+    make_demo_ctx: Callable[..., Context],
+    smtp_sink: SmtpSink,
+    pg_url: str,
+) -> None:
     first = make_demo_ctx(database_url=pg_url, smtp_port=smtp_sink.port)
     certs = [issue_for(first, add_application(first, f"A0000010{i}"), name=f"w{i}.example.com") for i in range(5)]
     workers = [first] + [make_demo_ctx(database_url=pg_url, smtp_port=smtp_sink.port) for _ in range(3)]

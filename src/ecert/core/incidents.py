@@ -92,8 +92,9 @@ def affected_transition(state: AffectedState | str, action: AffectedAction) -> A
     source = AffectedState(state)
     target = AFFECTED_TRANSITIONS.get((source, action))
     if target is None:
-        raise Conflict(f"an affected certificate that is {source.value} cannot become {action.value}",
-                       value=source.value)
+        raise Conflict(
+            f"an affected certificate that is {source.value} cannot become {action.value}", value=source.value
+        )
     return target
 
 
@@ -118,7 +119,11 @@ def check_revocation_deadline(deadline: datetime, *, aware_at: datetime, now: da
         raise PolicyViolation(
             f"the revocation deadline {deadline.isoformat()} is later than 5 days after the CA became aware "
             f"({aware_at.isoformat()}), less {DEADLINE_MARGIN} for the jobs to revoke and republish; "
-            f"use {latest.isoformat()} or earlier", rule="BR 4.9.1.1", value=deadline.isoformat())
+            f"use {latest.isoformat()} or earlier",
+            rule="BR 4.9.1.1",
+            value=deadline.isoformat(),
+        )
     if deadline <= now:
-        raise PolicyViolation("the revocation deadline is in the past; give a future time", rule="BR 4.9.1.1",
-                              value=deadline.isoformat())
+        raise PolicyViolation(
+            "the revocation deadline is in the past; give a future time", rule="BR 4.9.1.1", value=deadline.isoformat()
+        )

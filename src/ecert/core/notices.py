@@ -65,8 +65,9 @@ def mail_transition(state: MailState | str, action: MailAction) -> MailState:
     return target
 
 
-def due_threshold(not_after: datetime, now: datetime,
-                  thresholds: tuple[int, ...] = EXPIRY_THRESHOLD_DAYS) -> int | None:
+def due_threshold(
+    not_after: datetime, now: datetime, thresholds: tuple[int, ...] = EXPIRY_THRESHOLD_DAYS
+) -> int | None:
     """The threshold (in days) whose notice is due now, or None.
 
     The due notice is the most urgent threshold already reached: a certificate with 10 days left is due

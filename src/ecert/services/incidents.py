@@ -35,9 +35,21 @@ from ..store.ops import AffectedRow
 from . import mailer, revocation
 from .context import Context
 
-__all__ = ["DEFAULT_REVOCATION_REASON", "IncidentView", "Progress", "Selection", "close_incident",
-           "notify_subscribers", "open_incident", "parse_serials", "preview", "refresh_progress",
-           "list_incidents", "revoke_due", "show_incident"]
+__all__ = [
+    "DEFAULT_REVOCATION_REASON",
+    "IncidentView",
+    "Progress",
+    "Selection",
+    "close_incident",
+    "notify_subscribers",
+    "open_incident",
+    "parse_serials",
+    "preview",
+    "refresh_progress",
+    "list_incidents",
+    "revoke_due",
+    "show_incident",
+]
 
 _log = logging.getLogger("ecert.incidents")
 
@@ -55,10 +67,11 @@ class Selection:
     serials: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if not (self.ca_labels or self.profiles or self.issued_from or self.issued_until
-                or self.serials is not None):
-            raise PolicyViolation("an incident needs a selection: an issuing CA, a profile, an issuance "
-                                  "period or a serials file (refusing to select every certificate)")
+        if not (self.ca_labels or self.profiles or self.issued_from or self.issued_until or self.serials is not None):
+            raise PolicyViolation(
+                "an incident needs a selection: an issuing CA, a profile, an issuance "
+                "period or a serials file (refusing to select every certificate)"
+            )
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -104,8 +117,9 @@ def parse_serials(text: str) -> tuple[str, ...]:
         try:
             found.append(repo.normalize_serial_hex(value))
         except ValueError as exc:
-            raise PolicyViolation(f"line {number} of the serials file is not a serial number: {exc}",
-                                  value=value) from exc
+            raise PolicyViolation(
+                f"line {number} of the serials file is not a serial number: {exc}", value=value
+            ) from exc
     return tuple(dict.fromkeys(found))
 
 
@@ -114,17 +128,22 @@ def _progress(rows: list[AffectedRow]) -> Progress:
         return sum(1 for r in rows if predicate(r))
 
     return Progress(
-        pending=count(lambda r: r.state == AffectedState.PENDING), replaced=count(lambda r: r.state == "replaced"),
-        revoked=count(lambda r: r.state == AffectedState.REVOKED), expired=count(lambda r: r.state == "expired"),
-        mailed=count(lambda r: r.mailed_at is not None), mail_failed=count(lambda r: r.mail_state == "failed"),
-        no_contact=count(lambda r: r.mail_to is None))
+        pending=count(lambda r: r.state == AffectedState.PENDING),
+        replaced=count(lambda r: r.state == "replaced"),
+        revoked=count(lambda r: r.state == AffectedState.REVOKED),
+        expired=count(lambda r: r.state == "expired"),
+        mailed=count(lambda r: r.mailed_at is not None),
+        mail_failed=count(lambda r: r.mail_state == "failed"),
+        no_contact=count(lambda r: r.mail_to is None),
+    )
 
 
 # --- opening ---------------------------------------------------------------------------------------
 
 
-def _checked_terms(ctx: Context, deadline: datetime | None, aware_at: datetime | None,
-                   revocation_reason: str | None) -> tuple[datetime, datetime, str | None]:
+def _checked_terms(
+    ctx: Context, deadline: datetime | None, aware_at: datetime | None, revocation_reason: str | None
+) -> tuple[datetime, datetime, str | None]:
     now = ctx.clock()
     aware = aware_at or now
     when = deadline or default_deadline(aware)
@@ -140,14 +159,28 @@ def preview(ctx: Context, selection: Selection) -> list[ops.Candidate]:
 
 
 def _select(session: Session, selection: Selection, now: datetime) -> list[ops.Candidate]:
-    return ops.select_certificates(session, now=now, ca_labels=selection.ca_labels,
-                                   profiles=selection.profiles, issued_from=selection.issued_from,
-                                   issued_until=selection.issued_until, serials=selection.serials)
+    return ops.select_certificates(
+        session,
+        now=now,
+        ca_labels=selection.ca_labels,
+        profiles=selection.profiles,
+        issued_from=selection.issued_from,
+        issued_until=selection.issued_until,
+        serials=selection.serials,
+    )
 
 
-def open_incident(ctx: Context, *, reason: str, selection: Selection, actor: str, deadline: datetime | None = None,
-                  aware_at: datetime | None = None, revocation_reason: str | None = DEFAULT_REVOCATION_REASON,
-                  notify: bool = True) -> IncidentView:
+def open_incident(
+    ctx: Context,
+    *,
+    reason: str,
+    selection: Selection,
+    actor: str,
+    deadline: datetime | None = None,
+    aware_at: datetime | None = None,
+    revocation_reason: str | None = DEFAULT_REVOCATION_REASON,
+    notify: bool = True,
+) -> IncidentView:
     """Open an incident over the selected certificates, then e-mail their subscribers.
 
     Refuses an empty reason, a selection that matches nothing, a deadline beyond BR 4.9.1.1 and a reason
@@ -161,14 +194,32 @@ def open_incident(ctx: Context, *, reason: str, selection: Selection, actor: str
         candidates = _select(session, selection, now)
         if not candidates:
             raise NotFound("the selection matches no unexpired, unrevoked certificate", value=selection.to_json())
-        incident = ops.add_incident(session, reason=reason.strip(), selection=selection.to_json(),
-                                    revocation_reason=reason_code, aware_at=aware, deadline=when, actor=actor,
-                                    now=now)
+        incident = ops.add_incident(
+            session,
+            reason=reason.strip(),
+            selection=selection.to_json(),
+            revocation_reason=reason_code,
+            aware_at=aware,
+            deadline=when,
+            actor=actor,
+            now=now,
+        )
         ops.add_incident_certificates(session, incident.id, candidates, now)
-        audit.append(session, actor=actor, event="incident.opened", subject=f"incident:{incident.id}",
-                     details={"reason": reason.strip(), "certificates": len(candidates),
-                              "deadline": when.isoformat(), "aware_at": aware.isoformat(),
-                              "revocation_reason": reason_code, "selection": selection.to_json()}, now=now)
+        audit.append(
+            session,
+            actor=actor,
+            event="incident.opened",
+            subject=f"incident:{incident.id}",
+            details={
+                "reason": reason.strip(),
+                "certificates": len(candidates),
+                "deadline": when.isoformat(),
+                "aware_at": aware.isoformat(),
+                "revocation_reason": reason_code,
+                "selection": selection.to_json(),
+            },
+            now=now,
+        )
         incident_id = incident.id
     if notify:
         notify_subscribers(ctx, incident_id)
@@ -181,35 +232,41 @@ def open_incident(ctx: Context, *, reason: str, selection: Selection, actor: str
 # --- mail to subscribers ---------------------------------------------------------------------------
 
 
-def _compose(ctx: Context, row: AffectedRow, reason: str, deadline: datetime, language: str | None
-             ) -> tuple[str, str]:
+def _compose(ctx: Context, row: AffectedRow, reason: str, deadline: datetime, language: str | None) -> tuple[str, str]:
     portal = ctx.settings.base_url.rstrip("/") + "/portal/"
     name = row.names[0] if row.names else row.serial_hex
     when_en = f"{deadline:%d/%m/%Y %H:%M} UTC"
     when_zh = f"{format_date(deadline.date(), 'long', locale='zh_Hant_HK')} {deadline:%H:%M}（協調世界時）"
     acme = ctx.settings.notice_acme_directory
-    en = (f"Action needed: replace your e-Cert (Server) for {name} before {when_en}",
-          f"Dear Authorised Representative of {row.org_name or 'the subscriber'},\n\n"
-          f"We found a problem with the e-Cert (Server) certificate for {', '.join(row.names)} "
-          f"(serial number {row.serial_hex}): {reason}\n\n"
-          f"The Baseline Requirements for publicly-trusted certificates (section 4.9.1.1) oblige us to revoke "
-          f"it by {when_en}. After that, browsers will refuse it. Please replace it before then: log in to the "
-          f"portal at\n{portal}\nwith the Server Name, Reference Number {row.reference_number} and your e-Cert "
-          "PIN, submit a new Certificate Signing Request (CSR), and install the new certificate.\n"
-          + (f"If your server renews through ACME ({acme}), it will be told to renew now.\n" if acme else ""))
-    zh = (f"請於{when_zh}前更換閣下的電子證書(伺服器) {name}",
-          f"{row.org_name or '登記人'} 的獲授權代表：\n\n"
-          f"我們發現 {'、'.join(row.names)} 的電子證書(伺服器)（序號 {row.serial_hex}）有以下問題：{reason}\n\n"
-          f"根據公開信任證書的基線要求（第 4.9.1.1 節），我們必須於{when_zh}前撤銷此證書，其後瀏覽器將拒絕接受。"
-          f"請於該時間前更換：前往\n{portal}\n以伺服器名稱、參考編號 {row.reference_number} 及閣下的電子證書密碼登入，"
-          "遞交新的證書簽署要求 (CSR)，並安裝新證書。\n"
-          + (f"如閣下的伺服器經 ACME（{acme}）續期，系統會通知其立即續期。\n" if acme else ""))
+    en = (
+        f"Action needed: replace your e-Cert (Server) for {name} before {when_en}",
+        f"Dear Authorised Representative of {row.org_name or 'the subscriber'},\n\n"
+        f"We found a problem with the e-Cert (Server) certificate for {', '.join(row.names)} "
+        f"(serial number {row.serial_hex}): {reason}\n\n"
+        f"The Baseline Requirements for publicly-trusted certificates (section 4.9.1.1) oblige us to revoke "
+        f"it by {when_en}. After that, browsers will refuse it. Please replace it before then: log in to the "
+        f"portal at\n{portal}\nwith the Server Name, Reference Number {row.reference_number} and your e-Cert "
+        "PIN, submit a new Certificate Signing Request (CSR), and install the new certificate.\n"
+        + (f"If your server renews through ACME ({acme}), it will be told to renew now.\n" if acme else ""),
+    )
+    zh = (
+        f"請於{when_zh}前更換閣下的電子證書(伺服器) {name}",
+        f"{row.org_name or '登記人'} 的獲授權代表：\n\n"
+        f"我們發現 {'、'.join(row.names)} 的電子證書(伺服器)（序號 {row.serial_hex}）有以下問題：{reason}\n\n"
+        f"根據公開信任證書的基線要求（第 4.9.1.1 節），我們必須於{when_zh}前撤銷此證書，其後瀏覽器將拒絕接受。"
+        f"請於該時間前更換：前往\n{portal}\n以伺服器名稱、參考編號 {row.reference_number} 及閣下的電子證書密碼登入，"
+        "遞交新的證書簽署要求 (CSR)，並安裝新證書。\n"
+        + (f"如閣下的伺服器經 ACME（{acme}）續期，系統會通知其立即續期。\n" if acme else ""),
+    )
     if language == "en":
         return en[0], en[1] + "\nThis is an automated message; please do not reply.\n"
     if language == "zh_HK":
         return zh[0], zh[1] + "\n此乃自動發出的訊息，請勿回覆。\n"
-    return (f"{en[0]} / {zh[0]}", f"{en[1]}\n{'-' * 40}\n\n{zh[1]}\n"
-            "This is an automated message; please do not reply.\n此乃自動發出的訊息，請勿回覆。\n")
+    return (
+        f"{en[0]} / {zh[0]}",
+        f"{en[1]}\n{'-' * 40}\n\n{zh[1]}\n"
+        "This is an automated message; please do not reply.\n此乃自動發出的訊息，請勿回覆。\n",
+    )
 
 
 def _mail_one(ctx: Context, row_id: int) -> bool | None:
@@ -232,11 +289,19 @@ def _mail_one(ctx: Context, row_id: int) -> bool | None:
         error = exc.message
     with ctx.transaction() as session:
         ops.finish_incident_mail(session, row_id, delivered=error is None, now=ctx.clock(), error=error)
-        audit.append(session, actor="system",
-                     event="incident.subscriber_notified" if error is None else "incident.notice_failed",
-                     subject=row.serial_hex, details={"incident": incident_id, "ca": row.ca_label, "to": row.mail_to,
-                                                      **({"error": error[:300]} if error else {})},
-                     now=ctx.clock())
+        audit.append(
+            session,
+            actor="system",
+            event="incident.subscriber_notified" if error is None else "incident.notice_failed",
+            subject=row.serial_hex,
+            details={
+                "incident": incident_id,
+                "ca": row.ca_label,
+                "to": row.mail_to,
+                **({"error": error[:300]} if error else {}),
+            },
+            now=ctx.clock(),
+        )
     return error is None
 
 
@@ -291,8 +356,9 @@ def refresh_progress(ctx: Context, incident_id: int) -> None:
 
 def _revoke_one(ctx: Context, row: AffectedRow, incident_id: int, reason: str | None) -> bool:
     try:
-        revocation.revoke_certificate(ctx, ca_label=row.ca_label, serial_hex=row.serial_hex, reason=reason,
-                                      actor=f"incident:{incident_id}")
+        revocation.revoke_certificate(
+            ctx, ca_label=row.ca_label, serial_hex=row.serial_hex, reason=reason, actor=f"incident:{incident_id}"
+        )
     except Conflict:
         pass  # revoked meanwhile (by the subscriber, or by another worker): the certificate is revoked all the same
     except EcertError as exc:
@@ -320,10 +386,14 @@ def revoke_due(ctx: Context) -> list[str]:
         done = [row.serial_hex for row in rows if _revoke_one(ctx, row, incident_id, incident.revocation_reason)]
         if done:
             with ctx.transaction() as session:
-                audit.append(session, actor="system", event="incident.deadline_revocations",
-                             subject=f"incident:{incident_id}",
-                             details={"revoked": len(done), "left": len(rows) - len(done),
-                                      "reason": incident.revocation_reason}, now=ctx.clock())
+                audit.append(
+                    session,
+                    actor="system",
+                    event="incident.deadline_revocations",
+                    subject=f"incident:{incident_id}",
+                    details={"revoked": len(done), "left": len(rows) - len(done), "reason": incident.revocation_reason},
+                    now=ctx.clock(),
+                )
         revoked += done
     return revoked
 
@@ -348,16 +418,35 @@ def show_incident(ctx: Context, incident_id: int) -> IncidentView:
         incident = ops.get_incident(session, incident_id)
         assert incident is not None
         rows = ops.affected_rows(session, incident_id)
-    return IncidentView(incident.id, incident.reason, incident.state, incident.aware_at, incident.deadline,
-                        incident.revocation_reason, dict(incident.selection), _progress(rows), tuple(rows))
+    return IncidentView(
+        incident.id,
+        incident.reason,
+        incident.state,
+        incident.aware_at,
+        incident.deadline,
+        incident.revocation_reason,
+        dict(incident.selection),
+        _progress(rows),
+        tuple(rows),
+    )
 
 
 def list_incidents(ctx: Context) -> list[IncidentView]:
     with ctx.read() as session:
         found = ops.list_incidents(session)
-    return [IncidentView(i.id, i.reason, i.state, i.aware_at, i.deadline, i.revocation_reason, dict(i.selection),
-                         Progress(**{k: v for k, v in counts.items() if k in Progress.__dataclass_fields__}))
-            for i, counts in found]
+    return [
+        IncidentView(
+            i.id,
+            i.reason,
+            i.state,
+            i.aware_at,
+            i.deadline,
+            i.revocation_reason,
+            dict(i.selection),
+            Progress(**{k: v for k, v in counts.items() if k in Progress.__dataclass_fields__}),
+        )
+        for i, counts in found
+    ]
 
 
 def close_incident(ctx: Context, incident_id: int, *, actor: str) -> IncidentView:
@@ -367,13 +456,22 @@ def close_incident(ctx: Context, incident_id: int, *, actor: str) -> IncidentVie
         raise Conflict(f"incident {incident_id} is already {view.state}", value=incident_id)
     left = view.progress.pending + view.progress.replaced
     if left:
-        raise Conflict(f"incident {incident_id} still has {left} certificate(s) to revoke (deadline "
-                       f"{view.deadline:%d/%m/%Y %H:%M} UTC); they are revoked at the deadline",
-                       rule="BR 4.9.1.1", value=left)
+        raise Conflict(
+            f"incident {incident_id} still has {left} certificate(s) to revoke (deadline "
+            f"{view.deadline:%d/%m/%Y %H:%M} UTC); they are revoked at the deadline",
+            rule="BR 4.9.1.1",
+            value=left,
+        )
     now = ctx.clock()
     with ctx.transaction() as session:
         if not ops.close_incident(session, incident_id, actor=actor, now=now):
             raise Conflict(f"incident {incident_id} was closed meanwhile", value=incident_id)
-        audit.append(session, actor=actor, event="incident.closed", subject=f"incident:{incident_id}",
-                     details=asdict(view.progress), now=now)
+        audit.append(
+            session,
+            actor=actor,
+            event="incident.closed",
+            subject=f"incident:{incident_id}",
+            details=asdict(view.progress),
+            now=now,
+        )
     return show_incident(ctx, incident_id)

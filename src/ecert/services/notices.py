@@ -24,8 +24,7 @@ from ..store.ops import ExpiringCertificate, NoticeRow
 from . import mailer
 from .context import Context
 
-__all__ = ["LANGUAGES", "DueNotice", "NoticeReport", "compose", "list_notices", "remember_language",
-           "send_due_notices"]
+__all__ = ["LANGUAGES", "DueNotice", "NoticeReport", "compose", "list_notices", "remember_language", "send_due_notices"]
 
 _log = logging.getLogger("ecert.notices")
 
@@ -58,16 +57,21 @@ def _days_left(not_after: datetime, now: datetime) -> int:
 def _english(c: ExpiringCertificate, days: int, portal: str, acme: str | None) -> tuple[str, str]:
     date = c.not_after.strftime("%d/%m/%Y")
     subject = f"Your e-Cert (Server) for {c.names[0] if c.names else c.serial_hex} expires on {date}"
-    acme_line = (f"Or renew it automatically with an ACME client (such as certbot) using the directory\n{acme}\n\n"
-                 if acme else "")
-    body = (f"Dear Authorised Representative of {c.org_name},\n\n"
-            f"The e-Cert (Server) certificate for {', '.join(c.names)} expires on {date} at "
-            f"{c.not_after:%H:%M} UTC, in {days} days.\n"
-            f"Serial number: {c.serial_hex}\nReference Number: {c.reference_number}\n\n"
-            f"To renew it, log in to the portal at\n{portal}\nwith the Server Name, the Reference Number above "
-            "and your e-Cert PIN, and submit a new Certificate Signing Request (CSR).\n\n"
-            f"{acme_line}"
-            "If you have renewed already, install the new certificate and ignore this message.\n")
+    acme_line = (
+        f"Or renew it automatically with an ACME client (such as certbot) using the directory\n{acme}\n\n"
+        if acme
+        else ""
+    )
+    body = (
+        f"Dear Authorised Representative of {c.org_name},\n\n"
+        f"The e-Cert (Server) certificate for {', '.join(c.names)} expires on {date} at "
+        f"{c.not_after:%H:%M} UTC, in {days} days.\n"
+        f"Serial number: {c.serial_hex}\nReference Number: {c.reference_number}\n\n"
+        f"To renew it, log in to the portal at\n{portal}\nwith the Server Name, the Reference Number above "
+        "and your e-Cert PIN, and submit a new Certificate Signing Request (CSR).\n\n"
+        f"{acme_line}"
+        "If you have renewed already, install the new certificate and ignore this message.\n"
+    )
     return subject, body
 
 
@@ -75,14 +79,16 @@ def _chinese(c: ExpiringCertificate, days: int, portal: str, acme: str | None) -
     date = format_date(c.not_after.date(), "long", locale="zh_Hant_HK")
     subject = f"閣下的電子證書(伺服器) {c.names[0] if c.names else c.serial_hex} 將於{date}到期"
     acme_line = f"閣下亦可使用 ACME 用戶端（例如 certbot）透過以下目錄自動續期：\n{acme}\n\n" if acme else ""
-    body = (f"{c.org_name} 的獲授權代表：\n\n"
-            f"{'、'.join(c.names)} 的電子證書(伺服器)將於{date} {c.not_after:%H:%M}（協調世界時）到期，"
-            f"尚餘 {days} 日。\n"
-            f"序號：{c.serial_hex}\n參考編號：{c.reference_number}\n\n"
-            f"如需續期，請前往\n{portal}\n以伺服器名稱、上述參考編號及閣下的電子證書密碼登入，"
-            "並遞交新的證書簽署要求 (CSR)。\n\n"
-            f"{acme_line}"
-            "如閣下已完成續期，請安裝新證書並略過本通知。\n")
+    body = (
+        f"{c.org_name} 的獲授權代表：\n\n"
+        f"{'、'.join(c.names)} 的電子證書(伺服器)將於{date} {c.not_after:%H:%M}（協調世界時）到期，"
+        f"尚餘 {days} 日。\n"
+        f"序號：{c.serial_hex}\n參考編號：{c.reference_number}\n\n"
+        f"如需續期，請前往\n{portal}\n以伺服器名稱、上述參考編號及閣下的電子證書密碼登入，"
+        "並遞交新的證書簽署要求 (CSR)。\n\n"
+        f"{acme_line}"
+        "如閣下已完成續期，請安裝新證書並略過本通知。\n"
+    )
     return subject, body
 
 
@@ -126,9 +132,14 @@ def due_notices(ctx: Context, now: datetime) -> list[DueNotice]:
 
 def _claim(ctx: Context, notice: DueNotice, now: datetime) -> int | None:
     with ctx.transaction() as session:
-        return ops.claim_expiry_notice(session, certificate_id=notice.certificate.certificate_id,
-                                       threshold_days=notice.threshold_days, recipient=notice.certificate.contact,
-                                       language=notice.language, now=now)
+        return ops.claim_expiry_notice(
+            session,
+            certificate_id=notice.certificate.certificate_id,
+            threshold_days=notice.threshold_days,
+            recipient=notice.certificate.contact,
+            language=notice.language,
+            now=now,
+        )
 
 
 def _deliver(ctx: Context, notice: DueNotice, now: datetime) -> mailer.SentMail | str:
@@ -145,14 +156,29 @@ def _record(ctx: Context, notice_id: int, notice: DueNotice, outcome: mailer.Sen
     message_id = outcome.message_id if isinstance(outcome, mailer.SentMail) else None
     cert = notice.certificate
     with ctx.transaction() as session:
-        ops.finish_expiry_notice(session, notice_id, delivered=delivered, now=now,
-                                 message_id=message_id,
-                                 error=None if delivered else str(outcome))
-        audit.append(session, actor="system", event="notice.expiry_sent" if delivered else "notice.expiry_failed",
-                     subject=cert.serial_hex,
-                     details={"ca": cert.ca_label, "threshold_days": notice.threshold_days, "to": cert.contact,
-                              "language": notice.language, "not_after": cert.not_after.isoformat(),
-                              **({} if delivered else {"error": str(outcome)[:300]})}, now=now)
+        ops.finish_expiry_notice(
+            session,
+            notice_id,
+            delivered=delivered,
+            now=now,
+            message_id=message_id,
+            error=None if delivered else str(outcome),
+        )
+        audit.append(
+            session,
+            actor="system",
+            event="notice.expiry_sent" if delivered else "notice.expiry_failed",
+            subject=cert.serial_hex,
+            details={
+                "ca": cert.ca_label,
+                "threshold_days": notice.threshold_days,
+                "to": cert.contact,
+                "language": notice.language,
+                "not_after": cert.not_after.isoformat(),
+                **({} if delivered else {"error": str(outcome)[:300]}),
+            },
+            now=now,
+        )
     return delivered
 
 
@@ -188,13 +214,18 @@ def remember_language(ctx: Context, reference_number: str, language: str | None,
     The portal may call this when a subscriber picks a language; the operator can set it from the CLI.
     """
     if language is not None and language not in LANGUAGES:
-        raise PolicyViolation(f"unknown mail language {language!r}; use one of {', '.join(LANGUAGES)}",
-                              value=language)
+        raise PolicyViolation(f"unknown mail language {language!r}; use one of {', '.join(LANGUAGES)}", value=language)
     now = ctx.clock()
     with ctx.transaction() as session:
         app_id = ops.application_id_by_reference(session, reference_number)
         if app_id is None:
             raise NotFound(f"no application with Reference Number {reference_number}", value=reference_number)
         ops.set_contact_language(session, app_id, language, now)
-        audit.append(session, actor=actor, event="notice.language_set", subject=reference_number,
-                     details={"language": language or BOTH}, now=now)
+        audit.append(
+            session,
+            actor=actor,
+            event="notice.language_set",
+            subject=reference_number,
+            details={"language": language or BOTH},
+            now=now,
+        )

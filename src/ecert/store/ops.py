@@ -54,8 +54,10 @@ __all__ = [
     "list_expiry_notices",
     "list_incidents",
     "mail_due_rows",
+    "migration_heads",
     "move_affected",
     "notice_states",
+    "ocsp_gaps",
     "open_incident_ids",
     "record_affected_error",
     "replacement_for",
@@ -134,9 +136,14 @@ def _rowcount(result: Any) -> int:
 def _newer_live_exists(cert: Any) -> Any:
     """EXISTS: the same application has a later-expiring certificate in use (the subscriber renewed)."""
     newer = aliased(Certificate)
-    return exists().where(newer.application_id == cert.application_id, newer.id != cert.id,
-                          newer.status.in_(_IN_USE), newer.revoked_at.is_(None), newer.der.is_not(None),
-                          newer.not_after > cert.not_after)
+    return exists().where(
+        newer.application_id == cert.application_id,
+        newer.id != cert.id,
+        newer.status.in_(_IN_USE),
+        newer.revoked_at.is_(None),
+        newer.der.is_not(None),
+        newer.not_after > cert.not_after,
+    )
 
 
 # --- expiry notices -------------------------------------------------------------------------------
@@ -145,15 +152,33 @@ def _newer_live_exists(cert: Any) -> Any:
 def expiring_certificates(session: Session, *, now: datetime, horizon: timedelta) -> list[ExpiringCertificate]:
     """Certificates in use that expire within ``horizon`` and have a contact, unless already renewed."""
     query = (
-        select(Certificate.id, Certificate.serial_hex, CA.label, Certificate.not_after, Certificate.names,
-               Application.id, Application.reference_number, Application.rep_email, Application.org_name_en)
-        .join(CA, CA.id == Certificate.ca_id).join(Application, Application.id == Certificate.application_id)
-        .where(Certificate.status.in_(_IN_USE), Certificate.der.is_not(None), Certificate.revoked_at.is_(None),
-               Certificate.not_after > now, Certificate.not_after <= now + horizon,
-               ~_newer_live_exists(Certificate))
-        .order_by(Certificate.not_after, Certificate.id))
-    return [ExpiringCertificate(r[0], r[1], r[2], r[3], tuple(r[4] or ()), r[5], r[6], r[7], r[8])
-            for r in session.execute(query)]
+        select(
+            Certificate.id,
+            Certificate.serial_hex,
+            CA.label,
+            Certificate.not_after,
+            Certificate.names,
+            Application.id,
+            Application.reference_number,
+            Application.rep_email,
+            Application.org_name_en,
+        )
+        .join(CA, CA.id == Certificate.ca_id)
+        .join(Application, Application.id == Certificate.application_id)
+        .where(
+            Certificate.status.in_(_IN_USE),
+            Certificate.der.is_not(None),
+            Certificate.revoked_at.is_(None),
+            Certificate.not_after > now,
+            Certificate.not_after <= now + horizon,
+            ~_newer_live_exists(Certificate),
+        )
+        .order_by(Certificate.not_after, Certificate.id)
+    )
+    return [
+        ExpiringCertificate(r[0], r[1], r[2], r[3], tuple(r[4] or ()), r[5], r[6], r[7], r[8])
+        for r in session.execute(query)
+    ]
 
 
 def _claimable(now: datetime) -> Any:
@@ -163,16 +188,24 @@ def _claimable(now: datetime) -> Any:
     return and_(ExpiryNotice.state.in_(sources), ExpiryNotice.claimed_at < now - RECLAIM_AFTER)
 
 
-def claim_expiry_notice(session: Session, *, certificate_id: int, threshold_days: int, recipient: str,
-                        language: str, now: datetime) -> int | None:
+def claim_expiry_notice(
+    session: Session, *, certificate_id: int, threshold_days: int, recipient: str, language: str, now: datetime
+) -> int | None:
     """Claim the notice (certificate, threshold) for this worker; None if it was sent or another holds it.
 
     A first claim is an INSERT that the unique constraint lets only one worker win; a later one is a
     compare-and-set on a failed or abandoned claim.
     """
     target = mail_transition(MailState.PENDING, MailAction.CLAIM)
-    row = ExpiryNotice(certificate_id=certificate_id, threshold_days=threshold_days, state=target.value,
-                       recipient=recipient, language=language, attempts=1, claimed_at=now)
+    row = ExpiryNotice(
+        certificate_id=certificate_id,
+        threshold_days=threshold_days,
+        state=target.value,
+        recipient=recipient,
+        language=language,
+        attempts=1,
+        claimed_at=now,
+    )
     try:
         with session.begin_nested():
             session.add(row)
@@ -182,44 +215,78 @@ def claim_expiry_notice(session: Session, *, certificate_id: int, threshold_days
         pass
     result = session.execute(
         update(ExpiryNotice)
-        .where(ExpiryNotice.certificate_id == certificate_id, ExpiryNotice.threshold_days == threshold_days,
-               _claimable(now))
-        .values(state=mail_transition(MailState.FAILED, MailAction.CLAIM).value, claimed_at=now,
-                attempts=ExpiryNotice.attempts + 1, recipient=recipient, language=language, error=None)
-        .execution_options(synchronize_session=False))
+        .where(
+            ExpiryNotice.certificate_id == certificate_id,
+            ExpiryNotice.threshold_days == threshold_days,
+            _claimable(now),
+        )
+        .values(
+            state=mail_transition(MailState.FAILED, MailAction.CLAIM).value,
+            claimed_at=now,
+            attempts=ExpiryNotice.attempts + 1,
+            recipient=recipient,
+            language=language,
+            error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
     if _rowcount(result) != 1:
         return None
-    return session.scalar(select(ExpiryNotice.id).where(ExpiryNotice.certificate_id == certificate_id,
-                                                        ExpiryNotice.threshold_days == threshold_days))
+    return session.scalar(
+        select(ExpiryNotice.id).where(
+            ExpiryNotice.certificate_id == certificate_id, ExpiryNotice.threshold_days == threshold_days
+        )
+    )
 
 
-def finish_expiry_notice(session: Session, notice_id: int, *, delivered: bool, now: datetime,
-                         message_id: str | None = None, error: str | None = None) -> bool:
+def finish_expiry_notice(
+    session: Session,
+    notice_id: int,
+    *,
+    delivered: bool,
+    now: datetime,
+    message_id: str | None = None,
+    error: str | None = None,
+) -> bool:
     """Record what the relay said about a claimed notice; False if the claim was lost meanwhile."""
     action = MailAction.DELIVERED if delivered else MailAction.FAILED
     target = mail_transition(MailState.SENDING, action)
     values: dict[str, Any] = {"state": target.value, "error": error}
     if delivered:
         values.update(sent_at=now, message_id=message_id)
-    result = session.execute(update(ExpiryNotice).where(ExpiryNotice.id == notice_id,
-                                                        ExpiryNotice.state == MailState.SENDING.value)
-                             .values(**values).execution_options(synchronize_session=False))
+    result = session.execute(
+        update(ExpiryNotice)
+        .where(ExpiryNotice.id == notice_id, ExpiryNotice.state == MailState.SENDING.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
     return _rowcount(result) == 1
 
 
 def list_expiry_notices(session: Session, *, limit: int = 500) -> list[NoticeRow]:
-    query = (select(Certificate.serial_hex, CA.label, ExpiryNotice.threshold_days, ExpiryNotice.state,
-                    ExpiryNotice.recipient, ExpiryNotice.language, ExpiryNotice.attempts,
-                    ExpiryNotice.claimed_at, ExpiryNotice.sent_at, ExpiryNotice.error)
-             .join(Certificate, Certificate.id == ExpiryNotice.certificate_id)
-             .join(CA, CA.id == Certificate.ca_id)
-             .order_by(ExpiryNotice.claimed_at.desc(), ExpiryNotice.id.desc()).limit(limit))
+    query = (
+        select(
+            Certificate.serial_hex,
+            CA.label,
+            ExpiryNotice.threshold_days,
+            ExpiryNotice.state,
+            ExpiryNotice.recipient,
+            ExpiryNotice.language,
+            ExpiryNotice.attempts,
+            ExpiryNotice.claimed_at,
+            ExpiryNotice.sent_at,
+            ExpiryNotice.error,
+        )
+        .join(Certificate, Certificate.id == ExpiryNotice.certificate_id)
+        .join(CA, CA.id == Certificate.ca_id)
+        .order_by(ExpiryNotice.claimed_at.desc(), ExpiryNotice.id.desc())
+        .limit(limit)
+    )
     return [NoticeRow(*list(row)) for row in session.execute(query)]
 
 
 def get_contact_language(session: Session, application_id: int) -> str | None:
-    return session.scalar(select(ContactPreference.language)
-                          .where(ContactPreference.application_id == application_id))
+    return session.scalar(select(ContactPreference.language).where(ContactPreference.application_id == application_id))
 
 
 def set_contact_language(session: Session, application_id: int, language: str | None, now: datetime) -> None:
@@ -239,16 +306,28 @@ def set_contact_language(session: Session, application_id: int, language: str | 
 # --- incidents ------------------------------------------------------------------------------------
 
 
-def select_certificates(session: Session, *, now: datetime, ca_labels: Sequence[str] = (),
-                        profiles: Sequence[str] = (), issued_from: datetime | None = None,
-                        issued_until: datetime | None = None, serials: Iterable[str] | None = None
-                        ) -> list[Candidate]:
+def select_certificates(
+    session: Session,
+    *,
+    now: datetime,
+    ca_labels: Sequence[str] = (),
+    profiles: Sequence[str] = (),
+    issued_from: datetime | None = None,
+    issued_until: datetime | None = None,
+    serials: Iterable[str] | None = None,
+) -> list[Candidate]:
     """Unexpired, unrevoked certificates in use matching every criterion given (issued = notBefore)."""
-    query = (select(Certificate.id, Certificate.serial_hex, CA.label, Application.rep_email)
-             .join(CA, CA.id == Certificate.ca_id)
-             .outerjoin(Application, Application.id == Certificate.application_id)
-             .where(Certificate.status.in_(_IN_USE), Certificate.der.is_not(None),
-                    Certificate.revoked_at.is_(None), Certificate.not_after > now))
+    query = (
+        select(Certificate.id, Certificate.serial_hex, CA.label, Application.rep_email)
+        .join(CA, CA.id == Certificate.ca_id)
+        .outerjoin(Application, Application.id == Certificate.application_id)
+        .where(
+            Certificate.status.in_(_IN_USE),
+            Certificate.der.is_not(None),
+            Certificate.revoked_at.is_(None),
+            Certificate.not_after > now,
+        )
+    )
     if ca_labels:
         query = query.where(CA.label.in_(list(ca_labels)))
     if profiles:
@@ -262,21 +341,46 @@ def select_certificates(session: Session, *, now: datetime, ca_labels: Sequence[
     return [Candidate(*row) for row in session.execute(query.order_by(Certificate.id))]
 
 
-def add_incident(session: Session, *, reason: str, selection: dict[str, Any], revocation_reason: str | None,
-                 aware_at: datetime, deadline: datetime, actor: str, now: datetime) -> Incident:
-    row = Incident(reason=reason, state=IncidentState.OPEN.value, selection=selection,
-                   revocation_reason=revocation_reason, aware_at=aware_at, deadline=deadline, opened_by=actor,
-                   opened_at=now)
+def add_incident(
+    session: Session,
+    *,
+    reason: str,
+    selection: dict[str, Any],
+    revocation_reason: str | None,
+    aware_at: datetime,
+    deadline: datetime,
+    actor: str,
+    now: datetime,
+) -> Incident:
+    row = Incident(
+        reason=reason,
+        state=IncidentState.OPEN.value,
+        selection=selection,
+        revocation_reason=revocation_reason,
+        aware_at=aware_at,
+        deadline=deadline,
+        opened_by=actor,
+        opened_at=now,
+    )
     session.add(row)
     session.flush()
     return row
 
 
-def add_incident_certificates(session: Session, incident_id: int, candidates: Sequence[Candidate],
-                              now: datetime) -> None:
-    session.add_all(IncidentCertificate(
-        incident_id=incident_id, certificate_id=c.certificate_id, state=AffectedState.PENDING.value,
-        mail_state=MailState.PENDING.value, mail_to=c.contact, updated_at=now) for c in candidates)
+def add_incident_certificates(
+    session: Session, incident_id: int, candidates: Sequence[Candidate], now: datetime
+) -> None:
+    session.add_all(
+        IncidentCertificate(
+            incident_id=incident_id,
+            certificate_id=c.certificate_id,
+            state=AffectedState.PENDING.value,
+            mail_state=MailState.PENDING.value,
+            mail_to=c.contact,
+            updated_at=now,
+        )
+        for c in candidates
+    )
     session.flush()
 
 
@@ -289,50 +393,79 @@ def list_incidents(session: Session) -> list[tuple[Incident, dict[str, int]]]:
     incidents = list(session.scalars(select(Incident).order_by(Incident.id.desc())))
     counts: dict[int, dict[str, int]] = {i.id: {} for i in incidents}
     for incident_id, state, count in session.execute(
-            select(IncidentCertificate.incident_id, IncidentCertificate.state, func.count())
-            .group_by(IncidentCertificate.incident_id, IncidentCertificate.state)):
+        select(IncidentCertificate.incident_id, IncidentCertificate.state, func.count()).group_by(
+            IncidentCertificate.incident_id, IncidentCertificate.state
+        )
+    ):
         counts.setdefault(incident_id, {})[state] = count
     return [(i, counts[i.id]) for i in incidents]
 
 
 def close_incident(session: Session, incident_id: int, *, actor: str, now: datetime) -> bool:
     target = incident_transition(IncidentState.OPEN, IncidentAction.CLOSE)
-    result = session.execute(update(Incident).where(Incident.id == incident_id,
-                                                    Incident.state == IncidentState.OPEN.value)
-                             .values(state=target.value, closed_at=now, closed_by=actor)
-                             .execution_options(synchronize_session=False))
+    result = session.execute(
+        update(Incident)
+        .where(Incident.id == incident_id, Incident.state == IncidentState.OPEN.value)
+        .values(state=target.value, closed_at=now, closed_by=actor)
+        .execution_options(synchronize_session=False)
+    )
     return _rowcount(result) == 1
 
 
 def affected_rows(session: Session, incident_id: int, *, states: Iterable[str] | None = None) -> list[AffectedRow]:
-    query = (select(IncidentCertificate.id, Certificate.id, Certificate.serial_hex, CA.label, Certificate.names,
-                    Certificate.not_after, Certificate.revoked_at, Application.id, Application.reference_number,
-                    Application.org_name_en, IncidentCertificate.state, IncidentCertificate.replaced_by_id,
-                    IncidentCertificate.revoked_at, IncidentCertificate.error, IncidentCertificate.mail_state,
-                    IncidentCertificate.mail_to, IncidentCertificate.mailed_at, IncidentCertificate.mail_error)
-             .join(Certificate, Certificate.id == IncidentCertificate.certificate_id)
-             .join(CA, CA.id == Certificate.ca_id)
-             .outerjoin(Application, Application.id == Certificate.application_id)
-             .where(IncidentCertificate.incident_id == incident_id).order_by(IncidentCertificate.id))
+    query = (
+        select(
+            IncidentCertificate.id,
+            Certificate.id,
+            Certificate.serial_hex,
+            CA.label,
+            Certificate.names,
+            Certificate.not_after,
+            Certificate.revoked_at,
+            Application.id,
+            Application.reference_number,
+            Application.org_name_en,
+            IncidentCertificate.state,
+            IncidentCertificate.replaced_by_id,
+            IncidentCertificate.revoked_at,
+            IncidentCertificate.error,
+            IncidentCertificate.mail_state,
+            IncidentCertificate.mail_to,
+            IncidentCertificate.mailed_at,
+            IncidentCertificate.mail_error,
+        )
+        .join(Certificate, Certificate.id == IncidentCertificate.certificate_id)
+        .join(CA, CA.id == Certificate.ca_id)
+        .outerjoin(Application, Application.id == Certificate.application_id)
+        .where(IncidentCertificate.incident_id == incident_id)
+        .order_by(IncidentCertificate.id)
+    )
     if states is not None:
         query = query.where(IncidentCertificate.state.in_(list(states)))
     return [AffectedRow(*[*r[:4], tuple(r[4] or ()), *r[5:]]) for r in session.execute(query)]
 
 
-def move_affected(session: Session, row_id: int, source: AffectedState | str, action: AffectedAction, *,
-                  now: datetime, **values: Any) -> bool:
+def move_affected(
+    session: Session, row_id: int, source: AffectedState | str, action: AffectedAction, *, now: datetime, **values: Any
+) -> bool:
     """Apply one move of an affected certificate (compare-and-set on its state); False if it moved meanwhile."""
     target = affected_transition(source, action)
-    result = session.execute(update(IncidentCertificate)
-                             .where(IncidentCertificate.id == row_id, IncidentCertificate.state == str(source))
-                             .values(state=target.value, updated_at=now, **values)
-                             .execution_options(synchronize_session=False))
+    result = session.execute(
+        update(IncidentCertificate)
+        .where(IncidentCertificate.id == row_id, IncidentCertificate.state == str(source))
+        .values(state=target.value, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
     return _rowcount(result) == 1
 
 
 def record_affected_error(session: Session, row_id: int, error: str, now: datetime) -> None:
-    session.execute(update(IncidentCertificate).where(IncidentCertificate.id == row_id)
-                    .values(error=error[:1000], updated_at=now).execution_options(synchronize_session=False))
+    session.execute(
+        update(IncidentCertificate)
+        .where(IncidentCertificate.id == row_id)
+        .values(error=error[:1000], updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def claim_incident_mail(session: Session, row_id: int, now: datetime) -> bool:
@@ -340,36 +473,55 @@ def claim_incident_mail(session: Session, row_id: int, now: datetime) -> bool:
     sources = [s.value for s in (MailState.PENDING, MailState.FAILED, MailState.SENDING)]
     result = session.execute(
         update(IncidentCertificate)
-        .where(IncidentCertificate.id == row_id, IncidentCertificate.mail_to.is_not(None),
-               IncidentCertificate.mail_state.in_(sources),
-               or_(IncidentCertificate.mail_state == MailState.PENDING.value,
-                   IncidentCertificate.mail_claimed_at < now - RECLAIM_AFTER))
+        .where(
+            IncidentCertificate.id == row_id,
+            IncidentCertificate.mail_to.is_not(None),
+            IncidentCertificate.mail_state.in_(sources),
+            or_(
+                IncidentCertificate.mail_state == MailState.PENDING.value,
+                IncidentCertificate.mail_claimed_at < now - RECLAIM_AFTER,
+            ),
+        )
         .values(mail_state=mail_transition(MailState.PENDING, MailAction.CLAIM).value, mail_claimed_at=now)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     return _rowcount(result) == 1
 
 
-def finish_incident_mail(session: Session, row_id: int, *, delivered: bool, now: datetime,
-                         error: str | None = None) -> bool:
+def finish_incident_mail(
+    session: Session, row_id: int, *, delivered: bool, now: datetime, error: str | None = None
+) -> bool:
     target = mail_transition(MailState.SENDING, MailAction.DELIVERED if delivered else MailAction.FAILED)
     values: dict[str, Any] = {"mail_state": target.value, "mail_error": error}
     if delivered:
         values["mailed_at"] = now
-    result = session.execute(update(IncidentCertificate)
-                             .where(IncidentCertificate.id == row_id,
-                                    IncidentCertificate.mail_state == MailState.SENDING.value)
-                             .values(**values).execution_options(synchronize_session=False))
+    result = session.execute(
+        update(IncidentCertificate)
+        .where(IncidentCertificate.id == row_id, IncidentCertificate.mail_state == MailState.SENDING.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
     return _rowcount(result) == 1
 
 
 def mail_due_rows(session: Session, now: datetime) -> list[int]:
     """Affected certificates of open incidents whose subscriber mail is still to be (re)tried."""
-    query = (select(IncidentCertificate.id).join(Incident, Incident.id == IncidentCertificate.incident_id)
-             .where(Incident.state == IncidentState.OPEN.value, IncidentCertificate.mail_to.is_not(None),
-                    or_(IncidentCertificate.mail_state == MailState.PENDING.value,
-                        and_(IncidentCertificate.mail_state.in_((MailState.FAILED.value, MailState.SENDING.value)),
-                             IncidentCertificate.mail_claimed_at < now - RECLAIM_AFTER)))
-             .order_by(IncidentCertificate.id))
+    query = (
+        select(IncidentCertificate.id)
+        .join(Incident, Incident.id == IncidentCertificate.incident_id)
+        .where(
+            Incident.state == IncidentState.OPEN.value,
+            IncidentCertificate.mail_to.is_not(None),
+            or_(
+                IncidentCertificate.mail_state == MailState.PENDING.value,
+                and_(
+                    IncidentCertificate.mail_state.in_((MailState.FAILED.value, MailState.SENDING.value)),
+                    IncidentCertificate.mail_claimed_at < now - RECLAIM_AFTER,
+                ),
+            ),
+        )
+        .order_by(IncidentCertificate.id)
+    )
     return list(session.scalars(query))
 
 
@@ -380,8 +532,9 @@ def affected_by_id(session: Session, row_id: int) -> AffectedRow | None:
     return next((r for r in affected_rows(session, incident_id) if r.id == row_id), None)
 
 
-def replacement_for(session: Session, certificate_id: int, *, since: datetime,
-                    exclude: Iterable[int] = ()) -> int | None:
+def replacement_for(
+    session: Session, certificate_id: int, *, since: datetime, exclude: Iterable[int] = ()
+) -> int | None:
     """A certificate in use issued since ``since`` that replaces ``certificate_id``, or None.
 
     Same application when there is one (the subscriber renewed); otherwise the same set of names.
@@ -389,10 +542,18 @@ def replacement_for(session: Session, certificate_id: int, *, since: datetime,
     old = session.get(Certificate, certificate_id)
     if old is None:
         return None
-    query = (select(Certificate.id, Certificate.names).where(
-        Certificate.id != certificate_id, Certificate.id.not_in(list(exclude)), Certificate.status.in_(_IN_USE),
-        Certificate.revoked_at.is_(None), Certificate.der.is_not(None), Certificate.created_at >= since)
-        .order_by(Certificate.id.desc()))
+    query = (
+        select(Certificate.id, Certificate.names)
+        .where(
+            Certificate.id != certificate_id,
+            Certificate.id.not_in(list(exclude)),
+            Certificate.status.in_(_IN_USE),
+            Certificate.revoked_at.is_(None),
+            Certificate.der.is_not(None),
+            Certificate.created_at >= since,
+        )
+        .order_by(Certificate.id.desc())
+    )
     if old.application_id is not None:
         row = session.execute(query.where(Certificate.application_id == old.application_id)).first()
         return row[0] if row else None
@@ -404,19 +565,28 @@ def replacement_for(session: Session, certificate_id: int, *, since: datetime,
 
 
 def incident_certificate_ids(session: Session, incident_id: int) -> set[int]:
-    return set(session.scalars(select(IncidentCertificate.certificate_id)
-                               .where(IncidentCertificate.incident_id == incident_id)))
+    return set(
+        session.scalars(
+            select(IncidentCertificate.certificate_id).where(IncidentCertificate.incident_id == incident_id)
+        )
+    )
 
 
 def due_incidents(session: Session, now: datetime) -> list[int]:
     """Open incidents whose revocation deadline has come."""
-    return list(session.scalars(select(Incident.id).where(Incident.state == IncidentState.OPEN.value,
-                                                          Incident.deadline <= now).order_by(Incident.id)))
+    return list(
+        session.scalars(
+            select(Incident.id)
+            .where(Incident.state == IncidentState.OPEN.value, Incident.deadline <= now)
+            .order_by(Incident.id)
+        )
+    )
 
 
 def open_incident_ids(session: Session) -> list[int]:
-    return list(session.scalars(select(Incident.id).where(Incident.state == IncidentState.OPEN.value)
-                                .order_by(Incident.id)))
+    return list(
+        session.scalars(select(Incident.id).where(Incident.state == IncidentState.OPEN.value).order_by(Incident.id))
+    )
 
 
 def is_marked_for_replacement(session: Session, cert_id: int) -> bool:
@@ -425,9 +595,16 @@ def is_marked_for_replacement(session: Session, cert_id: int) -> bool:
     (RFC 9773 section 4.2: the server may move the suggested window into the past for a certificate it
     is about to revoke.)
     """
-    query = (select(IncidentCertificate.id).join(Incident, Incident.id == IncidentCertificate.incident_id)
-             .where(IncidentCertificate.certificate_id == cert_id, Incident.state == IncidentState.OPEN.value,
-                    IncidentCertificate.state.in_([s.value for s in OPEN_AFFECTED_STATES])).limit(1))
+    query = (
+        select(IncidentCertificate.id)
+        .join(Incident, Incident.id == IncidentCertificate.incident_id)
+        .where(
+            IncidentCertificate.certificate_id == cert_id,
+            Incident.state == IncidentState.OPEN.value,
+            IncidentCertificate.state.in_([s.value for s in OPEN_AFFECTED_STATES]),
+        )
+        .limit(1)
+    )
     return session.scalar(query) is not None
 
 
@@ -436,8 +613,11 @@ def notice_states(session: Session, certificate_ids: Iterable[int]) -> dict[tupl
     ids = list(certificate_ids)
     if not ids:
         return {}
-    rows = session.execute(select(ExpiryNotice.certificate_id, ExpiryNotice.threshold_days, ExpiryNotice.state)
-                           .where(ExpiryNotice.certificate_id.in_(ids)))
+    rows = session.execute(
+        select(ExpiryNotice.certificate_id, ExpiryNotice.threshold_days, ExpiryNotice.state).where(
+            ExpiryNotice.certificate_id.in_(ids)
+        )
+    )
     return {(cert_id, days): state for cert_id, days, state in rows}
 
 
@@ -448,3 +628,37 @@ def application_id_by_reference(session: Session, reference_number: str) -> int 
 def incident_of(session: Session, row_id: int) -> int | None:
     """The incident an affected-certificate row belongs to."""
     return session.scalar(select(IncidentCertificate.incident_id).where(IncidentCertificate.id == row_id))
+
+
+# --- doctor ---------------------------------------------------------------------------------------
+
+
+def migration_heads() -> tuple[str, ...]:
+    """The head revision(s) of the packaged migrations."""
+    from alembic.script import ScriptDirectory
+
+    from ecert.store.db import alembic_config
+
+    return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def ocsp_gaps(session: Session, now: datetime) -> dict[str, int]:
+    """Per CA label, the unexpired signed certificates with no OCSP response valid at ``now``."""
+    from ecert.store.models import OcspResponse
+
+    query = (
+        select(CA.label, func.count(Certificate.id))
+        .join(CA, CA.id == Certificate.ca_id)
+        .outerjoin(
+            OcspResponse,
+            and_(OcspResponse.ca_id == Certificate.ca_id, OcspResponse.serial_hex == Certificate.serial_hex),
+        )
+        .where(
+            Certificate.der.is_not(None),
+            Certificate.status.in_(("issued", "accepted", "revoked")),
+            Certificate.not_after > now,
+            or_(OcspResponse.id.is_(None), OcspResponse.next_update <= now),
+        )
+        .group_by(CA.label)
+    )
+    return {label: int(count) for label, count in session.execute(query)}

@@ -39,19 +39,20 @@ def upgrade() -> None:
         sa.Column("sent_at", TS, nullable=True),
         sa.Column("message_id", sa.Text(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(["certificate_id"], ["certificates.id"],
-                                name="fk_expiry_notices_certificate_id_certificates"),
+        sa.ForeignKeyConstraint(
+            ["certificate_id"], ["certificates.id"], name="fk_expiry_notices_certificate_id_certificates"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_expiry_notices"),
-        sa.UniqueConstraint("certificate_id", "threshold_days",
-                            name="uq_expiry_notices_certificate_id_threshold_days"),
+        sa.UniqueConstraint("certificate_id", "threshold_days", name="uq_expiry_notices_certificate_id_threshold_days"),
     )
     op.create_table(
         "contact_preferences",
         sa.Column("application_id", sa.Integer(), nullable=False),
         sa.Column("language", sa.Text(), nullable=False),
         sa.Column("updated_at", TS, nullable=False),
-        sa.ForeignKeyConstraint(["application_id"], ["applications.id"],
-                                name="fk_contact_preferences_application_id_applications"),
+        sa.ForeignKeyConstraint(
+            ["application_id"], ["applications.id"], name="fk_contact_preferences_application_id_applications"
+        ),
         sa.PrimaryKeyConstraint("application_id", name="pk_contact_preferences"),
     )
     op.create_table(
@@ -84,13 +85,16 @@ def upgrade() -> None:
         sa.Column("mailed_at", TS, nullable=True),
         sa.Column("mail_error", sa.Text(), nullable=True),
         sa.Column("updated_at", TS, nullable=False),
-        sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"],
-                                name="fk_incident_certificates_incident_id_incidents"),
-        sa.ForeignKeyConstraint(["certificate_id"], ["certificates.id"],
-                                name="fk_incident_certificates_certificate_id_certificates"),
+        sa.ForeignKeyConstraint(
+            ["incident_id"], ["incidents.id"], name="fk_incident_certificates_incident_id_incidents"
+        ),
+        sa.ForeignKeyConstraint(
+            ["certificate_id"], ["certificates.id"], name="fk_incident_certificates_certificate_id_certificates"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_incident_certificates"),
-        sa.UniqueConstraint("incident_id", "certificate_id",
-                            name="uq_incident_certificates_incident_id_certificate_id"),
+        sa.UniqueConstraint(
+            "incident_id", "certificate_id", name="uq_incident_certificates_incident_id_certificate_id"
+        ),
     )
     op.create_index("ix_incident_certificates_certificate_id", "incident_certificates", ["certificate_id"])
 
