@@ -54,6 +54,36 @@ class CsrIn(_In):
     csr: str = Field(max_length=65536)
 
 
+class ReplaceIn(_In):
+    """A deliberate replacement: the new CSR, and whether the current certificate is revoked (superseded)
+    when the replacement is accepted, or left to expire."""
+
+    csr: str = Field(max_length=65536)
+    revoke_current: bool
+
+
+class DirectIssueIn(_In):
+    """The operator's direct issuance: the registration authority checks evidence, vetting, key and CAA."""
+
+    csr: str = Field(max_length=65536)
+    profile: str = Field(max_length=20)
+    names: list[str] = Field(min_length=1, max_length=50)
+    vetting_id: int | None = None
+    reference_number: str | None = Field(default=None, max_length=9)
+    days: int | None = Field(default=None, ge=1, le=398)
+    high_risk_reviewed: bool = False
+
+
+class DirectIssuedOut(BaseModel):
+    serial_hex: str
+    names: list[str]
+    not_before: datetime
+    not_after: datetime
+    profile: str
+    pem: str
+    evidence: dict[str, str]
+
+
 class NameOut(BaseModel):
     name: str
     unicode: str
@@ -164,6 +194,8 @@ class CertificateOut(BaseModel):
     type_label: str
     state: str
     application_state: str
+    replaces_serial: str | None = None
+    revoke_replaced: bool | None = None
 
     @classmethod
     def of(cls, c: certificates.CertificateView) -> CertificateOut:
@@ -171,7 +203,8 @@ class CertificateOut(BaseModel):
                    issuer=c.issuer_cn, not_before=c.not_before, not_after=c.not_after,
                    validity_days=c.validity_days, names=list(c.names), names_unicode=list(c.names_unicode),
                    type=c.cert_type, type_label=c.cert_type_label, state=c.state,
-                   application_state=c.application_state)
+                   application_state=c.application_state, replaces_serial=c.replaces_serial,
+                   revoke_replaced=c.revoke_replaced)
 
 
 class SearchHitOut(BaseModel):
