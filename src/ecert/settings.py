@@ -66,8 +66,6 @@ class Settings(BaseSettings):
     mail_from: str = "ca@ecert.example.hk"
     # Expiry notices name this ACME directory as a way to renew; unset until ACME is served.
     notice_acme_directory: str | None = None
-    # Expiry notices name this ACME directory as a way to renew; unset until ACME is served.
-    notice_acme_directory: str | None = None
 
     # Web
     session_secret_env: str = "ECERT_SESSION_SECRET"
