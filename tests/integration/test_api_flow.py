@@ -309,3 +309,51 @@ def test_unknown_paths_get_a_page_or_a_problem(demo_ctx: Context, path: str, acc
     r = client_for(demo_ctx).get(path, headers={"Accept": accept})
     assert r.status_code == 404 and r.headers["content-type"] == ctype
     assert ("<h1>" in r.text) if ctype.startswith("text/html") else (r.json()["status"] == 404)
+
+
+def _accepted_over_api(client: TestClient, knot_dns: KnotDns, host: str) -> tuple[dict[str, str], str]:  # noqa: F811
+    auth = login(client, host, register(client, host))
+    client.post("/api/v1/application/confirm", json={"use_chinese": False}, headers=auth)
+    started = client.post("/api/v1/dcv/start", json={"method": "dns_txt"}, headers=auth).json()
+    for d in started["domains"]:
+        knot_dns.add_txt(d["txt_name"], d["txt_value"])
+    assert client.post("/api/v1/dcv/check", json={}, headers=auth).json()["passed"]
+    first = client.post("/api/v1/csr", json={"csr": make_csr([host])}, headers=auth).json()
+    assert client.post("/api/v1/certificate/accept", headers=auth).json()["state"] == "accepted"
+    return auth, str(first["serial_hex"])
+
+
+def test_api_resubmission_is_refused_and_replacement_is_deliberate(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    host = f"rep{uuid.uuid4().hex[:8]}.example.com"
+    client = client_for(api_ctx)
+    auth, first = _accepted_over_api(client, knot_dns, host)
+    again = client.post("/api/v1/csr", json={"csr": make_csr([host])}, headers=auth)
+    assert again.status_code == 409 and "Replace certificate" in again.json()["detail"]
+    replaced = client.post("/api/v1/certificate/replace", json={"csr": make_csr([host]), "revoke_current": True},
+                           headers=auth)
+    assert replaced.status_code == 201, replaced.text
+    assert replaced.json()["replaces_serial"] == first and replaced.json()["revoke_replaced"] is True
+    assert client.post("/api/v1/certificate/accept", headers=auth).status_code == 200
+    with api_ctx.sessions() as s:
+        old = s.scalar(select(Certificate).where(Certificate.serial_hex == first))
+        assert old is not None and old.status == "revoked" and old.revocation_reason == "superseded"
+
+
+def test_operator_api_issues_only_with_evidence(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    from ecert.core.profiles import SubjectData
+    from ecert.services.registration import record_vetting
+
+    client = client_for(api_ctx)
+    vetting = record_vetting(api_ctx, SubjectData(organization="Operator Vetted Ltd"), source="BR 87654321",
+                             actor="test")
+    host = f"op{uuid.uuid4().hex[:8]}.example.net"
+    body = {"csr": make_csr([host]), "profile": "server", "names": [host], "vetting_id": vetting}
+    refused = client.post("/api/v1/operator/certificates", json=body, headers=OP)
+    assert refused.status_code in (400, 422) and "BR 3.2.2.4" in refused.text
+    with api_ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Certificate)) == 0
+        assert "issuance.refused" in s.scalars(select(AuditEvent.event)).all()
+    hold_namespace(api_ctx, knot_dns, "example.net")
+    issued = client.post("/api/v1/operator/certificates", json=body, headers=OP)
+    assert issued.status_code == 201, issued.text
+    assert issued.json()["names"] == [host] and "operator" in issued.json()["evidence"][host]
