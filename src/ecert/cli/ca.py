@@ -318,6 +318,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 
     from ..services.ceremony import init_hierarchy
     from ..services.context import build_context
+    from ..web.server import uvicorn_options
     from ..web.worker import FACTORY
 
     settings = _settings(demo)
@@ -341,7 +342,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         + (f"on, logs from {settings.ct_log_list}" if settings.ct_enabled else
            "OFF: certificates carry no SCTs and Chrome and Safari will refuse them (set ECERT_CT_ENABLED and "
            "ECERT_CT_LOG_LIST)"))
-    uvicorn.run(FACTORY, factory=True, host=host, port=port, log_level="info", workers=workers)
+    uvicorn.run(FACTORY, factory=True, host=host, port=port, log_level="info", workers=workers,
+                **uvicorn_options())  # idle connections closed after 5 s (web/server.py)
 
 
 def _install_extra_commands() -> None:

@@ -53,12 +53,20 @@ def _cn(cert: x509.Certificate, default: str) -> str:
 
 
 def ca_certificate_der(ctx: Context, label: str) -> bytes:
-    """The DER of the CA certificate ``label`` (the AIA caIssuers target), or NotFound."""
+    """The DER of the CA certificate ``label`` (the AIA caIssuers target), or NotFound.
+
+    Kept in memory once read: a label's certificate never changes, and it stays servable while the
+    database is unreachable (issue 10 point 7).
+    """
+    known: dict[str, bytes] = ctx.cache.setdefault("trust:ca-der", {})
+    if label in known:
+        return known[label]
     with ctx.read() as session:
         row = repo.get_ca_by_label(session, label)
         if row is None:
             raise NotFound("no such CA certificate", value=label)
-        return bytes(row.cert_der)
+        known[label] = bytes(row.cert_der)
+        return known[label]
 
 
 def _certificate_items(ctx: Context) -> list[tuple[TrustItem, str]]:

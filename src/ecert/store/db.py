@@ -7,6 +7,7 @@ from :class:`ecert.settings.Settings` and hands the engine down (style habit 10)
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,8 +74,24 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     return create_engine(parsed, **kwargs)
 
 
+def _private_file(database: str) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would use 0644 under the usual umask).
+
+    SQLite gives the -wal and -shm files the database file's own mode, so they are private too. The file
+    holds PIN hashes, DCV evidence and the audit log: only the CA's account may read it.
+    """
+    if database.startswith("file:"):
+        return  # a URI filename: the caller chose the file and its mode
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except (FileExistsError, FileNotFoundError, PermissionError):
+        pass  # there already, or a directory SQLite will refuse too: its own error says it at connect time
+
+
 def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     in_memory = url.database in (None, "", ":memory:")
+    if not in_memory and url.database is not None:
+        _private_file(url.database)
     connect_args = dict(kwargs.pop("connect_args", {}))
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     busy_timeout_ms = int(connect_args["timeout"] * 1000)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from ..services import audit_checkpoints
 from ..services.context import Context, build_context
 from ..settings import Settings
-from . import repository
+from . import problems, repository
 
 __all__ = ["create_app"]
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings, env: Mapping[str, str], *, context: Context |
         if hasattr(part, "router"):
             app.include_router(part.router)
     _checkpoint_at_shutdown(app)
+    app.add_middleware(problems.NeverReraise)  # added last: outermost, so it sees every part's failures
     return app
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..core.errors import RateLimited
 from ..services import publication
@@ -115,8 +116,8 @@ def parse_request(der: bytes | None, *, max_bytes: int = MAX_REQUEST_BYTES) -> C
 def sign_on_demand(ctx: Context, label: str, key: CertKey, limiter: Callable[[], bool]) -> publication.SignedOcsp:
     """The stored response if fresh, otherwise one signed now; blocking (run it in a worker thread).
 
-    A serial the CA never issued gets "unknown", never "good" (BR 4.9.10); a limiter refusal becomes
-    tryLater and any other failure internalError (RFC 6960 2.3), logged here.
+    A serial the CA never issued gets "unknown", never "good" (BR 4.9.10); a limiter refusal or an
+    unreachable database becomes tryLater and any other failure internalError (RFC 6960 2.3), logged here.
     """
     algorithm = SUPPORTED_HASHES[key.algorithm]
     try:
@@ -124,6 +125,9 @@ def sign_on_demand(ctx: Context, label: str, key: CertKey, limiter: Callable[[],
                                          request_hash=None if isinstance(algorithm, hashes.SHA1) else algorithm,
                                          limiter=limiter)
     except RateLimited:
+        raise OcspRefused("tryLater") from None
+    except (OperationalError, InterfaceError):  # the database is away: a state to wait out, not a fault
+        _log.error("OCSP: storage unavailable")
         raise OcspRefused("tryLater") from None
     except Exception:  # noqa: BLE001 - logged; the client gets internalError
         _log.exception("OCSP answer failed")

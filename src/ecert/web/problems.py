@@ -14,11 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import EcertError, RateLimited, Unauthorized
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "problem", "problem_for", "install", "TITLES", "BodyLimit", "body_limit", "error_page"]
+__all__ = ["PROBLEM_MEDIA_TYPE", "problem", "problem_for", "install", "TITLES", "BodyLimit", "body_limit", "error_page",
+           "NeverReraise", "database_unavailable", "DB_ERRORS", "DB_RETRY_AFTER"]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _INTERNAL = "The service could not complete the request; the event was logged."
@@ -123,6 +125,61 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return problem(500, "internal", _INTERNAL, title="Internal error")
 
 
+# --- the database went away ------------------------------------------------------------------------
+
+DB_RETRY_AFTER = 30  # seconds: long enough for a restart or fail-over, short enough that clients come back
+_DB_UNAVAILABLE = ("The service cannot reach its database just now; nothing was changed. "
+                   "Try again in a little while.")
+DB_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+
+def database_unavailable() -> JSONResponse:
+    """503 with Retry-After (RFC 9110 15.6.4): a state the client can wait out, not a fault of the request."""
+    return problem(503, "unavailable", _DB_UNAVAILABLE, title="Service temporarily unavailable",
+                   headers={"Retry-After": str(DB_RETRY_AFTER)})
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    # One line, no trace: an outage makes thousands of these, and the driver text may name hosts and users.
+    _log.error("database unavailable on %s: %s", request.url.path, type(exc).__name__)
+    return database_unavailable()
+
+
+class NeverReraise:
+    """Outermost ASGI middleware: an exception nobody handled becomes a 500 (or 503) problem and stops here.
+
+    Starlette's ServerErrorMiddleware sends its 500 and then re-raises, and the server reacts to the raise
+    by dropping the connection; this answers and returns, so the connection and its neighbours carry on.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the point of this middleware
+            if isinstance(exc, DB_ERRORS):
+                _log.error("database unavailable on %s: %s", scope.get("path"), type(exc).__name__)
+                response: Response = database_unavailable()
+            else:
+                _log.exception("unexpected error on %s", scope.get("path"))
+                response = problem(500, "internal", _INTERNAL, title="Internal error")
+            if not started:
+                await response(scope, receive, send)
+
+
 # --- request body cap -------------------------------------------------------------------------------
 
 MAX_BODY = 64 * 1024
@@ -223,4 +280,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for db_error in DB_ERRORS:  # handled inside: a specific class is never re-raised by Starlette
+        app.add_exception_handler(db_error, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -29,6 +29,7 @@ from ..services.context import Context
 from .api.deps import Operator, SessionApp
 from .ocsp_rules import ERROR_DER, MAX_REQUEST_BYTES, CertKey, OcspRefused, TokenBucket, parse_request, sign_on_demand
 from .ocsp_rules import decode_get as _decode_get
+from .problems import DB_ERRORS
 
 __all__ = ["router", "install", "OcspResponder", "OCSP_MEDIA_TYPE", "CRL_MEDIA_TYPE"]
 
@@ -70,6 +71,10 @@ class _Answer:
     def fresh(self, mono: float) -> bool:
         return mono - self.cached_at <= ANSWER_TTL and mono < self.expires_mono
 
+    def valid(self, mono: float) -> bool:
+        """Still before its nextUpdate: servable while storage cannot be asked (RFC 5019 allows any valid copy)."""
+        return mono < self.expires_mono
+
     def headers(self, *, cacheable: bool, mono: float) -> list[tuple[bytes, bytes]]:
         """RFC 5019 6.2: GET answers are cacheable until nextUpdate; POST answers and errors are not."""
         if not cacheable or self.next_update is None:
@@ -109,14 +114,27 @@ class OcspResponder:
         found = self._answers.get(key)
         if found is None:
             return None
-        if not found.fresh(time.monotonic()):
+        mono = time.monotonic()
+        if not found.valid(mono):
             self._answers.pop(key, None)
             return None
-        return found
+        return found if found.fresh(mono) else None  # past its TTL: kept as the fallback of an outage
+
+    def fallback(self, key: Any) -> _Answer:
+        """What to answer when storage fails: the last answer still inside its validity, else tryLater."""
+        found = self._answers.get(key)
+        if found is not None and found.valid(time.monotonic()):
+            return found
+        return _error("tryLater")  # RFC 6960 2.3: the responder cannot answer now
 
     def cached_get(self, path: str) -> _Answer | None:
         """The fast path: an answer already made for exactly this GET path (no decoding, no parsing)."""
         return self._cached(path)
+
+    def stale_get(self, path: str) -> _Answer | None:
+        """The answer last made for this GET path if still valid (used only when a fresh one failed)."""
+        found = self._answers.get(path)
+        return found if found is not None and found.valid(time.monotonic()) else None
 
     def remember_get(self, path: str, answer: _Answer) -> None:
         if answer.next_update is not None:
@@ -135,7 +153,11 @@ class OcspResponder:
             # sign_ocsp_now reads storage first; only a miss signs, and misses are rate-limited.
             signed = await anyio.to_thread.run_sync(sign_on_demand, self.ctx, label, key, self._bucket.take)
         except OcspRefused as refused:
-            return _error(refused.status)
+            # tryLater (storage away, signing rate-limited): a copy still inside its validity is the better answer
+            return self.fallback(key) if refused.status == "tryLater" else _error(refused.status)
+        except DB_ERRORS:
+            _log.error("OCSP: storage unavailable; answering from memory")
+            return self.fallback(key)
         found = _Answer(signed.der, signed.this_update, signed.next_update, signed.etag, now=self.ctx.clock())
         self._answers[key] = found
         while len(self._answers) > CACHE_SIZE:
@@ -175,6 +197,8 @@ class OcspFastPath:
             answer = responder.cached_get(path)
             if answer is None:
                 answer = await responder.answer(_decode_get(path[len(OCSP_PATH):]))
+                if answer.next_update is None:  # an error (tryLater in an outage): fall back to the URL's last
+                    answer = responder.stale_get(path) or answer
                 responder.remember_get(path, answer)
         elif method == "POST":
             answer = await responder.answer(await _read_body(receive))
@@ -217,7 +241,7 @@ def responder_for(ctx: Context) -> OcspResponder:
     found = ctx.cache.get("ocsp:responder")
     if found is None:
         found = ctx.cache["ocsp:responder"] = OcspResponder(ctx)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 # --- routes --------------------------------------------------------------------------------------
@@ -234,7 +258,7 @@ def _crl_etag(ctx: Context, crl_id: int, der: bytes) -> str:
     found = ctx.cache.get(key)
     if found is None:
         found = ctx.cache[key] = hashlib.sha256(der).hexdigest()[:32]
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 @router.get("/crl/{filename}", response_class=Response, summary="A CRL (DER) or the root's ARL (<root>-arl.crl)",
@@ -386,7 +410,7 @@ def _jobs_enabled(env: dict[str, str]) -> bool:
 
 def install(app: FastAPI) -> None:
     """Put the OCSP fast path in front of the app and run the status jobs for the app's lifetime."""
-    app.add_middleware(OcspFastPath)  # type: ignore[arg-type]
+    app.add_middleware(OcspFastPath)
     env = dict(getattr(app.state, "env", {}) or {})
     if not _jobs_enabled(env):
         return
