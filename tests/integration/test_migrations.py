@@ -32,6 +32,7 @@ EXPECTED_TABLES = {
     "issuance_records",
     "login_attempts",
     "ocsp_responses",
+    "organisation_vettings",  # 0005 the registration authority
     "portal_sessions",
     "responder_certs",
     "revocation_challenges",

@@ -23,21 +23,21 @@ def upgrade() -> None:
     op.create_table(
         "organisation_vettings",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("organization", sa.String(), nullable=False),
-        sa.Column("country", sa.String(), nullable=False),
-        sa.Column("state", sa.String(), nullable=True),
-        sa.Column("locality", sa.String(), nullable=True),
-        sa.Column("business_category", sa.String(), nullable=True),
-        sa.Column("jurisdiction_country", sa.String(), nullable=True),
-        sa.Column("registration_number", sa.String(), nullable=True),
-        sa.Column("source", sa.String(), nullable=False),
-        sa.Column("vetted_by", sa.String(), nullable=False),
+        sa.Column("organization", sa.Text(), nullable=False),
+        sa.Column("country", sa.Text(), nullable=False),
+        sa.Column("state", sa.Text(), nullable=True),
+        sa.Column("locality", sa.Text(), nullable=True),
+        sa.Column("business_category", sa.Text(), nullable=True),
+        sa.Column("jurisdiction_country", sa.Text(), nullable=True),
+        sa.Column("registration_number", sa.Text(), nullable=True),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("vetted_by", sa.Text(), nullable=False),
         sa.Column("vetted_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     with op.batch_alter_table("issuance_records") as batch:
         batch.add_column(sa.Column("evidence", _JSON, nullable=True))
-        batch.add_column(sa.Column("channel", sa.String(), nullable=True))
+        batch.add_column(sa.Column("channel", sa.Text(), nullable=True))
     with op.batch_alter_table("certificates") as batch:
         batch.add_column(sa.Column("replaces_id", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("revoke_replaced", sa.Boolean(), nullable=True))
