@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 
+from ..core.errors import KeyBackendError
 from ..signer import checkpoint as signer_checkpoint
 from ..store import audit
 from ..store.checkpoints import (
@@ -32,6 +34,7 @@ __all__ = ["AuditReport", "verify_log", "write_checkpoint", "write_checkpoint_qu
 _log = logging.getLogger("ecert.audit")
 _REF_FILE = "checkpoint-key.ref"
 _PEM_FILE = "checkpoint-key.pem"
+KEY_WAIT_SECONDS = 10.0  # how long a worker waits for another worker's new key to be written out
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,21 @@ class AuditReport:
     checkpoint: Checkpoint | None = None
 
 
-def _checkpoint_key(ctx: Context, directory: Path) -> tuple[str, bytes]:
-    """The checkpoint key's reference and public PEM, creating the key (audited) on first use."""
+def _known_key(directory: Path) -> tuple[str, bytes] | None:
     ref = read_text_0600(directory / _REF_FILE)
     pem = read_text_0600(directory / _PEM_FILE)
-    if ref is not None and pem is not None:
-        return ref.strip(), pem.encode()
-    key_ref = ctx.keys.create_key(signer_checkpoint.CHECKPOINT_KEY_LABEL, signer_checkpoint.CHECKPOINT_KEY_SPEC)
+    return (ref.strip(), pem.encode()) if ref is not None and pem is not None else None
+
+
+def _checkpoint_key(ctx: Context, directory: Path) -> tuple[str, bytes]:
+    """The checkpoint key's reference and public PEM, creating the key (audited) on first use."""
+    known = _known_key(directory)
+    if known is not None:
+        return known
+    try:
+        key_ref = ctx.keys.create_key(signer_checkpoint.CHECKPOINT_KEY_LABEL, signer_checkpoint.CHECKPOINT_KEY_SPEC)
+    except KeyBackendError:
+        return _wait_for_other_creator(directory)
     public = signer_checkpoint.public_pem(ctx.keys, key_ref)
     write_text_0600(directory / _PEM_FILE, public.decode())
     write_text_0600(directory / _REF_FILE, key_ref + "\n")
@@ -67,6 +78,19 @@ def _checkpoint_key(ctx: Context, directory: Path) -> tuple[str, bytes]:
             now=ctx.clock(),
         )
     return key_ref, public
+
+
+def _wait_for_other_creator(directory: Path) -> tuple[str, bytes]:
+    """Another worker made the key a moment ago (the backend refused a second one): read what it wrote."""
+    deadline = time.monotonic() + KEY_WAIT_SECONDS
+    while (known := _known_key(directory)) is None:
+        if time.monotonic() > deadline:
+            raise KeyBackendError(
+                "the audit checkpoint key exists but its public half was never written",
+                value=str(directory / _PEM_FILE),
+            )
+        time.sleep(0.05)
+    return known
 
 
 def write_checkpoint(ctx: Context, *, only_if_changed: bool = True) -> Checkpoint | None:

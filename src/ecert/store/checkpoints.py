@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -100,10 +101,20 @@ def latest_checkpoint(directory: Path) -> Checkpoint | None:
 
 
 def write_text_0600(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600, refusing to replace an existing file."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    """Create ``path`` with mode 0600 and all of ``text`` at once, refusing to replace an existing file.
+
+    Written to a private temporary name and linked into place, so a reader never sees it half written.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
 
 
 def read_text_0600(path: Path) -> str | None:
