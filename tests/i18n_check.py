@@ -9,6 +9,7 @@ reports any run of three or more Latin words left over.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 __all__ = ["ALLOWED", "english_sentences"]
 
@@ -22,13 +23,18 @@ ALLOWED = (
 )
 _TOKEN_WITH_SYMBOLS = re.compile(r"\S*[./@:\d_]\S*")
 _CODES = re.compile(r"\b[A-Z][A-Z0-9-]+\b")
+_HEX_PAIRS = re.compile(r"\b[0-9a-fA-F]{2}\b")  # serial numbers printed in byte pairs
 _RUN = re.compile(r"[A-Za-z][A-Za-z'’-]*(?:[\s,;()]+[A-Za-z][A-Za-z'’-]*){2,}")
 
 
-def english_sentences(text: str) -> list[str]:
-    """The runs of three or more English words in ``text`` once allowed names and codes are taken out."""
-    for allowed in ALLOWED:
+def english_sentences(text: str, names: Iterable[str] = ()) -> list[str]:
+    """The runs of three or more English words in ``text`` once allowed names and codes are taken out.
+
+    ``names`` adds proper nouns of the instance (CA names, organisation names) to :data:`ALLOWED`.
+    """
+    for allowed in sorted((*names, *ALLOWED), key=len, reverse=True):
         text = text.replace(allowed, " ")
     text = _TOKEN_WITH_SYMBOLS.sub(" ", text)
     text = _CODES.sub(" ", text)
+    text = _HEX_PAIRS.sub(" ", text)
     return [m.group(0) for m in _RUN.finditer(text)]

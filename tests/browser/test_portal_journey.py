@@ -1,13 +1,18 @@
 """A new subscriber's whole journey in Debian's chromium, in English and in Chinese (issue 4, "How it is checked").
 
-Log in, confirm (Confirm Opt with Chinese in the Chinese run), pass DCV by the DNS method against the real
-Knot DNS server, paste an Exchange-style CSR, accept, download the ``.p7b`` and find the certificate on the
-search page. Every step is screenshotted to tests/artifacts/screenshots/{en,zh}/ and checked with axe for
-critical accessibility violations.
+Start at the home page, log in, confirm (Confirm Opt with Chinese in the Chinese run) and click Confirm again
+in a second tab (issue 10 point 10: it moves on, no error), pass DCV by the DNS method against the real Knot
+DNS server, paste a CSR for the wrong name (a plain refusal listing the covered names), paste an Exchange-style
+CSR, accept, go Back to the CSR step (it explains Replace instead of issuing again), download the ``.p7b``,
+find the certificate on the search page and open the API docs. Every step is screenshotted to
+tests/artifacts/screenshots/{en,zh}/ and checked with axe for critical accessibility violations; in the
+Chinese run every page is checked for English sentences (tests/i18n_check.py), and in both runs no request
+may leave 127.0.0.1 (no CDN, issue 10 point 15).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,9 +24,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 from playwright.sync_api import Browser, Page, sync_playwright
 
+import ecert
 from ecert.services import applications as apps
 from ecert.services.context import Context
 from ecert.web.app import create_app
+from tests.i18n_check import english_sentences
 from tests.integration.ca_fixtures import DEMO_ENV, demo_ctx, make_demo_ctx  # noqa: F401
 from tests.integration.dcv_fixtures import KnotDns, RunningApp, knot_dns, start_asgi  # noqa: F401
 from tests.integration.test_applications import application_input, make_csr
@@ -58,21 +65,57 @@ def server(ctx: Context) -> Iterator[RunningApp]:
 
 
 class Journey:
-    """One language's walk: screenshots numbered in order, axe run on every page."""
+    """One language's walk: screenshots numbered in order, axe run on every page, no English on Chinese pages."""
 
-    def __init__(self, page: Page, base: str, lang_dir: str) -> None:
-        self.page, self.base, self.n = page, base, 0
+    def __init__(self, page: Page, base: str, lang_dir: str, chinese: bool) -> None:
+        self.page, self.base, self.n, self.chinese = page, base, 0, chinese
         self.dir = ARTIFACTS / lang_dir
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def step(self, name: str) -> None:
+    def step(self, name: str, page: Page | None = None) -> None:
+        page = page or self.page
         self.n += 1
-        self.page.screenshot(path=str(self.dir / f"{self.n:02d}-{name}.png"), full_page=True)
-        assert self.page.locator("html").get_attribute("lang") in ("en", "zh-Hant-HK")
-        assert self.page.locator("#lang-switch").count() == 1
-        results = Axe().run(self.page)
+        page.screenshot(path=str(self.dir / f"{self.n:02d}-{name}.png"), full_page=True)
+        assert page.locator("html").get_attribute("lang") in ("en", "zh-Hant-HK")
+        assert page.locator("#lang-switch").count() == 1
+        assert page.locator(".error").count() == 0 or name.startswith("refused"), f"{name}: an error on the page"
+        if self.chinese:
+            assert page.locator("html").get_attribute("lang") == "zh-Hant-HK", name
+            english = english_sentences(page.locator("body").inner_text(), _ca_names())
+            assert english == [], f"{name}: English on a Chinese page: {english}"
+        results = Axe().run(page)
         critical = [v["id"] for v in results.response["violations"] if v.get("impact") == "critical"]
         assert critical == [], f"{name}: critical accessibility violations {critical}"
+
+
+@functools.cache
+def _ca_names() -> tuple[str, ...]:
+    """The demo hierarchy's CA names: proper nouns a Chinese page shows as they are."""
+    import tomllib
+
+    config = tomllib.loads((Path(ecert.__file__).parent / "demo.toml").read_text(encoding="utf-8"))
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("name", "common_name", "organization") and isinstance(value, str):
+                    found.append(value)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(config)
+    return tuple(found)
+
+
+def _outside_loopback(urls: list[str]) -> list[str]:
+    """The requests that went anywhere but 127.0.0.1 (a CDN, a validator badge, a font service...)."""
+    from urllib.parse import urlsplit
+
+    return [u for u in urls if urlsplit(u).scheme in ("http", "https", "ws", "wss")
+            and urlsplit(u).hostname != "127.0.0.1"]
 
 
 @pytest.mark.parametrize(("lang", "lang_dir", "chinese"), [("en", "en", False), ("zh_HK", "zh", True)])
@@ -82,10 +125,15 @@ def test_new_subscriber_journey(browser: Browser, server: RunningApp, ctx: Conte
     reg = apps.register_application(ctx, application_input(host), actor="operator:test")
     context = browser.new_context(accept_downloads=True, locale="zh-HK" if chinese else "en-GB")
     context.set_default_timeout(TIMEOUT_MS)
+    requested: list[str] = []
+    context.on("request", lambda r: requested.append(r.url))
     page = context.new_page()
-    j = Journey(page, server.url, lang_dir)
+    j = Journey(page, server.url, lang_dir, chinese)
     try:
-        page.goto(f"{server.url}/portal/login?lang={lang}")
+        page.goto(f"{server.url}/?lang={lang}")
+        j.step("home")
+        page.click("#to-portal")
+        page.wait_for_url("**/portal/login")
         j.step("login")
         page.fill("#server_name", host)
         page.fill("#reference_number", reg.reference_number)
@@ -94,27 +142,32 @@ def test_new_subscriber_journey(browser: Browser, server: RunningApp, ctx: Conte
         page.wait_for_url("**/portal/confirm")
         assert "範例有限公司" in page.content()
         j.step("confirm")
+        second_tab = context.new_page()  # the same confirm page, left open in another tab
+        second_tab.goto(f"{server.url}/portal/confirm")
         page.click("#confirm_zh" if chinese else "#confirm")
+        page.wait_for_url("**/portal/dcv")
 
+        second_tab.click("#confirm_zh" if chinese else "#confirm")  # Confirm again: it moves on, no error
+        second_tab.wait_for_url("**/portal/dcv")
+        assert second_tab.locator("#notice").count() == 1 and second_tab.locator(".error").count() == 0
+        j.step("confirm-again-moves-on", second_tab)
+        second_tab.close()
+        page.go_back()  # Back to the confirm page: the data read-only, and the way on
+        page.wait_for_selector("#continue")
+        assert page.locator("#confirm").count() == 0
+        j.step("confirm-after-back")
+        page.click("#continue")
         page.wait_for_url("**/portal/dcv")
         j.step("dcv-choose")
-        page.select_option("#method", "dns")
-        page.click("#choose-method")
-        page.wait_for_selector("#dcv-dns")
-        records = page.locator("table.dns-record")
-        assert records.count() == 1
-        txt_host = records.nth(0).locator(".txt-host").inner_text().strip()
-        txt_value = records.nth(0).locator(".txt-value").inner_text().strip()
-        assert txt_host == host and len(txt_value) >= 32
-        j.step("dcv-dns")
-        knot_dns.add_txt(txt_host, txt_value)
-        page.click("#dcv-confirm")
-        page.wait_for_selector("#dcv-results")
-        assert page.locator("#dcv-results tr.passed").count() == 1
-        j.step("dcv-result")
-        page.click("#to-csr")
+        _pass_dns_validation(page, j, knot_dns, host)
 
         page.wait_for_url("**/portal/csr")
+        page.fill("#csr_text", make_csr(["other-name.example.org"]))
+        page.click("#submit-csr")
+        page.wait_for_selector("#covered-names")
+        assert host in page.locator("#error").inner_text()
+        j.step("refused-names")
+        page.goto(f"{server.url}/portal/csr")
         page.fill("#csr_text", make_csr([host], label="NEW CERTIFICATE REQUEST", crlf=True))
         j.step("csr")
         page.click("#submit-csr")
@@ -126,6 +179,7 @@ def test_new_subscriber_journey(browser: Browser, server: RunningApp, ctx: Conte
 
         page.wait_for_url("**/portal/download")
         j.step("download")
+        serial = _no_second_certificate_from_the_csr_step(page, j, server.url, host, serial)
         with page.expect_download() as info:
             page.click("#dl-p7b")
         download = info.value
@@ -138,8 +192,7 @@ def test_new_subscriber_journey(browser: Browser, server: RunningApp, ctx: Conte
         page.fill("#q", host)
         page.click("#search-submit")
         page.wait_for_selector("#search-results")
-        hit = page.locator("tr.hit")
-        assert hit.count() == 1 and serial in hit.inner_text()
+        assert serial in page.locator("#search-results").inner_text()
         j.step("search")
 
         if lang == "en":  # issue 5 point 1: the subscriber revokes from the download page
@@ -154,8 +207,57 @@ def test_new_subscriber_journey(browser: Browser, server: RunningApp, ctx: Conte
             page.wait_for_url("**/portal/revoked")
             assert "has been revoked" in page.locator("#revoked").inner_text()
             j.step("revoked")
+
+        page.goto(f"{server.url}/docs")  # the API docs, drawn from files this service serves
+        page.wait_for_selector("#swagger-ui .information-container")
+        page.screenshot(path=str(j.dir / "99-api-docs.png"), full_page=True)
+        assert _outside_loopback(requested) == [], "requests left 127.0.0.1"
     finally:
         context.close()
+
+
+def _pass_dns_validation(page: Page, j: Journey, knot_dns: KnotDns, host: str) -> None:  # noqa: F811
+    """DNS Change against the real Knot server; the result's columns are wide enough to read."""
+    page.select_option("#method", "dns")
+    page.click("#choose-method")
+    page.wait_for_selector("#dcv-dns")
+    records = page.locator("table.dns-record")
+    assert records.count() == 1
+    txt_host = records.nth(0).locator(".txt-host").inner_text().strip()
+    txt_value = records.nth(0).locator(".txt-value").inner_text().strip()
+    assert txt_host in (host, f"_pki-validation.{host}") and len(txt_value) >= 32
+    j.step("dcv-dns")
+    knot_dns.add_txt(txt_host, txt_value)
+    page.click("#dcv-confirm")
+    page.wait_for_selector("#dcv-results")
+    assert page.locator("#dcv-results tr.passed").count() == 1
+    result = page.locator("#dcv-results tr.passed td").nth(1).bounding_box()
+    assert result is not None and result["height"] < 2.5 * 16, "the Result column wraps a short word"
+    j.step("dcv-result")
+    page.click("#to-csr")
+
+
+def _no_second_certificate_from_the_csr_step(page: Page, j: Journey, base: str, host: str, serial: str) -> str:
+    """Back to the CSR step after Accept: it issues nothing and leads to Replace (issue 10 point 3).
+
+    The replacement is then made on purpose, revoking the current certificate once the new one is accepted;
+    the new certificate's serial is returned.
+    """
+    page.goto(f"{base}/portal/csr")
+    page.wait_for_selector("#already-accepted")
+    assert page.locator("#serial").inner_text().strip() == serial
+    j.step("csr-after-accept")
+    page.fill("#csr_text", make_csr([host]))
+    page.check("#revoke-current")
+    j.step("replace")
+    page.click("#submit-replace")
+    page.wait_for_url("**/portal/certificate")
+    new_serial = page.locator("#serial").inner_text().strip()
+    assert new_serial != serial
+    j.step("replacement")
+    page.click("#accept")
+    page.wait_for_url("**/portal/download")
+    return new_serial
 
 
 def _check_leaf_and_chain(certs: list[x509.Certificate], host: str, serial_spaced: str, chinese: bool) -> None:

@@ -613,7 +613,10 @@ def test_replace_needs_a_choice_for_the_current_certificate(ctx: Context, client
     _accepted(ctx, client)
     page = client.get("/portal/replace", params={"lang": "en"})
     assert page.status_code == 200 and 'name="current"' in page.text
-    missing = client.post("/portal/replace", data={"csrf_token": csrf_of(page.text), "csr_text": "x"})
+    replaces = re.search(r'name="replaces" value="([0-9a-f]+)"', page.text)
+    assert replaces is not None
+    missing = client.post("/portal/replace", data={"csrf_token": csrf_of(page.text), "csr_text": "x",
+                                                   "replaces": replaces.group(1)})
     assert missing.status_code == 400 and "Please choose what should happen" in missing.text
 
 
@@ -669,3 +672,25 @@ def test_api_docs_are_served_from_this_site_only(client: TestClient) -> None:
         assert client.get(src).status_code == 200, src
     assert "validatorUrl: null" in client.get("/static/swagger-init.js").text
     assert client.get("/redoc").status_code == 404
+
+
+@pytest.mark.parametrize("choice", ["revoke", "keep"])
+def test_replace_issues_a_new_certificate_and_says_what_happens_to_the_old_one(
+        ctx: Context, client: TestClient, choice: str) -> None:
+    host = _accepted(ctx, client)
+    app_id = next(iter(_app_ids_for(ctx, host)))
+    old_serial = re.search(r'<code id="serial">([0-9a-f ]+)</code>', client.get("/portal/certificate").text)
+    page = client.get("/portal/replace", params={"lang": "en"})
+    assert 'id="replace-form"' in page.text, "services.certificates.replace_certificate is not there yet"
+    form = {"csrf_token": csrf_of(page.text), "csr_text": make_csr([host]), "current": choice,
+            "replaces": re.search(r'name="replaces" value="([0-9a-f]+)"', page.text).group(1)}  # type: ignore[union-attr]
+    done = client.post("/portal/replace", data=form)
+    assert done.status_code == 200 and done.url.path == "/portal/certificate" and 'id="accept"' in done.text
+    new_serial = re.search(r'<code id="serial">([0-9a-f ]+)</code>', done.text)
+    assert old_serial and new_serial and new_serial.group(1) != old_serial.group(1)
+    client.post("/portal/certificate", data={"csrf_token": csrf_of(done.text)})
+    statuses = sorted(_certificates(ctx, app_id))
+    assert statuses == (["accepted", "revoked"] if choice == "revoke" else ["accepted", "accepted"])
+    again = client.post("/portal/replace", data=form, params={"lang": "en"})  # Back to the form, Submit again
+    assert again.status_code == 200 and "has already been replaced; nothing was issued" in again.text
+    assert len(_certificates(ctx, app_id)) == 2

@@ -81,6 +81,7 @@ CSR_CASES = {
 # Validation results as validation/ and services/enrolment.py word them (network needed to make them live;
 # tests/browser and tests/integration/test_dcv_* make the real ones).
 DCV_REASONS = [
+    __import__("ecert.core.dcv_rules", fromlist=["x"]).EMAIL_DISCOURAGED_WARNING,
     "Validation Code found at http://www.example.com/.well-known/pki-validation/fileauth.txt",
     "Validation Code found in TXT at _pki-validation.www.example.com",
     "validated on 2026-11-30, reused (BR 4.2.1)",

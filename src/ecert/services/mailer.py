@@ -74,8 +74,9 @@ def _display_name(name: str) -> str:
     return f"{shown} ({name})" if shown != name else name
 
 
-def csr_invitation(*, base_url: str, reference_number: str, server_name: str, org_name: str,
-                   org_name_zh: str | None = None) -> str:
+def csr_invitation(
+    *, base_url: str, reference_number: str, server_name: str, org_name: str, org_name_zh: str | None = None
+) -> str:
     """The body of the CSR invitation in English, then Traditional Chinese: the portal link and the reference
     number, never the PIN (it travels only in the sealed PIN Envelope)."""
     portal = base_url.rstrip("/") + "/portal/"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from . import i18n
 
-__all__ = ["Sentence", "SENTENCES", "plain", "kind_of", "msgids"]
+__all__ = ["Sentence", "SENTENCES", "plain", "kind_of", "msgids", "citation"]
 
 
 @dataclass(frozen=True)
@@ -372,6 +372,13 @@ SENTENCES: tuple[Sentence, ...] = (
         "Only admin, administrator, webmaster, hostmaster or postmaster may receive the code.",
     ),
     _row(
+        "email_discouraged",
+        r"Constructed e-mail validation is discouraged by the Baseline Requirements from (?P<since>[0-9-]+) and "
+        r"will be withdrawn on (?P<until>[0-9-]+)" + _ANY,
+        "The Baseline Requirements discourage this method from %(since)s and withdraw it on %(until)s. Prefer "
+        "the DNS or website method.",
+    ),
+    _row(
         "dcv_not_now",
         r"domain validation is not (?:expected now|expected at this step)" + _ANY,
         "Domain control validation is not needed at this step.",
@@ -457,3 +464,14 @@ def plain(text: str | None, tr: gettext.NullTranslations | str | None = None) ->
     if whole is not None:
         return whole
     return " ".join(_parts(text.strip(), tr))
+
+
+_NOTE = re.compile(r"\s*\([^)]*[a-z]{3,}[^)]*\)")
+
+
+def citation(rule: str | None, lang: str) -> str:
+    """The rule a refusal cites, for the small print: "BR 3.2.2.4 (only validated names)" in English; in
+    Chinese the section alone ("BR 3.2.2.4"), since the note in brackets is the English sentence's gloss."""
+    if not rule:
+        return ""
+    return rule if lang == i18n.DEFAULT_LANGUAGE else _NOTE.sub("", rule).strip()

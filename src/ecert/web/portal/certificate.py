@@ -102,12 +102,16 @@ def _replace_refusal(csr_text: str, current: str) -> dict[str, bool] | None:
 
 
 @router.post("/portal/replace")
-async def replace_submit(request: Request, csr_text: str = Form(""), current: str = Form("")) -> Response:
+async def replace_submit(
+    request: Request, csr_text: str = Form(""), current: str = Form(""), replaces: str = Form("")
+) -> Response:
     await csrf.require_csrf(request)
     app_id = app_id_of(request)
     cert = in_use(request, app_id)
-    if cert is None:
-        return steps.move_on(request, app_id)
+    if cert is None or replaces != cert.serial_hex:
+        # The form was for a certificate that is no longer the one in use (replaced already: Back and Submit
+        # again, a second tab): a stale form never issues another certificate.
+        return steps.move_on(request, app_id, "already_replaced")
     csr_text = csr_text[: MAX_CSR_CHARS + 1]
     missing = _replace_refusal(csr_text, current)
     if missing is not None:

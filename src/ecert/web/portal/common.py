@@ -100,6 +100,7 @@ def template_env(lang: str) -> Environment:
     env.filters["spaced_hex"] = spaced_hex
     translations = i18n.translations(lang)
     env.filters["plain"] = lambda text: messages.plain(text, translations)
+    env.filters["citation"] = lambda rule: messages.citation(rule, lang)
     return env
 
 
