@@ -48,6 +48,7 @@ __all__ = [
     "CtOverview",
     "Finished",
     "finish_with_scts",
+    "Shortfall",
 ]
 
 _log = logging.getLogger(__name__)
@@ -95,26 +96,30 @@ def _failures(submission: Submission) -> str:
     return "failed: " + "; ".join(failed) if failed else "too few usable logs or operators configured"
 
 
-def collect_scts(
-    ctx: Context, submitter: CtSubmitter, precertificate: x509.Certificate, chain: Sequence[x509.Certificate]
-) -> tuple[SctFromLog, ...]:
-    """Step b: ask the logs (no transaction open), record each log's answer, then hold the policy.
+class Shortfall(TransparencyFailed):
+    """Too few verified SCTs; carries each log's answer so the refusal's transaction can record them."""
 
-    Raises TransparencyFailed naming the shortfall and the failing logs when the policy is not met.
+    def __init__(self, message: str, *, rule: str | None, submission: Submission) -> None:
+        super().__init__(message, rule=rule, value=[r.log.description for r in submission.results if not r.ok])
+        self.submission = submission
+
+
+def collect_scts(
+    submitter: CtSubmitter, precertificate: x509.Certificate, chain: Sequence[x509.Certificate]
+) -> Submission:
+    """Step b: ask the logs (no transaction is open) and hold the policy.
+
+    Raises :class:`Shortfall` naming the shortfall and the failing logs when the policy is not met. Each
+    log's answer is recorded by the transaction that follows (the final certificate's, or the refusal's),
+    so CT adds one durable commit to issuance, the precertificate's, and no more.
     """
     not_before, not_after = precertificate.not_valid_before_utc, precertificate.not_valid_after_utc
     submission = submitter.submit_precertificate(precertificate, chain, not_before, not_after)
-    with ctx.transaction() as session:
-        ct_store.record_log_outcomes(session, _outcomes(submission), ctx.clock())
     try:
         check_sct_policy(submission.scts, not_before, not_after)
     except TransparencyFailed as exc:
-        raise TransparencyFailed(
-            f"{exc.message}: {_failures(submission)}",
-            rule=exc.rule,
-            value=[r.log.description for r in submission.results if not r.ok],
-        ) from None
-    return submission.scts
+        raise Shortfall(f"{exc.message}: {_failures(submission)}", rule=exc.rule, submission=submission) from None
+    return submission
 
 
 def record_scts(
@@ -159,11 +164,15 @@ def revoke_unkept_in_session(session: Session, *, ca_id: int, serial_hex: str, e
     return True
 
 
-def revoke_unkept(ctx: Context, *, ca_id: int, ca_label: str, serial_hex: str, error: str) -> None:
+def revoke_unkept(
+    ctx: Context, *, ca_id: int, ca_label: str, serial_hex: str, error: str, submission: Submission | None = None
+) -> None:
     """Step d: revoke the serial of a precertificate no final certificate will follow, and publish at once."""
     from .revocation import publish_status
 
     with ctx.transaction() as session:
+        if submission is not None:
+            ct_store.record_log_outcomes(session, _outcomes(submission), ctx.clock())
         revoked = revoke_unkept_in_session(session, ca_id=ca_id, serial_hex=serial_hex, error=error, now=ctx.clock())
     if revoked and not publish_status(ctx, [(ca_label, serial_hex)]):
         _log.warning("precertificate %s revoked; its CRL/OCSP will be published by the next job pass", serial_hex)
@@ -256,13 +265,16 @@ class Finished:
 
     issued: IssuedCertificate
     precert_id: int
-    scts: tuple[SctFromLog, ...]
+    submission: Submission
 
     def record(self, ctx: Context) -> Callable[[Session, Certificate], None]:
-        """A hook for the storing transaction: the SCTs and the kept promise commit with the certificate."""
+        """A hook for the storing transaction: the SCTs, the kept promise and each log's answer commit with
+        the certificate."""
 
         def _record(session: Session, row: Certificate) -> None:
-            record_scts(session, precert_id=self.precert_id, certificate_id=row.id, scts=self.scts, now=ctx.clock())
+            now = ctx.clock()
+            record_scts(session, precert_id=self.precert_id, certificate_id=row.id, scts=self.submission.scts, now=now)
+            ct_store.record_log_outcomes(session, _outcomes(self.submission), now)
 
         return _record
 
@@ -287,16 +299,14 @@ def finish_with_scts(
     precert_id = store_precertificate(
         ctx, ca_id=ca_id, serial_hex=serial_hex, issued=precertificate, tbs_sha256=prepared.tbs_sha256, actor=actor
     )
+    submission: Submission | None = None
     try:
-        scts = collect_scts(ctx, submitter, precertificate.certificate, [issuer.certificate])
-        final = issuer.prepare_final(prepared, precertificate.certificate, [f.sct for f in scts])
-        return Finished(issued=issuer.sign(final), precert_id=precert_id, scts=scts)
+        submission = collect_scts(submitter, precertificate.certificate, [issuer.certificate])
+        final = issuer.prepare_final(prepared, precertificate.certificate, [f.sct for f in submission.scts])
+        return Finished(issued=issuer.sign(final), precert_id=precert_id, submission=submission)
     except Exception as exc:
-        revoke_unkept(
-            ctx,
-            ca_id=ca_id,
-            ca_label=ca_label,
-            serial_hex=serial_hex,
-            error=f"no final certificate: {type(exc).__name__}: {exc}",
-        )
+        if isinstance(exc, Shortfall):
+            submission = exc.submission
+        error = f"no final certificate: {type(exc).__name__}: {exc}"
+        revoke_unkept(ctx, ca_id=ca_id, ca_label=ca_label, serial_hex=serial_hex, error=error, submission=submission)
         raise
