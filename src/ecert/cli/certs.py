@@ -62,9 +62,11 @@ def cert_issue(csr: Annotated[Path, typer.Option(help="The subscriber's CSR (PEM
 def cert_show(serial: str, pem: Annotated[bool, typer.Option("--pem")] = False, json_out: JsonOpt = False) -> None:
     """One issued certificate by serial number (hex, spaces and colons allowed), with the evidence it relied on."""
     from ..services.certificates import certificate_details
+    from ..services.transparency import certificate_scts
 
     with _context() as ctx:
         found = certificate_details(ctx, serial)
+        scts = certificate_scts(ctx, found.serial_hex)
     if pem:
         if found.pem is None:
             output.fail(f"certificate {found.serial_hex} was never signed (status {found.status})")
@@ -73,7 +75,10 @@ def cert_show(serial: str, pem: Annotated[bool, typer.Option("--pem")] = False, 
     data = {"serial": found.serial_hex, "issuer": found.issuer, "status": found.status, "names": list(found.names),
             "profile": found.profile, "not_before": found.not_before, "not_after": found.not_after,
             "spki_sha256": found.spki_sha256, "revoked_at": found.revoked_at,
-            "revocation_reason": found.revocation_reason, "channel": found.channel, "evidence": found.evidence}
+            "revocation_reason": found.revocation_reason, "channel": found.channel, "evidence": found.evidence,
+            "scts": [{"log": s.log_name, "operator": s.operator, "time": s.time} for s in scts]}
+    if not json_out:  # each embedded SCT (RFC 6962 3.3) as "log (operator) time"
+        data["scts"] = "; ".join(f"{s.log_name} ({s.operator}) {s.time:%Y-%m-%d %H:%M:%S} UTC" for s in scts) or "none"
     output.emit_json("certificate", data) if json_out else output.fields(f"Certificate {found.serial_hex}", data)
 
 
