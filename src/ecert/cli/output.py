@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.table import Table
@@ -61,7 +61,7 @@ def fields(title: str, values: Mapping[str, Any]) -> None:
     table(title, ("field", "value"), list(values.items()))
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """One clear line on stderr, then exit with ``code``."""
     err_console().print(f"error: {message}", markup=False)
     raise SystemExit(code)

@@ -52,9 +52,9 @@ def fetch_chain(host: str, port: int, server_name: str, timeout: float = 10.0) -
         with socket.create_connection((host, port), timeout=timeout) as raw:
             with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
                 getter = getattr(tls, "get_unverified_chain", None) or getattr(
-                    tls._sslobj,
+                    tls._sslobj,  # type: ignore[attr-defined]  # noqa: SLF001 - see module docstring
                     "get_unverified_chain",
-                    None,  # noqa: SLF001 - see module docstring
+                    None,
                 )
                 if getter is None:
                     return _openssl_chain(host, port, server_name, timeout)

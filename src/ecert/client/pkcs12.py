@@ -12,6 +12,7 @@ not match the certificate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -170,10 +171,10 @@ def export_pfx(
         )
     return pkcs12.serialize_key_and_certificates(
         friendly_name.encode(),
-        key,
+        cast(pkcs12.PKCS12PrivateKeyTypes, key),  # pyca raises TypeError for a key type PKCS#12 cannot hold
         cert,
         chain or None,
-        builder.build(password),  # type: ignore[arg-type]
+        builder.build(password),
     )
 
 
@@ -228,7 +229,7 @@ def import_pfx(data: bytes, password: bytes) -> Restored:
     cert = main.certificate
     name = main.friendly_name
     return Restored(
-        key=loaded.key,  # type: ignore[arg-type]
+        key=loaded.key,
         cert=cert,
         chain=tuple(c.certificate for c in candidates if c is not main),
         friendly_name=name.decode("utf-8", "replace") if name else None,

@@ -115,7 +115,7 @@ def _run_hook(hook: Path, started: dict[str, Any]) -> None:
 
 
 def _pick_method(methods: list[dict[str, Any]], opts: DcvOptions) -> str:
-    offered = [m["method"] for m in methods]
+    offered: list[str] = [m["method"] for m in methods]
     if opts.method:
         if opts.method not in offered:
             raise PolicyViolation(f"the CA does not offer {opts.method} for this application (offers {offered})")

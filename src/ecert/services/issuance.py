@@ -144,7 +144,7 @@ def _prepare(ctx: Context, signer: _Signer, plan: LeafPlan, req: IssueRequest) -
 def _reservation(signer: _Signer, serial: int, prepared: PreparedCertificate, plan: LeafPlan,
                  req: IssueRequest) -> cert_store.Reservation:
     cn = plan.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    findings = [f.as_dict() for f in prepared.lint.findings] if prepared.lint else []
+    findings: list[dict[str, object]] = [dict(f.as_dict()) for f in prepared.lint.findings] if prepared.lint else []
     return cert_store.Reservation(
         ca_id=signer.ca_id, serial_hex=serial_hex(serial), profile=req.cert_type.value,
         application_id=req.application_id, tbs_sha256=prepared.tbs_sha256, lint_findings=findings,

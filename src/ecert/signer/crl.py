@@ -93,7 +93,7 @@ def check_reason(reason: x509.ReasonFlags | None, *, for_ca: bool) -> None:
         )
 
 
-def signature_hash(public_key: object) -> hashes.HashAlgorithm:
+def signature_hash(public_key: object) -> hashes.SHA256 | hashes.SHA384:
     """The hash a CA key signs with: SHA-256 for RSA and P-256, SHA-384 for P-384 (BR 7.1.3.2)."""
     if isinstance(public_key, rsa.RSAPublicKey):
         return hashes.SHA256()

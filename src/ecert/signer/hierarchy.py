@@ -54,7 +54,7 @@ def new_serial() -> int:
             return serial
 
 
-def signature_hash(key: CaPrivateKey | CaPublicKey) -> hashes.HashAlgorithm:
+def signature_hash(key: CaPrivateKey | CaPublicKey) -> hashes.SHA256 | hashes.SHA384:
     """SHA-384 for P-384 keys, SHA-256 for P-256 and RSA (BR 7.1.3.2); the one rule is in signer/crl.py."""
     return _hash_for_public_key(_public(key))
 
