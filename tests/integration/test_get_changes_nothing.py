@@ -169,8 +169,10 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def walk(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Iterator[Walk]:  # noqa: F811
-    ctx = make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True, smtp_port=9)
+def walk(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, db_url: str) -> Iterator[Walk]:  # noqa: F811
+    ctx = make_demo_ctx(
+        database_url=db_url, dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True, smtp_port=9
+    )
     env = {**DEMO_ENV, "ECERT_OPERATOR_TOKEN": OPERATOR_TOKEN}
     with TestClient(create_app(ctx.settings, env, context=ctx)) as client:
         w = Walk(ctx, client, knot_dns)
