@@ -9,8 +9,9 @@ from .ca import JsonOpt, _context
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Operator-held domain validations (DNS method) that cover subscribers' names.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Operator-held domain validations (DNS method) that cover subscribers' names.", no_args_is_help=True
+)
 
 
 @app.command("start")
@@ -20,14 +21,20 @@ def start(domain: str, json_out: JsonOpt = False) -> None:
 
     with _context() as ctx:
         ch = start_operator_validation(ctx, domain, actor="operator")
-    data = {"domain": ch.domain, "txt_hosts": list(ch.txt_hosts), "txt_value": ch.txt_value,
-            "expires_at": ch.expires_at}
+    data = {
+        "domain": ch.domain,
+        "txt_hosts": list(ch.txt_hosts),
+        "txt_value": ch.txt_value,
+        "expires_at": ch.expires_at,
+    }
     if json_out:
         output.emit_json("dcv-start", data)
     else:
-        output.console().print(f"Publish a TXT record at {' or '.join(ch.txt_hosts)} with the value\n  "
-                               f"{ch.txt_value}\nthen run `ecert-ca dcv check {ch.domain}` "
-                               f"(before {ch.expires_at:%d/%m/%Y}).")
+        output.console().print(
+            f"Publish a TXT record at {' or '.join(ch.txt_hosts)} with the value\n  "
+            f"{ch.txt_value}\nthen run `ecert-ca dcv check {ch.domain}` "
+            f"(before {ch.expires_at:%d/%m/%Y})."
+        )
 
 
 @app.command("check")
@@ -37,8 +44,12 @@ def check(domain: str, json_out: JsonOpt = False) -> None:
 
     with _context() as ctx:
         held = check_operator_validation(ctx, domain, actor="operator")
-    data = {"domain": held.domain, "method": held.method, "validated_at": held.validated_at,
-            "reusable_until": held.reusable_until}
+    data = {
+        "domain": held.domain,
+        "method": held.method,
+        "validated_at": held.validated_at,
+        "reusable_until": held.reusable_until,
+    }
     output.emit_json("dcv-held", data) if json_out else output.fields("Operator-held validation", data)
 
 
@@ -49,10 +60,15 @@ def list_(json_out: JsonOpt = False) -> None:
 
     with _context() as ctx:
         rows = list_operator_validations(ctx)
-    data = [{"domain": r.domain, "method": r.method, "validated_at": r.validated_at,
-             "reusable_until": r.reusable_until} for r in rows]
+    data = [
+        {"domain": r.domain, "method": r.method, "validated_at": r.validated_at, "reusable_until": r.reusable_until}
+        for r in rows
+    ]
     if json_out:
         output.emit_json("dcv-list", data)
     else:
-        output.table("Operator-held validations", ("domain", "method", "validated", "reusable until"),
-                     [(d["domain"], d["method"], d["validated_at"], d["reusable_until"]) for d in data])
+        output.table(
+            "Operator-held validations",
+            ("domain", "method", "validated", "reusable until"),
+            [(d["domain"], d["method"], d["validated_at"], d["reusable_until"]) for d in data],
+        )

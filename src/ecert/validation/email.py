@@ -34,6 +34,9 @@ def send_code(
 ) -> dict[str, str]:
     """Deliver the code to ``local_part@domain`` through the CA's relay; return what was sent.
 
+    ``domain`` is the Authorization Domain Name the subscriber chose (the services check it against the
+    name with ``core.dcv_rules.ensure_authorization_domain_name``); which addresses count is core's rule.
+
     The relay (``smtp_host``) performs the MX lookup of the domain, as any mail submission does; in
     tests it is the loopback sink. Raises ValidationFailed if the relay refuses the message.
     """
@@ -85,7 +88,5 @@ def check_email_code(
             evidence,
         )
     if not entered or not codes_equal(expected, entered):
-        return DomainResult(
-            domain, method, False, "the code entered does not match the code e-mailed", evidence
-        )
+        return DomainResult(domain, method, False, "the code entered does not match the code e-mailed", evidence)
     return DomainResult(domain, method, True, f"code e-mailed to {email_address} entered back", evidence)

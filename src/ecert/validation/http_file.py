@@ -154,9 +154,7 @@ class _Fetcher:
         timeout = min(self.limits.request_timeout, remaining)
         ip_host = f"[{address}]" if ":" in address else address
         parts = urlsplit(url)
-        target = f"{scheme}://{ip_host}:{port}{parts.path or '/'}" + (
-            f"?{parts.query}" if parts.query else ""
-        )
+        target = f"{scheme}://{ip_host}:{port}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
         host_header = host if port == (80 if scheme == "http" else 443) else f"{host}:{port}"
         headers = {"Host": host_header, "User-Agent": "ecert-dcv/1 (BR 3.2.2.4.18)", "Accept": "*/*"}
         extensions: dict[str, Any] = {"timeout": httpx.Timeout(timeout).as_dict()}
@@ -183,9 +181,7 @@ class _Fetcher:
         finally:
             response.close()
 
-    def _read_capped(
-        self, response: httpx.Response, url: str, deadline: float, entry: dict[str, Any]
-    ) -> bytes:
+    def _read_capped(self, response: httpx.Response, url: str, deadline: float, entry: dict[str, Any]) -> bytes:
         chunks: list[bytes] = []
         size = 0
         try:

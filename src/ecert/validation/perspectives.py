@@ -163,9 +163,7 @@ def _ask_one(url: str, secret: bytes, body: bytes, client: httpx.Client) -> Pers
             )
         return PerspectiveAnswer(url, answer, None, elapsed)
     except Unauthorized as exc:
-        return PerspectiveAnswer(
-            url, None, f"answer not authenticated: {exc.message}", time.monotonic() - started
-        )
+        return PerspectiveAnswer(url, None, f"answer not authenticated: {exc.message}", time.monotonic() - started)
     except (httpx.HTTPError, ValueError) as exc:
         return PerspectiveAnswer(url, None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started)
 

@@ -145,9 +145,7 @@ class Validator:
         with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(names)))) as pool:
             return list(
                 pool.map(
-                    lambda n: self._caa_one(
-                        n, wild.get(n, n.startswith("*.")), checked_at, method, account_uri
-                    ),
+                    lambda n: self._caa_one(n, wild.get(n, n.startswith("*.")), checked_at, method, account_uri),
                     names,
                 )
             )
@@ -192,9 +190,7 @@ class Validator:
         evidence = dict(primary.evidence)
         evidence["mpic"] = self._mpic_evidence(answers, quorum)
         reason = primary.reason if quorum.corroborated else f"{primary.reason}, but {quorum.reason}"
-        return CaaDecision(
-            name, quorum.corroborated, reason, primary.records, primary.relevant_name, evidence
-        )
+        return CaaDecision(name, quorum.corroborated, reason, primary.records, primary.relevant_name, evidence)
 
     # --- e-mail -------------------------------------------------------------------------------
 
