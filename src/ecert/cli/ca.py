@@ -10,22 +10,38 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from pydantic import ValidationError
-from sqlalchemy import select
+from typer.core import TyperGroup
 
 from ..core.errors import EcertError
-from ..settings import Settings, load_settings
 from . import output
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from pydantic import ValidationError
+
+    from ..settings import Settings
+else:
+
+    class _OnFirstUse(ModuleType):
+        """A module imported when a command first uses it: `--help` and light commands never pay for it."""
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(importlib.import_module(self.__name__), attr)
+
+    x509 = _OnFirstUse("cryptography.x509")
+    serialization = _OnFirstUse("cryptography.hazmat.primitives.serialization")
 
 __all__ = ["app", "main"]
 
+# Plain help at the top (rich_markup_mode=None): the rich help renderer pulls in a Markdown parser, a third
+# of `ecert-ca --help`'s start-up; the command groups keep rich help.
 app = typer.Typer(help="ecert-ca: run the certificate authority (e-Cert (Server) style).", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
 ca_app = typer.Typer(help="CA hierarchy: list, show, rollover, ceremonies.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
 
@@ -34,6 +50,8 @@ DEMO_PASSPHRASE_FILE = "secrets/demo-key-passphrase"
 
 
 def _settings(demo: bool = False) -> Settings:
+    from ..settings import load_settings
+
     settings = load_settings()
     if demo and settings.key_backend == "file" and not settings.key_passphrase_file \
             and settings.key_passphrase_env not in os.environ:
@@ -96,10 +114,9 @@ def init(demo: Annotated[bool, typer.Option("--demo", help="Demo names and a sta
 
 
 def _ca_rows(ctx: Any) -> list[Any]:
-    from ..store.models import CA
+    from ..services.ceremony import list_cas
 
-    with ctx.transaction() as session:
-        return list(session.scalars(select(CA).order_by(CA.id)))
+    return list_cas(ctx)
 
 
 @ca_app.command("list")
@@ -161,7 +178,7 @@ def ca_rollover(role: Annotated[str, typer.Argument(help="ov or ev")],
             output.emit_json("rollover", data)
         else:
             output.console().print(f"New {role.upper()} issuing CA {new.label}, effective from "
-                                   f"{new.effective_from:%d/%m/%Y}; retired: {', '.join(data['retired']) or 'none'}")
+                                   f"{new.effective_from:%d/%m/%Y}; retired: {', '.join(o.label for o in old) or 'none'}")
 
 
 @ca_app.command("revoke")
@@ -346,11 +363,58 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
                 **uvicorn_options())  # idle connections closed after 5 s (web/server.py)
 
 
-def _install_extra_commands() -> None:
-    """Commands that live in their own modules register here (kept lazy to keep start-up quick)."""
-    for module, attr, name in _EXTRA:
+class _LoadedOnUse(TyperGroup):
+    """A command group whose module is imported only when the group runs.
+
+    ``ecert-ca --help`` lists it from the one-line help below, so listing the commands imports none of the
+    services, the web stack or the validator behind them (start-up: issue 11).
+    """
+
+    def __init__(self, name: str, module: str, attr: str, help_text: str) -> None:
+        super().__init__(name=name, help=help_text, short_help=help_text)
+        self._where = (module, attr)
+
+    def real(self) -> Any:
+        module, attr = self._where
         sub = getattr(importlib.import_module(f"ecert.cli.{module}"), attr)
-        app.add_typer(sub, name=name)
+        sub._add_completion = False  # completion is the top command's option, not each group's
+        command = typer.main.get_command(sub)
+        command.name = self.name
+        return command
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        """Hand over to the real group: the caller invokes whatever command the context it returns names."""
+        return self.real().make_context(info_name, args, parent=parent, **extra)
+
+
+# The one-line help of each group in another module; a group missing here is imported at start-up instead.
+_HELP: dict[str, str] = {
+    "perspective": "Remote network perspectives for multi-perspective corroboration (BR 3.2.2.9).",
+    "application": "Subscriber applications approved by the RA.",
+    "dcv": "Operator-held domain validations (DNS method) that cover subscribers' names.",
+    "audit": "The hash-chained audit log and its signed checkpoints.",
+    "cert": "Subscriber certificates: issue directly, show, revoke.",
+    "vetting": "Organisations the operator vetted outside an application (BR 3.2.2.1).",
+    "crl": "CRLs and the ARL: publish now, write the current one to a file.",
+    "ocsp": "The OCSP responder: pre-sign responses now, or serve them.",
+    "jobs": "The status jobs the service runs every minute.",
+    "ct": "Certificate Transparency: the configured logs and their last results.",
+    "notices": "Expiry notices: sent 30, 14 and 3 days before a certificate expires.",
+    "incident": "Incidents: replace and revoke a set of certificates within BR 4.9.1.1's 5 days.",
+    "doctor": "Check this configuration before it goes live.",
+}
+
+
+def _command_line() -> TyperGroup:
+    """The command group behind ``app``, with the other modules' groups attached to load on use."""
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    for module, attr, name in _EXTRA:
+        if name in _HELP:
+            group.add_command(_LoadedOnUse(name, module, attr, _HELP[name]), name)
+        else:
+            group.add_command(_LoadedOnUse(name, module, attr, "").real(), name)
+    return group
 
 _EXTRA: list[tuple[str, str, str]] = [("perspective", "app", "perspective"), ("applications", "app", "application"),
                                      ("dcv", "app", "dcv"), ("audit", "app", "audit")]
@@ -366,23 +430,34 @@ def _settings_error(exc: ValidationError) -> str:
     return f"configuration: ECERT_{field.upper()}: {first.get('msg', 'invalid')}"
 
 
+def _expected_failure(exc: Exception) -> str | None:
+    """The one line for a configuration or database failure; None for a bug (it propagates).
+
+    The exception classes are looked up only in libraries already imported: an exception cannot come from
+    a library that was never loaded, and `--help` should not load pydantic or SQLAlchemy to find out.
+    """
+    pydantic, pydantic_settings, sa_exc = (sys.modules.get(m) for m in ("pydantic", "pydantic_settings",
+                                                                         "sqlalchemy.exc"))
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+        return _settings_error(exc)
+    if pydantic_settings is not None and isinstance(exc, pydantic_settings.SettingsError):
+        return f"configuration: {str(exc).splitlines()[0]}"
+    if sa_exc is not None and isinstance(exc, sa_exc.ArgumentError):  # NoSuchModuleError: unknown URL scheme
+        return f"database URL is not usable: {str(exc).splitlines()[0]}"
+    if sa_exc is not None and isinstance(exc, sa_exc.OperationalError):
+        return f"database is not reachable: {str(exc.orig).splitlines()[0] if exc.orig else exc}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every expected failure becomes one line on stderr and exit status 1."""
-    from pydantic import ValidationError as _ValidationError
-    from pydantic_settings import SettingsError
-    from sqlalchemy.exc import ArgumentError, OperationalError
-
-    _install_extra_commands()
     try:
-        app(args=argv, standalone_mode=True)
+        _command_line()(args=argv, standalone_mode=True)
     except EcertError as exc:
         output.fail(str(exc))
-    except _ValidationError as exc:
-        output.fail(_settings_error(exc))
-    except SettingsError as exc:
-        output.fail(f"configuration: {str(exc).splitlines()[0]}")
-    except ArgumentError as exc:  # NoSuchModuleError is one: an unknown database URL scheme
-        output.fail(f"database URL is not usable: {str(exc).splitlines()[0]}")
-    except OperationalError as exc:
-        output.fail(f"database is not reachable: {str(exc.orig).splitlines()[0] if exc.orig else exc}")
+    except Exception as exc:
+        message = _expected_failure(exc)
+        if message is None:
+            raise
+        output.fail(message)
 

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:  # Alembic is imported only when a migration runs: most commands start at head
+    from alembic.config import Config
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -39,6 +41,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Writers queue behind SQLite's single write lock; 30 s outlasts any transaction ecert runs.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Connections kept open per engine: a web worker's thread pool runs up to this many requests at once, and
+# an overflow connection is closed on return, so a smaller pool reconnected (and re-ran the PRAGMAs) per request.
+POOL_SIZE = 20
 
 # Execution option a caller may set on a connection that only reads, so SQLite starts a DEFERRED
 # transaction instead of taking the write lock up front: ``conn.execution_options(sqlite_read_only=True)``.
@@ -71,6 +77,8 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _make_sqlite_engine(parsed, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
+    if "poolclass" not in kwargs:  # NullPool and StaticPool take no size
+        kwargs.setdefault("pool_size", POOL_SIZE)
     return create_engine(parsed, **kwargs)
 
 
@@ -99,6 +107,8 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     if in_memory:
         # One shared connection, or every checkout would see a new empty database.
         kwargs.setdefault("poolclass", StaticPool)
+    elif "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", POOL_SIZE)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -138,6 +148,8 @@ def read_only_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def alembic_config(url: str | URL | None = None) -> Config:
     """An Alembic config for the packaged migrations, built without reading any ini file from the cwd."""
+    from alembic.config import Config
+
     cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url is not None:
@@ -161,8 +173,45 @@ def _connected(url_or_engine: str | URL | Engine) -> Iterator[Connection]:
         engine.dispose()
 
 
+def head_revision() -> str | None:
+    """The newest migration's id, read from the files' ``revision``/``down_revision`` lines (no Alembic import).
+
+    None when the files do not form one line of revisions; the caller then lets Alembic decide.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        found = re.search(r'^revision\s*=\s*"([^"]+)"', text, re.M)
+        if found is None:
+            return None
+        revisions.add(found.group(1))
+        parents.update(re.findall(r'^down_revision\s*=\s*"([^"]+)"', text, re.M))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database already stands at the newest migration: one read, no lock, no Alembic."""
+    head = head_revision()
+    if head is None:
+        return False
+    with engine.execution_options(**{SQLITE_READ_ONLY_OPTION: True}).connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return False
+        return bool(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head)
+
+
 def upgrade(url_or_engine: str | URL | Engine, revision: str = "head") -> None:
-    """Bring the schema up to ``revision`` in one transaction (DDL is transactional on both engines)."""
+    """Bring the schema up to ``revision`` in one transaction (DDL is transactional on both engines).
+
+    Already at head, it returns after one read: every CLI command calls this, and loading Alembic and
+    its scripts took most of a short command's start-up.
+    """
+    if revision == "head" and isinstance(url_or_engine, Engine) and _at_head(url_or_engine):
+        return
+    from alembic import command
+
     with _connected(url_or_engine) as conn:
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
@@ -171,6 +220,8 @@ def upgrade(url_or_engine: str | URL | Engine, revision: str = "head") -> None:
 
 def downgrade(url_or_engine: str | URL | Engine, revision: str = "base") -> None:
     """Take the schema down to ``revision``; ``base`` drops every ecert table."""
+    from alembic import command
+
     with _connected(url_or_engine) as conn:
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
@@ -190,6 +241,8 @@ def offline_sql(url: str | URL, revision: str = "head", *, down: bool = False) -
 
     Nothing connects to the database; only the URL's dialect matters.
     """
+    from alembic import command
+
     buffer = io.StringIO()
     cfg = alembic_config(url)
     cfg.output_buffer = buffer
