@@ -83,3 +83,34 @@ def root_from_path(index: int, size: int, leaf: bytes, path: list[bytes]) -> byt
     if sn != 0:
         raise ValueError("audit path too short")
     return r
+
+
+def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes, proof: list[bytes]) -> bool:
+    """RFC 9162 2.1.4.2: does ``proof`` show the tree of size ``first`` is a prefix of the one of size ``second``?"""
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0:
+        return not proof
+    path = list(proof)
+    if first & (first - 1) == 0:  # a power of two: the first root starts the path
+        path.insert(0, first_root)
+    if not path:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root
