@@ -19,7 +19,6 @@ from ecert.store.models import CA
 from ecert.web.api.deps import session_app
 from ecert.web.app import create_app
 
-from .foundation_fixtures import sqlite_ctx  # noqa: F401
 from .test_revocation import _openssl_proof, issue_leaf
 
 TOKEN = "operator-test-token"
@@ -194,3 +193,51 @@ def test_subscriber_api_revokes_its_own_certificate(client: TestClient, sqlite_c
     assert resp.json()["reason"] == "cessationOfOperation"
     bad = client.post("/api/v1/certificate/revoke", json={"reason": "certificateHold"})
     assert bad.status_code in (400, 404) and bad.headers["content-type"] == "application/problem+json"
+
+
+def _worker_sees_revocation(ctx: Context, other_url: str | None, tmp_path: Path, bound: float) -> float:
+    """Two web workers on one database: a revocation made through one shows in the other's OCSP within ``bound``."""
+    import time
+
+    from ecert.services import publication, revocation
+
+    from .foundation_fixtures import PASSPHRASE_ENV, make_ctx
+
+    leaf, _ = issue_leaf(ctx, name="two-workers.example.com")
+    publication.refresh_ocsp(ctx, _ca(ctx, "ov").label)
+    der = _request(ctx, int(leaf.serial_hex, 16))
+    other = make_ctx(tmp_path / "other", other_url) if other_url else make_ctx(tmp_path)
+    try:
+        with TestClient(create_app(other.settings, {**ENV, **PASSPHRASE_ENV}, context=other)) as worker_b:
+            good = ocsp.load_der_ocsp_response(_get(worker_b, der).content)
+            assert good.certificate_status is ocsp.OCSPCertStatus.GOOD  # now in worker B's memory
+            revocation.revoke_certificate(ctx, ca_label=None, serial_hex=leaf.serial_hex, reason="keyCompromise",
+                                          actor="t")  # through worker A's context
+            started = time.monotonic()
+            while ocsp.load_der_ocsp_response(_get(worker_b, der).content).certificate_status \
+                    is not ocsp.OCSPCertStatus.REVOKED:
+                assert time.monotonic() - started < bound, f"worker B still says good after {bound} s"
+                time.sleep(0.05)
+            return time.monotonic() - started
+    finally:
+        other.close()
+
+
+def test_another_worker_answers_revoked_at_once_on_sqlite(sqlite_ctx: Context, tmp_path: Path) -> None:
+    """Before: up to ANSWER_TTL (30 s) of "good" from the other worker's memory; now the 1 s change marker."""
+    assert _worker_sees_revocation(sqlite_ctx, None, tmp_path, 2.5) < 2.5
+
+
+@pytest.mark.postgres
+def test_another_worker_answers_revoked_at_once_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    from ecert.services.ca_config import load_hierarchy_config
+    from ecert.services.ceremony import init_hierarchy
+
+    from .foundation_fixtures import make_ctx
+
+    ctx = make_ctx(tmp_path / "a", pg_url)
+    try:
+        init_hierarchy(ctx, load_hierarchy_config(None), demo=True)
+        assert _worker_sees_revocation(ctx, pg_url, tmp_path, 1.0) < 1.0  # NOTIFY at commit
+    finally:
+        ctx.close()

@@ -27,7 +27,16 @@ from ..store.notify import OCSP_CHANNEL
 from .context import Context
 from .publication import ISSUING_ROLES
 
-__all__ = ["Issuer", "StoredResponse", "change_marker", "issuers", "listen", "notifies", "stored_responses"]
+__all__ = [
+    "Issuer",
+    "StoredResponse",
+    "change_marker",
+    "issuers",
+    "listen",
+    "notifies",
+    "stored_responses",
+    "watch_changes",
+]
 
 _log = logging.getLogger("ecert.ocsp_feed")
 _BATCH = 10_000
@@ -141,3 +150,23 @@ def _listen_once(ctx: Context, stop: threading.Event, on_change: Callable[[], No
                 on_change()
     finally:
         raw.invalidate()  # a LISTENing connection must not go back to the pool
+
+
+def watch_changes(ctx: Context, stop: threading.Event, on_change: Callable[[], None], *, poll: float = 1.0) -> None:
+    """Until ``stop``: call ``on_change`` when a stored response changes (NOTIFY, or the marker polled)."""
+    if notifies(ctx):
+        listen(ctx, stop, on_change)
+        return
+    last: Any = _marker_or(ctx, None)
+    while not stop.wait(poll):
+        marker = _marker_or(ctx, last)  # storage away: nothing can have changed; keep what is in memory
+        if marker != last:
+            on_change()
+        last = marker
+
+
+def _marker_or(ctx: Context, default: Any) -> Any:
+    try:
+        return change_marker(ctx)
+    except Exception:  # noqa: BLE001 - see watch_changes
+        return default

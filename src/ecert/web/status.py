@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.errors import NotFound, RateLimited
 from ..core.urls import OCSP_PATH
-from ..services import jobs, publication, revocation
+from ..services import jobs, ocsp_feed, publication, revocation
 from ..services.context import Context
 from .api.deps import Operator, SessionApp
 from .ocsp_rules import ERROR_DER, MAX_REQUEST_BYTES, CertKey, OcspRefused, TokenBucket, parse_request, sign_on_demand
@@ -408,9 +409,36 @@ def _jobs_enabled(env: dict[str, str]) -> bool:
     return env.get("ECERT_JOBS", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
+def _forget_on_change(app: FastAPI) -> None:
+    """Drop this worker's OCSP answers as soon as any process stores a new response (a revocation in another
+    worker included): NOTIFY on PostgreSQL, the 1 s change marker on SQLite, so "revoked at once" holds."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
+        ctx: Context = app.state.ctx
+        if ctx.engine.url.database in (None, "", ":memory:"):  # one process, one shared connection: nothing to hear
+            async with inner(asgi_app) as state:
+                yield state
+            return
+        stop = threading.Event()
+        watcher = threading.Thread(target=ocsp_feed.watch_changes,
+                                   args=(ctx, stop, lambda: publication.invalidate_ocsp_cache(ctx)),
+                                   name="ocsp-cache-watch", daemon=True)
+        watcher.start()
+        try:
+            async with inner(asgi_app) as state:
+                yield state
+        finally:
+            stop.set()
+
+    app.router.lifespan_context = lifespan
+
+
 def install(app: FastAPI) -> None:
     """Put the OCSP fast path in front of the app and run the status jobs for the app's lifetime."""
     app.add_middleware(OcspFastPath)
+    _forget_on_change(app)
     env = dict(getattr(app.state, "env", {}) or {})
     if not _jobs_enabled(env):
         return
