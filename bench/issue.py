@@ -5,15 +5,22 @@ the two parts no pipeline can avoid. Goal (issue 2): time per certificate on Pos
 (one lint pass + one signature).
 
     .venv/bin/python bench/issue.py [--count 200] [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test]
+        [--no-peers]
+
+Then the peers on the same CSRs (bench/issue_peers.py): ``openssl ca -batch`` per call and batched
+(``-infiles``), django-ca's Python API without lint (in a bench-only venv under /tmp, made on first use),
+and ecert itself on those CSRs' keys, each in one and two processes, with ecert's ratio to each.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import tempfile
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from cryptography import x509
@@ -86,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--no-peers", action="store_true", help="skip openssl ca, django-ca and the 2-process runs")
     args = parser.parse_args()
     engines: list[tuple[str, str | None]] = [("sqlite", None)]
     schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -110,11 +118,95 @@ def main() -> None:
             print(f"{name:<11} {1 / per_cert:8.1f} {per_cert * 1e3:8.2f} {sign * 1e3:8.3f} {lint * 1e3:8.2f} "
                   f"{commit * 1e3:9.2f} {1 / sign:9.0f} {per_cert / (sign + lint):6.2f} "
                   f"{per_cert / (sign + lint + 2 * commit):6.2f}")
+        if not args.no_peers:
+            _peers_report(engines, args.count)
     finally:
         if admin is not None:
             with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+                for name in (schema, *_SCHEMAS):
+                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
             admin.dispose()
+
+
+def _csr_pipeline(job: tuple[str, str | None, list[str]]) -> tuple[int, float]:
+    """One process of ecert's pipeline over its share of the CSRs (their keys and names); (count, seconds)."""
+    tmp, url, paths = job
+    settings = load_settings(data_dir=Path(tmp), database_url=url, base_url="http://pki.ecert-demo.hk")
+    ctx = build_context(settings, {"ECERT_KEY_PASSPHRASE": "bench-passphrase"}, migrate=False)
+    reqs = []
+    for path in paths:
+        csr = x509.load_pem_x509_csr(Path(path).read_bytes())
+        names = tuple(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                      .get_values_for_type(x509.DNSName))
+        reqs.append(issuance.IssueRequest(cert_type=CertType.SERVER, names=names,
+                                          subject=SubjectData("Example Limited"), public_key=csr.public_key()))
+    issuance.issue(ctx, reqs[0])  # warm: loads the key, builds the lint container
+    t0 = time.perf_counter()
+    for req in reqs:
+        issuance.issue(ctx, req)
+    elapsed = time.perf_counter() - t0
+    ctx.close()
+    return len(reqs), elapsed
+
+
+def _ecert_on_csrs(tmp: Path, url: str | None, csrs: list[Path], processes: int) -> float:
+    """ecert's certificates/second on ``csrs`` split over ``processes`` processes sharing one database."""
+    _ctx(tmp, url).close()  # the hierarchy, made once
+    parts = [[str(p) for p in csrs[i::processes]] for i in range(processes)]
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_csr_pipeline, [(str(tmp), url, part) for part in parts]))
+    return sum(n for n, _ in results) / max(s for _, s in results)
+
+
+def _peers_report(engines: list[tuple[str, str | None]], count: int) -> None:
+    """ecert beside openssl ca and django-ca on the same CSRs, one and two processes; prints cert/s and ratios."""
+    import issue_peers as peers
+
+    with tempfile.TemporaryDirectory(prefix="ecert-peers-") as tmp:
+        work = Path(tmp)
+        csrs = peers.make_csrs(work / "csr", count)
+        rows: list[tuple[str, list[float | None]]] = []
+        for name, url in engines:
+            rows.append((f"ecert pipeline, lint on, {name}",
+                         [_ecert_on_csrs(work / f"ecert-{name}-{n}", _fresh_schema(url, n), csrs, n)
+                          for n in (1, 2)]))
+        rows.append(("django-ca create_cert, no lint, SQLite", [peers.django_ca(work / f"dj{n}", csrs, n)
+                                                                 for n in (1, 2)]))
+        rows.append(("openssl ca -batch, per call", [peers.openssl_per_call(work / f"op{n}", csrs, n) for n in (1, 2)]))
+        rows.append(("openssl ca -batch -infiles", [peers.openssl_batched(work / f"ob{n}", csrs, n) for n in (1, 2)]))
+    print(f"\nSame {count} P-256 CSRs, cert/s (1 process / 2 processes):")
+    for label, (one, two) in rows:
+        print(f"  {label:<42} {_fmt(one):>8} {_fmt(two):>8}")
+    ecert_pg = rows[len(engines) - 1][1]
+    print(f"  ratios, ecert ({engines[-1][0]}) / peer:")
+    for label, (one, two) in rows[len(engines):]:
+        print(f"    / {label:<40} {_ratio(ecert_pg[0], one):>8} {_ratio(ecert_pg[1], two):>8}")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    return "n/a" if not ours or not theirs else f"{ours / theirs:.2f}"
+
+
+_SCHEMAS: list[str] = []
+
+
+def _fresh_schema(url: str | None, tag: int) -> str | None:
+    """A new PostgreSQL schema per run (dropped at the end), so each run starts from an empty database."""
+    if url is None:
+        return None
+    schema = f"bench_peers_{uuid.uuid4().hex[:8]}_{tag}"
+    base = db.normalize_url(url)
+    admin = db.make_engine(base.difference_update_query(["options"]),
+                           poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    _SCHEMAS.append(schema)
+    return base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
 
 
 if __name__ == "__main__":
