@@ -29,13 +29,19 @@ from ecert.services import applications as apps
 from ecert.services.context import Context
 from ecert.web.app import create_app
 from tests.i18n_check import english_sentences
-from tests.integration.ca_fixtures import DEMO_ENV, demo_ctx, make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import KnotDns, RunningApp, knot_dns, start_asgi  # noqa: F401
+from tests.integration.ca_fixtures import DEMO_ENV
+from tests.integration.dcv_fixtures import KnotDns, RunningApp, start_asgi
 from tests.integration.test_applications import application_input, make_csr
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 TIMEOUT_MS = 15_000
 
@@ -51,7 +57,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Context:  # noqa: F811
+def ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Context:
     return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True, smtp_port=9)
 
 
@@ -114,13 +120,15 @@ def _outside_loopback(urls: list[str]) -> list[str]:
     """The requests that went anywhere but 127.0.0.1 (a CDN, a validator badge, a font service...)."""
     from urllib.parse import urlsplit
 
-    return [u for u in urls if urlsplit(u).scheme in ("http", "https", "ws", "wss")
-            and urlsplit(u).hostname != "127.0.0.1"]
+    return [
+        u for u in urls if urlsplit(u).scheme in ("http", "https", "ws", "wss") and urlsplit(u).hostname != "127.0.0.1"
+    ]
 
 
 @pytest.mark.parametrize(("lang", "lang_dir", "chinese"), [("en", "en", False), ("zh_HK", "zh", True)])
-def test_new_subscriber_journey(browser: Browser, server: RunningApp, ctx: Context, knot_dns: KnotDns,  # noqa: F811
-                                lang: str, lang_dir: str, chinese: bool) -> None:
+def test_new_subscriber_journey(
+    browser: Browser, server: RunningApp, ctx: Context, knot_dns: KnotDns, lang: str, lang_dir: str, chinese: bool
+) -> None:
     host = f"w{uuid.uuid4().hex[:10]}.example.com"
     reg = apps.register_application(ctx, application_input(host), actor="operator:test")
     context = browser.new_context(accept_downloads=True, locale="zh-HK" if chinese else "en-GB")
@@ -137,7 +145,7 @@ def test_new_subscriber_journey(browser: Browser, server: RunningApp, ctx: Conte
         j.step("login")
         page.fill("#server_name", host)
         page.fill("#reference_number", reg.reference_number)
-        page.fill("#pin", " ".join(reg.pin[i:i + 4] for i in range(0, 16, 4)))
+        page.fill("#pin", " ".join(reg.pin[i : i + 4] for i in range(0, 16, 4)))
         page.click("button[type=submit][value=login]")
         page.wait_for_url("**/portal/confirm")
         assert "範例有限公司" in page.content()
@@ -216,7 +224,7 @@ def test_new_subscriber_journey(browser: Browser, server: RunningApp, ctx: Conte
         context.close()
 
 
-def _pass_dns_validation(page: Page, j: Journey, knot_dns: KnotDns, host: str) -> None:  # noqa: F811
+def _pass_dns_validation(page: Page, j: Journey, knot_dns: KnotDns, host: str) -> None:
     """DNS Change against the real Knot server; the result's columns are wide enough to read."""
     page.select_option("#method", "dns")
     page.click("#choose-method")
@@ -262,10 +270,12 @@ def _no_second_certificate_from_the_csr_step(page: Page, j: Journey, base: str, 
 
 def _check_leaf_and_chain(certs: list[x509.Certificate], host: str, serial_spaced: str, chinese: bool) -> None:
     """The .p7b holds the leaf for ``host`` and the CA that signed it (what Exchange needs to complete)."""
+
     def names(c: x509.Certificate) -> list[Any]:
         try:
             return c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-                x509.DNSName)
+                x509.DNSName
+            )
         except x509.ExtensionNotFound:
             return []
 

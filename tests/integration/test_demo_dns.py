@@ -32,8 +32,12 @@ def _free_port() -> int:
 @pytest.fixture
 def demo_dns(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port, records = _free_port(), tmp_path / "demo-dns.json"
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "serve", "--port", str(port), "--records", str(records)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "serve", "--port", str(port), "--records", str(records)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and "answering on 127.0.0.1" in proc.stdout.readline()
         yield f"127.0.0.1:{port}", records
@@ -50,8 +54,9 @@ def test_every_name_is_on_loopback_and_looks_recursively_resolved(demo_dns: tupl
 
 
 def test_caa_permits_issuance(demo_dns: tuple[str, Path]) -> None:
-    decision = check_caa(DnsClient([demo_dns[0]]), "www.example.com", is_wildcard=False,
-                         issuer_domains=["ecert-demo.hk"])
+    decision = check_caa(
+        DnsClient([demo_dns[0]]), "www.example.com", is_wildcard=False, issuer_domains=["ecert-demo.hk"]
+    )
     assert decision.permitted, decision
 
 

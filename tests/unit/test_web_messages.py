@@ -34,9 +34,16 @@ def _self_signed_pem() -> str:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "x")])
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -48,8 +55,9 @@ def _refusal(call: object) -> str:
 
 def _key_pem() -> str:
     key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 # (what the subscriber did, the refusal the code makes)
@@ -60,8 +68,9 @@ CSR_CASES = {
     "private key": lambda: csr.check_csr(_key_pem()),
     "two CSRs": lambda: csr.check_csr(_csr(["a.example.com"]) + _csr(["b.example.com"])),
     "truncated": lambda: csr.check_csr(_csr(["a.example.com"]).rsplit("-----END", 1)[0]),
-    "bad base64": lambda: csr.check_csr("-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n"
-                                        "-----END CERTIFICATE REQUEST-----"),
+    "bad base64": lambda: csr.check_csr(
+        "-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----"
+    ),
     "RSA 1024": lambda: csr.check_csr(_csr(["a.example.com"], rsa.generate_private_key(65537, 1024))),
     "RSA e=3": lambda: csr.check_csr(_csr(["a.example.com"], rsa.generate_private_key(3, 2048))),
     "secp256k1": lambda: csr.check_csr(_csr(["a.example.com"], ec.generate_private_key(ec.SECP256K1()))),
