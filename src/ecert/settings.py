@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # Expiry notices name this ACME directory as a way to renew; unset until ACME is served.
     notice_acme_directory: str | None = None
 
+    # ACME: nonces (and later rate-limit counters) in Redis when set, else in the database
+    redis_url: str | None = None
+    acme_eab_secret_env: str = "ECERT_ACME_EAB_SECRET"  # names the variable holding the EAB key-wrapping secret
+
     # Web
     session_secret_env: str = "ECERT_SESSION_SECRET"
     login_max_failures: int = Field(default=5, ge=1)

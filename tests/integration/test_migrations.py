@@ -16,6 +16,9 @@ from ecert.store import db as store_db
 from ecert.store.models import Base, Certificate
 
 EXPECTED_TABLES = {
+    "acme_accounts",
+    "acme_eab_credentials",
+    "acme_nonces",
     "applications",
     "audit_log",
     "blocked_keys",

@@ -422,6 +422,7 @@ _EXTRA += [("certs", "cert_app", "cert"), ("certs", "vetting_app", "vetting")]
 _EXTRA += [("status", "crl_app", "crl"), ("status", "ocsp_app", "ocsp"), ("status", "jobs_app", "jobs")]
 _EXTRA += [("ct", "app", "ct")]
 _EXTRA += [("notices", "app", "notices"), ("incident", "app", "incident"), ("doctor", "app", "doctor")]
+_EXTRA += [("acme", "app", "acme")]
 
 
 def _settings_error(exc: ValidationError) -> str:

@@ -19,13 +19,14 @@ __all__ = ["create_app"]
 
 # Routers of the other web parts, each in its own module with a module-level ``router`` and an
 # optional ``install(app)`` hook (middleware, exception handlers, static files).
-_PARTS = ("ecert.web.problems", "ecert.web.api", "ecert.web.portal", "ecert.web.status")
+_PARTS = ("ecert.web.problems", "ecert.web.api", "ecert.web.portal", "ecert.web.status", "ecert.web.acme")
 
 
 def create_app(settings: Settings, env: Mapping[str, str], *, context: Context | None = None) -> FastAPI:
     """Build the web service around one :class:`Context` (database, keys, clock)."""
     ctx = context or build_context(settings, env)
-    app = FastAPI(title="ecert CA", version="1", summary="e-Cert (Server) style certificate authority")
+    app = FastAPI(title="ecert CA", version="1", summary="e-Cert (Server) style certificate authority",
+                  docs_url=None, redoc_url=None)  # /docs is web/home.py's, served offline
     app.state.ctx = ctx
     app.state.env = dict(env)
     app.include_router(repository.router)

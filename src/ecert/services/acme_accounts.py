@@ -1,0 +1,291 @@
+"""ACME accounts and their External Account Binding credentials (RFC 8555 7.3, 7.3.4).
+
+Every account speaks for one vetted application: the operator makes an EAB credential for the application,
+the subscriber's ACME client binds it once to its account key, and the account is born inside the same
+transaction as the bind and its audit event, so a refused request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy.orm import Session
+
+from ..core.acme_rules import (
+    EAB_UNUSED_LIFETIME,
+    AccountAction,
+    AccountStatus,
+    AcmeRefusal,
+    EabAction,
+    EabStatus,
+    ProblemType,
+    account_move,
+    application_unfit_for_acme,
+    check_eab_usable,
+    eab_move,
+)
+from ..core.errors import ConfigError, Conflict
+from ..store import acme as store
+from ..store import audit
+from ..store.applications import get_application
+from ..store.models_acme import AcmeAccount, AcmeEabCredential
+from .applications import _load_by_reference
+from .context import Context
+
+__all__ = [
+    "AccountView",
+    "EabBinding",
+    "EabMade",
+    "NewAccountRequest",
+    "account_view",
+    "deactivate_account",
+    "make_eab",
+    "new_account",
+]
+
+
+@dataclass(frozen=True)
+class EabMade:
+    """A new credential as the operator hands it to the subscriber; ``hmac_key`` is shown once and not kept plain."""
+
+    reference_number: str
+    kid: str
+    hmac_key: str  # base64url, as certbot's --eab-hmac-key and lego's --hmac take it
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        return f"EabMade(reference_number={self.reference_number!r}, kid={self.kid!r}, expires_at={self.expires_at})"
+
+
+@dataclass(frozen=True)
+class EabBinding:
+    """The parsed externalAccountBinding of a newAccount request; ``verify_mac`` checks its MAC with a key.
+
+    web/acme/verify.py builds it (all JOSE stays there); this module finds the key and decides.
+    """
+
+    kid: str
+    verify_mac: Callable[[bytes], bool]
+
+
+@dataclass(frozen=True)
+class NewAccountRequest:
+    jwk: dict[str, Any]  # the outer JWS's public key, as JSON
+    thumbprint: str  # RFC 7638, SHA-256, base64url
+    contact: tuple[str, ...]
+    only_return_existing: bool
+    eab: EabBinding | None
+    client: str
+
+
+@dataclass(frozen=True)
+class AccountView:
+    id: int
+    status: str
+    jwk: dict[str, Any]
+    contact: tuple[str, ...]
+    application_id: int
+    created_at: datetime
+
+
+def _view(row: AcmeAccount) -> AccountView:
+    return AccountView(
+        id=row.id,
+        status=row.status,
+        jwk=dict(row.jwk),
+        contact=tuple(row.contact or ()),
+        application_id=row.application_id,
+        created_at=row.created_at,
+    )
+
+
+# --- sealing the MAC keys ---------------------------------------------------------------------------
+
+
+def _wrapping_key(secret: str | None) -> AESGCM:
+    """AES-256-GCM under a key derived from the operator's wrapping secret (named by ECERT_ACME_EAB_SECRET)."""
+    if not secret:
+        raise ConfigError(
+            "no EAB wrapping secret: set the variable named by ECERT_ACME_EAB_SECRET_ENV", rule="RFC 8555 7.3.4"
+        )
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ecert acme eab v1").derive(secret.encode())
+    return AESGCM(key)
+
+
+def _seal(secret: str | None, kid: str, hmac_key: bytes) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + _wrapping_key(secret).encrypt(nonce, hmac_key, kid.encode())
+
+
+def _unseal(secret: str | None, kid: str, sealed: bytes) -> bytes:
+    try:
+        return _wrapping_key(secret).decrypt(sealed[:12], sealed[12:], kid.encode())
+    except InvalidTag:
+        raise ConfigError("the EAB wrapping secret does not open this credential", value=kid) from None
+
+
+# --- the operator makes credentials -----------------------------------------------------------------
+
+
+def make_eab(ctx: Context, reference_number: str, *, wrap_secret: str | None, actor: str) -> EabMade:
+    """A new EAB credential for an application in force; it binds once and is void after EAB_UNUSED_LIFETIME."""
+    now = ctx.clock()
+    kid = "ecert-" + secrets.token_urlsafe(12)
+    hmac_key = secrets.token_bytes(32)
+    sealed = _seal(wrap_secret, kid, hmac_key)
+    with ctx.transaction() as session:
+        row = _load_by_reference(session, reference_number)
+        why = application_unfit_for_acme(row.state, row.subscription_end, now)
+        if why:
+            raise Conflict(
+                f"no ACME credential for this application: {why}", rule="RFC 8555 7.3.4", value=row.reference_number
+            )
+        store.add_eab_credential(
+            session,
+            kid=kid,
+            application_id=row.id,
+            hmac_key_sealed=sealed,
+            status=EabStatus.UNUSED.value,
+            created_at=now,
+            expires_at=now + EAB_UNUSED_LIFETIME,
+            created_by=actor,
+        )
+        audit.append(
+            session,
+            actor=actor,
+            event="acme.eab.created",
+            subject=row.reference_number,
+            details={"kid": kid, "expires_at": (now + EAB_UNUSED_LIFETIME).isoformat()},
+            now=now,
+        )
+    encoded = base64.urlsafe_b64encode(hmac_key).rstrip(b"=").decode()
+    return EabMade(
+        reference_number=row.reference_number, kid=kid, hmac_key=encoded, expires_at=now + EAB_UNUSED_LIFETIME
+    )
+
+
+# --- accounts ---------------------------------------------------------------------------------------
+
+
+def account_view(ctx: Context, account_id: int) -> AccountView | None:
+    with ctx.read() as session:
+        row = store.account_by_id(session, account_id)
+        return _view(row) if row is not None else None
+
+
+def new_account(ctx: Context, request: NewAccountRequest, *, wrap_secret: str | None) -> tuple[AccountView, bool]:
+    """RFC 8555 7.3: the account of this key (created False), or a new one bound through EAB (created True)."""
+    with ctx.transaction() as session:
+        existing = store.account_by_thumbprint(session, request.thumbprint)
+        if existing is not None:  # RFC 8555 7.3.1: the same key finds its account, and nothing is bound
+            return _view(existing), False
+        if request.only_return_existing:
+            raise AcmeRefusal(
+                ProblemType.ACCOUNT_DOES_NOT_EXIST,
+                "no account exists for this key",
+                rule="RFC 8555 7.3.1",
+                value=request.thumbprint,
+            )
+        if request.eab is None:
+            raise AcmeRefusal(
+                ProblemType.EXTERNAL_ACCOUNT_REQUIRED,
+                "this CA requires an external account binding (ask the CA for EAB credentials for your application)",
+                status=403,
+                rule="RFC 8555 7.3.4",
+            )
+        credential = _bindable_credential(ctx, session, request.eab, wrap_secret)
+        return _view(_create_account(ctx, session, request, credential)), True
+
+
+def _refused_binding(why: str, value: object) -> AcmeRefusal:
+    return AcmeRefusal(
+        ProblemType.UNAUTHORIZED,
+        f"external account binding refused: {why}",
+        status=403,
+        rule="RFC 8555 7.3.4",
+        value=value,
+    )
+
+
+def _bindable_credential(ctx: Context, session: Session, eab: EabBinding, wrap_secret: str | None) -> AcmeEabCredential:
+    """The credential named by the binding, once it is unused, unexpired, of a live application and its MAC holds."""
+    now = ctx.clock()
+    credential = store.eab_by_kid(session, eab.kid)
+    if credential is None:
+        raise _refused_binding("unknown kid", eab.kid)
+    check_eab_usable(status=credential.status, expires_at=credential.expires_at, now=now)
+    application = get_application(session, credential.application_id)
+    why = application_unfit_for_acme(application.state, application.subscription_end, now) if application else "gone"
+    if why:
+        raise _refused_binding(why, eab.kid)
+    if not eab.verify_mac(_unseal(wrap_secret, credential.kid, credential.hmac_key_sealed)):
+        raise _refused_binding("the MAC does not verify with this kid's key", eab.kid)
+    return credential
+
+
+def _create_account(
+    ctx: Context, session: Session, request: NewAccountRequest, credential: AcmeEabCredential
+) -> AcmeAccount:
+    now = ctx.clock()
+    source, target = eab_move(credential.status, EabAction.BIND)
+    if not store.bind_eab_credential(session, credential.id, source=source.value, target=target.value, now=now):
+        raise _refused_binding("the credential was bound meanwhile", credential.kid)
+    row = store.add_account(
+        session,
+        key_thumbprint=request.thumbprint,
+        jwk=request.jwk,
+        application_id=credential.application_id,
+        eab_credential_id=credential.id,
+        status=AccountStatus.VALID.value,
+        contact=list(request.contact),
+        created_at=now,
+        updated_at=now,
+        created_from=request.client,
+    )
+    application = get_application(session, credential.application_id)
+    audit.append(
+        session,
+        actor=f"acme:{request.client}",
+        event="acme.account.created",
+        subject=application.reference_number if application else None,
+        details={
+            "account_id": row.id,
+            "kid": credential.kid,
+            "thumbprint": request.thumbprint,
+            "contact": list(request.contact),
+        },
+        now=now,
+    )
+    return row
+
+
+def deactivate_account(ctx: Context, account_id: int, *, client: str) -> AccountView:
+    """RFC 8555 7.3.6: the holder deactivates its account; nothing it signs is accepted afterwards."""
+    now = ctx.clock()
+    with ctx.transaction() as session:
+        row = store.account_by_id(session, account_id)
+        if row is None:
+            raise AcmeRefusal(ProblemType.ACCOUNT_DOES_NOT_EXIST, "no such account", value=account_id)
+        source, target = account_move(row.status, AccountAction.DEACTIVATE)
+        if not store.set_account_status(session, account_id, source=source.value, target=target.value, now=now):
+            raise Conflict("the account changed meanwhile", rule="RFC 8555 7.1.6", value=account_id)
+        audit.append(
+            session,
+            actor=f"acme:{client}",
+            event="acme.account.deactivated",
+            subject=str(account_id),
+            details={"account_id": account_id},
+            now=now,
+        )
+        session.refresh(row)
+        return _view(row)

@@ -1,0 +1,143 @@
+"""Named storage functions of the ACME front door (Boulder's SA for ACME): nonces, EAB credentials, accounts.
+
+Nonces live in the database by default and in Redis when configured; both answer the same two questions
+(store one, take one once), so several ``ecert-ca serve`` processes sharing either agree on what was used.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+
+from .models_acme import AcmeAccount, AcmeEabCredential, AcmeNonce
+
+__all__ = [
+    "RedisNonces",
+    "NonceTaker",
+    "account_by_id",
+    "account_by_thumbprint",
+    "add_account",
+    "add_eab_credential",
+    "add_nonce",
+    "bind_eab_credential",
+    "eab_by_kid",
+    "purge_expired_nonces",
+    "set_account_status",
+    "take_nonce",
+]
+
+
+# --- nonces in the database -------------------------------------------------------------------------
+
+
+def add_nonce(session: Session, value: str, *, expires_at: datetime) -> None:
+    session.add(AcmeNonce(value=value, expires_at=expires_at))
+
+
+def take_nonce(session: Session, value: str, *, now: datetime) -> bool:
+    """Delete the nonce if it is there and live; True only for the one caller whose DELETE removed it."""
+    result = session.execute(delete(AcmeNonce).where(AcmeNonce.value == value, AcmeNonce.expires_at > now))
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+def purge_expired_nonces(session: Session, *, now: datetime, limit: int = 500) -> int:
+    """Drop nonces past their lifetime, a bounded batch at a time, so the table stays small."""
+    stale = select(AcmeNonce.value).where(AcmeNonce.expires_at <= now).limit(limit)
+    result = session.execute(delete(AcmeNonce).where(AcmeNonce.value.in_(stale)))
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount or 0)
+
+
+# --- nonces in Redis --------------------------------------------------------------------------------
+
+
+class _Redis(Protocol):
+    def set(self, name: str, value: str, *, ex: int, nx: bool) -> Any: ...
+    def getdel(self, name: str) -> Any: ...
+
+
+class NonceTaker(Protocol):
+    def add(self, value: str, *, expires_at: datetime, now: datetime) -> None: ...
+    def take(self, value: str, *, now: datetime) -> bool: ...
+
+
+class RedisNonces:
+    """Nonces as Redis keys: GETDEL makes use single (atomic on the server); the TTL only collects garbage.
+
+    The expiry instant is stored as the value and compared with the caller's clock, so a nonce expires by
+    the same clock on both backends.
+    """
+
+    PREFIX = "ecert:acme:nonce:"
+
+    def __init__(self, client: _Redis) -> None:
+        self.client = client
+
+    def add(self, value: str, *, expires_at: datetime, now: datetime) -> None:
+        ttl = max(1, int((expires_at - now).total_seconds()) + 1)
+        self.client.set(self.PREFIX + value, f"{expires_at.timestamp():.6f}", ex=ttl, nx=True)
+
+    def take(self, value: str, *, now: datetime) -> bool:
+        stored = self.client.getdel(self.PREFIX + value)
+        if stored is None:
+            return False
+        text = stored.decode() if isinstance(stored, bytes) else str(stored)
+        return now < datetime.fromtimestamp(float(text), UTC)
+
+
+# --- EAB credentials --------------------------------------------------------------------------------
+
+
+def add_eab_credential(session: Session, **fields: Any) -> AcmeEabCredential:
+    row = AcmeEabCredential(**fields)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def eab_by_kid(session: Session, kid: str) -> AcmeEabCredential | None:
+    return session.scalars(select(AcmeEabCredential).where(AcmeEabCredential.kid == kid)).first()
+
+
+def bind_eab_credential(session: Session, cred_id: int, *, source: str, target: str, now: datetime) -> bool:
+    """Compare-and-set the credential's status (unused -> bound): exactly one of two racing binds wins."""
+    result = session.execute(
+        update(AcmeEabCredential)
+        .where(AcmeEabCredential.id == cred_id, AcmeEabCredential.status == source)
+        .values(status=target, bound_at=now)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+# --- accounts ---------------------------------------------------------------------------------------
+
+
+def add_account(session: Session, **fields: Any) -> AcmeAccount:
+    row = AcmeAccount(**fields)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def account_by_id(session: Session, account_id: int) -> AcmeAccount | None:
+    return session.get(AcmeAccount, account_id)
+
+
+def account_by_thumbprint(session: Session, thumbprint: str) -> AcmeAccount | None:
+    return session.scalars(select(AcmeAccount).where(AcmeAccount.key_thumbprint == thumbprint)).first()
+
+
+def set_account_status(session: Session, account_id: int, *, source: str, target: str, now: datetime) -> bool:
+    result = session.execute(
+        update(AcmeAccount)
+        .where(AcmeAccount.id == account_id, AcmeAccount.status == source)
+        .values(status=target, updated_at=now)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1

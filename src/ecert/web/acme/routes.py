@@ -1,0 +1,162 @@
+"""The ACME front door's resources so far: directory, newNonce, newAccount and the account URL (RFC 8555 7).
+
+Each handler parses (web/acme/verify.py), calls one service and renders; :class:`AcmeRoute` turns every
+refusal into an RFC 8555 6.7 problem and puts a fresh Replay-Nonce and the directory link on every answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import anyio
+from acme import messages
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from ...core.acme_rules import PROFILE_DESCRIPTIONS, AcmeRefusal, ProblemType
+from ...services import acme_accounts, acme_nonces
+from ...services.acme_accounts import AccountView, NewAccountRequest
+from ...services.context import Context
+from .problems import problem_for_exception
+from .verify import Verified, account_url, parse_eab, thumbprint, verify_post
+
+__all__ = ["AcmeRoute", "router"]
+
+
+def _ctx(request: Request) -> Context:
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, Context)
+    return ctx
+
+
+def _directory_url(request: Request) -> str:
+    return f"{request.base_url}acme/directory"
+
+
+class AcmeRoute(APIRoute):
+    """A route whose refusals become ACME problems and whose every answer carries a fresh Replay-Nonce."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        inner = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                response = await inner(request)
+            except Exception as exc:  # noqa: BLE001 - unknown errors are re-raised below
+                problem = problem_for_exception(exc)
+                if problem is None:
+                    raise
+                response = problem
+            # RFC 8555 6.5: a nonce on every response, errors included, so a client can retry at once.
+            response.headers["Replay-Nonce"] = await anyio.to_thread.run_sync(acme_nonces.new_nonce, _ctx(request))
+            response.headers.append("Link", f'<{_directory_url(request)}>;rel="index"')  # RFC 8555 7.1
+            response.headers.setdefault("Cache-Control", "no-store")
+            return response
+
+        return handler
+
+
+router = APIRouter(prefix="/acme", route_class=AcmeRoute, include_in_schema=False)
+
+
+def _post_only() -> AcmeRefusal:
+    """RFC 8555 6.3: resources other than the directory, newNonce and renewalInfo are read with POST-as-GET."""
+    return AcmeRefusal(
+        ProblemType.MALFORMED, "this resource takes POST (use POST-as-GET to read it)", status=405, rule="RFC 8555 6.3"
+    )
+
+
+@router.get("/directory")
+async def directory(request: Request) -> JSONResponse:
+    """RFC 8555 7.1.1, with meta.profiles (draft-aaron-acme-profiles) and required EAB (7.3.4)."""
+    base = f"{request.base_url}acme/"
+    meta = messages.Directory.Meta(
+        external_account_required=True,
+        profiles=dict(PROFILE_DESCRIPTIONS),
+        caa_identities=tuple(_ctx(request).settings.caa_identities),
+    )
+    body = {"newNonce": base + "new-nonce", "newAccount": base + "new-account", "meta": meta.to_partial_json()}
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=0, no-cache"})
+
+
+@router.api_route("/new-nonce", methods=["GET", "HEAD"])
+async def new_nonce(request: Request) -> Response:
+    """RFC 8555 7.2: HEAD answers 200, GET 204; the nonce itself is added by AcmeRoute, never cached."""
+    return Response(status_code=200 if request.method == "HEAD" else 204, headers={"Cache-Control": "no-store"})
+
+
+def _account_body(account: AccountView) -> dict[str, Any]:
+    return {"status": account.status, "contact": list(account.contact)}
+
+
+def _new_account_request(request: Request, verified: Verified) -> NewAccountRequest:
+    """RFC 8555 7.3: the newAccount body, read with acme.messages; the binding checked by verify.parse_eab."""
+    try:
+        body = messages.Registration.from_json(verified.payload or {})
+    except Exception as exc:  # noqa: BLE001 - josepy raises several kinds for a bad body
+        raise AcmeRefusal(
+            ProblemType.MALFORMED, f"the newAccount body is not valid: {str(exc)[:200]}", rule="RFC 8555 7.3"
+        ) from None
+    eab_raw = (verified.payload or {}).get("externalAccountBinding")
+    eab = None if eab_raw is None else parse_eab(eab_raw, new_account_url=verified.url, outer=verified.jwk)
+    return NewAccountRequest(
+        jwk=verified.jwk.to_partial_json(),
+        thumbprint=thumbprint(verified.jwk),
+        contact=tuple(body.contact or ()),
+        only_return_existing=bool(body.only_return_existing),
+        eab=eab,
+        client=request.client.host if request.client else "unknown",
+    )
+
+
+@router.post("/new-account")
+async def new_account(request: Request) -> JSONResponse:
+    ctx = _ctx(request)
+    verified = await verify_post(request, ctx, jwk_allowed=True, post_as_get=False)
+    wanted = _new_account_request(request, verified)
+    wrap_secret = request.app.state.env.get(ctx.settings.acme_eab_secret_env)
+    account, created = await anyio.to_thread.run_sync(
+        lambda: acme_accounts.new_account(ctx, wanted, wrap_secret=wrap_secret)
+    )
+    return JSONResponse(
+        _account_body(account),
+        status_code=201 if created else 200,
+        headers={"Location": account_url(request, account.id)},
+    )
+
+
+@router.post("/acct/{account_id}")
+async def account(request: Request, account_id: int) -> JSONResponse:
+    """RFC 8555 7.3.2 and 7.3.6: read the account (POST-as-GET or {}), or deactivate it."""
+    ctx = _ctx(request)
+    verified = await verify_post(request, ctx, jwk_allowed=False, post_as_get=None)
+    assert verified.account is not None
+    if verified.account.id != account_id:
+        raise AcmeRefusal(
+            ProblemType.UNAUTHORIZED,
+            "the request is signed by another account's key",
+            status=403,
+            rule="RFC 8555 7.3.2",
+            value=account_id,
+        )
+    payload = verified.payload or {}
+    if set(payload) - {"status"} or payload.get("status", "deactivated") != "deactivated":
+        raise AcmeRefusal(
+            ProblemType.MALFORMED,
+            'only deactivation ({"status": "deactivated"}) is supported',
+            rule="RFC 8555 7.3.2",
+            value=sorted(payload),
+        )
+    client = request.client.host if request.client else "unknown"
+    found = verified.account
+    if payload:
+        found = await anyio.to_thread.run_sync(lambda: acme_accounts.deactivate_account(ctx, account_id, client=client))
+    return JSONResponse(_account_body(found), headers={"Location": account_url(request, account_id)})
+
+
+@router.get("/new-account")
+@router.get("/acct/{account_id}")
+async def get_not_allowed() -> Response:
+    raise _post_only()
