@@ -1,4 +1,4 @@
-"""Shared fixtures: a fixed clock and migrated, isolated databases on SQLite and PostgreSQL.
+"""Shared fixtures: a fixed clock, migrated, isolated databases on SQLite and PostgreSQL, and the fixture modules.
 
 ``db_url`` runs a test twice, once on an SQLite file and once on PostgreSQL in a fresh schema of its own
 (so parallel runs never clash); ``session_factory`` gives sessions on it. PostgreSQL is expected on
@@ -23,6 +23,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from ecert.store import db as store_db
+
+# The fixture modules shared across directories (integration, interop, browser): registered here once, so a
+# test module asks for ``knot_dns`` or ``sqlite_ctx`` by name and imports only the helpers it calls.
+pytest_plugins = (
+    "tests.integration.foundation_fixtures",
+    "tests.integration.ca_fixtures",
+    "tests.integration.dcv_fixtures",
+    "tests.integration.hsm_fixtures",
+    "tests.ct_log.fixtures",
+)
 
 FIXED_NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

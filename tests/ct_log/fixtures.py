@@ -1,6 +1,6 @@
 """pytest fixtures: test CT logs on loopback and a log list naming them.
 
-Import ``ct_logs_fixture`` (and ``ct_ctx_fixture``) into a test module and ask for ``ct_logs`` (``ct_ctx``).
+tests/conftest.py registers this module (``pytest_plugins``): a test asks for ``ct_logs`` (``ct_ctx``) by name.
 """
 
 from __future__ import annotations

@@ -18,7 +18,15 @@ from ecert.services.ceremony import init_hierarchy
 from ecert.services.context import Context, build_context
 from ecert.settings import Settings
 
-__all__ = ["DEMO_BASE_URL", "DEMO_ENV", "demo_settings", "build_demo_ctx", "demo_ctx", "make_demo_ctx", "hold_namespace"]
+__all__ = [
+    "DEMO_BASE_URL",
+    "DEMO_ENV",
+    "demo_settings",
+    "build_demo_ctx",
+    "demo_ctx",
+    "make_demo_ctx",
+    "hold_namespace",
+]
 
 DEMO_BASE_URL = "http://pki.ecert-demo.hk"
 DEMO_ENV: dict[str, str] = {"ECERT_KEY_PASSPHRASE": "test-passphrase"}

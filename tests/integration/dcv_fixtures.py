@@ -1,11 +1,12 @@
 """Loopback servers for DCV tests: Knot DNS, unbound in front, a scripted HTTP(S) server, an SMTP sink.
 
-Import the fixtures into a test module (``from tests.integration.dcv_fixtures import knot_dns, ...``).
+tests/conftest.py registers this module (``pytest_plugins``): ask for ``knot_dns`` by name, import only helpers.
 Every server listens on 127.0.0.1 only, on a free port, and is stopped by the fixture that started it.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import http.server
 import socket
@@ -38,6 +39,12 @@ __all__ = [
     "start_asgi",
     "RunningApp",
     "dcv_settings",
+    "SIGNED_ZONE",
+    "signed_knot",
+    "signed_zone_ksk",
+    "validating_resolver",
+    "good_resolver",
+    "bogus_resolver",
 ]
 
 ZONES = ("example.com", "example.net", "example.org")
@@ -260,6 +267,57 @@ def unbound_resolver(knot_dns: KnotDns, tmp_path_factory: pytest.TempPathFactory
         yield server
     finally:
         server.stop()
+
+
+# --- DNSSEC: Knot signs a zone, unbound validates it ------------------------------------------
+
+SIGNED_ZONE = "example.org"
+
+
+@pytest.fixture(scope="module")
+def signed_knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotDns]:
+    """Knot serving ``SIGNED_ZONE`` signed by itself (the DNSSEC and doctor tests share it)."""
+    knot = KnotDns(tmp_path_factory.mktemp("knot-signed"), free_port(), zones=(SIGNED_ZONE,), signed=(SIGNED_ZONE,))
+    knot.start()
+    yield knot
+    knot.stop()
+
+
+def signed_zone_ksk(knot: KnotDns) -> str:
+    """The key-signing DNSKEY of ``SIGNED_ZONE`` as Knot serves it (the trust anchor's text)."""
+    query = dns.message.make_query(SIGNED_ZONE + ".", "DNSKEY")
+    reply = dns.query.udp(query, "127.0.0.1", port=knot.port, timeout=2)
+    keys = [rd for rrset in reply.answer for rd in rrset if rd.flags == 257]
+    assert keys, "Knot did not sign the zone"
+    return str(keys[0].to_text())
+
+
+def validating_resolver(knot: KnotDns, workdir: Path, anchor: str) -> UnboundResolver:
+    """unbound validating ``SIGNED_ZONE`` against the DNSKEY ``anchor``, started."""
+    extra = f'    module-config: "validator iterator"\n    trust-anchor: "{SIGNED_ZONE}. DNSKEY {anchor}"\n'
+    resolver = UnboundResolver(workdir, free_port(), knot.port, zones=(SIGNED_ZONE,), extra=extra)
+    resolver.start()
+    return resolver
+
+
+@pytest.fixture(scope="module")
+def good_resolver(signed_knot: KnotDns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnboundResolver]:
+    """A validating resolver whose trust anchor is the zone's real key: answers carry AD."""
+    resolver = validating_resolver(signed_knot, tmp_path_factory.mktemp("unbound-good"), signed_zone_ksk(signed_knot))
+    yield resolver
+    resolver.stop()
+
+
+@pytest.fixture(scope="module")
+def bogus_resolver(signed_knot: KnotDns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnboundResolver]:
+    """A validating resolver with a tampered trust anchor: every answer in the zone is bogus (SERVFAIL)."""
+    flags, proto, alg, key = signed_zone_ksk(signed_knot).split(" ", 3)
+    raw = bytearray(base64.b64decode(key.replace(" ", "")))
+    raw[-1] ^= 0xFF  # a different key: every signature in the zone now fails to validate
+    anchor = f"{flags} {proto} {alg} {base64.b64encode(bytes(raw)).decode()}"
+    resolver = validating_resolver(signed_knot, tmp_path_factory.mktemp("unbound-bogus"), anchor)
+    yield resolver
+    resolver.stop()
 
 
 # --- scripted HTTP(S) server ------------------------------------------------------------------

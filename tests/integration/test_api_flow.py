@@ -13,16 +13,8 @@ from sqlalchemy import func, select
 from ecert.services.context import Context
 from ecert.store.models import AuditEvent, Certificate
 from ecert.web.app import create_app
-from tests.integration.ca_fixtures import DEMO_ENV, demo_ctx, hold_namespace, make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import (  # noqa: F401
-    HttpFileServer,
-    KnotDns,
-    SmtpSink,
-    _http_file_server_session,
-    http_file_server,
-    knot_dns,
-    smtp_sink,
-)
+from tests.integration.ca_fixtures import DEMO_ENV, hold_namespace
+from tests.integration.dcv_fixtures import HttpFileServer, KnotDns, SmtpSink
 from tests.integration.test_applications import make_csr
 
 OPERATOR_TOKEN = "operator-test-token-0123456789"
@@ -35,7 +27,7 @@ def client_for(ctx: Context) -> TestClient:
 
 
 @pytest.fixture
-def api_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink) -> Context:  # noqa: F811
+def api_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink) -> Context:
     return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True,
                          smtp_port=smtp_sink.port, smtp_port_for_dcv=smtp_sink.port)
 
@@ -56,7 +48,7 @@ def login(client: TestClient, host: str, reg: dict[str, object]) -> dict[str, st
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
-def test_api_journey_dns_to_p7b(api_ctx: Context, knot_dns: KnotDns, smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_api_journey_dns_to_p7b(api_ctx: Context, knot_dns: KnotDns, smtp_sink: SmtpSink) -> None:
     host = f"api{uuid.uuid4().hex[:8]}.example.com"
     client = client_for(api_ctx)
     reg = register(client, host)
@@ -96,7 +88,7 @@ def _held_session(client: TestClient, knot: KnotDns) -> dict[str, str]:
     return auth
 
 
-def test_accept_after_reject_is_409(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_accept_after_reject_is_409(api_ctx: Context, knot_dns: KnotDns) -> None:
     client = client_for(api_ctx)
     auth = _held_session(client, knot_dns)
     assert client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth).status_code == 201
@@ -105,7 +97,7 @@ def test_accept_after_reject_is_409(api_ctx: Context, knot_dns: KnotDns) -> None
     assert r.status_code == 409 and r.json()["type"] == "urn:ecert:problem:conflict"
 
 
-def test_wrong_pin_many_times_locks_out(demo_ctx: Context) -> None:  # noqa: F811
+def test_wrong_pin_many_times_locks_out(demo_ctx: Context) -> None:
     client = client_for(demo_ctx)
     reg = register(client, "www.example.com")
     wrong = {"server_name": "www.example.com", "reference_number": reg["reference_number"],
@@ -120,7 +112,7 @@ def test_wrong_pin_many_times_locks_out(demo_ctx: Context) -> None:  # noqa: F81
 
 
 @pytest.mark.parametrize("query", ["' OR 1=1--", "%", "_", "\\", "www%", "1; DROP TABLE certificates"])
-def test_search_injection_matches_literally(api_ctx: Context, knot_dns: KnotDns, query: str) -> None:  # noqa: F811
+def test_search_injection_matches_literally(api_ctx: Context, knot_dns: KnotDns, query: str) -> None:
     client = client_for(api_ctx)
     auth = _held_session(client, knot_dns)
     client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth)
@@ -137,13 +129,13 @@ def test_search_injection_matches_literally(api_ctx: Context, knot_dns: KnotDns,
     "/api/v1/certificates/%00/download",
     "/api/v1/certificates/ffff/download?format=../../x",
 ])
-def test_download_traversal_is_refused(demo_ctx: Context, path: str) -> None:  # noqa: F811
+def test_download_traversal_is_refused(demo_ctx: Context, path: str) -> None:
     r = client_for(demo_ctx).get(path)
     assert r.status_code in (404, 422) and b"BEGIN" not in r.content
     assert r.headers["content-type"] == "application/problem+json"
 
 
-def test_oversized_csr_is_413_and_nothing_changes(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_oversized_csr_is_413_and_nothing_changes(api_ctx: Context, knot_dns: KnotDns) -> None:
     client = client_for(api_ctx)
     auth = _held_session(client, knot_dns)
     r = client.post("/api/v1/csr", json={"csr": "A" * 70_000}, headers=auth)
@@ -154,7 +146,7 @@ def test_oversized_csr_is_413_and_nothing_changes(api_ctx: Context, knot_dns: Kn
 
 
 @pytest.mark.parametrize(("headers", "status"), [({}, 403), ({"Authorization": "Bearer nope"}, 403)])
-def test_operator_api_refused_without_token_configured(demo_ctx: Context, headers: dict[str, str],  # noqa: F811
+def test_operator_api_refused_without_token_configured(demo_ctx: Context, headers: dict[str, str],
                                                        status: int) -> None:
     client = TestClient(create_app(demo_ctx.settings, DEMO_ENV, context=demo_ctx))
     assert client.post("/api/v1/operator/applications", json={}, headers=headers).status_code == status
@@ -162,12 +154,12 @@ def test_operator_api_refused_without_token_configured(demo_ctx: Context, header
 
 @pytest.mark.parametrize(("path", "method"), [("/api/v1/application", "get"), ("/api/v1/certificate", "get"),
                                               ("/api/v1/dcv/methods", "get")])
-def test_session_required(demo_ctx: Context, path: str, method: str) -> None:  # noqa: F811
+def test_session_required(demo_ctx: Context, path: str, method: str) -> None:
     r = getattr(client_for(demo_ctx), method)(path, headers={"Authorization": "Bearer not-a-session"})
     assert r.status_code == 401 and r.json()["status"] == 401
 
 
-def test_bad_csr_problem_names_the_rule(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_bad_csr_problem_names_the_rule(api_ctx: Context, knot_dns: KnotDns) -> None:
     client = client_for(api_ctx)
     auth = _held_session(client, knot_dns)
     r = client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com", "evil.example.net"])}, headers=auth)
@@ -180,8 +172,8 @@ def test_bad_csr_problem_names_the_rule(api_ctx: Context, knot_dns: KnotDns) -> 
 
 
 @pytest.fixture
-def web_api_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink,  # noqa: F811
-                http_file_server: HttpFileServer) -> Context:  # noqa: F811
+def web_api_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink,
+                http_file_server: HttpFileServer) -> Context:
     return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True,
                          smtp_port=smtp_sink.port, smtp_port_for_dcv=smtp_sink.port,
                          http_port=http_file_server.http_port, https_port=http_file_server.https_port)
@@ -197,8 +189,8 @@ def _api_publish(method: str, d: dict[str, str], knot: KnotDns, web: HttpFileSer
 
 @pytest.mark.parametrize("order", [("dns_txt", "http_file", "dns_txt"), ("http_file", "dns_txt", "http_file"),
                                    ("http_file", "dns_txt")])
-def test_api_check_runs_the_method_last_started(web_api_ctx: Context, knot_dns: KnotDns,  # noqa: F811
-                                                http_file_server: HttpFileServer, order: tuple[str, ...]) -> None:  # noqa: F811
+def test_api_check_runs_the_method_last_started(web_api_ctx: Context, knot_dns: KnotDns,
+                                                http_file_server: HttpFileServer, order: tuple[str, ...]) -> None:
     host = f"sw{uuid.uuid4().hex[:8]}.example.com"
     client = client_for(web_api_ctx)
     auth = login(client, host, register(client, host))
@@ -211,7 +203,7 @@ def test_api_check_runs_the_method_last_started(web_api_ctx: Context, knot_dns: 
     assert checked["passed"] and checked["domains"][0]["method"] == order[-1], checked
 
 
-def test_api_check_may_name_the_method(web_api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_api_check_may_name_the_method(web_api_ctx: Context, knot_dns: KnotDns) -> None:
     host = f"sw{uuid.uuid4().hex[:8]}.example.com"
     client = client_for(web_api_ctx)
     auth = login(client, host, register(client, host))
@@ -223,7 +215,7 @@ def test_api_check_may_name_the_method(web_api_ctx: Context, knot_dns: KnotDns) 
     assert checked["passed"] and checked["domains"][0]["method"] == "dns_txt"
 
 
-def test_api_email_to_a_parent_adn(web_api_ctx: Context, smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_api_email_to_a_parent_adn(web_api_ctx: Context, smtp_sink: SmtpSink) -> None:
     host = f"www.{uuid.uuid4().hex[:8]}.example.com"
     client = client_for(web_api_ctx)
     auth = login(client, host, register(client, host))
@@ -239,7 +231,7 @@ def test_api_email_to_a_parent_adn(web_api_ctx: Context, smtp_sink: SmtpSink) ->
     assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
 
 
-def test_download_before_accept_is_409_and_audited_after(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_download_before_accept_is_409_and_audited_after(api_ctx: Context, knot_dns: KnotDns) -> None:
     client = client_for(api_ctx)
     auth = _held_session(client, knot_dns)
     assert client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth).status_code == 201
@@ -283,7 +275,7 @@ def _asgi_post(app: object, path: str, chunks: int, chunk: bytes = b"x" * 65536)
     return int(start["status"]), ctype, pulled  # type: ignore[call-overload]
 
 
-def test_a_20_mb_chunked_post_is_refused_after_the_cap_not_read_in_full(demo_ctx: Context) -> None:  # noqa: F811
+def test_a_20_mb_chunked_post_is_refused_after_the_cap_not_read_in_full(demo_ctx: Context) -> None:
     status, ctype, pulled = _asgi_post(client_for(demo_ctx).app, "/api/v1/sessions", chunks=320)
     assert (status, ctype) == (413, b"application/problem+json")
     assert pulled <= 2  # 64 KiB per chunk: the count passed the cap on the second chunk and reading stopped
@@ -294,7 +286,7 @@ def test_a_20_mb_chunked_post_is_refused_after_the_cap_not_read_in_full(demo_ctx
     ("/api/v1/operator/applications", OP),
     ("/api/v1/dcv/check", {"Authorization": "Bearer x"}),
 ])
-def test_api_bodies_over_64_kib_are_413_problems(demo_ctx: Context, path: str, headers: dict[str, str]) -> None:  # noqa: F811
+def test_api_bodies_over_64_kib_are_413_problems(demo_ctx: Context, path: str, headers: dict[str, str]) -> None:
     r = client_for(demo_ctx).post(path, content=b"{" + b" " * 70_000 + b"}",
                                   headers={**headers, "content-type": "application/json"})
     assert r.status_code == 413 and r.json()["type"] == "urn:ecert:problem:too-large"
@@ -305,13 +297,13 @@ def test_api_bodies_over_64_kib_are_413_problems(demo_ctx: Context, path: str, h
     ("/nonexistent", "*/*", "application/problem+json"),
     ("/api/v1/nonexistent", "text/html", "application/problem+json"),
 ])
-def test_unknown_paths_get_a_page_or_a_problem(demo_ctx: Context, path: str, accept: str, ctype: str) -> None:  # noqa: F811
+def test_unknown_paths_get_a_page_or_a_problem(demo_ctx: Context, path: str, accept: str, ctype: str) -> None:
     r = client_for(demo_ctx).get(path, headers={"Accept": accept})
     assert r.status_code == 404 and r.headers["content-type"] == ctype
     assert ("<h1>" in r.text) if ctype.startswith("text/html") else (r.json()["status"] == 404)
 
 
-def _accepted_over_api(client: TestClient, knot_dns: KnotDns, host: str) -> tuple[dict[str, str], str]:  # noqa: F811
+def _accepted_over_api(client: TestClient, knot_dns: KnotDns, host: str) -> tuple[dict[str, str], str]:
     auth = login(client, host, register(client, host))
     client.post("/api/v1/application/confirm", json={"use_chinese": False}, headers=auth)
     started = client.post("/api/v1/dcv/start", json={"method": "dns_txt"}, headers=auth).json()
@@ -323,7 +315,7 @@ def _accepted_over_api(client: TestClient, knot_dns: KnotDns, host: str) -> tupl
     return auth, str(first["serial_hex"])
 
 
-def test_api_resubmission_is_refused_and_replacement_is_deliberate(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_api_resubmission_is_refused_and_replacement_is_deliberate(api_ctx: Context, knot_dns: KnotDns) -> None:
     host = f"rep{uuid.uuid4().hex[:8]}.example.com"
     client = client_for(api_ctx)
     auth, first = _accepted_over_api(client, knot_dns, host)
@@ -339,7 +331,7 @@ def test_api_resubmission_is_refused_and_replacement_is_deliberate(api_ctx: Cont
         assert old is not None and old.status == "revoked" and old.revocation_reason == "superseded"
 
 
-def test_operator_api_issues_only_with_evidence(api_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_operator_api_issues_only_with_evidence(api_ctx: Context, knot_dns: KnotDns) -> None:
     from ecert.core.profiles import SubjectData
     from ecert.services.registration import record_vetting
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,6 @@ from ecert.settings import Settings
 from ecert.store.models import AuditEvent
 from ecert.web.app import create_app
 from tests.integration.ca_fixtures import DEMO_ENV
-from tests.integration.foundation_fixtures import any_db_ctx, sqlite_ctx  # noqa: F401
 from tests.integration.test_applications import application_input
 
 ADDR = "192.0.2.20"
@@ -77,7 +77,7 @@ def _freeze(ctx: Context) -> Context:
 # --- tries left and locks, told alike for every reference -----------------------------------------------
 
 
-def test_tries_count_down_the_same_for_a_real_and_an_unknown_reference(any_db_ctx: Context) -> None:  # noqa: F811
+def test_tries_count_down_the_same_for_a_real_and_an_unknown_reference(any_db_ctx: Context) -> None:
     ctx = _freeze(any_db_ctx)
     reg = _register(ctx)
     unknown = "999999999" if reg.reference_number != "999999999" else "999999998"
@@ -105,7 +105,7 @@ def test_tries_count_down_the_same_for_a_real_and_an_unknown_reference(any_db_ct
     assert isinstance(still, LoginSuspended) and still.retry_after == 20 * 60 and "20 more minutes" in still.message
 
 
-def test_retrying_during_a_lock_does_not_make_it_longer(sqlite_ctx: Context) -> None:  # noqa: F811
+def test_retrying_during_a_lock_does_not_make_it_longer(sqlite_ctx: Context) -> None:
     ctx = _freeze(sqlite_ctx)
     reg = _register(ctx)
     start = ctx.clock()
@@ -119,7 +119,7 @@ def test_retrying_during_a_lock_does_not_make_it_longer(sqlite_ctx: Context) -> 
     assert len(_events(ctx, "login.refused")) == 3
 
 
-def test_a_success_starts_the_count_afresh(sqlite_ctx: Context) -> None:  # noqa: F811
+def test_a_success_starts_the_count_afresh(sqlite_ctx: Context) -> None:
     ctx = _freeze(sqlite_ctx)
     reg = _register(ctx)
     for _ in range(3):
@@ -130,7 +130,7 @@ def test_a_success_starts_the_count_afresh(sqlite_ctx: Context) -> None:  # noqa
     assert isinstance(again, LoginRefused) and again.tries_left == 4
 
 
-def test_a_noisy_address_is_suspended_whatever_the_reference(sqlite_ctx: Context) -> None:  # noqa: F811
+def test_a_noisy_address_is_suspended_whatever_the_reference(sqlite_ctx: Context) -> None:
     ctx = _freeze(sqlite_ctx)
     for n in range(apps.ADDR_MAX_FAILURES):
         _refusal(ctx, f"{100000000 + n}", "0" * 16, addr="198.51.100.7")
@@ -141,7 +141,7 @@ def test_a_noisy_address_is_suspended_whatever_the_reference(sqlite_ctx: Context
     assert isinstance(_refusal(ctx, "123456789", "0" * 16, addr="198.51.100.8"), LoginRefused)
 
 
-def test_refused_log_ins_are_audited_without_the_pin(sqlite_ctx: Context) -> None:  # noqa: F811
+def test_refused_log_ins_are_audited_without_the_pin(sqlite_ctx: Context) -> None:
     ctx = _freeze(sqlite_ctx)
     reg = _register(ctx)
     # The PIN typed into the reference box: only its length may be kept.
@@ -164,7 +164,7 @@ def test_refused_log_ins_are_audited_without_the_pin(sqlite_ctx: Context) -> Non
 # --- the operator: list, unlock, reissue -----------------------------------------------------------------
 
 
-def test_a_locked_application_is_listed_unlocked_by_the_operator_and_can_log_in(any_db_ctx: Context) -> None:  # noqa: F811
+def test_a_locked_application_is_listed_unlocked_by_the_operator_and_can_log_in(any_db_ctx: Context) -> None:
     ctx = _freeze(any_db_ctx)
     reg = _register(ctx)
     other = _register(ctx, "www2.example.com")
@@ -183,7 +183,7 @@ def test_a_locked_application_is_listed_unlocked_by_the_operator_and_can_log_in(
     assert event.details["was_locked_until"] is not None
 
 
-def test_unlocked_tries_count_from_the_unlock(sqlite_ctx: Context) -> None:  # noqa: F811
+def test_unlocked_tries_count_from_the_unlock(sqlite_ctx: Context) -> None:
     ctx = _freeze(sqlite_ctx)
     reg = _register(ctx)
     for _ in range(ctx.settings.login_max_failures):
@@ -194,7 +194,7 @@ def test_unlocked_tries_count_from_the_unlock(sqlite_ctx: Context) -> None:  # n
     assert isinstance(again, LoginRefused) and again.tries_left == 4
 
 
-def test_list_filters_by_state_and_refuses_an_unknown_state(sqlite_ctx: Context) -> None:  # noqa: F811
+def test_list_filters_by_state_and_refuses_an_unknown_state(sqlite_ctx: Context) -> None:
     ctx = _freeze(sqlite_ctx)
     first = _register(ctx)
     second = _register(ctx, "www2.example.com")
@@ -206,7 +206,7 @@ def test_list_filters_by_state_and_refuses_an_unknown_state(sqlite_ctx: Context)
         apps.list_applications(ctx, state="csr_submitted")
 
 
-def test_after_a_reissue_the_old_pin_fails_the_new_one_works_and_sessions_end(any_db_ctx: Context) -> None:  # noqa: F811
+def test_after_a_reissue_the_old_pin_fails_the_new_one_works_and_sessions_end(any_db_ctx: Context) -> None:
     ctx = _freeze(any_db_ctx)
     reg = _register(ctx)
     app_id = _log_in(ctx, reg.reference_number, reg.pin)
@@ -225,7 +225,7 @@ def test_after_a_reissue_the_old_pin_fails_the_new_one_works_and_sessions_end(an
     assert new.pin not in _all_audit_text(ctx)
 
 
-def test_a_reissue_lifts_the_lock_and_a_rejected_application_gets_no_pin(sqlite_ctx: Context) -> None:  # noqa: F811
+def test_a_reissue_lifts_the_lock_and_a_rejected_application_gets_no_pin(sqlite_ctx: Context) -> None:
     ctx = _freeze(sqlite_ctx)
     reg = _register(ctx)
     for _ in range(ctx.settings.login_max_failures):
@@ -250,7 +250,7 @@ def test_a_reissue_lifts_the_lock_and_a_rejected_application_gets_no_pin(sqlite_
     ],
 )
 def test_refused_registrations_are_audited(
-    sqlite_ctx: Context,  # noqa: F811
+    sqlite_ctx: Context,
     raw: dict[str, object],
     error: type,
     reason: str,
@@ -268,7 +268,7 @@ def test_refused_registrations_are_audited(
 
 
 @pytest.fixture
-def client(sqlite_ctx: Context) -> Iterator[TestClient]:  # noqa: F811
+def client(sqlite_ctx: Context) -> Iterator[TestClient]:
     env = {**DEMO_ENV, "ECERT_OPERATOR_TOKEN": OPERATOR_TOKEN, "ECERT_SESSION_SECRET": "s" * 48}
     with TestClient(create_app(sqlite_ctx.settings, env, context=sqlite_ctx)) as c:
         yield c
@@ -287,7 +287,7 @@ def _portal_log_in(client: TestClient, reference: str, pin: str, lang: str = "en
 
 
 def test_the_log_in_page_says_how_many_tries_are_left_and_how_long_the_lock_lasts(
-    sqlite_ctx: Context,  # noqa: F811
+    sqlite_ctx: Context,
     client: TestClient,
 ) -> None:
     reg = _register(_freeze(sqlite_ctx))
@@ -305,7 +305,7 @@ def test_the_log_in_page_says_how_many_tries_are_left_and_how_long_the_lock_last
     assert "4 tries left with this Reference Number" in other
 
 
-def test_the_session_api_says_tries_left_and_retry_after(sqlite_ctx: Context, client: TestClient) -> None:  # noqa: F811
+def test_the_session_api_says_tries_left_and_retry_after(sqlite_ctx: Context, client: TestClient) -> None:
     reg = _register(_freeze(sqlite_ctx))
     body = {"server_name": SERVER, "reference_number": reg.reference_number, "pin": _wrong(reg.pin)}
     first = client.post("/api/v1/sessions", json=body)
@@ -318,7 +318,7 @@ def test_the_session_api_says_tries_left_and_retry_after(sqlite_ctx: Context, cl
     assert last.json()["retry_after_seconds"] == 1800 and last.json()["limit"] == "reference"
 
 
-def test_the_operator_api_lists_unlocks_and_reissues(sqlite_ctx: Context, client: TestClient) -> None:  # noqa: F811
+def test_the_operator_api_lists_unlocks_and_reissues(sqlite_ctx: Context, client: TestClient) -> None:
     reg = _register(sqlite_ctx)
     for _ in range(sqlite_ctx.settings.login_max_failures):
         _refusal(sqlite_ctx, reg.reference_number, _wrong(reg.pin))
@@ -342,7 +342,7 @@ def test_the_operator_api_lists_unlocks_and_reissues(sqlite_ctx: Context, client
     assert [e.actor for e in _events(sqlite_ctx, "application.unlocked")] == ["operator:api"]
 
 
-def test_the_operator_api_audits_a_refused_registration(sqlite_ctx: Context, client: TestClient) -> None:  # noqa: F811
+def test_the_operator_api_audits_a_refused_registration(sqlite_ctx: Context, client: TestClient) -> None:
     body = application_input(SERVER).model_dump(mode="json", exclude_none=True)
     assert (
         client.post("/api/v1/operator/applications", json={**body, "server_name": "localhost"}, headers=OP).status_code
@@ -365,7 +365,7 @@ def test_the_openapi_document_still_describes_the_registration_body(client: Test
 # --- the command line ------------------------------------------------------------------------------------
 
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # where this interpreter's console scripts are installed
 
 
 def test_the_operator_command_line(tmp_path: Path) -> None:

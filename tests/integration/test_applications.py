@@ -30,16 +30,8 @@ from ecert.services import certificates, downloads, enrolment
 from ecert.services.context import Context
 from ecert.services.pin_envelope import render_pin_envelope_html
 from ecert.store.models import CA, Application, AuditEvent, Certificate, DcvChallenge, DomainValidation, LoginAttempt
-from tests.integration.ca_fixtures import demo_ctx, hold_namespace, make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import (  # noqa: F401
-    HttpFileServer,
-    KnotDns,
-    SmtpSink,
-    _http_file_server_session,
-    http_file_server,
-    knot_dns,
-    smtp_sink,
-)
+from tests.integration.ca_fixtures import hold_namespace
+from tests.integration.dcv_fixtures import HttpFileServer, KnotDns, SmtpSink
 
 ADDR = "192.0.2.10"
 
@@ -74,7 +66,7 @@ def application_input(server: str, **overrides: object) -> apps.ApplicationInput
 
 
 @pytest.fixture
-def dns_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink) -> Context:  # noqa: F811
+def dns_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink) -> Context:
     return make_demo_ctx(
         dns_resolvers=(knot_dns.resolver_addr,),
         allow_private_addresses=True,
@@ -105,7 +97,7 @@ def _validated(ctx: Context, knot: KnotDns, host: str, **overrides: object) -> i
     return app_id
 
 
-def test_full_journey_by_dns(dns_ctx: Context, knot_dns: KnotDns, smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_full_journey_by_dns(dns_ctx: Context, knot_dns: KnotDns, smtp_sink: SmtpSink) -> None:
     host = _unique_host()
     reg = _registered(dns_ctx, host)
     assert len(reg.reference_number) == 9 and reg.reference_number[0] != "0"
@@ -161,7 +153,7 @@ def test_full_journey_by_dns(dns_ctx: Context, knot_dns: KnotDns, smtp_sink: Smt
     )
 
 
-def test_a_second_csr_after_accept_is_refused_and_changes_nothing(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_a_second_csr_after_accept_is_refused_and_changes_nothing(dns_ctx: Context, knot_dns: KnotDns) -> None:
     """Issue 10 point 3: Back to the CSR step after Accept must not silently issue a second certificate."""
     host = _unique_host()
     app_id = _validated(dns_ctx, knot_dns, host)
@@ -177,7 +169,7 @@ def test_a_second_csr_after_accept_is_refused_and_changes_nothing(dns_ctx: Conte
 
 @pytest.mark.parametrize("revoke_current", [True, False])
 def test_replacement_is_deliberate_and_says_what_happens_to_the_current_one(
-        dns_ctx: Context, knot_dns: KnotDns, revoke_current: bool) -> None:  # noqa: F811
+        dns_ctx: Context, knot_dns: KnotDns, revoke_current: bool) -> None:
     host = _unique_host()
     app_id = _validated(dns_ctx, knot_dns, host)
     first = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
@@ -201,7 +193,7 @@ def test_replacement_is_deliberate_and_says_what_happens_to_the_current_one(
     assert "csr.submitted" in events and "cert.accepted" in events
 
 
-def test_a_rejected_replacement_leaves_the_current_certificate(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_a_rejected_replacement_leaves_the_current_certificate(dns_ctx: Context, knot_dns: KnotDns) -> None:
     host = _unique_host()
     app_id = _validated(dns_ctx, knot_dns, host)
     first = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
@@ -212,7 +204,7 @@ def test_a_rejected_replacement_leaves_the_current_certificate(dns_ctx: Context,
     assert certificates.get_certificate(dns_ctx, app_id).serial_hex == first.serial_hex  # type: ignore[union-attr]
 
 
-def test_rejected_certificate_is_revoked_and_a_new_csr_allowed(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_rejected_certificate_is_revoked_and_a_new_csr_allowed(dns_ctx: Context, knot_dns: KnotDns) -> None:
     host = _unique_host()
     app_id = _validated(dns_ctx, knot_dns, host)
     cert = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
@@ -232,7 +224,7 @@ def test_rejected_certificate_is_revoked_and_a_new_csr_allowed(dns_ctx: Context,
     assert certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s").state == "issued"
 
 
-def test_caa_forbidding_refuses_issuance(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_caa_forbidding_refuses_issuance(dns_ctx: Context, knot_dns: KnotDns) -> None:
     host = _unique_host()
     app_id = _validated(dns_ctx, knot_dns, host)
     knot_dns.set_records(host, "CAA", ['0 issue "other-ca.example"'])
@@ -241,7 +233,7 @@ def test_caa_forbidding_refuses_issuance(dns_ctx: Context, knot_dns: KnotDns) ->
     assert apps.get_application(dns_ctx, app_id).state == "validated"
 
 
-def test_parallel_csr_submits_give_one_certificate(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_parallel_csr_submits_give_one_certificate(dns_ctx: Context, knot_dns: KnotDns) -> None:
     host = _unique_host()
     app_id = _validated(dns_ctx, knot_dns, host)
     csrs = [make_csr([host]) for _ in range(6)]
@@ -280,7 +272,7 @@ def test_government_alone_does_not_skip_dcv(dns_ctx: Context) -> None:
     assert apps.get_application(dns_ctx, reg.application_id).state == "confirmed"
 
 
-def test_names_under_an_operator_held_validation_skip_dcv(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_names_under_an_operator_held_validation_skip_dcv(dns_ctx: Context, knot_dns: KnotDns) -> None:
     hold_namespace(dns_ctx, knot_dns)
     reg = _registered(dns_ctx, _unique_host(), is_government=True)
     apps.confirm_application(dns_ctx, reg.application_id, use_chinese=False, actor="s")
@@ -350,7 +342,7 @@ def test_wrong_pin_locks_out_with_the_same_message_and_audit(dns_ctx: Context) -
         assert s.scalar(select(func.count()).select_from(LoginAttempt)) == 6
 
 
-def test_lockout_ends_after_the_lockout_period(demo_ctx: Context) -> None:  # noqa: F811
+def test_lockout_ends_after_the_lockout_period(demo_ctx: Context) -> None:
     reg = _registered(demo_ctx, "www.example.com")
     for _ in range(demo_ctx.settings.login_max_failures):
         with pytest.raises((Unauthorized, RateLimited)):
@@ -384,7 +376,7 @@ def test_lockout_ends_after_the_lockout_period(demo_ctx: Context) -> None:  # no
         ({"cert_type": CertType.EV}, PolicyViolation),
     ],
 )
-def test_bad_applications_are_refused(demo_ctx: Context, overrides: dict[str, object], error: type) -> None:  # noqa: F811
+def test_bad_applications_are_refused(demo_ctx: Context, overrides: dict[str, object], error: type) -> None:
     with pytest.raises(error):
         _registered(demo_ctx, "www.example.com", **overrides)
     with demo_ctx.sessions() as s:
@@ -399,7 +391,7 @@ def test_bad_applications_are_refused(demo_ctx: Context, overrides: dict[str, ob
         (make_csr(["www.example.com", "evil.example.net"]), PolicyViolation),
     ],
 )
-def test_bad_csrs_change_nothing(dns_ctx: Context, knot_dns: KnotDns, csr: str, error: type) -> None:  # noqa: F811
+def test_bad_csrs_change_nothing(dns_ctx: Context, knot_dns: KnotDns, csr: str, error: type) -> None:
     hold_namespace(dns_ctx, knot_dns)
     reg = _registered(dns_ctx, "www.example.com", is_government=True)
     apps.confirm_application(dns_ctx, reg.application_id, use_chinese=False, actor="s")
@@ -411,7 +403,7 @@ def test_bad_csrs_change_nothing(dns_ctx: Context, knot_dns: KnotDns, csr: str, 
         assert "issuance.refused" in s.scalars(select(AuditEvent.event)).all()  # the RA audits every refusal
 
 
-def test_csr_before_validation_is_refused(demo_ctx: Context) -> None:  # noqa: F811
+def test_csr_before_validation_is_refused(demo_ctx: Context) -> None:
     reg = _registered(demo_ctx, "www.example.com")
     with pytest.raises(Conflict):
         certificates.submit_csr(demo_ctx, reg.application_id, make_csr(["www.example.com"]), actor="s")
@@ -426,8 +418,8 @@ def test_pin_envelope_escapes_and_groups() -> None:
 
 
 @pytest.mark.postgres
-def test_journey_and_race_on_postgresql(make_demo_ctx: Callable[..., Context], pg_url: str,  # noqa: F811
-                                        knot_dns: KnotDns, smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_journey_and_race_on_postgresql(make_demo_ctx: Callable[..., Context], pg_url: str,
+                                        knot_dns: KnotDns, smtp_sink: SmtpSink) -> None:
     ctx = make_demo_ctx(database_url=pg_url, dns_resolvers=(knot_dns.resolver_addr,),
                         allow_private_addresses=True, smtp_port=smtp_sink.port)
     host = _unique_host()
@@ -454,8 +446,8 @@ def test_journey_and_race_on_postgresql(make_demo_ctx: Callable[..., Context], p
 
 
 @pytest.fixture
-def web_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, http_file_server: HttpFileServer,  # noqa: F811
-            smtp_sink: SmtpSink) -> Context:  # noqa: F811
+def web_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, http_file_server: HttpFileServer,
+            smtp_sink: SmtpSink) -> Context:
     """DNS, HTTP and SMTP all pointed at the loopback fixtures, so every DCV method can pass."""
     return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True,
                          caa_identities=("ecert.example.hk",), http_port=http_file_server.http_port,
@@ -483,8 +475,8 @@ SWITCHES = [("dns_txt", "http_file", "dns_txt"), ("http_file", "dns_txt", "http_
 
 
 @pytest.mark.parametrize("order", SWITCHES)
-def test_confirm_checks_the_method_last_opened(web_ctx: Context, knot_dns: KnotDns,  # noqa: F811
-                                                http_file_server: HttpFileServer, order: tuple[str, ...]) -> None:  # noqa: F811
+def test_confirm_checks_the_method_last_opened(web_ctx: Context, knot_dns: KnotDns,
+                                                http_file_server: HttpFileServer, order: tuple[str, ...]) -> None:
     host = _unique_host()
     app_id = _confirmed(web_ctx, host)
     seen: dict[str, list[str | None]] = {}
@@ -499,8 +491,8 @@ def test_confirm_checks_the_method_last_opened(web_ctx: Context, knot_dns: KnotD
     assert outcome.results[0].method == enrolment.parse_method(order[-1]).value
 
 
-def test_confirm_may_name_the_method_and_the_other_code_stays_live(web_ctx: Context, knot_dns: KnotDns,  # noqa: F811
-                                                                     http_file_server: HttpFileServer) -> None:  # noqa: F811
+def test_confirm_may_name_the_method_and_the_other_code_stays_live(web_ctx: Context, knot_dns: KnotDns,
+                                                                     http_file_server: HttpFileServer) -> None:
     host = _unique_host()
     app_id = _confirmed(web_ctx, host)
     dns_view = enrolment.dcv_start(web_ctx, app_id, method="dns_txt")[0]
@@ -528,8 +520,8 @@ def _mailed_code(sink: SmtpSink) -> str:
     return content.split("Validation Code:")[1].split()[0]
 
 
-def test_email_offers_every_authorization_domain_name_and_passes_at_a_parent(web_ctx: Context,  # noqa: F811
-                                                                              smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_email_offers_every_authorization_domain_name_and_passes_at_a_parent(web_ctx: Context,
+                                                                              smtp_sink: SmtpSink) -> None:
     host = f"www.{uuid.uuid4().hex[:8]}.example.com"
     app_id = _confirmed(web_ctx, host)
     listed = enrolment.dcv_start(web_ctx, app_id, method="email")[0].email_addresses
@@ -543,7 +535,7 @@ def test_email_offers_every_authorization_domain_name_and_passes_at_a_parent(web
 
 
 @pytest.mark.parametrize("email_domain", ["com", "other.example.com", "example.net", "x.www.{host}"])
-def test_email_refuses_a_domain_that_is_not_an_adn(web_ctx: Context, smtp_sink: SmtpSink,  # noqa: F811
+def test_email_refuses_a_domain_that_is_not_an_adn(web_ctx: Context, smtp_sink: SmtpSink,
                                                    email_domain: str) -> None:
     host = f"www.{uuid.uuid4().hex[:8]}.example.com"
     app_id = _confirmed(web_ctx, host)
@@ -553,8 +545,8 @@ def test_email_refuses_a_domain_that_is_not_an_adn(web_ctx: Context, smtp_sink: 
     assert all(m["to"] == ["webmaster@example.com"] for m in smtp_sink.messages)  # only the invitation went out
 
 
-def test_undeliverable_email_says_so_plainly_and_audits_the_reason(make_demo_ctx: Callable[..., Context],  # noqa: F811
-                                                                   knot_dns: KnotDns) -> None:  # noqa: F811
+def test_undeliverable_email_says_so_plainly_and_audits_the_reason(make_demo_ctx: Callable[..., Context],
+                                                                   knot_dns: KnotDns) -> None:
     ctx = make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True, smtp_port=9,
                         smtp_port_for_dcv=9)  # nothing listens on port 9: the relay refuses the connection
     host = _unique_host()
@@ -569,7 +561,7 @@ def test_undeliverable_email_says_so_plainly_and_audits_the_reason(make_demo_ctx
     assert not outcome.passed and "send the Validation Code" in outcome.results[0].reason
 
 
-def test_validation_file_is_only_read_never_created(web_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_validation_file_is_only_read_never_created(web_ctx: Context, knot_dns: KnotDns) -> None:
     host = _unique_host()
     app_id = _confirmed(web_ctx, host)
     assert enrolment.validation_file(web_ctx, app_id) is None  # the instructions were never opened
@@ -579,7 +571,7 @@ def test_validation_file_is_only_read_never_created(web_ctx: Context, knot_dns: 
         assert s.scalar(select(func.count()).select_from(DcvChallenge)) == 1
 
 
-def test_invitation_shows_an_idn_in_both_forms(dns_ctx: Context, smtp_sink: SmtpSink) -> None:  # noqa: F811
+def test_invitation_shows_an_idn_in_both_forms(dns_ctx: Context, smtp_sink: SmtpSink) -> None:
     _registered(dns_ctx, "香港郵政.example.com")
     mail = smtp_sink.messages[-1]["content"]
     import email
@@ -588,14 +580,14 @@ def test_invitation_shows_an_idn_in_both_forms(dns_ctx: Context, smtp_sink: Smtp
     assert "香港郵政.example.com (xn--" in body
 
 
-def test_registration_says_why_the_invitation_was_not_sent(make_demo_ctx: Callable[..., Context]) -> None:  # noqa: F811
+def test_registration_says_why_the_invitation_was_not_sent(make_demo_ctx: Callable[..., Context]) -> None:
     ctx = make_demo_ctx(smtp_port=9)  # nothing listens there
     reg = _registered(ctx, _unique_host())
     assert not reg.mail_sent and reg.mail_error is not None and "\n" not in reg.mail_error
     assert "127.0.0.1:9 refused the connection" in reg.mail_error and reg.pin not in reg.mail_error
 
 
-def test_a_high_risk_name_needs_a_recorded_review(demo_ctx: Context) -> None:  # noqa: F811
+def test_a_high_risk_name_needs_a_recorded_review(demo_ctx: Context) -> None:
     with pytest.raises(PolicyViolation, match="manual high-risk review") as err:
         application_input("p\u0430ypal.com")
     assert err.value.rule == "BR 4.2.1"

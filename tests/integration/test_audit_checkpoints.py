@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,8 @@ from ecert.services.context import Context
 from ecert.store import audit
 from ecert.store.checkpoints import CHECKPOINT_FILE
 from ecert.store.models import AuditEvent
-from tests.integration.ca_fixtures import demo_ctx, make_demo_ctx  # noqa: F401
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # where this interpreter's console scripts are installed
 
 
 def _tamper(ctx: Context, *statements: str) -> None:
@@ -39,7 +39,7 @@ def _more_rows(ctx: Context, n: int = 3) -> None:
             audit.append(session, actor="operator:test", event="test.tick", details={"n": i}, now=ctx.clock())
 
 
-def test_an_intact_log_matches_its_checkpoint(demo_ctx: Context) -> None:  # noqa: F811
+def test_an_intact_log_matches_its_checkpoint(demo_ctx: Context) -> None:
     cp = write_checkpoint(demo_ctx)
     assert cp is not None and cp.rows > 0
     _more_rows(demo_ctx)  # rows after the checkpoint are fine: the log only grows
@@ -48,7 +48,7 @@ def test_an_intact_log_matches_its_checkpoint(demo_ctx: Context) -> None:  # noq
     assert report.checkpoint == cp and report.rows_checked == cp.rows + 3
 
 
-def test_an_emptied_table_fails(demo_ctx: Context) -> None:  # noqa: F811
+def test_an_emptied_table_fails(demo_ctx: Context) -> None:
     cp = write_checkpoint(demo_ctx)
     assert cp is not None
     _tamper(demo_ctx, "DELETE FROM audit_log")
@@ -60,7 +60,7 @@ def test_an_emptied_table_fails(demo_ctx: Context) -> None:  # noqa: F811
     )
 
 
-def test_rows_deleted_from_the_end_fail(demo_ctx: Context) -> None:  # noqa: F811
+def test_rows_deleted_from_the_end_fail(demo_ctx: Context) -> None:
     _more_rows(demo_ctx)
     cp = write_checkpoint(demo_ctx)
     assert cp is not None
@@ -70,7 +70,7 @@ def test_rows_deleted_from_the_end_fail(demo_ctx: Context) -> None:  # noqa: F81
     assert report.rows_checked == cp.rows - 2
 
 
-def test_a_chain_rebuilt_over_a_deleted_row_shows_the_gap(demo_ctx: Context) -> None:  # noqa: F811
+def test_a_chain_rebuilt_over_a_deleted_row_shows_the_gap(demo_ctx: Context) -> None:
     """Delete row 2 and re-hash every later row: the links hold, the ids do not."""
     _tamper(demo_ctx, "DELETE FROM audit_log WHERE id = 2")
     with demo_ctx.engine.begin() as conn:
@@ -89,7 +89,7 @@ def test_a_chain_rebuilt_over_a_deleted_row_shows_the_gap(demo_ctx: Context) -> 
     assert "row ids jump to 3 where 2 was due" in (report.reason or "")
 
 
-def test_a_forged_checkpoint_fails(demo_ctx: Context) -> None:  # noqa: F811
+def test_a_forged_checkpoint_fails(demo_ctx: Context) -> None:
     write_checkpoint(demo_ctx)
     path = demo_ctx.settings.data_dir / "audit" / CHECKPOINT_FILE
     line = json.loads(path.read_text().splitlines()[-1])
@@ -100,7 +100,7 @@ def test_a_forged_checkpoint_fails(demo_ctx: Context) -> None:  # noqa: F811
     assert not report.ok and "signature does not verify" in (report.reason or "")
 
 
-def test_checkpoints_are_appended_to_a_private_file_with_an_encrypted_key(demo_ctx: Context) -> None:  # noqa: F811
+def test_checkpoints_are_appended_to_a_private_file_with_an_encrypted_key(demo_ctx: Context) -> None:
     first = write_checkpoint(demo_ctx)
     assert write_checkpoint(demo_ctx) is None  # nothing changed: no new line
     _more_rows(demo_ctx, 1)
@@ -117,13 +117,13 @@ def test_checkpoints_are_appended_to_a_private_file_with_an_encrypted_key(demo_c
     assert len(created) == 1 and created[0].details["key_id"] == first.key_id  # type: ignore[union-attr]
 
 
-def test_the_jobs_write_a_checkpoint(demo_ctx: Context) -> None:  # noqa: F811
+def test_the_jobs_write_a_checkpoint(demo_ctx: Context) -> None:
     report = jobs.run_once(demo_ctx)
     assert "audit-checkpoint" not in " ".join(report.errors)
     assert verify_log(demo_ctx).checkpoint is not None
 
 
-def test_the_web_service_writes_a_checkpoint_when_it_stops(demo_ctx: Context) -> None:  # noqa: F811
+def test_the_web_service_writes_a_checkpoint_when_it_stops(demo_ctx: Context) -> None:
     from fastapi.testclient import TestClient
 
     from ecert.web.app import create_app
@@ -170,7 +170,7 @@ def test_the_cli_exits_4_on_an_emptied_log(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("known_head_ok", [True, False])
-def test_known_head_is_still_honoured(demo_ctx: Context, known_head_ok: bool) -> None:  # noqa: F811
+def test_known_head_is_still_honoured(demo_ctx: Context, known_head_ok: bool) -> None:
     with demo_ctx.read() as session:
         head = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     report = verify_log(demo_ctx, known_head=head if known_head_ok else "f" * 64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,14 +13,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.integration.dcv_fixtures import KnotDns, knot_dns  # noqa: F401
+from tests.integration.dcv_fixtures import KnotDns
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # where this interpreter's console scripts are installed
 RESOLVER: dict[str, str] = {}
 
 
 @pytest.fixture(autouse=True)
-def _caa_resolver(knot_dns: KnotDns) -> None:  # noqa: F811
+def _caa_resolver(knot_dns: KnotDns) -> None:
     """`cert issue` looks CAA up (BR 3.2.2.8): point the CLI at the loopback Knot server."""
     RESOLVER["addr"] = knot_dns.resolver_addr
 
@@ -68,7 +69,7 @@ def _operator_validates(tmp_path: Path, knot: KnotDns, domain: str) -> None:
 
 
 @pytest.fixture
-def validated(initialised: Path, knot_dns: KnotDns) -> tuple[Path, str]:  # noqa: F811
+def validated(initialised: Path, knot_dns: KnotDns) -> tuple[Path, str]:
     """A demo CA whose operator holds a validation of example.com and vetted "Example Limited"."""
     _operator_validates(initialised, knot_dns, "example.com")
     return initialised, _vetting(initialised)
@@ -130,7 +131,7 @@ def test_no_issuance_without_recorded_domain_validation(initialised: Path) -> No
     assert any(e["event"] == "issuance.refused" and e["details"]["channel"] == "operator-cli" for e in events)
 
 
-def test_no_issuance_without_a_vetted_organisation(initialised: Path, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_no_issuance_without_a_vetted_organisation(initialised: Path, knot_dns: KnotDns) -> None:
     _operator_validates(initialised, knot_dns, "example.com")
     csr = _csr(initialised, "www.example.com")
     refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--profile", "server", "--name",
@@ -224,7 +225,7 @@ def test_audit_verify_with_a_known_head_detects_rows_cut_from_the_end(initialise
     assert cut.returncode == 4 and "BROKEN" in cut.stdout
 
 
-def test_direct_issuance_checks_caa_and_records_it(validated: tuple[Path, str], knot_dns: KnotDns) -> None:  # noqa: F811
+def test_direct_issuance_checks_caa_and_records_it(validated: tuple[Path, str], knot_dns: KnotDns) -> None:
     initialised, vetting = validated
     knot_dns.set_records("caa-cli.example.com", "CAA", ['0 issue "another-ca.example.net"'])
     csr = _csr(initialised, "caa-cli.example.com")

@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from tests.integration.test_client_cli import HOST, run, secrets  # noqa: F401
+from tests.integration.test_client_cli import HOST, run
 from tests.unit.test_client_pki import TestPKI
 
 FORMATS = ["nginx", "apache", "haproxy", "pem", "pfx", "jks"]

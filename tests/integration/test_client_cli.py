@@ -29,19 +29,6 @@ def run(store: Path, *args: str, input: str | None = None, obj: object = None):
     return CliRunner().invoke(app, ["--store", str(store), *args], input=input, env={"NO_COLOR": "1"}, obj=obj)
 
 
-@pytest.fixture
-def pki() -> TestPKI:
-    return TestPKI(start=datetime.now(UTC))
-
-
-@pytest.fixture
-def secrets(tmp_path: Path) -> dict[str, str]:
-    (tmp_path / "pass").write_text("key-pass\n")
-    (tmp_path / "pfxpw").write_text("pfx-pass\n")
-    (tmp_path / "wrongpw").write_text("nope\n")
-    return {"key": str(tmp_path / "pass"), "pfx": str(tmp_path / "pfxpw"), "wrong": str(tmp_path / "wrongpw")}
-
-
 def issued_store(tmp_path: Path, pki: TestPKI, secrets: dict[str, str]) -> tuple[Path, x509.Certificate]:
     """A store with the roots installed and one completed certificate 'web' for HOST."""
     store = tmp_path / "store"

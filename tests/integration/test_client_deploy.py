@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.integration.test_client_cli import HOST, issued_store, pki, run, secrets  # noqa: F401
+from tests.integration.test_client_cli import HOST, issued_store, run
 from tests.integration.test_client_nginx import _free_port, _wait_listening, openssl_s_client, python_ssl_peer
 from tests.unit.test_client_pki import TestPKI
 
@@ -30,7 +30,7 @@ EXPECTED: dict[str, dict[str, int]] = {
 }
 
 
-def deploy(tmp_path: Path, pki: TestPKI, secrets: dict[str, str], fmt: str, *extra: str) -> tuple[Path, dict]:  # noqa: F811
+def deploy(tmp_path: Path, pki: TestPKI, secrets: dict[str, str], fmt: str, *extra: str) -> tuple[Path, dict]:
     store, _ = issued_store(tmp_path, pki, secrets)
     out = tmp_path / f"out-{fmt}"
     r = run(
@@ -46,7 +46,7 @@ def certs_in(path: Path) -> list[x509.Certificate]:
 
 
 @pytest.mark.parametrize("fmt", sorted(EXPECTED))
-def test_deploy_writes_exactly_the_expected_files_with_safe_modes(tmp_path: Path, pki, secrets, fmt: str) -> None:  # noqa: F811
+def test_deploy_writes_exactly_the_expected_files_with_safe_modes(tmp_path: Path, pki, secrets, fmt: str) -> None:
     out, result = deploy(tmp_path, pki, secrets, fmt)
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == EXPECTED[fmt]
     assert sorted(Path(p).name for p in result["files"]) == sorted(EXPECTED[fmt])
@@ -54,7 +54,7 @@ def test_deploy_writes_exactly_the_expected_files_with_safe_modes(tmp_path: Path
 
 
 @pytest.mark.parametrize("fmt", ["apache", "pem"])
-def test_pem_files_parse_and_the_chain_is_in_order(tmp_path: Path, pki, secrets, fmt: str) -> None:  # noqa: F811
+def test_pem_files_parse_and_the_chain_is_in_order(tmp_path: Path, pki, secrets, fmt: str) -> None:
     out, result = deploy(tmp_path, pki, secrets, fmt)
     [leaf] = certs_in(out / "cert.pem")
     chain, full = certs_in(out / "chain.pem"), certs_in(out / "fullchain.pem")
@@ -66,7 +66,7 @@ def test_pem_files_parse_and_the_chain_is_in_order(tmp_path: Path, pki, secrets,
     assert result["via_cross"] is False
 
 
-def test_apache_snippet_names_the_files_it_wrote(tmp_path: Path, pki, secrets) -> None:  # noqa: F811
+def test_apache_snippet_names_the_files_it_wrote(tmp_path: Path, pki, secrets) -> None:
     store, _ = issued_store(tmp_path, pki, secrets)
     out = tmp_path / "apache"
     r = run(store, "deploy", "web", "--format", "apache", "--out", str(out), "--passphrase-file", secrets["key"])
@@ -78,8 +78,8 @@ def test_apache_snippet_names_the_files_it_wrote(tmp_path: Path, pki, secrets) -
 @pytest.mark.parametrize(("legacy", "openssl_flags"), [(False, []), (True, ["-legacy"])], ids=["aes256", "legacy"])
 def test_pfx_opens_with_openssl_and_holds_key_cert_and_chain(
     tmp_path: Path,
-    pki,  # noqa: F811
-    secrets,  # noqa: F811
+    pki,
+    secrets,
     legacy: bool,
     openssl_flags: list[str],
 ) -> None:
@@ -130,7 +130,7 @@ def apache_serving(root: Path, fullchain: Path, key: Path, host: str) -> Iterato
             proc.wait(timeout=5)
 
 
-def test_apache_serves_the_deployed_files(tmp_path: Path, pki, secrets) -> None:  # noqa: F811
+def test_apache_serves_the_deployed_files(tmp_path: Path, pki, secrets) -> None:
     out, _ = deploy(tmp_path, pki, secrets, "apache")
     (tmp_path / "root.pem").write_bytes(pki.pem(pki.root))
     with apache_serving(tmp_path / "httpd", out / "fullchain.pem", out / "privkey.pem", HOST) as port:

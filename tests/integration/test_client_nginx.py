@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_client_cli import HOST, issued_store, pki, run, secrets  # noqa: F401
+from tests.integration.test_client_cli import HOST, issued_store, run
 
 NGINX = "/usr/sbin/nginx"
 
@@ -111,7 +111,7 @@ def python_ssl_peer(port: int, host: str, root: Path) -> dict:
 
 
 @pytest.fixture
-def served(tmp_path: Path, pki, secrets):  # noqa: F811
+def served(tmp_path: Path, pki, secrets):
     store, leaf = issued_store(tmp_path, pki, secrets)
     out = tmp_path / "deploy"
     r = run(store, "deploy", "web", "--format", "nginx", "--out", str(out), "--passphrase-file", secrets["key"])
@@ -160,7 +160,7 @@ def _snippet_paths(output: str, *directives: str) -> list[str]:
     return [found[d] for d in directives]
 
 
-def test_nginx_accepts_the_snippet_made_with_a_relative_out(tmp_path: Path, pki, secrets, monkeypatch) -> None:  # noqa: F811
+def test_nginx_accepts_the_snippet_made_with_a_relative_out(tmp_path: Path, pki, secrets, monkeypatch) -> None:
     """Issue 10 point 17: nginx resolves a relative path against its prefix, so the snippet must be absolute."""
     store, _ = issued_store(tmp_path, pki, secrets)
     work = tmp_path / "work"
@@ -176,7 +176,7 @@ def test_nginx_accepts_the_snippet_made_with_a_relative_out(tmp_path: Path, pki,
         assert b"Verify return code: 0 (ok)" in s_client.stdout
 
 
-def test_apache_snippet_names_absolute_paths(tmp_path: Path, pki, secrets, monkeypatch) -> None:  # noqa: F811
+def test_apache_snippet_names_absolute_paths(tmp_path: Path, pki, secrets, monkeypatch) -> None:
     store, _ = issued_store(tmp_path, pki, secrets)
     monkeypatch.chdir(tmp_path)
     r = run(store, "deploy", "web", "--format", "apache", "--out", "apache", "--passphrase-file", secrets["key"])

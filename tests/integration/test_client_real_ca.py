@@ -26,8 +26,8 @@ from ecert.core.profiles import CertType
 from ecert.services.applications import ApplicationInput, RegisteredApplication, register_application
 from ecert.services.context import Context
 from ecert.web.app import create_app
-from tests.integration.ca_fixtures import DEMO_ENV, make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import KnotDns, SmtpSink, free_port, knot_dns, smtp_sink, start_asgi  # noqa: F401
+from tests.integration.ca_fixtures import DEMO_ENV
+from tests.integration.dcv_fixtures import KnotDns, SmtpSink, free_port, start_asgi
 from tests.integration.test_client_cli import run
 from tests.integration.test_client_nginx import _wait_listening, nginx_serving, openssl_s_client, python_ssl_peer
 
@@ -81,9 +81,9 @@ class RealCA:
 
 @pytest.fixture
 def real_ca(
-    make_demo_ctx: Callable[..., Context],  # noqa: F811
-    knot_dns: KnotDns,  # noqa: F811
-    smtp_sink: SmtpSink,  # noqa: F811
+    make_demo_ctx: Callable[..., Context],
+    knot_dns: KnotDns,
+    smtp_sink: SmtpSink,
     webroot: tuple[Path, int],
 ) -> Iterator[RealCA]:
     ctx = make_demo_ctx(

@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from ecert.core import ct
 from tests.ct_log import merkle
-from tests.ct_log.fixtures import ct_logs_fixture  # noqa: F401 - fixture
 from tests.ct_log.pki import MiniCa
 from tests.ct_log.server import TestLog
 

@@ -14,7 +14,7 @@ from ecert.core.errors import TransparencyFailed
 from ecert.transparency import CtSubmitter, LogClient, RetryPolicy, Submission
 from ecert.transparency.client import new_http_client
 from ecert.transparency.submit import load_log_list
-from tests.ct_log.fixtures import ct_logs_fixture, write_log_list  # noqa: F401 - fixture
+from tests.ct_log.fixtures import write_log_list
 from tests.ct_log.pki import NOW, MiniCa
 from tests.ct_log.server import Faults, TestLog
 

@@ -6,12 +6,11 @@ import pytest
 
 from ecert.validation.caa import climb_names
 from ecert.validation.validator import Validator
-from tests.integration.ca_fixtures import make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import dcv_settings, knot_dns, unbound_resolver  # noqa: F401
+from tests.integration.dcv_fixtures import dcv_settings
 
 
 @pytest.fixture(scope="module")
-def caa_zone(knot_dns):  # noqa: F811
+def caa_zone(knot_dns):
     """One sub-tree per case, so cases do not disturb each other."""
     k = knot_dns
     k.set_records("ok.caa.example.com", "CAA", ['0 issue "ecert.example.hk"'])
@@ -34,7 +33,7 @@ def caa_zone(knot_dns):  # noqa: F811
 
 
 @pytest.fixture(params=["knot", "unbound"])
-def validator(request, caa_zone, unbound_resolver):  # noqa: F811
+def validator(request, caa_zone, unbound_resolver):
     addr = caa_zone.resolver_addr if request.param == "knot" else unbound_resolver.resolver_addr
     return Validator(dcv_settings(addr))
 
@@ -71,14 +70,14 @@ def test_alias_chain_is_recorded_in_evidence(validator):
     assert first["records"] == ['0 issue "ecert.example.hk"']
 
 
-def test_cname_loop_forbids(caa_zone, unbound_resolver):  # noqa: F811
+def test_cname_loop_forbids(caa_zone, unbound_resolver):
     caa_zone.set_records("loop-a.example.net", "CNAME", ["loop-b.example.org."])
     caa_zone.set_records("loop-b.example.org", "CNAME", ["loop-a.example.net."])
     [decision] = Validator(dcv_settings(caa_zone.resolver_addr)).check_caa(["loop-a.example.net"])
     assert not decision.permitted
 
 
-def test_servfail_forbids(unbound_resolver):  # noqa: F811
+def test_servfail_forbids(unbound_resolver):
     [decision] = Validator(dcv_settings(unbound_resolver.resolver_addr)).check_caa(["www.servfail.example.info"])
     assert not decision.permitted
     assert "SERVFAIL" in decision.reason
@@ -93,13 +92,13 @@ def test_climb_stops_before_the_public_suffix():
 
 
 @pytest.fixture(scope="module")
-def dead_delegation(knot_dns):  # noqa: F811
+def dead_delegation(knot_dns):
     """``dead.caa.example.com`` is delegated to a name server that does not exist: nothing can be looked up."""
     knot_dns.set_records("dead.caa.example.com", "NS", ["ns.dead.invalid."])
     return "www.dead.caa.example.com"
 
 
-def test_authoritative_server_as_resolver_refuses_a_dead_delegation(knot_dns, dead_delegation):  # noqa: F811
+def test_authoritative_server_as_resolver_refuses_a_dead_delegation(knot_dns, dead_delegation):
     [decision] = Validator(dcv_settings(knot_dns.authoritative_addr)).check_caa([dead_delegation])
     assert not decision.permitted, decision.reason
     assert "no CAA records" not in decision.reason
@@ -107,14 +106,14 @@ def test_authoritative_server_as_resolver_refuses_a_dead_delegation(knot_dns, de
     assert decision.evidence["queries"][0]["status"] in ("not-recursive", "referral")
 
 
-def test_authoritative_server_as_resolver_refuses_even_a_name_it_holds(caa_zone):  # noqa: F811
+def test_authoritative_server_as_resolver_refuses_even_a_name_it_holds(caa_zone):
     """Without the RA flag nothing counts: an authoritative server may hold a zone nobody delegates to it."""
     [decision] = Validator(dcv_settings(caa_zone.authoritative_addr)).check_caa(["ok.caa.example.com"])
     assert not decision.permitted
     assert "not recursive" in decision.reason
 
 
-def test_referral_from_a_recursive_looking_server_is_a_failure(knot_dns, dead_delegation):  # noqa: F811
+def test_referral_from_a_recursive_looking_server_is_a_failure(knot_dns, dead_delegation):
     """The same query seen raw from Knot is a referral; the client calls it one even if RA were set."""
     import dns.flags
     import dns.message
@@ -131,14 +130,14 @@ def test_referral_from_a_recursive_looking_server_is_a_failure(knot_dns, dead_de
     assert judged is not None and judged.status == "referral" and judged.failed
 
 
-def test_recursive_resolver_permits_the_rest(unbound_resolver, caa_zone, dead_delegation):  # noqa: F811
+def test_recursive_resolver_permits_the_rest(unbound_resolver, caa_zone, dead_delegation):
     validator = Validator(dcv_settings(unbound_resolver.resolver_addr))
     dead, fine = validator.check_caa([dead_delegation, "www.ok.caa.example.com"])
     assert not dead.permitted and "SERVFAIL" in dead.reason
     assert fine.permitted, fine.reason
 
 
-def test_issuance_is_refused_naming_the_rule(make_demo_ctx, knot_dns, dead_delegation):  # noqa: F811
+def test_issuance_is_refused_naming_the_rule(make_demo_ctx, knot_dns, dead_delegation):
     from ecert.core.errors import ValidationFailed
     from ecert.services.caa import check_caa_at_issuance
 

@@ -7,15 +7,15 @@ import pytest
 from ecert.core.dcv_rules import new_validation_code
 from ecert.validation.dns import DnsClient
 from ecert.validation.validator import Validator
-from tests.integration.dcv_fixtures import dcv_settings, knot_dns, unbound_resolver  # noqa: F401
+from tests.integration.dcv_fixtures import dcv_settings
 
 
 @pytest.fixture()
-def validator(knot_dns):  # noqa: F811
+def validator(knot_dns):
     return Validator(dcv_settings(knot_dns.resolver_addr))
 
 
-def test_txt_at_the_name_passes_and_records_what_was_seen(knot_dns, validator):  # noqa: F811
+def test_txt_at_the_name_passes_and_records_what_was_seen(knot_dns, validator):
     code = new_validation_code()
     knot_dns.add_txt("txt-ok.example.com", code)
     result = validator.check("dns", "txt-ok.example.com", code)
@@ -25,7 +25,7 @@ def test_txt_at_the_name_passes_and_records_what_was_seen(knot_dns, validator): 
     assert result.evidence["resolvers"] == [knot_dns.resolver_addr]
 
 
-def test_txt_under_pki_validation_label_passes(knot_dns, validator):  # noqa: F811
+def test_txt_under_pki_validation_label_passes(knot_dns, validator):
     code = new_validation_code()
     knot_dns.add_txt("_pki-validation.prefixed.example.com", code)
     result = validator.check("dns", "prefixed.example.com", code)
@@ -33,13 +33,13 @@ def test_txt_under_pki_validation_label_passes(knot_dns, validator):  # noqa: F8
     assert result.evidence["matched_at"] == "_pki-validation.prefixed.example.com"
 
 
-def test_strings_of_one_record_are_concatenated(knot_dns, validator):  # noqa: F811
+def test_strings_of_one_record_are_concatenated(knot_dns, validator):
     code = new_validation_code()
     knot_dns.add_txt("split.example.com", [code[:10], code[10:]])
     assert validator.check("dns", "split.example.com", code).passed
 
 
-def test_any_of_several_records_may_match(knot_dns, validator):  # noqa: F811
+def test_any_of_several_records_may_match(knot_dns, validator):
     code = new_validation_code()
     knot_dns.add_txt("several.example.com", "v=spf1 -all")
     knot_dns.add_txt("several.example.com", code)
@@ -47,13 +47,13 @@ def test_any_of_several_records_may_match(knot_dns, validator):  # noqa: F811
     assert validator.check("dns", "several.example.com", code).passed
 
 
-def test_wildcard_is_validated_on_its_base_domain(knot_dns, validator):  # noqa: F811
+def test_wildcard_is_validated_on_its_base_domain(knot_dns, validator):
     code = new_validation_code()
     knot_dns.add_txt("wild.example.com", code)
     assert validator.check("dns", "*.wild.example.com", code).passed
 
 
-def test_live_update_is_seen_between_checks(knot_dns, validator):  # noqa: F811
+def test_live_update_is_seen_between_checks(knot_dns, validator):
     code = new_validation_code()
     assert not validator.check("dns", "later.example.com", code).passed
     knot_dns.add_txt("later.example.com", code)
@@ -69,7 +69,7 @@ def test_live_update_is_seen_between_checks(knot_dns, validator):  # noqa: F811
         ("partial.example.com", "xxCODExx", "do not hold the Validation Code"),
     ],
 )
-def test_txt_failures(knot_dns, validator, where, value, reason_part):  # noqa: F811
+def test_txt_failures(knot_dns, validator, where, value, reason_part):
     code = new_validation_code()
     knot_dns.add_txt(where, value.replace("CODE", code))
     domain = {
@@ -81,14 +81,14 @@ def test_txt_failures(knot_dns, validator, where, value, reason_part):  # noqa: 
     assert reason_part in result.reason
 
 
-def test_servfail_from_the_resolver_fails_closed(knot_dns, unbound_resolver):  # noqa: F811
+def test_servfail_from_the_resolver_fails_closed(knot_dns, unbound_resolver):
     validator = Validator(dcv_settings(unbound_resolver.resolver_addr))
     result = validator.check("dns", "www.servfail.example.info", "CODE")
     assert not result.passed
     assert "SERVFAIL" in result.reason
 
 
-def test_dead_resolver_times_out_in_bounded_time(knot_dns):  # noqa: F811
+def test_dead_resolver_times_out_in_bounded_time(knot_dns):
     import socket
     import time
 
@@ -103,7 +103,7 @@ def test_dead_resolver_times_out_in_bounded_time(knot_dns):  # noqa: F811
     assert time.monotonic() - started < 3
 
 
-def test_dnssec_required_refuses_unauthenticated_answers(knot_dns):  # noqa: F811
+def test_dnssec_required_refuses_unauthenticated_answers(knot_dns):
     code = new_validation_code()
     knot_dns.add_txt("unsigned.example.com", code)
     validator = Validator(dcv_settings(knot_dns.resolver_addr, dnssec_required=True))

@@ -9,11 +9,11 @@ import pytest
 from ecert.core.dcv_rules import new_validation_code
 from ecert.core.errors import PolicyViolation, ValidationFailed
 from ecert.validation.validator import Validator
-from tests.integration.dcv_fixtures import dcv_settings, free_port, smtp_sink  # noqa: F401
+from tests.integration.dcv_fixtures import dcv_settings, free_port
 
 
 @pytest.fixture()
-def validator(smtp_sink):  # noqa: F811
+def validator(smtp_sink):
     return Validator(dcv_settings("127.0.0.1:1", smtp=smtp_sink))
 
 
@@ -21,7 +21,7 @@ def _code_in(message: dict) -> str:
     return re.search(r"Validation Code: (\S+)", message["content"]).group(1)
 
 
-def test_sink_receives_the_code_and_entering_it_passes(validator, smtp_sink):  # noqa: F811
+def test_sink_receives_the_code_and_entering_it_passes(validator, smtp_sink):
     code = new_validation_code()
     validator.send_email_code("example.com", "webmaster", code, "APP-0001")
     [message] = smtp_sink.messages
@@ -32,20 +32,20 @@ def test_sink_receives_the_code_and_entering_it_passes(validator, smtp_sink):  #
     assert result.passed, result.reason
 
 
-def test_each_email_carries_a_fresh_code(validator, smtp_sink):  # noqa: F811
+def test_each_email_carries_a_fresh_code(validator, smtp_sink):
     for local in ("admin", "admin"):
         validator.send_email_code("example.com", local, new_validation_code(), "APP-0002")
     first, second = (_code_in(m) for m in smtp_sink.messages)
     assert first != second
 
 
-def test_wildcard_mail_goes_to_the_base_domain(validator, smtp_sink):  # noqa: F811
+def test_wildcard_mail_goes_to_the_base_domain(validator, smtp_sink):
     validator.send_email_code("*.example.com", "hostmaster", new_validation_code(), "APP-0003")
     assert smtp_sink.messages[0]["to"] == ["hostmaster@example.com"]
 
 
 @pytest.mark.parametrize("local_part", ["ceo", "root", "admin@evil.example", "info"])
-def test_non_constructed_address_is_refused_before_sending(validator, smtp_sink, local_part):  # noqa: F811
+def test_non_constructed_address_is_refused_before_sending(validator, smtp_sink, local_part):
     with pytest.raises(PolicyViolation) as err:
         validator.send_email_code("example.com", local_part, new_validation_code(), "APP-0004")
     assert err.value.rule == "BR 3.2.2.4.4"

@@ -26,8 +26,8 @@ from ecert.services import applications as apps
 from ecert.services import enrolment
 from ecert.services.context import Context
 from ecert.web.app import create_app
-from tests.integration.ca_fixtures import DEMO_ENV, hold_namespace, make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import KnotDns, free_port, knot_dns  # noqa: F401
+from tests.integration.ca_fixtures import DEMO_ENV, hold_namespace
+from tests.integration.dcv_fixtures import KnotDns, free_port
 from tests.integration.test_applications import application_input
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -51,7 +51,7 @@ def webroot(tmp_path: Path) -> Iterator[tuple[Path, int]]:
 
 
 @pytest.fixture
-def site_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, webroot: tuple[Path, int]) -> Context:  # noqa: F811
+def site_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, webroot: tuple[Path, int]) -> Context:
     return make_demo_ctx(
         dns_resolvers=(knot_dns.resolver_addr,),
         allow_private_addresses=True,
@@ -75,7 +75,7 @@ def _two_names(ctx: Context, knot: KnotDns) -> tuple[int, list[str]]:
 
 def test_one_file_validates_every_name_of_a_website(
     site_ctx: Context,
-    knot_dns: KnotDns,  # noqa: F811
+    knot_dns: KnotDns,
     webroot: tuple[Path, int],
 ) -> None:
     app_id, names = _two_names(site_ctx, knot_dns)
@@ -91,7 +91,7 @@ def test_one_file_validates_every_name_of_a_website(
     assert outcome.state == AppState.VALIDATED.value and [r.domain for r in outcome.results] == names
 
 
-def test_the_shared_code_is_kept_for_30_days_and_then_replaced(site_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_the_shared_code_is_kept_for_30_days_and_then_replaced(site_ctx: Context, knot_dns: KnotDns) -> None:
     app_id, _ = _two_names(site_ctx, knot_dns)
     first = {v.code for v in enrolment.dcv_start(site_ctx, app_id, method="http_file")}
     enrolment.dcv_start(site_ctx, app_id, method="dns")  # DNS keeps a code per name
@@ -103,13 +103,13 @@ def test_the_shared_code_is_kept_for_30_days_and_then_replaced(site_ctx: Context
     assert len(fresh) == 1 and fresh != first
 
 
-def test_dns_codes_stay_per_name(site_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_dns_codes_stay_per_name(site_ctx: Context, knot_dns: KnotDns) -> None:
     app_id, names = _two_names(site_ctx, knot_dns)
     views = enrolment.dcv_start(site_ctx, app_id, method="dns")
     assert len({v.txt_value for v in views}) == len(names)
 
 
-def test_the_portal_says_one_file_serves_every_name(site_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_the_portal_says_one_file_serves_every_name(site_ctx: Context, knot_dns: KnotDns) -> None:
     shop = f"shop{uuid.uuid4().hex[:8]}.example.net"
     reg = apps.register_application(
         site_ctx, application_input(shop, cert_type="multi", additional_names=[f"www.{shop}"]), actor="operator:test"
@@ -149,7 +149,7 @@ def _log_in(client: TestClient, host: str, reg: apps.RegisteredApplication) -> N
     )
 
 
-def test_gets_never_move_an_application_that_became_exempt(site_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_gets_never_move_an_application_that_became_exempt(site_ctx: Context, knot_dns: KnotDns) -> None:
     host = f"late{uuid.uuid4().hex[:8]}.example.org"
     reg = apps.register_application(site_ctx, application_input(host), actor="operator:test")
     apps.confirm_application(site_ctx, reg.application_id, use_chinese=False, actor="subscriber")

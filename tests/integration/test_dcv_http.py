@@ -9,19 +9,14 @@ import pytest
 from ecert.core.dcv_rules import new_validation_code
 from ecert.validation.http_file import HttpLimits
 from ecert.validation.validator import Validator
-from tests.integration.dcv_fixtures import (  # noqa: F401
-    _http_file_server_session,
-    dcv_settings,
-    http_file_server,
-    knot_dns,
-)
+from tests.integration.dcv_fixtures import dcv_settings
 
 PATH = "/.well-known/pki-validation/fileauth.txt"
 LIMITS = HttpLimits(request_timeout=0.5, total_time=2.0, max_hops=5, max_body=64 * 1024)
 
 
 @pytest.fixture(scope="module")
-def names(knot_dns):  # noqa: F811
+def names(knot_dns):
     for label in (
         "site",
         "moved",
@@ -43,11 +38,11 @@ def names(knot_dns):  # noqa: F811
 
 
 @pytest.fixture()
-def validator(names, http_file_server):  # noqa: F811
+def validator(names, http_file_server):
     return Validator(dcv_settings(names.resolver_addr, http=http_file_server), http_limits=LIMITS)
 
 
-def test_file_over_http_passes_with_evidence(validator, http_file_server):  # noqa: F811
+def test_file_over_http_passes_with_evidence(validator, http_file_server):
     code = new_validation_code()
     http_file_server.serve_file("site.example.com", f"\n  {code}  \n")
     result = validator.check("http_file", "site.example.com", code)
@@ -57,7 +52,7 @@ def test_file_over_http_passes_with_evidence(validator, http_file_server):  # no
     assert ("http", "site.example.com", PATH) in http_file_server.requests
 
 
-def test_https_is_tried_when_http_fails(validator, http_file_server):  # noqa: F811
+def test_https_is_tried_when_http_fails(validator, http_file_server):
     code = new_validation_code()
     http_file_server.status("tlsonly.example.com", 404, scheme="http")
     http_file_server.serve_file("tlsonly.example.com", code, scheme="https")
@@ -66,7 +61,7 @@ def test_https_is_tried_when_http_fails(validator, http_file_server):  # noqa: F
     assert result.reason.startswith("Validation Code found at https://tlsonly.example.com")
 
 
-def test_redirect_to_another_host_on_authorized_port_is_followed(validator, http_file_server):  # noqa: F811
+def test_redirect_to_another_host_on_authorized_port_is_followed(validator, http_file_server):
     code = new_validation_code()
     port = http_file_server.http_port
     http_file_server.redirect("moved.example.com", 301, f"http://elsewhere.example.com:{port}{PATH}")
@@ -107,7 +102,7 @@ def test_redirect_to_another_host_on_authorized_port_is_followed(validator, http
     ],
     ids=["missing", "wrong-code", "500", "other-port", "303", "ftp", "loop", "slow", "huge", "no-address"],
 )
-def test_http_failures(validator, http_file_server, request, setup, reason_part):  # noqa: F811
+def test_http_failures(validator, http_file_server, request, setup, reason_part):
     code = new_validation_code()
     domain = {
         "missing": "missing.example.com",
@@ -129,7 +124,7 @@ def test_http_failures(validator, http_file_server, request, setup, reason_part)
     assert time.monotonic() - started < 2 * LIMITS.total_time + 1
 
 
-def test_loopback_is_refused_in_production_configuration(names, http_file_server):  # noqa: F811
+def test_loopback_is_refused_in_production_configuration(names, http_file_server):
     code = new_validation_code()
     http_file_server.serve_file("site.example.com", code)
     settings = dcv_settings(names.resolver_addr, http=http_file_server, allow_private_addresses=False)
@@ -139,7 +134,7 @@ def test_loopback_is_refused_in_production_configuration(names, http_file_server
     assert http_file_server.requests == []
 
 
-def test_wildcard_name_is_refused_by_the_file_method(validator, http_file_server):  # noqa: F811
+def test_wildcard_name_is_refused_by_the_file_method(validator, http_file_server):
     result = validator.check("http_file", "*.site.example.com", "CODE")
     assert not result.passed and "BR 3.2.2.4.18" in result.reason
     assert http_file_server.requests == []

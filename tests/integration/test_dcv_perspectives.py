@@ -17,13 +17,13 @@ from ecert.cli.perspective import build_app
 from ecert.core.dcv_rules import new_validation_code
 from ecert.validation.perspectives import CHECK_PATH, create_perspective_app, sign
 from ecert.validation.validator import Validator
-from tests.integration.dcv_fixtures import dcv_settings, free_port, knot_dns, start_asgi  # noqa: F401
+from tests.integration.dcv_fixtures import dcv_settings, free_port, start_asgi
 
 SECRET = b"test-perspective-secret"
 
 
 @pytest.fixture(scope="module")
-def fleet(knot_dns):  # noqa: F811
+def fleet(knot_dns):
     settings = dcv_settings(knot_dns.resolver_addr)
     apps = {f"honest{i}": build_app(SECRET, settings, name=f"honest{i}") for i in range(5)}
     apps["liar_pass"] = create_perspective_app(lambda p: {"passed": True, "permitted": True, "reason": "sure"}, SECRET)
@@ -63,7 +63,7 @@ HONEST = ("honest0", "honest1", "honest2", "honest3", "honest4")
         (HONEST[:4], False),  # fewer remote perspectives than BR 3.2.2.9 requires from 2026-12-15
     ],
 )
-def test_dns_validation_quorum(knot_dns, fleet, perspectives, passed):  # noqa: F811
+def test_dns_validation_quorum(knot_dns, fleet, perspectives, passed):
     code = new_validation_code()
     name = f"mpic-{abs(hash(perspectives)) % 10**8}.example.com"
     knot_dns.add_txt(name, code)
@@ -74,13 +74,13 @@ def test_dns_validation_quorum(knot_dns, fleet, perspectives, passed):  # noqa: 
     assert mpic["rule"] == "BR 3.2.2.9"
 
 
-def test_a_lying_perspective_cannot_turn_a_failure_into_a_pass(knot_dns, fleet):  # noqa: F811
+def test_a_lying_perspective_cannot_turn_a_failure_into_a_pass(knot_dns, fleet):
     validator = _validator(knot_dns, fleet, "liar_pass", "liar_pass", "liar_pass", "liar_pass", "liar_pass")
     result = validator.check("dns", "absent-record.example.com", new_validation_code())
     assert not result.passed
 
 
-def test_down_perspective_is_recorded_with_its_error(knot_dns, fleet):  # noqa: F811
+def test_down_perspective_is_recorded_with_its_error(knot_dns, fleet):
     code = new_validation_code()
     knot_dns.add_txt("mpic-down.example.com", code)
     result = _validator(knot_dns, fleet, *HONEST[:4], "down").check("dns", "mpic-down.example.com", code)
@@ -94,13 +94,13 @@ def test_down_perspective_is_recorded_with_its_error(knot_dns, fleet):  # noqa: 
     ("perspectives", "permitted"),
     [(HONEST[:4] + ("liar_fail",), True), (HONEST[:3] + ("liar_fail", "down"), False)],
 )
-def test_caa_quorum(knot_dns, fleet, perspectives, permitted):  # noqa: F811
+def test_caa_quorum(knot_dns, fleet, perspectives, permitted):
     knot_dns.set_records("mpic-caa.example.com", "CAA", ['0 issue "ecert.example.hk"'])
     [decision] = _validator(knot_dns, fleet, *perspectives).check_caa(["mpic-caa.example.com"])
     assert decision.permitted is permitted, decision.reason
 
 
-def test_caa_forbidden_at_primary_stays_forbidden(knot_dns, fleet):  # noqa: F811
+def test_caa_forbidden_at_primary_stays_forbidden(knot_dns, fleet):
     knot_dns.set_records("mpic-caa-deny.example.com", "CAA", ['0 issue ";"'])
     validator = _validator(knot_dns, fleet, *(["liar_pass"] * 5))
     [decision] = validator.check_caa(["mpic-caa-deny.example.com"])
@@ -124,7 +124,7 @@ def test_perspective_requests_are_authenticated(fleet, age, secret, status):
     assert response.status_code == status
 
 
-def test_perspective_serve_command_runs_and_refuses_unsigned_requests(tmp_path):  # noqa: F811
+def test_perspective_serve_command_runs_and_refuses_unsigned_requests(tmp_path):
     import os
     import subprocess
     import sys

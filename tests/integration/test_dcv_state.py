@@ -13,7 +13,7 @@ from ecert.services import applications as apps
 from ecert.services import enrolment
 from ecert.services.context import build_context
 from tests.integration.ca_fixtures import DEMO_ENV, build_demo_ctx, demo_settings
-from tests.integration.dcv_fixtures import KnotDns, knot_dns  # noqa: F401
+from tests.integration.dcv_fixtures import KnotDns
 from tests.integration.test_applications import application_input
 
 
@@ -32,7 +32,7 @@ def _confirmed(ctx, host: str) -> int:  # type: ignore[no-untyped-def]
     return reg.application_id
 
 
-def test_a_started_validation_survives_a_restart(data_dir: Path, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_a_started_validation_survives_a_restart(data_dir: Path, knot_dns: KnotDns) -> None:
     host = f"r{uuid.uuid4().hex[:10]}.example.com"
     first = build_demo_ctx(data_dir, **_settings(knot_dns))
     app_id = _confirmed(first, host)
@@ -51,7 +51,7 @@ def test_a_started_validation_survives_a_restart(data_dir: Path, knot_dns: KnotD
 
 
 def test_a_code_older_than_30_days_is_refused_and_a_new_one_is_given(data_dir: Path,
-                                                                     knot_dns: KnotDns) -> None:  # noqa: F811
+                                                                     knot_dns: KnotDns) -> None:
     host = f"x{uuid.uuid4().hex[:10]}.example.com"
     ctx = build_demo_ctx(data_dir, **_settings(knot_dns))
     try:

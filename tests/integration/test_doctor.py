@@ -4,12 +4,12 @@ Real servers on 127.0.0.1: Knot signs example.org, unbound validates it (or only
 perspectives run under uvicorn, the demo CA lives on SQLite.
 """
 
-# ruff: noqa: F811 - pytest fixtures imported from the fixture modules are parameters here
 from __future__ import annotations
 
 import dataclasses
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,12 +21,11 @@ from ecert.services.context import Context, build_context
 from ecert.store import db
 from ecert.validation.perspectives import create_perspective_app
 
-from .ca_fixtures import make_demo_ctx  # noqa: F401
+from .dcv_fixtures import SIGNED_ZONE as ZONE
 from .dcv_fixtures import KnotDns, RunningApp, UnboundResolver, free_port, start_asgi
 from .ops_fixtures import add_application, issue_for
-from .test_dcv_dnssec import ZONE, good_resolver, signed_knot  # noqa: F401
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # where this interpreter's console scripts are installed
 SECRET = "doctor-test-secret"
 
 

@@ -28,8 +28,8 @@ from starlette.routing import Mount
 from ecert.services import applications as apps
 from ecert.services.context import Context
 from ecert.web.app import create_app
-from tests.integration.ca_fixtures import DEMO_ENV, make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import KnotDns, knot_dns  # noqa: F401
+from tests.integration.ca_fixtures import DEMO_ENV
+from tests.integration.dcv_fixtures import KnotDns
 from tests.integration.test_applications import application_input, make_csr
 
 OPERATOR_TOKEN = "operator-token-for-the-get-walk"
@@ -169,7 +169,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def walk(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, db_url: str) -> Iterator[Walk]:  # noqa: F811
+def walk(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, db_url: str) -> Iterator[Walk]:
     ctx = make_demo_ctx(
         database_url=db_url, dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True, smtp_port=9
     )

@@ -17,7 +17,7 @@ from ecert.signer.lint import lint_certificate
 from ecert.store.audit import verify_chain
 from ecert.store.models import CA, AuditEvent
 
-from .foundation_fixtures import any_db_ctx, make_ctx, sqlite_ctx  # noqa: F401
+from .foundation_fixtures import make_ctx
 
 LINT_TYPE = {
     "root": "ROOT-CA",

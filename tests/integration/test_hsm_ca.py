@@ -16,8 +16,6 @@ from ecert.settings import load_settings
 from ecert.signer.lint import lint_certificate
 from ecert.store.models import CA
 
-from .hsm_fixtures import softhsm_token  # noqa: F401
-
 
 def test_hierarchy_and_issuance_on_softhsm(tmp_path: Path, softhsm_token: tuple[str, str, str]) -> None:
     module, label, pin = softhsm_token

@@ -3,13 +3,13 @@
 Real SMTP sink on 127.0.0.1, the demo CA on SQLite (and PostgreSQL for the deadline pass), clock frozen.
 """
 
-# ruff: noqa: F811 - pytest fixtures imported from the fixture modules are parameters here
 from __future__ import annotations
 
 import email
 import email.policy
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -23,11 +23,11 @@ from ecert.services.context import Context
 from ecert.store import ops
 from ecert.store.models import AuditEvent, Certificate
 
-from .ca_fixtures import DEMO_BASE_URL, DEMO_ENV, build_demo_ctx, make_demo_ctx  # noqa: F401
-from .dcv_fixtures import SmtpSink, smtp_sink  # noqa: F401
+from .ca_fixtures import DEMO_BASE_URL, DEMO_ENV, build_demo_ctx
+from .dcv_fixtures import SmtpSink
 from .ops_fixtures import add_application, at, issue_for
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # where this interpreter's console scripts are installed
 REASON = "the certificates carry a misspelled stateOrProvinceName"
 
 

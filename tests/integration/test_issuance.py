@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,7 @@ from ecert.services import issuance
 from ecert.services.context import Context
 from ecert.store.models import CA, BlockedKey, Certificate, IssuanceRecord
 
-from .foundation_fixtures import any_db_ctx, sqlite_ctx  # noqa: F401
-
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # where this interpreter's console scripts are installed
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "csr"
 OV = SubjectData("Example Limited")
 EV = SubjectData(

@@ -26,13 +26,6 @@ from ecert.signer import keys_pkcs11
 from ecert.signer.keys_pkcs11 import Pkcs11ECPrivateKey, Pkcs11RSAPrivateKey
 from ecert.signer.keystore import KeyBackend, KeySpec, Pkcs11KeyBackend, make_backend
 
-try:  # tests/ is a package
-    from tests.integration.hsm_fixtures import softhsm_token
-except ImportError:  # tests/integration on sys.path (rootdir-relative "prepend" import mode)
-    from hsm_fixtures import softhsm_token  # type: ignore[no-redef]
-
-__all__ = ["softhsm_token"]
-
 # openssl checks validity periods against the wall clock, so these objects are dated from it.
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 SPECS = {"rsa2048": "kt-rsa2048", "ec-p256": "kt-p256", "ec-p384": "kt-p384"}

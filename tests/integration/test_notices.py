@@ -3,7 +3,6 @@
 A real SMTP sink (aiosmtpd on 127.0.0.1) takes the mail; the CA's clock is frozen at named instants.
 """
 
-# ruff: noqa: F811 - pytest fixtures imported from the fixture modules are parameters here
 from __future__ import annotations
 
 import email
@@ -18,8 +17,7 @@ from ecert.services import jobs, notices
 from ecert.services.context import Context
 from ecert.store.models import AuditEvent
 
-from .ca_fixtures import make_demo_ctx  # noqa: F401
-from .dcv_fixtures import SmtpSink, smtp_sink  # noqa: F401
+from .dcv_fixtures import SmtpSink
 from .ops_fixtures import add_application, at, issue_for
 
 

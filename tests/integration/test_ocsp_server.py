@@ -12,6 +12,7 @@ import http.client
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from ecert.store.models import CA, Certificate
 from .foundation_fixtures import BASE_URL, PASSPHRASE_ENV, make_ctx
 from .test_revocation import issue_leaf
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # where this interpreter's console scripts are installed
 TIMEOUT = 20.0
 
 

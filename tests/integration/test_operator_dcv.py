@@ -15,12 +15,11 @@ from ecert.services.operator_dcv import (
     start_operator_validation,
 )
 from ecert.store.models import AuditEvent, DcvChallenge
-from tests.integration.ca_fixtures import make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import KnotDns, knot_dns  # noqa: F401
+from tests.integration.dcv_fixtures import KnotDns
 
 
 @pytest.fixture
-def op_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Context:  # noqa: F811
+def op_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Context:
     return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True)
 
 
@@ -36,7 +35,7 @@ def test_a_failed_check_is_audited_and_leaves_the_challenge_pending(op_ctx: Cont
     assert list_operator_validations(op_ctx) == []
 
 
-def test_a_passed_check_is_listed_with_its_method(op_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_a_passed_check_is_listed_with_its_method(op_ctx: Context, knot_dns: KnotDns) -> None:
     challenge = start_operator_validation(op_ctx, "EXAMPLE.org", actor="operator")
     assert challenge.domain == "example.org" and len(challenge.txt_value) >= 19  # >= 112 bits, BR 3.2.2.4
     knot_dns.add_txt(challenge.txt_hosts[1], challenge.txt_value)  # the _pki-validation label works too

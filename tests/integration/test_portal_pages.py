@@ -15,8 +15,8 @@ from ecert.services import applications as apps
 from ecert.services.context import Context
 from ecert.web import i18n
 from ecert.web.app import create_app
-from tests.integration.ca_fixtures import DEMO_ENV, demo_ctx, hold_namespace, make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import KnotDns, knot_dns  # noqa: F401
+from tests.integration.ca_fixtures import DEMO_ENV, hold_namespace
+from tests.integration.dcv_fixtures import KnotDns
 from tests.integration.test_applications import application_input, make_csr
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -28,8 +28,8 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-@pytest.fixture
-def ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Context:  # noqa: F811
+def portal_context(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Context:
+    """The demo CA the page tests run against (test_portal_revoke builds its ``ctx`` from it too)."""
     # CAA is looked up on the loopback Knot server (no records: issuance permitted). SMTP on a closed
     # port: the registration mail fails fast and is audited; the pages do not need it.
     ctx = make_demo_ctx(login_max_failures=3, smtp_port=9, dns_resolvers=(knot_dns.resolver_addr,),
@@ -40,9 +40,19 @@ def ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Context:  #
     return ctx
 
 
+def portal_client(ctx: Context) -> TestClient:
+    """A client of the whole app on ``ctx``; use it in a ``with`` block so the app starts and stops."""
+    return TestClient(create_app(ctx.settings, DEMO_ENV, context=ctx))
+
+
+@pytest.fixture
+def ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Context:
+    return portal_context(make_demo_ctx, knot_dns)
+
+
 @pytest.fixture
 def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(ctx.settings, DEMO_ENV, context=ctx)) as c:
+    with portal_client(ctx) as c:
         yield c
 
 
@@ -483,7 +493,7 @@ def _choose(client: TestClient, method: str) -> str:
     return client.post("/portal/dcv", data={"csrf_token": csrf_of(page.text), "action": "start", "method": method}).text
 
 
-def test_portal_confirm_checks_the_method_on_screen(ctx: Context, client: TestClient, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_portal_confirm_checks_the_method_on_screen(ctx: Context, client: TestClient, knot_dns: KnotDns) -> None:
     host, _ = _at_dcv_step(ctx, client)
     first = _choose(client, "dns")
     _choose(client, "http_file")

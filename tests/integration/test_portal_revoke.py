@@ -1,12 +1,12 @@
 """The subscriber revokes its certificate in the portal: the page flow in both languages, CSRF, refusals,
 and what the world sees afterwards (the CRL, OCSP, the blocked key, a new CSR)."""
 
-# ruff: noqa: F811  (pytest fixtures imported from test_portal_pages are parameters here)
 from __future__ import annotations
 
 import base64
 import re
 import urllib.parse
+from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography import x509
@@ -20,11 +20,22 @@ from ecert.services import applications as apps
 from ecert.services import certificates
 from ecert.services.context import Context
 from ecert.store.models import CA, Certificate
-from tests.integration.ca_fixtures import demo_ctx, make_demo_ctx  # noqa: F401
-from tests.integration.dcv_fixtures import knot_dns  # noqa: F401
-from tests.integration.test_portal_pages import _to_csr_step, client, csrf_of, ctx, log_in, register  # noqa: F401
+from tests.integration.dcv_fixtures import KnotDns
+from tests.integration.test_portal_pages import _to_csr_step, csrf_of, portal_client, portal_context
 
 SUBSCRIBER_OPTIONS = ["keyCompromise", "superseded", "cessationOfOperation", "affiliationChanged"]
+
+
+@pytest.fixture
+def ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Context:
+    """The same demo CA as the page tests (test_portal_pages)."""
+    return portal_context(make_demo_ctx, knot_dns)
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    with portal_client(ctx) as c:
+        yield c
 
 
 def csr_for(names: list[str], key: ec.EllipticCurvePrivateKey) -> str:

@@ -21,7 +21,7 @@ from ecert.services.context import Context
 from ecert.store import db as store_db
 from ecert.store.models import CA, Crl, OcspResponse, ResponderCert
 
-from .foundation_fixtures import any_db_ctx, make_ctx, sqlite_ctx  # noqa: F401
+from .foundation_fixtures import make_ctx
 from .test_revocation import issue_leaf
 
 

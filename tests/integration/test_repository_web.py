@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from ecert.services.context import Context
 from ecert.web.app import create_app
 
-from .foundation_fixtures import PASSPHRASE_ENV, sqlite_ctx  # noqa: F401
+from .foundation_fixtures import PASSPHRASE_ENV
 
 
 def test_ca_certificates_are_served_where_aia_points(sqlite_ctx: Context) -> None:

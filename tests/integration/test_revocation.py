@@ -22,8 +22,6 @@ from ecert.services import issuance, publication, revocation
 from ecert.services.context import Context
 from ecert.store.models import AuditEvent, BlockedKey, Certificate, OcspResponse
 
-from .foundation_fixtures import any_db_ctx, sqlite_ctx  # noqa: F401
-
 SUBJECT = SubjectData("Example Limited")
 
 

@@ -14,14 +14,14 @@ from ecert.services import applications as apps
 from ecert.services.context import Context
 from ecert.web.app import create_app
 from tests.integration.ca_fixtures import DEMO_ENV, build_demo_ctx, hold_namespace
-from tests.integration.dcv_fixtures import KnotDns, knot_dns  # noqa: F401
+from tests.integration.dcv_fixtures import KnotDns
 from tests.integration.test_applications import application_input
 
 OPERATOR_TOKEN = "schemathesis-operator-token"
 
 
 @pytest.fixture(scope="module")
-def fuzz_ctx(tmp_path_factory: pytest.TempPathFactory, knot_dns: KnotDns) -> Iterator[Context]:  # noqa: F811
+def fuzz_ctx(tmp_path_factory: pytest.TempPathFactory, knot_dns: KnotDns) -> Iterator[Context]:
     ctx = build_demo_ctx(Path(tmp_path_factory.mktemp("fuzz")), smtp_port=9,  # discard port: mail fails fast
                          dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True)
     hold_namespace(ctx, knot_dns)  # so the fuzzed CSR endpoint reaches issuance without a DCV step

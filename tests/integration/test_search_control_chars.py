@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from ecert.store import repo
-from tests.integration.ca_fixtures import demo_ctx, make_demo_ctx  # noqa: F401
 
 
 @pytest.mark.parametrize("query", ["\x00", "%00", "www\x00", "\x00%", "\x01", "\n", "www.\x7f", "\t"])
@@ -38,7 +37,7 @@ def test_a_control_character_matches_nothing(
     assert found == []  # "%00" is literal text, which no name holds
 
 
-def test_the_public_api_answers_nul_with_an_empty_list(demo_ctx: Any) -> None:  # noqa: F811
+def test_the_public_api_answers_nul_with_an_empty_list(demo_ctx: Any) -> None:
     from fastapi.testclient import TestClient
 
     from ecert.web.app import create_app

@@ -12,6 +12,7 @@ import base64
 import http.client
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -42,7 +43,7 @@ from ecert.web.server import uvicorn_options
 from .foundation_fixtures import PASSPHRASE_ENV, make_ctx
 from .test_revocation import issue_leaf
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # where this interpreter's console scripts are installed
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -19,7 +20,6 @@ import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
-from tests.integration.foundation_fixtures import sqlite_ctx  # noqa: F401
 from tests.integration.test_revocation import issue_leaf
 
 from ecert.services import publication, revocation
@@ -29,7 +29,7 @@ from ecert.services.context import Context
 from ecert.store.models import CA
 from ecert.web.app import create_app
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # where this interpreter's console scripts are installed
 TIMEOUT = 30
 
 
