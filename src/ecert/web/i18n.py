@@ -39,8 +39,14 @@ LANG_PARAM = "lang"
 # Tags Babel does not map onto our catalog by itself: Traditional Chinese from Taiwan, Macao or
 # script-tagged, all read the zh_HK catalog; Simplified Chinese does not (it would read as foreign).
 _ALIASES = {
-    "zh_hk": "zh_HK", "zh_tw": "zh_HK", "zh_mo": "zh_HK", "zh_hant": "zh_HK",
-    "zh_hant_hk": "zh_HK", "zh_hant_tw": "zh_HK", "zh_hant_mo": "zh_HK", "zh": "zh_HK",
+    "zh_hk": "zh_HK",
+    "zh_tw": "zh_HK",
+    "zh_mo": "zh_HK",
+    "zh_hant": "zh_HK",
+    "zh_hant_hk": "zh_HK",
+    "zh_hant_tw": "zh_HK",
+    "zh_hant_mo": "zh_HK",
+    "zh": "zh_HK",
     "en": "en",
 }
 _HTML_LANG = {"en": "en", "zh_HK": "zh-Hant-HK"}
@@ -91,8 +97,9 @@ def negotiate(query: str | None, cookie: str | None, accept_language: str | None
 
 
 def from_request(request: Request) -> str:
-    return negotiate(request.query_params.get(LANG_PARAM), request.cookies.get(LANG_COOKIE),
-                     request.headers.get("accept-language"))
+    return negotiate(
+        request.query_params.get(LANG_PARAM), request.cookies.get(LANG_COOKIE), request.headers.get("accept-language")
+    )
 
 
 def other_language(lang: str) -> str:

@@ -62,8 +62,16 @@ def _form(request: Request, app_id: int, status_code: int = 200, **context: Any)
             refusal = "already_revoked"
         else:
             refusal = "no_certificate"
-    return render(request, "portal/revoke.html", status_code=status_code, app=steps.application(request, app_id),
-                  cert=cert, reasons=SUBSCRIBER_REASONS, refusal=refusal, **context)
+    return render(
+        request,
+        "portal/revoke.html",
+        status_code=status_code,
+        app=steps.application(request, app_id),
+        cert=cert,
+        reasons=SUBSCRIBER_REASONS,
+        refusal=refusal,
+        **context,
+    )
 
 
 @router.get("/portal/revoke")
@@ -85,8 +93,9 @@ async def revoke_submit(request: Request, reason: str = Form(""), confirm: str =
     if cert is None:
         return _form(request, app_id, status_code=409)
     try:
-        result = _revocation(request).revoke_for_application(ctx_of(request), app_id, reason,
-                                                             actor=steps.actor(request, app_id))
+        result = _revocation(request).revoke_for_application(
+            ctx_of(request), app_id, reason, actor=steps.actor(request, app_id)
+        )
     except NotFound:  # revoked meanwhile (another tab, the API): the page says which
         return _form(request, app_id, status_code=409)
     except Conflict:
