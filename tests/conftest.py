@@ -31,6 +31,7 @@ pytest_plugins = (
     "tests.integration.ca_fixtures",
     "tests.integration.dcv_fixtures",
     "tests.integration.hsm_fixtures",
+    "tests.integration.acme_fixtures",
     "tests.ct_log.fixtures",
 )
 

@@ -15,16 +15,7 @@ import josepy as jose
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.integration.acme_fixtures import (  # noqa: F401
-    AcmeServer,
-    Client,
-    acme_server,
-    clock,
-    db_state,
-    ec_key,
-    new_eab,
-    resign,
-)
+from tests.integration.acme_fixtures import AcmeServer, Client, db_state, ec_key, new_eab, resign
 
 URN = "urn:ietf:params:acme:error:"
 
