@@ -118,7 +118,7 @@ def _timed(worker: object, work: Path, csrs: Sequence[Path], processes: int) -> 
     else:
         with ProcessPoolExecutor(processes) as pool:
             done = sum(pool.map(worker, jobs))  # type: ignore[arg-type]
-    return done / (time.perf_counter() - t0)
+    return float(done) / (time.perf_counter() - t0)
 
 
 def openssl_per_call(work: Path, csrs: Sequence[Path], processes: int = 1) -> float:
