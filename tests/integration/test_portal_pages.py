@@ -704,3 +704,13 @@ def test_replace_issues_a_new_certificate_and_says_what_happens_to_the_old_one(
     again = client.post("/portal/replace", data=form, params={"lang": "en"})  # Back to the form, Submit again
     assert again.status_code == 200 and "has already been replaced; nothing was issued" in again.text
     assert len(_certificates(ctx, app_id)) == 2
+
+
+def test_reloading_the_rejection_result_shows_it_again(ctx: Context, client: TestClient) -> None:
+    _issued(ctx, client)
+    form = client.get("/portal/reject/certificate")
+    done = client.post("/portal/reject/certificate", data={"csrf_token": csrf_of(form.text), "reason": "wrong key"},
+                       follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/portal/rejected/certificate"
+    reload = client.get(done.headers["location"], params={"lang": "en"})
+    assert reload.status_code == 200 and "has been rejected" in reload.text and 'class="error"' not in reload.text

@@ -99,6 +99,15 @@ async def reject_submit(request: Request, kind: str, reason: str = Form("")) -> 
             app=steps.application(request, app_id),
         )
     logout(request)
+    # Post/Redirect/Get: a reload of the result must not post the (now logged-out) form again.
+    return redirect(request, f"/portal/rejected/{kind}")
+
+
+@router.get("/portal/rejected/{kind}")
+def rejected_page(request: Request, kind: str) -> Response:
+    """What the rejection did; shown after the log-out, so it needs no session and shows no data."""
+    if kind not in _REJECT_KINDS:
+        return render(request, "error.html", status_code=404, kind="not_found")
     return render(request, "portal/rejected.html", kind=kind)
 
 
