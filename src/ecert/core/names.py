@@ -176,7 +176,22 @@ def normalize_dns_name(name: str, *, allow_wildcard: bool = True) -> str:
 
 
 def _normalize(name: str, original: str, allow_wildcard: bool) -> str:
+    """The checks in the order a subscriber should hear about them: shape, wildcard, labels, length, suffix."""
     text = name.strip().lower().translate(_DOTS)
+    _check_shape(text, original)
+    wildcard, rest = _split_wildcard(text, original, allow_wildcard)
+    ascii_rest = _to_a_labels(rest, original)
+    labels = ascii_rest.split(".")
+    for label in labels:
+        _check_a_label(label, original)
+    result = f"*.{ascii_rest}" if wildcard else ascii_rest
+    _check_length_and_form(result, ascii_rest, labels, original)
+    _check_public(ascii_rest, wildcard, original)
+    return result
+
+
+def _check_shape(text: str, original: str) -> None:
+    """Refuse what is not a dotted name at all: empty, an IP address, NUL, stray or doubled dots."""
     if not text:
         raise _refuse("the domain name is empty", _R_SYNTAX, original)
     if looks_like_ip_address(text):
@@ -192,6 +207,9 @@ def _normalize(name: str, original: str, allow_wildcard: bool) -> str:
     if ".." in text:
         raise _refuse(f"'{original}' has an empty label ('..')", _R_SYNTAX, original)
 
+
+def _split_wildcard(text: str, original: str, allow_wildcard: bool) -> tuple[bool, str]:
+    """Whether the name is a wildcard, and the rest after ``*.``; a ``*`` anywhere else is refused."""
     wildcard = text.startswith("*.")
     rest = text[2:] if wildcard else text
     if "*" in rest:
@@ -200,12 +218,11 @@ def _normalize(name: str, original: str, allow_wildcard: bool) -> str:
         )
     if wildcard and not allow_wildcard:
         raise _refuse(f"'{original}': a wildcard name is not allowed here", _R_WILDCARD, original)
+    return wildcard, rest
 
-    ascii_rest = _to_a_labels(rest, original)
-    labels = ascii_rest.split(".")
-    for label in labels:
-        _check_a_label(label, original)
-    result = f"*.{ascii_rest}" if wildcard else ascii_rest
+
+def _check_length_and_form(result: str, ascii_rest: str, labels: list[str], original: str) -> None:
+    """The whole name fits the DNS limit, and after IDNA it still is not an IP address in disguise."""
     if len(result) > MAX_NAME_LENGTH:
         raise _refuse(
             f"'{original}' is {len(result)} characters long; the limit is {MAX_NAME_LENGTH}",
@@ -216,9 +233,6 @@ def _normalize(name: str, original: str, allow_wildcard: bool) -> str:
         raise _refuse(
             f"'{original}' looks like an IP address; only domain names are certified", _R_INTERNAL, original
         )
-
-    _check_public(ascii_rest, wildcard, original)
-    return result
 
 
 def _check_public(base: str, wildcard: bool, original: str) -> None:
