@@ -102,6 +102,7 @@ DCV_REASONS = [
     "no TXT record at www.example.com or _pki-validation.www.example.com",
     "TXT records at www.example.com and _pki-validation.www.example.com do not hold the Validation Code",
     "code e-mailed to admin@example.com entered back",
+    "x.example.org is not among the names of application 123456789 (www.example.com)",
 ]
 
 

@@ -168,6 +168,23 @@ SENTENCES: tuple[Sentence, ...] = (
         "only the names of the application.",
     ),
     _row(
+        "names_mismatch",
+        r"(?P<names>.+) is not among the names of application (?P<reference>\S+) \((?P<allowed>.*)\)",
+        "The CSR names domains that this application does not cover: %(names)s. Make a new CSR that lists "
+        "only the names of the application.",
+    ),
+    _row(
+        "already_accepted",
+        r"a certificate was already issued and accepted for this application" + _ANY,
+        "A certificate was already issued and accepted for this application. To get another one (a new key, a "
+        "lost key, a renewal), use Replace certificate.",
+    ),
+    _row(
+        "waiting_for_accept",
+        r"a certificate is waiting for your Accept or Reject",
+        "A certificate is waiting for you to accept or reject it.",
+    ),
+    _row(
         "csr_too_large",
         r"the CSR is (?P<size>\d+) bytes; at most (?P<limit>\d+) are accepted",
         "The text pasted is too large to be a Certificate Signing Request.",
