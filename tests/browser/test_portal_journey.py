@@ -203,6 +203,20 @@ def test_new_subscriber_journey(
         assert serial in page.locator("#search-results").inner_text()
         j.step("search")
 
+        # Log out and in again: the portal continues where the application is; the other language too.
+        page.goto(f"{server.url}/portal/download")
+        page.click("form[action='/portal/logout'] button")
+        page.wait_for_url("**/portal/login")
+        page.fill("#server_name", host)
+        page.fill("#reference_number", reg.reference_number)
+        page.fill("#pin", reg.pin)
+        page.click("button[type=submit][value=login]")
+        page.wait_for_url("**/portal/download")
+        page.click("#lang-switch")
+        page.wait_for_url("**/portal/download?lang=*")
+        assert page.locator(".error").count() == 0
+        page.goto(f"{server.url}/portal/download?lang={lang}")
+
         if lang == "en":  # issue 5 point 1: the subscriber revokes from the download page
             page.goto(f"{server.url}/portal/download")
             page.click("#to-revoke")
