@@ -77,6 +77,8 @@ class Journey:
         self.page, self.base, self.n, self.chinese = page, base, 0, chinese
         self.dir = ARTIFACTS / lang_dir
         self.dir.mkdir(parents=True, exist_ok=True)
+        for old in self.dir.glob("*.png"):  # screenshots of an earlier run would mix with this one's
+            old.unlink()
 
     def step(self, name: str, page: Page | None = None) -> None:
         page = page or self.page
