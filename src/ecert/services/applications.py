@@ -320,17 +320,17 @@ class ApplicationSummary:
 
 def _hasher(ctx: Context) -> PasswordHasher:
     """argon2id with the library defaults (stack.md: do not weaken; rate-limit in front instead)."""
-    found: PasswordHasher | None = ctx.cache.get("argon2")
+    found = ctx.memo.password_hasher
     if found is None:
-        found = ctx.cache["argon2"] = PasswordHasher()
+        found = ctx.memo.password_hasher = PasswordHasher()
     return found
 
 
 def _dummy_hash(ctx: Context) -> str:
     """A hash no PIN matches, verified when the reference is unknown so both paths cost the same."""
-    found: str | None = ctx.cache.get("argon2:dummy")
+    found = ctx.memo.pin_dummy_hash
     if found is None:
-        found = ctx.cache["argon2:dummy"] = _hasher(ctx).hash(secrets.token_hex(16))
+        found = ctx.memo.pin_dummy_hash = _hasher(ctx).hash(secrets.token_hex(16))
     return found
 
 

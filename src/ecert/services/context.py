@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,16 +18,34 @@ from ..store import db
 from ..transparency import CtSubmitter, submitter_from_settings
 
 if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+    from cryptography import x509
+
     from ..signer.issuer import Issuer
 
 if TYPE_CHECKING:
     from ..validation.protocol import DomainValidator
 
-__all__ = ["Context", "build_context", "utcnow"]
+__all__ = ["Context", "ProcessMemo", "build_context", "utcnow"]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class ProcessMemo:
+    """Per-process memory that outlives a request: loaded keys and certificates, pre-hashed values, and
+    the web layer's OCSP answers (cleared by ``publication.invalidate_ocsp_cache`` on a status change)."""
+
+    password_hasher: PasswordHasher | None = None
+    pin_dummy_hash: str | None = None
+    ocsp_answers: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
+    ocsp_responders: dict[int, tuple[x509.Certificate, Any]] = field(default_factory=dict)
+    crl_etags: dict[int, str] = field(default_factory=dict)
+    ca_der: dict[str, bytes] = field(default_factory=dict)  # CA certificates by label, served when the DB is down
+    ocsp_responder: Any = None  # the web layer's OcspResponder (services never look inside)
+    redis: Any = None  # a redis.Redis client when ECERT_REDIS_URL is set
 
 
 @dataclass
@@ -42,7 +61,8 @@ class Context:
     perspective_secret: str | None = field(default=None, repr=False)  # HMAC key for remote perspectives
     _keys: KeyBackend | None = field(default=None, repr=False)
     validator: DomainValidator | None = field(default=None, repr=False)  # built on first use: enrolment.validator_for
-    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    # What a process keeps between requests, each slot typed (no string-keyed locator).
+    memo: ProcessMemo = field(default_factory=lambda: ProcessMemo(), repr=False)
     # One signer per issuing CA, loaded once per process (the key is read from its backend once).
     issuers: dict[str, Issuer] = field(default_factory=dict, repr=False)
     # Certificate Transparency submission (RFC 6962); None when CT is off (the demo): issuance is then unchanged.

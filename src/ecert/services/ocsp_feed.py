@@ -21,7 +21,6 @@ from typing import Any
 from cryptography import x509
 from sqlalchemy import func, select
 
-from ..store import db
 from ..store.models import CA, OcspResponse
 from ..store.notify import OCSP_CHANNEL
 from .context import Context
@@ -66,10 +65,7 @@ class StoredResponse:
 
 def _read_only(ctx: Context):  # type: ignore[no-untyped-def]
     # SQLite: a deferred BEGIN, so a poll never takes the single write lock from the CA.
-    factory = ctx.cache.get("ocsp-feed:sessions")
-    if factory is None:
-        factory = ctx.cache["ocsp-feed:sessions"] = db.read_only_session_factory(ctx.engine)
-    return factory.begin()
+    return ctx.readers.begin()
 
 
 def issuers(ctx: Context) -> list[Issuer]:

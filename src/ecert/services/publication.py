@@ -59,7 +59,6 @@ __all__ = [
     "sign_ocsp_now",
     "invalidate_ocsp_cache",
     "issuer_index",
-    "OCSP_CACHE_KEY",
 ]
 
 _log = logging.getLogger("ecert.publication")
@@ -81,7 +80,6 @@ RESPONDER_RENEW_MARGIN = timedelta(days=RESPONDER_DAYS) / 2
 RESPONDER_KEY = KeySpec("EC", curve="P-256")
 
 ISSUING_ROLES = ("ov", "ev")
-OCSP_CACHE_KEY = "ocsp:answers"  # ctx.cache slot the web layer keeps its in-memory answers in
 
 
 # --- lookups -------------------------------------------------------------------------------------
@@ -273,9 +271,7 @@ def _etag(der: bytes) -> str:
 
 def invalidate_ocsp_cache(ctx: Context) -> None:
     """Drop the web layer's in-memory answers in this process, after a status change."""
-    cache = ctx.cache.get(OCSP_CACHE_KEY)
-    if cache is not None:
-        cache.clear()
+    ctx.memo.ocsp_answers.clear()
 
 
 def _common_name(cert: x509.Certificate) -> str:
@@ -322,11 +318,10 @@ def _responder(ctx: Context, session: Session, ca: CA, now: datetime) -> tuple[x
     if row is None or row.not_after - now <= RESPONDER_RENEW_MARGIN or row.not_before > now:
         row = _new_responder(ctx, session, ca, now)
         renewed = True
-    cache_key = f"ocsp-responder:{row.id}"
-    loaded = ctx.cache.get(cache_key)
+    loaded = ctx.memo.ocsp_responders.get(row.id)
     if loaded is None:
         loaded = (x509.load_der_x509_certificate(row.cert_der), ctx.keys.load_key(row.key_ref))
-        ctx.cache[cache_key] = loaded
+        ctx.memo.ocsp_responders[row.id] = loaded
     return loaded[0], loaded[1], renewed
 
 

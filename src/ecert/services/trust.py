@@ -58,7 +58,7 @@ def ca_certificate_der(ctx: Context, label: str) -> bytes:
     Kept in memory once read: a label's certificate never changes, and it stays servable while the
     database is unreachable (issue 10 point 7).
     """
-    known: dict[str, bytes] = ctx.cache.setdefault("trust:ca-der", {})
+    known = ctx.memo.ca_der
     if label in known:
         return known[label]
     with ctx.read() as session:

@@ -96,8 +96,7 @@ class OcspResponder:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._answers: OrderedDict[CertKey | str, _Answer] = ctx.cache.setdefault(
-            publication.OCSP_CACHE_KEY, OrderedDict())
+        self._answers: OrderedDict[CertKey | str, _Answer] = ctx.memo.ocsp_answers
         self._issuers: dict[tuple[str, bytes, bytes], str] = {}
         self._issuers_at = 0.0
         self._bucket = TokenBucket()
@@ -239,9 +238,9 @@ async def _send(send: Callable[[Any], Awaitable[None]], status: int, headers: li
 
 def responder_for(ctx: Context) -> OcspResponder:
     """One responder per context, shared by the fast path and the routes."""
-    found = ctx.cache.get("ocsp:responder")
-    if found is None:
-        found = ctx.cache["ocsp:responder"] = OcspResponder(ctx)
+    found = ctx.memo.ocsp_responder
+    if not isinstance(found, OcspResponder):
+        found = ctx.memo.ocsp_responder = OcspResponder(ctx)
     return found
 
 
@@ -255,10 +254,9 @@ def _ctx(request: Request) -> Context:
 
 
 def _crl_etag(ctx: Context, crl_id: int, der: bytes) -> str:
-    key = f"crl-etag:{crl_id}"
-    found = ctx.cache.get(key)
+    found = ctx.memo.crl_etags.get(crl_id)
     if found is None:
-        found = ctx.cache[key] = hashlib.sha256(der).hexdigest()[:32]
+        found = ctx.memo.crl_etags[crl_id] = hashlib.sha256(der).hexdigest()[:32]
     return found
 
 
