@@ -603,7 +603,7 @@ def test_after_accept_a_csr_at_the_csr_step_issues_nothing_and_explains_replace(
     before = _certificates(ctx, app_id)
     pasted = make_csr([host])
     again = client.post("/portal/csr", data={"csrf_token": csrf_of(page.text), "csr_text": pasted})
-    assert again.status_code == 409 and "Nothing was issued" in again.text
+    assert again.status_code == 409 and "nothing was issued" in again.text
     assert "BEGIN NEW CERTIFICATE REQUEST" in again.text  # the pasted CSR waits in the Replace form
     assert _certificates(ctx, app_id) == before == ["accepted"]
     assert apps.get_application(ctx, app_id).state == "accepted"
