@@ -73,11 +73,21 @@ def add_application(ctx: Context, *, state: str = "approved", days_left: int = 3
     reference = str(secrets.randbelow(9 * 10**8) + 10**8)
     with ctx.transaction() as session:
         store_apps.add_application(
-            session, reference_number=reference, pin_hash="x", server_name=f"w{reference}.example.com",
-            additional_names=[], cert_type="server", org_name_en="Example Company Limited", reg_doc_type="br",
-            reg_doc_number="12345678", subscription_start=now - timedelta(days=1),
-            subscription_end=now + timedelta(days=days_left), rep_email="webmaster@example.com", state=state,
-            created_at=now, updated_at=now,
+            session,
+            reference_number=reference,
+            pin_hash="x",
+            server_name=f"w{reference}.example.com",
+            additional_names=[],
+            cert_type="server",
+            org_name_en="Example Company Limited",
+            reg_doc_type="br",
+            reg_doc_number="12345678",
+            subscription_start=now - timedelta(days=1),
+            subscription_end=now + timedelta(days=days_left),
+            rep_email="webmaster@example.com",
+            state=state,
+            created_at=now,
+            updated_at=now,
         )
     return reference
 
@@ -119,8 +129,14 @@ class Client:
         """The flattened JWS of ``payload`` (bytes as is, None as POST-as-GET, else JSON) for ``url``."""
         raw = payload if isinstance(payload, bytes) else b"" if payload is None else json.dumps(payload).encode()
         kid = self.kid if (use_kid if use_kid is not None else self.kid is not None) else None
-        signed = acme_jws.JWS.sign(raw, key=self.key, alg=_alg_for(self.key),
-                                   nonce=jose.decode_b64jose(nonce or self.nonce()), url=url, kid=kid)
+        signed = acme_jws.JWS.sign(
+            raw,
+            key=self.key,
+            alg=_alg_for(self.key),
+            nonce=jose.decode_b64jose(nonce or self.nonce()),
+            url=url,
+            kid=kid,
+        )
         return dict(signed.to_partial_json(flat=True))
 
     def post(self, url: str, body: Any, *, content_type: str = "application/jose+json") -> httpx.Response:
@@ -129,8 +145,9 @@ class Client:
 
     def eab(self, made: EabMade, *, url: str | None = None, key: jose.JWK | None = None) -> dict[str, Any]:
         directory = messages.Directory({"newAccount": url or self.url("new-account")})
-        return messages.ExternalAccountBinding.from_data((key or self.key).public_key(), made.kid, made.hmac_key,
-                                                         directory)
+        return messages.ExternalAccountBinding.from_data(
+            (key or self.key).public_key(), made.kid, made.hmac_key, directory
+        )
 
     def new_account_body(self, made: EabMade | None, **extra: Any) -> dict[str, Any]:
         payload: dict[str, Any] = {"termsOfServiceAgreed": True, "contact": ["mailto:admin@example.com"], **extra}
@@ -168,6 +185,22 @@ def db_state(ctx: Context) -> tuple[Any, ...]:
         ).all()
         audit = session.scalar(select(func.count()).select_from(AuditEvent))
     return (tuple(accounts), tuple(creds), audit)
+
+
+URN = "urn:ietf:params:acme:error:"
+
+
+def assert_refused(response: Any, status: int, problem: str, sent_nonce: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == URN + problem, response.json()
+    fresh = response.headers.get("Replay-Nonce")
+    assert fresh and fresh != sent_nonce
+
+
+def nonce_of(jws: dict[str, Any]) -> str | None:
+    nonce = json.loads(jose.b64decode(jws["protected"])).get("nonce")
+    return None if nonce is None else str(nonce)
 
 
 @pytest.fixture

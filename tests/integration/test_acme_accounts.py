@@ -6,13 +6,14 @@ happy path is also walked by certbot's own ``acme.ClientV2``, a client no one he
 
 from __future__ import annotations
 
+# ruff: noqa: F811  (pytest fixtures imported from acme_fixtures are parameters of the tests below)
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import josepy as jose
@@ -27,18 +28,20 @@ from ecert.store.models import AuditEvent
 from ecert.store.models_acme import AcmeAccount, AcmeEabCredential
 from tests.integration.acme_fixtures import (  # noqa: F401
     EAB_SECRET,
+    URN,
     AcmeServer,
     Client,
     acme_server,
     add_application,
+    assert_refused,
     clock,
     db_state,
     ec_key,
     new_eab,
+    nonce_of,
     rsa_key,
     sqlite_acme_server,
 )
-from tests.integration.test_acme_jws import URN, _assert_refused, _nonce_of
 
 ECERT_CA = str(Path(sys.executable).parent / "ecert-ca")
 
@@ -78,8 +81,9 @@ def test_new_account_binds_once_and_is_audited(acme_server: AcmeServer) -> None:
     assert created.json() == {"status": "valid", "contact": ["mailto:admin@example.com"]}
     assert created.headers["Location"].startswith(client.url("acct/")) and created.headers["Replay-Nonce"]
     # The same key again finds the same account (RFC 8555 7.3.1), with or without a binding.
-    again = client.post(client.url("new-account"),
-                        client.jws(client.url("new-account"), {"onlyReturnExisting": True}, use_kid=False))
+    again = client.post(
+        client.url("new-account"), client.jws(client.url("new-account"), {"onlyReturnExisting": True}, use_kid=False)
+    )
     assert again.status_code == 200 and again.headers["Location"] == created.headers["Location"]
     with ctx.read() as session:
         account = session.scalars(select(AcmeAccount)).one()
@@ -87,7 +91,10 @@ def test_new_account_binds_once_and_is_audited(acme_server: AcmeServer) -> None:
         events = [(e.event, e.subject) for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
         assert credential.hmac_key_sealed and made.hmac_key.encode() not in credential.hmac_key_sealed
     assert (credential.status, account.application_id, account.eab_credential_id) == (
-        "bound", credential.application_id, credential.id)
+        "bound",
+        credential.application_id,
+        credential.id,
+    )
     assert events == [("acme.eab.created", reference), ("acme.account.created", reference)]
 
 
@@ -96,7 +103,7 @@ def _register_with(change: Callable[[Client, AcmeServer, dict[str, Any]], None])
         body = client.new_account_body(new_eab(server.ctx))
         change(client, server, body)
         jws = client.jws(client.url("new-account"), body)
-        return client.post(client.url("new-account"), jws), _nonce_of(jws)
+        return client.post(client.url("new-account"), jws), nonce_of(jws)
 
     return make
 
@@ -119,8 +126,9 @@ def _expired_kid(client: Client, server: AcmeServer, body: dict[str, Any]) -> No
 
 def _unknown_kid(client: Client, server: AcmeServer, body: dict[str, Any]) -> None:
     made = new_eab(server.ctx)
-    body["externalAccountBinding"] = client.eab(type(made)(made.reference_number, "ecert-nosuchkid", made.hmac_key,
-                                                           made.expires_at))
+    body["externalAccountBinding"] = client.eab(
+        type(made)(made.reference_number, "ecert-nosuchkid", made.hmac_key, made.expires_at)
+    )
 
 
 def _other_key(client: Client, server: AcmeServer, body: dict[str, Any]) -> None:
@@ -165,13 +173,14 @@ EAB_CASES: list[tuple[str, Callable[..., None], int, str]] = [
 
 
 @pytest.mark.parametrize(("case", "change", "status", "problem"), EAB_CASES, ids=[c[0] for c in EAB_CASES])
-def test_eab_refusal(acme_server: AcmeServer, case: str, change: Callable[..., None], status: int,
-                     problem: str) -> None:
+def test_eab_refusal(
+    acme_server: AcmeServer, case: str, change: Callable[..., None], status: int, problem: str
+) -> None:
     client = Client(acme_server.running.url)
     make = _register_with(change)
     before_accounts = db_state(acme_server.ctx)[0]
     response, sent_nonce = make(client, acme_server)
-    _assert_refused(response, status, problem, sent_nonce)
+    assert_refused(response, status, problem, sent_nonce)
     state = db_state(acme_server.ctx)
     bound = [kid for kid, status_ in state[1] if status_ == "bound"]
     assert len(state[0]) - len(before_accounts) == len(bound)  # only a case's own setup account, if any
@@ -208,9 +217,11 @@ def test_certbot_acme_client_registers_with_eab(acme_server: AcmeServer) -> None
     directory = acme_client.ClientV2.get_directory(acme_server.directory_url, net)
     client = acme_client.ClientV2(directory, net)
     eab = messages.ExternalAccountBinding.from_data(key.public_key(), made.kid, made.hmac_key, directory)
-    regr = client.new_account(messages.NewRegistration.from_data(email="admin@example.com",
-                                                                 terms_of_service_agreed=True,
-                                                                 external_account_binding=eab))
+    regr = client.new_account(
+        messages.NewRegistration.from_data(
+            email="admin@example.com", terms_of_service_agreed=True, external_account_binding=eab
+        )
+    )
     assert regr.body.status == "valid" and regr.uri.startswith(f"{acme_server.running.url}/acme/acct/")
     assert client.query_registration(regr).body.contact == ("mailto:admin@example.com",)
 
@@ -219,16 +230,28 @@ def test_cli_makes_eab_credentials(sqlite_acme_server: AcmeServer) -> None:
     """`ecert-ca acme eab new REFERENCE`: the kid and the HMAC key, shown once, bind through the server."""
     ctx = sqlite_acme_server.ctx
     reference = add_application(ctx)
-    env = {**os.environ, "ECERT_DATA_DIR": str(ctx.settings.data_dir), "ECERT_BASE_URL": ctx.settings.base_url,
-           "ECERT_ACME_EAB_SECRET": EAB_SECRET, "ECERT_KEY_PASSPHRASE": "x"}
+    env = {
+        **os.environ,
+        "ECERT_DATA_DIR": str(ctx.settings.data_dir),
+        "ECERT_BASE_URL": ctx.settings.base_url,
+        "ECERT_ACME_EAB_SECRET": EAB_SECRET,
+        "ECERT_KEY_PASSPHRASE": "x",
+    }
     env.pop("ECERT_DATABASE_URL", None)
-    done = subprocess.run([ECERT_CA, "acme", "eab", "new", reference, "--json"],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    done = subprocess.run(
+        [ECERT_CA, "acme", "eab", "new", reference, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)["data"]
     assert data["reference_number"] == reference and len(jose.b64decode(data["hmac_key"])) == 32
-    missing = subprocess.run([ECERT_CA, "acme", "eab", "new", "123456789"],
-                             capture_output=True, text=True, env=env, timeout=60, check=False)
+    missing = subprocess.run(
+        [ECERT_CA, "acme", "eab", "new", "123456789"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
     assert missing.returncode != 0 and "no application" in (missing.stderr + missing.stdout)
     made = type(new_eab(ctx))(reference, data["kid"], data["hmac_key"], ctx.clock())
     client = Client(sqlite_acme_server.running.url)

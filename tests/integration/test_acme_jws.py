@@ -6,7 +6,7 @@ no account, credential or audit row changed.
 
 from __future__ import annotations
 
-import json
+# ruff: noqa: F811  (pytest fixtures imported from acme_fixtures are parameters of the tests below)
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -15,23 +15,19 @@ import josepy as jose
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.integration.acme_fixtures import AcmeServer, Client, db_state, ec_key, new_eab, resign
-
-URN = "urn:ietf:params:acme:error:"
-
-
-def _assert_refused(response: Any, status: int, problem: str, sent_nonce: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["type"] == URN + problem, response.json()
-    fresh = response.headers.get("Replay-Nonce")
-    assert fresh and fresh != sent_nonce
-
-
-def _nonce_of(jws: dict[str, Any]) -> str | None:
-    nonce = json.loads(jose.b64decode(jws["protected"])).get("nonce")
-    return None if nonce is None else str(nonce)
-
+from tests.integration.acme_fixtures import (  # noqa: F401
+    URN,
+    AcmeServer,
+    Client,
+    acme_server,
+    assert_refused,
+    clock,
+    db_state,
+    ec_key,
+    new_eab,
+    nonce_of,
+    resign,
+)
 
 # --- refusals on newAccount (jwk requests) ------------------------------------------------------------
 
@@ -40,7 +36,7 @@ def _with(header_change: Callable[[dict[str, Any]], None]) -> Callable[[Client, 
     def make(client: Client, server: AcmeServer) -> Any:
         url = client.url("new-account")
         jws = resign(client.jws(url, client.new_account_body(new_eab(server.ctx))), client.key, header_change)
-        return client.post(url, jws), _nonce_of(jws)
+        return client.post(url, jws), nonce_of(jws)
 
     return make
 
@@ -49,7 +45,7 @@ def _body_change(change: Callable[[dict[str, Any]], dict[str, Any] | bytes], **p
     def make(client: Client, server: AcmeServer) -> Any:
         url = client.url("new-account")
         jws = client.jws(url, client.new_account_body(new_eab(server.ctx)))
-        return client.post(url, change(jws), **post), _nonce_of(jws)
+        return client.post(url, change(jws), **post), nonce_of(jws)
 
     return make
 
@@ -73,7 +69,7 @@ def _expired(client: Client, server: AcmeServer) -> Any:
     url = client.url("new-account")
     jws = client.jws(url, client.new_account_body(new_eab(server.ctx)))
     server.clock.advance(timedelta(hours=1, seconds=1))  # core.acme_rules.NONCE_LIFETIME
-    return client.post(url, jws), _nonce_of(jws)
+    return client.post(url, jws), nonce_of(jws)
 
 
 def _unknown_nonce(client: Client, server: AcmeServer) -> Any:
@@ -85,13 +81,13 @@ def _unknown_nonce(client: Client, server: AcmeServer) -> Any:
 def _empty_payload(client: Client, server: AcmeServer) -> Any:
     url = client.url("new-account")
     jws = client.jws(url, None)
-    return client.post(url, jws), _nonce_of(jws)
+    return client.post(url, jws), nonce_of(jws)
 
 
 def _too_large(client: Client, server: AcmeServer) -> Any:
     url = client.url("new-account")
     jws = client.jws(url, client.new_account_body(new_eab(server.ctx), padding="x" * 300_000))
-    return client.post(url, jws), _nonce_of(jws)
+    return client.post(url, jws), nonce_of(jws)
 
 
 def _get(client: Client, server: AcmeServer) -> Any:
@@ -105,9 +101,17 @@ def _es384_on_p256(header: dict[str, Any]) -> None:
 CASES: list[tuple[str, Callable[[Client, AcmeServer], Any], int, str]] = [
     ("content type not jose+json", _body_change(lambda j: j, content_type="application/json"), 415, "malformed"),
     ("unprotected header", _body_change(lambda j: dict(j, header={"kid": "x"})), 400, "malformed"),
-    ("general serialization", _body_change(
-        lambda j: {"payload": j["payload"], "signatures": [{"protected": j["protected"], "signature": j["signature"]}]}
-    ), 400, "malformed"),
+    (
+        "general serialization",
+        _body_change(
+            lambda j: {
+                "payload": j["payload"],
+                "signatures": [{"protected": j["protected"], "signature": j["signature"]}],
+            }
+        ),
+        400,
+        "malformed",
+    ),
     ("two signatures' worth of fields", _body_change(lambda j: dict(j, extra="x")), 400, "malformed"),
     ("not JSON", _body_change(lambda j: b"{not json"), 400, "malformed"),
     ("alg none", _with(lambda h: h.update(alg="none")), 400, "badSignatureAlgorithm"),
@@ -120,8 +124,12 @@ CASES: list[tuple[str, Callable[[Client, AcmeServer], Any], int, str]] = [
     ("unknown nonce", _unknown_nonce, 400, "badNonce"),
     ("replayed nonce", _replayed, 400, "badNonce"),
     ("expired nonce", _expired, 400, "badNonce"),
-    ("url of another resource", _with(lambda h: h.update(url=h["url"].replace("new-account", "new-order"))), 403,
-     "unauthorized"),
+    (
+        "url of another resource",
+        _with(lambda h: h.update(url=h["url"].replace("new-account", "new-order"))),
+        403,
+        "unauthorized",
+    ),
     ("empty payload where a body is needed", _empty_payload, 400, "malformed"),
     ("GET on a POST resource", _get, 405, "malformed"),
     ("body over the cap", _too_large, 413, "malformed"),
@@ -129,13 +137,14 @@ CASES: list[tuple[str, Callable[[Client, AcmeServer], Any], int, str]] = [
 
 
 @pytest.mark.parametrize(("case", "make", "status", "problem"), CASES, ids=[c[0] for c in CASES])
-def test_new_account_refusal(acme_server: AcmeServer, case: str, make: Callable[..., Any], status: int,
-                             problem: str) -> None:
+def test_new_account_refusal(
+    acme_server: AcmeServer, case: str, make: Callable[..., Any], status: int, problem: str
+) -> None:
     client = Client(acme_server.running.url)
     new_eab(acme_server.ctx)  # the credentials table is not empty, so "unchanged" means something
     before = db_state(acme_server.ctx)
     response, sent_nonce = make(client, acme_server)
-    _assert_refused(response, status, problem, sent_nonce)
+    assert_refused(response, status, problem, sent_nonce)
     assert db_state(acme_server.ctx)[0] == before[0]  # no account
     if case not in {"replayed nonce"}:  # the other cases make one credential each, as the test's own setup
         assert [c for c in db_state(acme_server.ctx)[1] if c[1] != "unused"] == []
@@ -159,7 +168,7 @@ def test_unknown_account_kid(acme_server: AcmeServer, registered: Client) -> Non
     jws = registered.jws(ghost, None)
     jws = resign(jws, registered.key, lambda h: h.update(kid=ghost))
     response = registered.post(ghost, jws)
-    _assert_refused(response, 400, "accountDoesNotExist", _nonce_of(jws))
+    assert_refused(response, 400, "accountDoesNotExist", nonce_of(jws))
     assert db_state(acme_server.ctx) == before
 
 
@@ -170,7 +179,7 @@ def test_kid_of_another_account_is_unauthorized(acme_server: AcmeServer, registe
     assert registered.kid is not None
     jws = other.jws(registered.kid, None)
     response = other.post(registered.kid, jws)
-    _assert_refused(response, 403, "unauthorized", _nonce_of(jws))
+    assert_refused(response, 403, "unauthorized", nonce_of(jws))
     assert db_state(acme_server.ctx) == before
 
 
@@ -179,7 +188,7 @@ def test_jwk_where_a_kid_is_required(acme_server: AcmeServer, registered: Client
     assert registered.kid is not None
     jws = registered.jws(registered.kid, None, use_kid=False)
     response = registered.post(registered.kid, jws)
-    _assert_refused(response, 400, "malformed", _nonce_of(jws))
+    assert_refused(response, 400, "malformed", nonce_of(jws))
     assert db_state(acme_server.ctx) == before
 
 
@@ -190,7 +199,7 @@ def test_key_that_does_not_match_the_account(acme_server: AcmeServer, registered
     impostor = Client(acme_server.running.url, key=ec_key(), kid=registered.kid)
     jws = impostor.jws(registered.kid, None)
     response = impostor.post(registered.kid, jws)
-    _assert_refused(response, 400, "malformed", _nonce_of(jws))
+    assert_refused(response, 400, "malformed", nonce_of(jws))
     assert db_state(acme_server.ctx) == before
 
 
@@ -201,7 +210,7 @@ def test_deactivated_account_is_refused(acme_server: AcmeServer, registered: Cli
     before = db_state(acme_server.ctx)
     jws = registered.jws(registered.kid, None)
     response = registered.post(registered.kid, jws)
-    _assert_refused(response, 403, "unauthorized", _nonce_of(jws))
+    assert_refused(response, 403, "unauthorized", nonce_of(jws))
     assert db_state(acme_server.ctx) == before
 
 

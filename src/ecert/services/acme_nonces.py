@@ -14,22 +14,17 @@ from .context import Context
 
 __all__ = ["new_nonce", "use_nonce"]
 
-_REDIS = "acme.redis_nonces"
-
 
 def _redis(ctx: Context) -> store.RedisNonces | None:
-    """The Redis nonce store, connected on first use and kept on the context (None: nonces are in the database)."""
+    """The Redis nonce store, connected on first use and kept in the process memo (None: nonces are in the database)."""
     url = ctx.settings.redis_url
     if not url:
         return None
-    found = ctx.cache.get(_REDIS)
-    if found is None:
+    if ctx.memo.redis is None:
         import redis  # only processes configured for Redis load the client
 
-        found = store.RedisNonces(redis.Redis.from_url(url, socket_timeout=5))
-        ctx.cache[_REDIS] = found
-    assert isinstance(found, store.RedisNonces)
-    return found
+        ctx.memo.redis = redis.Redis.from_url(url, socket_timeout=5)
+    return store.RedisNonces(ctx.memo.redis)
 
 
 def new_nonce(ctx: Context) -> str:
