@@ -17,6 +17,7 @@ __all__ = [
     "DomainEvidence",
     "OrganisationEvidence",
     "covering_evidence",
+    "covers_all",
     "require_vetting_current",
     "refuse_ca_key",
     "refuse_forbidden_key",
@@ -104,6 +105,16 @@ def covering_evidence(names: Iterable[str], evidence: Iterable[DomainEvidence], 
             value=tuple(missing),
         )
     return chosen
+
+
+def covers_all(names: Iterable[str], evidence: Iterable[DomainEvidence], now: datetime) -> bool:
+    """True if every name has evidence inside its reuse period: the same rule as :func:`covering_evidence`,
+    asked ahead of issuance (an application wholly under operator-held validations skips the DCV step)."""
+    try:
+        covering_evidence(names, evidence, now)
+    except ValidationFailed:
+        return False
+    return True
 
 
 def require_vetting_current(organisation: OrganisationEvidence, now: datetime) -> None:

@@ -33,7 +33,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..core import dcv_rules
 from ..core.application import Action, AppState, Step, next_step, transition
 from ..core.errors import (
     BadName,
@@ -45,11 +44,13 @@ from ..core.errors import (
     PolicyViolation,
     Unauthorized,
 )
+from ..core.evidence import covers_all
 from ..core.lockout import LockState, lock_state, minutes_until
 from ..core.names import needs_manual_review, normalize_dns_name, to_unicode
 from ..core.profiles import CERT_TYPE_LABELS, CertType, SubjectData, names_for_application
 from ..store import applications as store
 from ..store import audit
+from ..store import registration as ra_store
 from ..store.models import Application
 from . import mailer
 from .context import Context
@@ -419,20 +420,9 @@ def dcv_exemption(session: Session, row: Application, now: datetime) -> str | No
     application skips the subscriber-facing step only when every name is under a domain the operator
     validated itself (services/operator_dcv.py), still inside the BR 4.2.1 reuse period.
     """
-    held = store.operator_held_validations(session)
-    if not held:
+    held = ra_store.operator_domain_evidence(session)
+    if not held or not covers_all(application_names(row), held, now):
         return None
-    for name in application_names(row):
-        if not any(
-            dcv_rules.reusable(v.validated_at, now)
-            and (
-                dcv_rules.under_namespace(name, v.domain)
-                if v.namespace
-                else dcv_rules.dns_name_for_validation(name) == v.domain
-            )
-            for v in held
-        ):
-            return None
     return "every name is under a domain the operator holds"
 
 

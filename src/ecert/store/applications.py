@@ -15,7 +15,7 @@ from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from .models import Application, DomainValidation, LoginAttempt, PortalSession
+from .models import Application, LoginAttempt, PortalSession
 
 __all__ = [
     "RESET_ADDR_PREFIX",
@@ -34,7 +34,6 @@ __all__ = [
     "list_applications",
     "note_login_failure",
     "note_login_success",
-    "operator_held_validations",
     "record_login_attempt",
     "record_login_reset",
     "reference_taken",
@@ -120,14 +119,6 @@ def set_pin_hash(session: Session, app_id: int, pin_hash: str, *, now: datetime)
         .execution_options(synchronize_session=False)
     )
     _expire_loaded(session, Application, app_id)
-
-
-def operator_held_validations(session: Session) -> list[DomainValidation]:
-    """Validations the operator holds itself (``ecert-ca dcv``); applications under them may skip DCV."""
-    return list(session.scalars(select(DomainValidation).where(DomainValidation.operator_held.is_(True))))
-
-
-# --- log-in attempts ------------------------------------------------------------------------------
 
 
 def record_login_attempt(
