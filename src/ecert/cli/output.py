@@ -25,12 +25,13 @@ def _colour() -> bool:
 
 
 def console() -> Console:
-    return Console(no_color=not _colour(), highlight=False, soft_wrap=True)
+    # emoji=False: fingerprints such as "..:AB:.." must print as hex, never as an emoji code.
+    return Console(no_color=not _colour(), highlight=False, soft_wrap=True, emoji=False)
 
 
 def err_console() -> Console:
     return Console(stderr=True, no_color=not (sys.stderr.isatty() and "NO_COLOR" not in os.environ),
-                   highlight=False, soft_wrap=True)
+                   highlight=False, soft_wrap=True, emoji=False)
 
 
 def _default(value: Any) -> Any:
