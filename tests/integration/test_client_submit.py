@@ -6,8 +6,10 @@ The journey against the real CA (uvicorn, Knot DNS, a web root, an SMTP sink) is
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,95 +36,120 @@ class FakeCA:
         self.bodies.append((path, body))
         if path != "/api/v1/sessions" and request.headers.get("authorization") != "Bearer tok":
             return httpx.Response(401, json={"type": "about:blank", "title": "Unauthorized", "status": 401})
-        if path == "/api/v1/sessions":
-            if body.get("pin") != "123456":
-                return httpx.Response(
-                    401,
-                    json={
-                        "type": "urn:x:login",
-                        "title": "Login failed",
-                        "status": 401,
-                        "detail": "reference number or PIN is wrong",
-                    },
-                )
-            return httpx.Response(201, json={"token": "tok", "expires_at": "2030-01-01T00:00:00Z"})
-        if path == "/api/v1/application":
+        route = self._routes().get(path)
+        if route is None:
+            return httpx.Response(404, json={"title": "Not Found", "status": 404})
+        return route(request, body)
+
+    def _routes(self) -> dict[str, Callable[[httpx.Request, dict[str, Any]], httpx.Response]]:
+        return {
+            "/api/v1/sessions": self._sessions,
+            "/api/v1/application": self._application,
+            "/api/v1/application/confirm": self._confirm,
+            "/api/v1/dcv/methods": self._dcv_methods,
+            "/api/v1/dcv/start": self._dcv_start,
+            "/api/v1/dcv/check": self._dcv_check,
+            "/api/v1/csr": self._csr,
+            "/api/v1/certificate/accept": self._accept,
+            "/api/v1/certificate/download": self._download,
+        }
+
+    def _sessions(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        if body.get("pin") != "123456":
             return httpx.Response(
-                200,
+                401,
                 json={
-                    "reference_number": "0003294413",
-                    "server_name": HOST,
-                    "additional_names": [],
-                    "org_name_en": "Test Ltd",
-                    "state": "submitted",
-                    "is_government": False,
+                    "type": "urn:x:login",
+                    "title": "Login failed",
+                    "status": 401,
+                    "detail": "reference number or PIN is wrong",
                 },
             )
-        if path == "/api/v1/application/confirm":
-            return httpx.Response(200, json={"state": "confirmed", "is_government": False})
-        if path == "/api/v1/dcv/methods":
-            return httpx.Response(
-                200,
-                json=[
-                    {"method": "http_file", "label": "Website", "warning": None},
-                    {"method": "dns_txt", "label": "DNS", "warning": None},
+        return httpx.Response(201, json={"token": "tok", "expires_at": "2030-01-01T00:00:00Z"})
+
+    def _application(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={
+                "reference_number": "0003294413",
+                "server_name": HOST,
+                "additional_names": [],
+                "org_name_en": "Test Ltd",
+                "state": "submitted",
+                "is_government": False,
+            },
+        )
+
+    def _confirm(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(200, json={"state": "confirmed", "is_government": False})
+
+    def _dcv_methods(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json=[
+                {"method": "http_file", "label": "Website", "warning": None},
+                {"method": "dns_txt", "label": "DNS", "warning": None},
+            ],
+        )
+
+    def _dcv_start(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={
+                "method": body["method"],
+                "domains": [
+                    {
+                        "domain": HOST,
+                        "code": "rv-abc",
+                        "file_name": "fileauth.txt",
+                        "file_content": "rv-abc",
+                        "file_url": f"http://{HOST}/.well-known/pki-validation/fileauth.txt",
+                    }
                 ],
-            )
-        if path == "/api/v1/dcv/start":
+            },
+        )
+
+    def _dcv_check(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        self.checks += 1
+        ok = self.checks >= self.passes_after
+        return httpx.Response(
+            200,
+            json={
+                "passed": ok,
+                "domains": [{"domain": HOST, "passed": ok, "reason": None if ok else "file not found"}],
+            },
+        )
+
+    def _csr(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        csr = x509.load_pem_x509_csr(body["csr"].encode())
+        self.cert = self.pki.issue(csr, [HOST])
+        return httpx.Response(
+            200,
+            json={
+                "serial_hex": format(self.cert.serial_number, "x"),
+                "serial_spaced": "01 02",
+                "issuer": "Test e-Cert SSL CA 3 - 17",
+                "not_before": "x",
+                "not_after": "y",
+                "validity_days": 199,
+                "names": [HOST],
+                "type": "DV",
+                "state": "issued",
+            },
+        )
+
+    def _accept(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        self.accepted = True
+        return httpx.Response(204)
+
+    def _download(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        assert self.cert is not None and self.accepted
+        if request.url.params["format"] == "p7b":
             return httpx.Response(
                 200,
-                json={
-                    "method": body["method"],
-                    "domains": [
-                        {
-                            "domain": HOST,
-                            "code": "rv-abc",
-                            "file_name": "fileauth.txt",
-                            "file_content": "rv-abc",
-                            "file_url": f"http://{HOST}/.well-known/pki-validation/fileauth.txt",
-                        }
-                    ],
-                },
+                content=pkcs7.serialize_certificates([self.cert, self.pki.sub], serialization.Encoding.DER),
             )
-        if path == "/api/v1/dcv/check":
-            self.checks += 1
-            ok = self.checks >= self.passes_after
-            return httpx.Response(
-                200,
-                json={
-                    "passed": ok,
-                    "domains": [{"domain": HOST, "passed": ok, "reason": None if ok else "file not found"}],
-                },
-            )
-        if path == "/api/v1/csr":
-            csr = x509.load_pem_x509_csr(body["csr"].encode())
-            self.cert = self.pki.issue(csr, [HOST])
-            return httpx.Response(
-                200,
-                json={
-                    "serial_hex": format(self.cert.serial_number, "x"),
-                    "serial_spaced": "01 02",
-                    "issuer": "Test e-Cert SSL CA 3 - 17",
-                    "not_before": "x",
-                    "not_after": "y",
-                    "validity_days": 199,
-                    "names": [HOST],
-                    "type": "DV",
-                    "state": "issued",
-                },
-            )
-        if path == "/api/v1/certificate/accept":
-            self.accepted = True
-            return httpx.Response(204)
-        if path == "/api/v1/certificate/download":
-            assert self.cert is not None and self.accepted
-            if request.url.params["format"] == "p7b":
-                return httpx.Response(
-                    200,
-                    content=pkcs7.serialize_certificates([self.cert, self.pki.sub], serialization.Encoding.DER),
-                )
-            return httpx.Response(200, content=self.pki.pem(self.cert, self.pki.sub))
-        return httpx.Response(404, json={"title": "Not Found", "status": 404})
+        return httpx.Response(200, content=self.pki.pem(self.cert, self.pki.sub))
 
 
 @pytest.fixture

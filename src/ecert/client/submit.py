@@ -145,7 +145,22 @@ def submit_request(
     sleep: Callable[[float], None] | None = None,
     server_name: str | None = None,
 ) -> Completion:
-    """Run the portal journey for ``pending``; raises on refusal, StillPending if DCV does not pass in time."""
+    """Run the portal journey for ``pending``; raises on refusal, StillPending if DCV does not pass in time.
+
+    Each step is its own function, in the order of the guide's section C: log in and confirm, prove
+    domain control, submit the CSR and accept, download and complete.
+    """
+    app = _log_in_and_confirm(api, pending, reference_number, pin, ui, server_name)
+    if not app.get("is_government"):
+        _prove_domain_control(api, ui, dcv, sleep or time.sleep)
+    _submit_and_accept(api, pending, ui)
+    return _download_and_complete(api, store, pending, ui, now)
+
+
+def _log_in_and_confirm(
+    api: ApiClient, pending: PendingEntry, reference_number: str, pin: str, ui: SubmitUI, server_name: str | None
+) -> dict[str, Any]:
+    """Steps 1-3: log in, show the application, confirm its details unless an earlier run did."""
     names = list(pending.meta.get("names") or [])
     login_name = server_name or str(pending.meta.get("common_name") or (names[0] if names else ""))
     ui.progress("Logging in")
@@ -157,36 +172,56 @@ def submit_request(
             app = api.confirm(use_chinese=ui.choose_chinese(app))
         except Conflict:  # confirmed in an earlier run: carry on
             app = api.application()
-    if not app.get("is_government"):
-        method = _pick_method(api.dcv_methods(), dcv)
-        started = api.dcv_start(method, dcv.email_local_part)
-        ui.show_dcv(started)
-        email_code = None
-        if method == "http_file":
-            if dcv.webroot is None and not dcv.webroots:
-                raise ClientError("the website-file method needs --webroot DIR")
-            for path in write_fileauth(dcv.webroot, started, dcv.webroots):
-                ui.progress(f"Wrote {path}")
-        elif method == "dns_txt":
-            if dcv.dns_hook is not None:
-                _run_hook(dcv.dns_hook, started)
-            else:
-                ui.wait_for_dns(started)
-        elif method == "email":
-            email_code = ui.ask_email_code()
-        waited = 0.0
-        while True:
-            ui.progress("Checking domain control")
-            result = api.dcv_check(email_code)
-            if result.get("passed"):
-                break
-            if waited >= dcv.max_wait_seconds:
-                failing = "; ".join(
-                    f"{d['domain']}: {d.get('reason')}" for d in result.get("domains", []) if not d.get("passed")
-                )
-                raise StillPending(f"domain control not confirmed yet ({failing}); run submit again later")
-            (sleep or time.sleep)(dcv.poll_seconds)
-            waited += dcv.poll_seconds
+    return app
+
+
+def _prove_domain_control(api: ApiClient, ui: SubmitUI, dcv: DcvOptions, sleep: Callable[[float], None]) -> None:
+    """Step 4: start the chosen method, publish the proof, then ask the CA to check until it passes."""
+    method = _pick_method(api.dcv_methods(), dcv)
+    started = api.dcv_start(method, dcv.email_local_part)
+    ui.show_dcv(started)
+    email_code = _publish_proof(method, started, ui, dcv)
+    _wait_for_dcv(api, ui, dcv, email_code, sleep)
+
+
+def _publish_proof(method: str, started: dict[str, Any], ui: SubmitUI, dcv: DcvOptions) -> str | None:
+    """Put the proof where the CA will look (web root, DNS hook or the person); the e-mailed code, if any."""
+    if method == "http_file":
+        if dcv.webroot is None and not dcv.webroots:
+            raise ClientError("the website-file method needs --webroot DIR")
+        for path in write_fileauth(dcv.webroot, started, dcv.webroots):
+            ui.progress(f"Wrote {path}")
+    elif method == "dns_txt":
+        if dcv.dns_hook is not None:
+            _run_hook(dcv.dns_hook, started)
+        else:
+            ui.wait_for_dns(started)
+    elif method == "email":
+        return ui.ask_email_code()
+    return None
+
+
+def _wait_for_dcv(
+    api: ApiClient, ui: SubmitUI, dcv: DcvOptions, email_code: str | None, sleep: Callable[[float], None]
+) -> None:
+    """Ask the CA to check every ``poll_seconds`` until it passes; StillPending after ``max_wait_seconds``."""
+    waited = 0.0
+    while True:
+        ui.progress("Checking domain control")
+        result = api.dcv_check(email_code)
+        if result.get("passed"):
+            return
+        if waited >= dcv.max_wait_seconds:
+            failing = "; ".join(
+                f"{d['domain']}: {d.get('reason')}" for d in result.get("domains", []) if not d.get("passed")
+            )
+            raise StillPending(f"domain control not confirmed yet ({failing}); run submit again later")
+        sleep(dcv.poll_seconds)
+        waited += dcv.poll_seconds
+
+
+def _submit_and_accept(api: ApiClient, pending: PendingEntry, ui: SubmitUI) -> None:
+    """Steps 5-6: submit the CSR, show the certificate, accept it or reject it with the person's reason."""
     ui.progress("Submitting the CSR")
     summary = api.submit_csr(pending.csr_pem.decode())
     reason = ui.accept_certificate(summary)
@@ -194,6 +229,12 @@ def submit_request(
         api.reject_certificate(reason)
         raise ClientError(f"certificate rejected: {reason}; the pending request is kept")
     api.accept()
+
+
+def _download_and_complete(
+    api: ApiClient, store: LocalStore, pending: PendingEntry, ui: SubmitUI, now: Callable[[], datetime]
+) -> Completion:
+    """Step 7: download the .p7b and the full chain beside the request, then complete from either."""
     ui.progress("Downloading")
     p7b = api.download("p7b")
     fullchain = api.download("fullchain")
