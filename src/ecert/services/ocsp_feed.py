@@ -19,9 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import func, select
 
-from ..store.models import CA, OcspResponse
+from ..store import ocsp_feed as feed_store
 from ..store.notify import OCSP_CHANNEL
 from .context import Context
 from .publication import ISSUING_ROLES
@@ -38,7 +37,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("ecert.ocsp_feed")
-_BATCH = 10_000
 LISTEN_RETRY_SECONDS = 1.0
 
 
@@ -71,13 +69,7 @@ def _read_only(ctx: Context):  # type: ignore[no-untyped-def]
 def issuers(ctx: Context) -> list[Issuer]:
     """The issuing CAs answered for, the same set as :func:`publication.issuer_index`."""
     with _read_only(ctx) as session:
-        rows = list(
-            session.execute(
-                select(CA.id, CA.label, CA.cert_der)
-                .where(CA.role.in_(ISSUING_ROLES), CA.status.in_(("active", "retired")))
-                .order_by(CA.id)
-            )
-        )
+        rows = feed_store.answered_issuers(session, ISSUING_ROLES)
     return [Issuer(ca_id, label, x509.load_der_x509_certificate(der)) for ca_id, label, der in rows]
 
 
@@ -88,20 +80,8 @@ def stored_responses(
 
     ``valid_at`` skips responses already expired at that instant (a full load needs none of them).
     """
-    query = select(
-        OcspResponse.ca_id,
-        OcspResponse.serial_hex,
-        OcspResponse.der,
-        OcspResponse.this_update,
-        OcspResponse.next_update,
-        OcspResponse.etag,
-    )
-    if signed_after is not None:
-        query = query.where(OcspResponse.this_update > signed_after)
-    if valid_at is not None:
-        query = query.where(OcspResponse.next_update > valid_at)
     with _read_only(ctx) as session:
-        for row in session.execute(query.execution_options(yield_per=_BATCH)):
+        for row in feed_store.stored_response_rows(session, signed_after=signed_after, valid_at=valid_at):
             yield StoredResponse(*row)
 
 
@@ -111,7 +91,7 @@ def change_marker(ctx: Context) -> Any:
     One indexed MAX (``ocsp_responses.this_update``, migration 0004): cheap enough to ask every second.
     """
     with _read_only(ctx) as session:
-        return session.scalar(select(func.max(OcspResponse.this_update)))
+        return feed_store.newest_signing_time(session)
 
 
 def notifies(ctx: Context) -> bool:

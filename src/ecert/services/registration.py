@@ -261,8 +261,7 @@ def _audit_refusal(ctx: Context, intent: IssuanceIntent, exc: EcertError) -> Non
     subject = str(intent.application_id or intent.vetting_id or "-")
     with ctx.transaction() as session:
         if intent.application_id is not None:
-            row = session.get(Application, intent.application_id)
-            subject = row.reference_number if row is not None else subject
+            subject = ra_store.reference_of(session, intent.application_id) or subject
         audit.append(session, actor=intent.requester.actor, event="issuance.refused", subject=subject,
                      details={"channel": intent.requester.channel.value, "code": exc.code, "rule": exc.rule,
                               "reason": exc.message[:1000], "profile": intent.cert_type.value,

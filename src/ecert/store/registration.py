@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..core.evidence import DomainEvidence
 from ..core.keys import spki_sha256
-from .models import CA, BlockedKey, DomainValidation, ResponderCert
+from .models import CA, Application, BlockedKey, DomainValidation, ResponderCert
 from .models_ra import OrganisationVetting
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "operator_domain_evidence",
     "ca_key_labels",
     "is_key_blocked",
+    "reference_of",
     "add_vetting",
     "get_vetting",
     "list_vettings",
@@ -54,6 +55,11 @@ def ca_key_labels(session: Session) -> dict[str, str]:
     ):
         found.setdefault(spki_sha256(x509.load_der_x509_certificate(der).public_key()), f"{ca_label} OCSP responder")
     return found
+
+
+def reference_of(session: Session, application_id: int) -> str | None:
+    """The application's reference number, for audit subjects (None if there is no such application)."""
+    return session.scalar(select(Application.reference_number).where(Application.id == application_id))
 
 
 def is_key_blocked(session: Session, spki: str) -> bool:
