@@ -90,3 +90,23 @@ def test_edges_never_open_a_transaction(edge: str) -> None:
     found = [f"{p.relative_to(SRC)}" for p in sorted((SRC / edge).rglob("*.py"))
              if ".transaction()" in p.read_text(encoding="utf-8") or ".sessions()" in p.read_text(encoding="utf-8")]
     assert not found, f"transactions opened at the edge: {found}"
+
+
+# Services hold a session and catch the driver's errors; only store/ builds queries (Boulder's SA).
+SERVICES_SQLALCHEMY = {"sqlalchemy.orm", "sqlalchemy.exc", "sqlalchemy"}
+QUERY_BUILDERS = {"select", "update", "insert", "delete", "func", "text"}
+
+
+def test_only_the_store_builds_queries() -> None:
+    found = []
+    for path in sorted((SRC / "services").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in SERVICES_SQLALCHEMY:
+                bad = [a.name for a in node.names if a.name in QUERY_BUILDERS]
+                if bad:
+                    found.append(f"{path.relative_to(SRC)} imports {', '.join(bad)} from {node.module}")
+            elif isinstance(node, ast.Attribute) and node.attr in {"get", "execute", "scalar", "scalars", "query"} \
+                    and isinstance(node.value, ast.Name) and node.value.id == "session":
+                found.append(f"{path.relative_to(SRC)}:{node.lineno} calls session.{node.attr}")
+    assert not found, "services must reach the database through named store functions:\n" + "\n".join(found)
