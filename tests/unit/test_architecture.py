@@ -106,7 +106,7 @@ def test_only_the_store_builds_queries() -> None:
                 bad = [a.name for a in node.names if a.name in QUERY_BUILDERS]
                 if bad:
                     found.append(f"{path.relative_to(SRC)} imports {', '.join(bad)} from {node.module}")
-            elif isinstance(node, ast.Attribute) and node.attr in {"get", "execute", "scalar", "scalars", "query"} \
+            elif isinstance(node, ast.Attribute) and node.attr in {"get", "execute", "scalar", "scalars", "query", "add", "delete"} \
                     and isinstance(node.value, ast.Name) and node.value.id == "session":
                 found.append(f"{path.relative_to(SRC)}:{node.lineno} calls session.{node.attr}")
     assert not found, "services must reach the database through named store functions:\n" + "\n".join(found)

@@ -13,7 +13,7 @@ from typing import Any
 from ..core import dcv_rules
 from ..core.errors import ValidationFailed
 from ..store import audit
-from ..store.models import CaaCheck
+from ..store import registration as ra_store
 from .context import Context
 
 __all__ = ["check_caa_at_issuance", "jsonable"]
@@ -48,8 +48,9 @@ def check_caa_at_issuance(ctx: Context, names: Sequence[str], *, actor: str, app
         decisions += validator.check_caa(group, now=now, method=method)
     with ctx.transaction() as session:
         for d in decisions:
-            session.add(CaaCheck(application_id=application_id, domain=d.name, checked_at=now,
-                                 permitted=d.permitted, records=[str(r) for r in d.records], reason=d.reason[:1000]))
+            ra_store.record_caa_check(session, application_id=application_id, domain=d.name, checked_at=now,
+                                      permitted=d.permitted, records=[str(r) for r in d.records],
+                                      reason=d.reason[:1000])
             audit.append(session, actor=actor, event="caa.checked", subject=d.name,
                          details=jsonable({"application": reference, **d.to_dict()}), now=now)
     refused = [d for d in decisions if not d.permitted]

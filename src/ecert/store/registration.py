@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..core.evidence import DomainEvidence
 from ..core.keys import spki_sha256
-from .models import CA, Application, BlockedKey, DomainValidation, ResponderCert
+from .models import CA, Application, BlockedKey, CaaCheck, DomainValidation, ResponderCert
 from .models_ra import OrganisationVetting
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "ca_key_labels",
     "is_key_blocked",
     "reference_of",
+    "record_caa_check",
     "add_vetting",
     "get_vetting",
     "list_vettings",
@@ -55,6 +56,13 @@ def ca_key_labels(session: Session) -> dict[str, str]:
     ):
         found.setdefault(spki_sha256(x509.load_der_x509_certificate(der).public_key()), f"{ca_label} OCSP responder")
     return found
+
+
+def record_caa_check(session: Session, *, application_id: int | None, domain: str, checked_at: datetime,
+                     permitted: bool, records: list[str], reason: str) -> None:
+    """Keep a CAA lookup's outcome (BR 3.2.2.8: the CA records what it relied on)."""
+    session.add(CaaCheck(application_id=application_id, domain=domain, checked_at=checked_at, permitted=permitted,
+                         records=records, reason=reason))
 
 
 def reference_of(session: Session, application_id: int) -> str | None:
