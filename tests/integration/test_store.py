@@ -10,27 +10,47 @@ from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ecert.core.errors import Conflict, NotFound
+from ecert.core.lifecycle import CertAction, CertStatus
 from ecert.store import applications as store_apps
+from ecert.store import certificates as certs
 from ecert.store import db as store_db
+from ecert.store import registration as ra_store
 from ecert.store import repo
-from ecert.store.models import Application, Certificate, IssuanceRecord
+from ecert.store.models import Application, Certificate
 
 T = TypeVar("T")
 
 
-def _cert(session: Any, ca_id: int, serial_hex: str, now: datetime, **kwargs: Any) -> Certificate:
+def _cert(session: Any, ca_id: int, serial_hex: str, now: datetime, *, status: str = "signing",
+          **kwargs: Any) -> Certificate:
+    """A certificate row as the pipeline makes it: reserved (``signing``), then moved through core/lifecycle."""
     fields: dict[str, Any] = {
-        "not_before": now,
-        "not_after": now + timedelta(days=397),
-        "names": ["www.example.hk"],
-        "spki_sha256": "ab" * 32,
         "profile": "ov",
-        "now": now,
+        "application_id": None,
+        "tbs_sha256": "cd" * 32,
+        "lint_findings": [],
+        "evidence": None,
+        "channel": "test",
+        "not_before": now,
+        "not_after": now + timedelta(days=199),
+        "subject_cn": "www.example.hk",
+        "names": ("www.example.hk",),
+        "spki_sha256": "ab" * 32,
     }
     fields.update(kwargs)
-    return repo.insert_certificate(session, ca_id=ca_id, serial_hex=serial_hex, **fields)
+    record_id = certs.reserve_issuance(session, certs.Reservation(ca_id=ca_id, serial_hex=serial_hex, **fields), now)
+    if status != "signing":
+        certs.store_signed_der(session, ca_id=ca_id, serial_hex=serial_hex, record_id=record_id, der=b"0",
+                               accepted=status == "accepted", now=now)
+    if status == "rejected":
+        certs.move_certificate(session, ca_id=ca_id, serial_hex=serial_hex, action=CertAction.REJECT,
+                               current=CertStatus.ISSUED, now=now)
+    found = certs.certificate_by_serial(session, serial_hex)
+    assert found is not None
+    return found
 
 
 def _race(db_url: str, workers: int, task: Callable[[Any], T]) -> list[T]:
@@ -58,11 +78,14 @@ def _race(db_url: str, workers: int, task: Callable[[Any], T]) -> list[T]:
 
 def test_a_serial_is_unique_per_issuer(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
     with session_factory() as session, session.begin():
-        ca = make_ca(session)
-        _cert(session, ca.id, "1f", now)
-        with pytest.raises(Conflict) as refused:
-            _cert(session, ca.id, "1f", now)
-    assert refused.value.rule == repo.SERIAL_UNIQUE_RULE
+        ca_id = make_ca(session).id
+        _cert(session, ca_id, "1f", now)
+    with session_factory() as session:
+        with pytest.raises(IntegrityError), session.begin():
+            _cert(session, ca_id, "1f", now)
+    with session_factory() as session:
+        # The pipeline tells a serial clash (draw again) from a second live certificate by this lookup.
+        assert certs.serial_recorded(session, ca_id, "1f")
 
 
 def test_the_same_serial_under_another_issuer_is_allowed(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
@@ -74,27 +97,18 @@ def test_the_same_serial_under_another_issuer_is_allowed(session_factory, make_c
         assert len(session.execute(select(Certificate)).scalars().all()) == 2
 
 
-def test_a_serial_clash_leaves_the_transaction_usable(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
-    """Services redraw a serial after a clash without losing the rest of their transaction."""
-    with session_factory() as session, session.begin():
-        ca = make_ca(session)
-        _cert(session, ca.id, "1f", now)
-        with pytest.raises(Conflict):
-            _cert(session, ca.id, "1f", now)
-        _cert(session, ca.id, "20", now)
-    with session_factory() as session:
-        assert sorted(session.execute(select(Certificate.serial_hex)).scalars()) == ["1f", "20"]
-
-
 def test_a_second_live_certificate_for_an_application_is_refused(  # type: ignore[no-untyped-def]
     session_factory, make_ca, make_application, now
 ) -> None:
     with session_factory() as session, session.begin():
         ca, app = make_ca(session), make_application(session)
-        _cert(session, ca.id, "1", now, application_id=app.id, status="issued")
-        with pytest.raises(Conflict) as refused:
-            _cert(session, ca.id, "2", now, application_id=app.id, status="issued")
-    assert refused.value.rule == repo.LIVE_CERTIFICATE_RULE
+        ca_id, app_id = ca.id, app.id
+        _cert(session, ca_id, "1", now, application_id=app_id, status="issued")
+    with session_factory() as session:
+        with pytest.raises(IntegrityError), session.begin():
+            _cert(session, ca_id, "2", now, application_id=app_id)
+    with session_factory() as session:
+        assert not certs.serial_recorded(session, ca_id, "2")  # not a clash: the pipeline gives up (409)
 
 
 def test_a_new_certificate_is_allowed_once_the_first_is_rejected(  # type: ignore[no-untyped-def]
@@ -102,17 +116,32 @@ def test_a_new_certificate_is_allowed_once_the_first_is_rejected(  # type: ignor
 ) -> None:
     with session_factory() as session, session.begin():
         ca, app = make_ca(session), make_application(session)
-        first = _cert(session, ca.id, "1", now, application_id=app.id, status="issued")
-        first.status = "rejected"
-        session.flush()
+        _cert(session, ca.id, "1", now, application_id=app.id, status="rejected")
         _cert(session, ca.id, "2", now, application_id=app.id, status="issued")
     with session_factory() as session:
         statuses = session.execute(select(Certificate.serial_hex, Certificate.status).order_by(Certificate.id))
         assert statuses.all() == [("1", "rejected"), ("2", "issued")]
 
 
+def test_a_move_the_lifecycle_has_not_is_refused_and_changes_nothing(  # type: ignore[no-untyped-def]
+    session_factory, make_ca, now
+) -> None:
+    with session_factory() as session, session.begin():
+        ca_id = make_ca(session).id
+        _cert(session, ca_id, "1", now, status="accepted")
+    with session_factory() as session, session.begin():
+        with pytest.raises(Conflict):  # accepted -> accept again: not in core/lifecycle.py
+            certs.move_certificate(session, ca_id=ca_id, serial_hex="1", action=CertAction.ACCEPT,
+                                   current=CertStatus.ACCEPTED, now=now)
+        with pytest.raises(Conflict):  # the row is not where the caller thinks: compare-and-set misses
+            certs.move_certificate(session, ca_id=ca_id, serial_hex="1", action=CertAction.ACCEPT,
+                                   current=CertStatus.ISSUED, now=now)
+    with session_factory() as session:
+        assert session.scalar(select(Certificate.status)) == "accepted"
+
+
 @pytest.mark.parametrize("bad", ["01f", "1F", "0x1f", "1f:00", ""])
-def test_non_canonical_serials_are_refused_on_insert(session_factory, make_ca, now, bad) -> None:  # type: ignore[no-untyped-def]
+def test_non_canonical_serials_are_refused_on_reservation(session_factory, make_ca, now, bad) -> None:  # type: ignore[no-untyped-def]
     """A second spelling of one serial would slip past UNIQUE(ca_id, serial_hex)."""
     with session_factory() as session:
         ca = make_ca(session)
@@ -134,73 +163,54 @@ def test_serials_that_are_not_hex_are_refused(bad: str) -> None:
         repo.normalize_serial_hex(bad)
 
 
-def test_get_certificate_by_pasted_serial(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
+def test_a_certificate_is_found_by_its_canonical_serial(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
     with session_factory() as session, session.begin():
         ca = make_ca(session)
         _cert(session, ca.id, "1abcd", now)
     with session_factory() as session:
-        assert repo.get_certificate(session, ca.id, "01:AB:CD") is not None
-        assert repo.get_certificate(session, None, "1abcd") is not None
-        assert repo.get_certificate(session, ca.id + 1, "1abcd") is None
+        assert certs.certificate_by_serial(session, repo.normalize_serial_hex("01:AB:CD")) is not None
+        assert certs.certificate_by_serial(session, "1abce") is None
 
 
 # --- the durable issuance record -----------------------------------------------------------------
 
 
-def test_the_issuance_record_survives_a_failed_certificate_insert(  # type: ignore[no-untyped-def]
-    session_factory, make_ca, now
+def test_a_failed_issuance_keeps_its_record_and_frees_the_reservation(  # type: ignore[no-untyped-def]
+    session_factory, make_ca, make_application, now
 ) -> None:
     with session_factory() as session, session.begin():
-        ca = make_ca(session)
-        _cert(session, ca.id, "1", now)
-        ca_id = ca.id
+        ca, app = make_ca(session), make_application(session)
+        ca_id, app_id = ca.id, app.id
+        record_id = certs.reserve_issuance(session, certs.Reservation(
+            ca_id=ca_id, serial_hex="1", profile="ov", application_id=app_id, tbs_sha256="cd" * 32,
+            lint_findings=[], evidence={"domains": {}}, channel="portal", not_before=now, not_after=now,
+            subject_cn=None, names=("www.example.hk",), spki_sha256="ab" * 32), now)
     with session_factory() as session, session.begin():
-        record = repo.create_issuance_record(session, ca_id=ca_id, serial_hex="1", profile="ov", now=now)
-        record_id = record.id
+        certs.fail_reservation(session, record_id, "signed but not stored: OperationalError", now)
     with session_factory() as session:
-        with pytest.raises(Conflict), session.begin():
-            _cert(session, ca_id, "1", now)
-            raise AssertionError("unreachable")  # pragma: no cover
+        record = certs.record_for(session, ca_id, "1")
+        assert record is not None and record.state == "failed"
+        assert record.error == "signed but not stored: OperationalError"
+        assert record.evidence == {"domains": {}} and record.channel == "portal"
+        assert session.scalar(select(Certificate.status)) == "failed"
+    with session_factory() as session, session.begin():  # the application may take a certificate again
+        _cert(session, ca_id, "2", now, application_id=app_id)
+
+
+def test_a_refused_lint_is_recorded_with_its_findings(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
+    findings: list[dict[str, object]] = [{"validator": "x", "severity": "ERROR", "message": "y"}]
     with session_factory() as session, session.begin():
-        repo.update_issuance_record(session, record_id, now=now, state="failed", error="serial clash")
+        ca_id = make_ca(session).id
+        certs.record_refused_lint(session, ca_id=ca_id, serial_hex="2", application_id=None, profile="ov",
+                                  error="lint refused", findings=findings, evidence=None, channel="operator-cli",
+                                  now=now)
     with session_factory() as session:
-        stored = session.get(IssuanceRecord, record_id)
-        assert stored is not None and (stored.state, stored.error) == ("failed", "serial clash")
+        record = certs.record_for(session, ca_id, "2")
+        assert record is not None and (record.state, record.lint_findings) == ("failed", findings)
+        assert session.scalar(select(Certificate.id)) is None  # nothing was reserved, nothing signed
 
 
-def test_issuance_record_serial_is_unique_per_issuer(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
-    with session_factory() as session, session.begin():
-        ca = make_ca(session)
-        repo.create_issuance_record(session, ca_id=ca.id, serial_hex="1", profile="ov", now=now)
-        with pytest.raises(Conflict):
-            repo.create_issuance_record(session, ca_id=ca.id, serial_hex="1", profile="ov", now=now)
-
-
-def test_issuance_record_keeps_lint_findings(session_factory, make_ca, now) -> None:  # type: ignore[no-untyped-def]
-    findings = [{"validator": "x", "severity": "WARNING", "message": "y"}]
-    with session_factory() as session, session.begin():
-        ca = make_ca(session)
-        record = repo.create_issuance_record(session, ca_id=ca.id, serial_hex="2", profile="ov", now=now)
-        repo.update_issuance_record(
-            session,
-            record.id,
-            now=now + timedelta(seconds=1),
-            state="linted",
-            tbs_sha256="cd" * 32,
-            lint_findings=findings,
-        )
-        record_id = record.id
-    with session_factory() as session:
-        stored = session.get(IssuanceRecord, record_id)
-        assert stored is not None
-        assert (stored.state, stored.lint_findings, stored.updated_at) == (
-            "linted",
-            findings,
-            now + timedelta(seconds=1),
-        )
-
-
-# --- races ---------------------------------------------------------------------------------------
+# --- applications: compare-and-set ---------------------------------------------------------------
 
 
 def test_sixteen_concurrent_compare_and_sets_have_exactly_one_winner(  # type: ignore[no-untyped-def]
@@ -248,7 +258,7 @@ def test_crl_numbers_increase_atomically_under_eight_threads(db_url, session_fac
 
     assert sorted(taken) == list(range(1, 25))
     with session_factory() as session:
-        assert repo.get_ca(session, ca_id).crl_number == 24  # type: ignore[union-attr]
+        assert certs.ca_by_id(session, ca_id).crl_number == 24  # type: ignore[union-attr]
 
 
 def test_crl_number_of_an_unknown_ca_is_not_found(session_factory) -> None:  # type: ignore[no-untyped-def]
@@ -319,9 +329,8 @@ def test_blocked_keys_are_found_whatever_the_case(session_factory, now) -> None:
         repo.add_blocked_key(session, spki_sha256=digest, reason="Debian weak key", source="badkeys", now=now)
         repo.add_blocked_key(session, spki_sha256=digest, reason="again", source="manual", now=now)
     with session_factory() as session:
-        assert repo.is_key_blocked(session, digest.lower())
-        assert not repo.is_key_blocked(session, "cd" * 32)
-        assert repo.blocked_spki_set(session) == frozenset({digest.lower()})
+        assert ra_store.is_key_blocked(session, digest.lower())
+        assert not ra_store.is_key_blocked(session, "cd" * 32)
 
 
 def test_cas_are_listed_and_found_by_label(session_factory, make_ca) -> None:  # type: ignore[no-untyped-def]

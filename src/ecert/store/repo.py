@@ -7,51 +7,34 @@ that constraint violations surface at the call that caused them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from ecert.core.errors import Conflict, NotFound
+from ecert.core.errors import NotFound
 from ecert.store.models import (
     CA,
     Application,
     BlockedKey,
     Certificate,
-    IssuanceRecord,
 )
 
 __all__ = [
-    "LIVE_CERTIFICATE_RULE",
-    "SERIAL_UNIQUE_RULE",
     "SearchBy",
     "add_blocked_key",
     "add_ca",
-    "blocked_spki_set",
-    "create_issuance_record",
     "find_certificates",
-    "get_ca",
     "get_ca_by_label",
-    "get_certificate",
-    "get_issuance_record",
-    "insert_certificate",
-    "is_key_blocked",
     "like_escape",
     "list_cas",
     "next_crl_number",
     "normalize_serial_hex",
     "serial_to_hex",
-    "update_issuance_record",
 ]
 
-# The `rule` of the Conflict raised by insert_certificate, so a caller can tell a serial clash
-# (draw a new serial) from a second live certificate for one application (give up).
-SERIAL_UNIQUE_RULE = "RFC 5280 4.1.2.2"  # serial unique per issuer
-LIVE_CERTIFICATE_RULE = "one live certificate per application"
 
 SearchBy = Literal["server_name", "serial", "reference"]
 
@@ -76,12 +59,6 @@ def normalize_serial_hex(value: str) -> str:
     if not cleaned or not _HEX.match(cleaned):
         raise ValueError(f"not a hexadecimal serial number: {value!r}")
     return cleaned.lstrip("0") or "0"
-
-
-def _require_canonical_serial(serial_hex: str) -> None:
-    # A second spelling of one serial would slip past UNIQUE(ca_id, serial_hex).
-    if not _HEX.match(serial_hex) or (serial_hex != "0" and serial_hex.startswith("0")):
-        raise ValueError(f"serial_hex must be lowercase hex without leading zeros: {serial_hex!r}")
 
 
 # --- CAs ------------------------------------------------------------------------------------------
@@ -127,10 +104,6 @@ def add_ca(
     return ca
 
 
-def get_ca(session: Session, ca_id: int) -> CA | None:
-    return session.get(CA, ca_id)
-
-
 def get_ca_by_label(session: Session, label: str) -> CA | None:
     return session.execute(select(CA).where(CA.label == label)).scalar_one_or_none()
 
@@ -163,138 +136,7 @@ def next_crl_number(session: Session, ca_id: int) -> int:
     return int(number)
 
 
-# --- issuance records and certificates ------------------------------------------------------------
-
-
-def create_issuance_record(
-    session: Session,
-    *,
-    ca_id: int,
-    serial_hex: str,
-    profile: str,
-    now: datetime,
-    application_id: int | None = None,
-    tbs_sha256: str | None = None,
-) -> IssuanceRecord:
-    """Write the durable 'intent' record that precedes a signature (Boulder's issuance cycle).
-
-    The caller commits it in its own transaction before signing, so it outlives a later failure.
-    """
-    _require_canonical_serial(serial_hex)
-    record = IssuanceRecord(
-        ca_id=ca_id,
-        serial_hex=serial_hex,
-        application_id=application_id,
-        profile=profile,
-        state="intent",
-        tbs_sha256=tbs_sha256,
-        lint_findings=[],
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(record)
-    except IntegrityError as exc:
-        raise Conflict("serial already recorded for this CA", rule=SERIAL_UNIQUE_RULE, value=serial_hex) from exc
-    return record
-
-
-def get_issuance_record(session: Session, record_id: int) -> IssuanceRecord | None:
-    return session.get(IssuanceRecord, record_id)
-
-
-def update_issuance_record(
-    session: Session,
-    record_id: int,
-    *,
-    now: datetime,
-    state: str | None = None,
-    tbs_sha256: str | None = None,
-    lint_findings: Sequence[Any] | None = None,
-    error: str | None = None,
-) -> IssuanceRecord:
-    """Record progress of an issuance attempt; only the fields given change."""
-    record = session.get(IssuanceRecord, record_id)
-    if record is None:
-        raise NotFound("no such issuance record", value=record_id)
-    if state is not None:
-        record.state = state
-    if tbs_sha256 is not None:
-        record.tbs_sha256 = tbs_sha256
-    if lint_findings is not None:
-        record.lint_findings = list(lint_findings)
-    if error is not None:
-        record.error = error
-    record.updated_at = now
-    session.flush()
-    return record
-
-
-def insert_certificate(
-    session: Session,
-    *,
-    ca_id: int,
-    serial_hex: str,
-    not_before: datetime,
-    not_after: datetime,
-    names: Sequence[str],
-    spki_sha256: str,
-    profile: str,
-    now: datetime,
-    status: str = "signing",
-    der: bytes | None = None,
-    tbs_sha256: str | None = None,
-    subject_cn: str | None = None,
-    application_id: int | None = None,
-) -> Certificate:
-    """Insert a certificate row; raise Conflict (with the violated rule) and leave the transaction usable.
-
-    The insert runs in a savepoint, so a serial clash can be answered by drawing a new serial
-    (stack.md, "Serials") without losing the rest of the transaction.
-    """
-    _require_canonical_serial(serial_hex)
-    certificate = Certificate(
-        ca_id=ca_id,
-        serial_hex=serial_hex,
-        der=der,
-        tbs_sha256=tbs_sha256,
-        not_before=not_before,
-        not_after=not_after,
-        subject_cn=subject_cn,
-        names=list(names),
-        spki_sha256=spki_sha256,
-        profile=profile,
-        status=status,
-        application_id=application_id,
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(certificate)
-    except IntegrityError as exc:
-        message = str(exc.orig).lower()
-        if "unique" not in message:  # a foreign key or NOT NULL violation is a caller bug
-            raise
-        if "serial" in message:
-            raise Conflict("serial number already used by this CA", rule=SERIAL_UNIQUE_RULE, value=serial_hex) from exc
-        if "application" in message:
-            raise Conflict(
-                "the application already has a live certificate",
-                rule=LIVE_CERTIFICATE_RULE,
-                value=application_id,
-            ) from exc
-        raise
-    return certificate
-
-
-def get_certificate(session: Session, ca_id: int | None, serial_hex: str) -> Certificate | None:
-    """The certificate with this serial, under one CA or (``ca_id=None``) under any CA."""
-    query = select(Certificate).where(Certificate.serial_hex == normalize_serial_hex(serial_hex))
-    if ca_id is not None:
-        query = query.where(Certificate.ca_id == ca_id)
-    return session.execute(query.order_by(Certificate.id).limit(1)).scalar_one_or_none()
+# --- search --------------------------------------------------------------------------------------
 
 
 def like_escape(value: str) -> str:
@@ -350,15 +192,6 @@ def add_blocked_key(session: Session, *, spki_sha256: str, reason: str, source: 
     session.add(blocked)
     session.flush()
     return blocked
-
-
-def is_key_blocked(session: Session, spki_sha256: str) -> bool:
-    return session.get(BlockedKey, spki_sha256.lower()) is not None
-
-
-def blocked_spki_set(session: Session) -> frozenset[str]:
-    """Every blocked SPKI hash, for the pure key policy in core/ which cannot query the database."""
-    return frozenset(session.execute(select(BlockedKey.spki_sha256)).scalars())
 
 
 def _expire_loaded(session: Session, model: type[Any], pk: Any) -> None:
