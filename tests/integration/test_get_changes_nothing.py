@@ -42,6 +42,11 @@ KNOWN_WRITERS: dict[str, str] = {
     "/api/v1/certificates/{serial}/download": "public downloads are audited (issue 11, download row)",
     "/search/download/{serial_hex}/{fmt}": "public downloads are audited (issue 11, download row)",
     "/ocsp/{encoded:path}": "the first OCSP GET makes the responder certificate and stores a response (web/status.py)",
+    # RFC 8555 6.5 / issue 13: every ACME answer carries a fresh Replay-Nonce, stored in acme_nonces (only there)
+    "/acme/directory": "stores the Replay-Nonce it hands out (acme_nonces only; web/acme/routes.py)",
+    "/acme/new-nonce": "stores the Replay-Nonce it hands out (acme_nonces only; web/acme/routes.py)",
+    "/acme/new-account": "a 405 answer still carries a stored Replay-Nonce (acme_nonces only)",
+    "/acme/acct/{account_id}": "a 405 answer still carries a stored Replay-Nonce (acme_nonces only)",
 }
 
 
