@@ -58,9 +58,15 @@ ca_app = typer.Typer(
 crl_app = typer.Typer(
     help="Import CRLs and the ARL (guide section D, steps 11-17).", no_args_is_help=True, rich_markup_mode=None
 )
+acme_app = typer.Typer(
+    help="ACME accounts for renewing by itself (External Account Binding from the CA's portal).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(request_app, name="request")
 app.add_typer(ca_app, name="ca")
 app.add_typer(crl_app, name="crl")
+app.add_typer(acme_app, name="acme")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -984,6 +990,7 @@ def deploy_cmd(
     )
     if result.warning:
         _warn(result.warning)
+    _remember_deploy(entry, fmt, out, cross, legacy, password_file, allow_incomplete_chain)
     if STATE.json:
         _emit_json(
             {
@@ -1005,6 +1012,223 @@ def deploy_cmd(
     )
     if result.snippet:
         con.print(result.snippet, markup=False)
+
+
+def _remember_deploy(
+    entry: Any,
+    fmt: DeployFormat,
+    out: Path,
+    cross: bool | None,
+    legacy: bool,
+    password_file: Path | None,
+    allow_incomplete: bool,
+) -> None:
+    """Record what was deployed in the lineage's metadata, so 'ecert renew' writes the same files again."""
+    from ecert.client.redeploy import DeployRecord, record_deploy
+
+    record = DeployRecord(
+        format=fmt,
+        out=Path(os.path.abspath(out)),
+        cross=cross,
+        legacy=legacy,
+        password_file=Path(os.path.abspath(password_file)) if password_file else None,
+        allow_incomplete=allow_incomplete,
+    )
+    record_deploy(STATE.store, entry, record)
+
+
+# -- acme and renew ------------------------------------------------------------------------------
+ServerOpt = Annotated[
+    str | None,
+    typer.Option("--server", envvar="ECERT_ACME_SERVER", help="The ACME directory URL (default: the one remembered)."),
+]
+CaBundleOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-bundle", help="Roots for the ACME server's own TLS certificate (a private server).", show_default=False
+    ),
+]
+
+
+@acme_app.command("register", short_help="Make an account key and register it with EAB.")
+@_handle
+def acme_register(
+    server: Annotated[str, typer.Option("--server", envvar="ECERT_ACME_SERVER", help="The ACME directory URL.")],
+    eab_kid: Annotated[str | None, typer.Option("--eab-kid", help="The EAB key id the CA gave you.")] = None,
+    eab_hmac_key: Annotated[
+        str | None, typer.Option("--eab-hmac-key", help="The EAB HMAC key (base64url), shown once by the CA.")
+    ] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="Contact address for expiry and incident notices.")
+    ] = None,
+    ca_bundle: CaBundleOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a stored account for this server.")] = False,
+) -> None:
+    """Make a P-256 account key and register it with External Account Binding (RFC 8555 7.3.4).
+
+    The key is kept in the store under accounts/ (0600); the HMAC key is used once and not kept.
+    """
+    from ecert.client.acme_account import register
+
+    ca = str(os.path.abspath(ca_bundle)) if ca_bundle else None
+    account = register(
+        STATE.store,
+        server,
+        eab_kid=eab_kid,
+        eab_hmac_key=eab_hmac_key,
+        email=email,
+        now=_now(),
+        ca_bundle=ca,
+        force=force,
+    )
+    if STATE.json:
+        _emit_json({"directory": account.directory, "account": account.uri, "path": str(account.path)})
+        return
+    _console().print(f"Registered {account.uri}", markup=False)
+    _console().print(f"Account key: {account.path / 'key.pem'}", markup=False)
+
+
+@acme_app.command("list", short_help="Show the stored ACME accounts.")
+@_handle
+def acme_list() -> None:
+    """Show the stored ACME accounts: directory, account URL and where the key is."""
+    from ecert.client.acme_account import list_accounts
+
+    rows = [{"directory": a.directory, "account": a.uri, "path": str(a.path)} for a in list_accounts(STATE.store)]
+    if STATE.json:
+        _emit_json({"accounts": rows})
+        return
+    table = _table("ACME accounts", ("Directory", "Account", "Path"))
+    for r in rows:
+        table.add_row(r["directory"], r["account"], r["path"])
+    _console().print(table)
+
+
+def _challenge_options(
+    webroot: Path | None, http_port: int | None, http_address: str, dns_hook: Path | None, dns_wait: float
+) -> Any:
+    from ecert.client.acme_challenges import ChallengeOptions
+
+    return ChallengeOptions(
+        webroot=webroot, http_port=http_port, http_address=http_address, dns_hook=dns_hook, dns_wait=dns_wait
+    )
+
+
+WebrootOpt = Annotated[
+    Path | None, typer.Option("--webroot", help="Serve http-01 from DIR/.well-known/acme-challenge/.")
+]
+HttpPortOpt = Annotated[int | None, typer.Option("--http-01-port", help="Answer http-01 with a listener on this port.")]
+HttpAddressOpt = Annotated[str, typer.Option("--http-01-address", help="Address for that listener (default: all).")]
+DnsHookOpt = Annotated[
+    Path | None, typer.Option("--dns-hook", help="dns-01: run 'HOOK add|del _acme-challenge.NAME VALUE'.")
+]
+DnsWaitOpt = Annotated[float, typer.Option("--dns-wait", help="Seconds to wait after the hook for DNS to spread.")]
+
+
+@acme_app.command("order", short_help="Obtain a first certificate over ACME into a new lineage.")
+@_handle
+def acme_order(
+    friendly_name: Annotated[str, typer.Argument(help="The store name of the new certificate.")],
+    name: Annotated[list[str], typer.Option("--name", "-n", help="A server name (repeat for more).")],
+    key_type: Annotated[KeyType, typer.Option(help="Key type of the new key.")] = KeyType.P256,
+    server: ServerOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    webroot: WebrootOpt = None,
+    http_01_port: HttpPortOpt = None,
+    http_01_address: HttpAddressOpt = "",
+    dns_hook: DnsHookOpt = None,
+    dns_wait: DnsWaitOpt = 0.0,
+) -> None:
+    """Order a certificate for new names over ACME and store it as live/NAME; 'ecert renew' keeps it fresh."""
+    from ecert.client.acme_renew import RenewOptions, obtain
+    from ecert.client.request import generate_key
+
+    opts = RenewOptions(
+        challenges=_challenge_options(webroot, http_01_port, http_01_address, dns_hook, dns_wait),
+        server=server,
+        ca_bundle=str(os.path.abspath(ca_bundle)) if ca_bundle else None,
+    )
+    entry = obtain(STATE.store, friendly_name, list(name), generate_key(key_type), opts, now=_now())
+    if STATE.json:
+        _emit_json(
+            {"name": entry.name, "version": entry.version, "not_after": entry.cert.not_valid_after_utc.isoformat()}
+        )
+        return
+    _console().print(f"Issued {entry.name}: {', '.join(_san_names(entry.cert))} (live/{entry.name})", markup=False)
+
+
+@app.command("renew", short_help="Renew certificates over ACME when due (for cron or a systemd timer).")
+@_handle
+def renew_cmd(
+    name: Annotated[str | None, typer.Argument(help="The certificate to renew (or --all).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every certificate in the store that is due.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Renew now, whatever ARI or the lifetime say.")] = False,
+    reuse_key: Annotated[bool, typer.Option("--reuse-key", help="Keep the current key (default: a new one).")] = False,
+    server: ServerOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    webroot: WebrootOpt = None,
+    http_01_port: HttpPortOpt = None,
+    http_01_address: HttpAddressOpt = "",
+    dns_hook: DnsHookOpt = None,
+    dns_wait: DnsWaitOpt = 0.0,
+    passphrase_file: Annotated[Path | None, typer.Option(help="Passphrase of the key kept by --reuse-key.")] = None,
+) -> None:
+    """Renew over ACME when the CA's ARI window (RFC 9773) has come, else at two thirds of the lifetime.
+
+    The new version is stored beside the old one (live/NAME switches at once) and what 'ecert deploy'
+    wrote is written again. Exit 0: renewed or not due; 3: the CA's window is later; 1: a failure.
+    """
+    from ecert.client.acme_renew import RenewOptions, renew, renew_all
+
+    if bool(name) == all_:
+        raise ClientError("give one certificate name or --all")
+    opts = RenewOptions(
+        challenges=_challenge_options(webroot, http_01_port, http_01_address, dns_hook, dns_wait),
+        force=force,
+        reuse_key=reuse_key,
+        server=server,
+        ca_bundle=str(os.path.abspath(ca_bundle)) if ca_bundle else None,
+        passphrase=_read_secret_file(passphrase_file),
+    )
+    now = _now()
+    results = renew_all(STATE.store, opts, now=now) if all_ else [renew(STATE.store, str(name), opts, now=now)]
+    _print_renewals(results)
+    raise typer.Exit(_renew_exit_code(results, single=not all_))
+
+
+def _renew_exit_code(results: Sequence[Any], *, single: bool) -> int:
+    """1 if any failed; for one certificate 3 when the CA's window is later; else 0 (renewed or not due)."""
+    statuses = {r.status.value for r in results}
+    if "failed" in statuses:
+        return 1
+    if single and "not-yet" in statuses:
+        return 3
+    return 0
+
+
+def _print_renewals(results: Sequence[Any]) -> None:
+    if STATE.json:
+        _emit_json({"results": [r.to_json() for r in results]})
+        return
+    con = _console()
+    for r in results:
+        if r.status.value == "failed":
+            _console(stderr=True).print(f"{r.name}: FAILED: {' '.join(str(r.error).split())}", markup=False)
+            continue
+        when = f"{r.decision.at:%Y-%m-%d %H:%M} UTC" if r.decision else ""
+        if r.status.value == "renewed":
+            con.print(f"{r.name}: renewed, version {r.version}, valid until {r.not_after:%Y-%m-%d}", markup=False)
+        elif r.status.value == "not-yet":
+            con.print(f"{r.name}: not yet: the CA's renewal window (ARI) comes at {when}", markup=False)
+        else:
+            con.print(f"{r.name}: not due until {when} (two thirds of its lifetime)", markup=False)
+        for d in r.deployed:
+            con.print(
+                f"  deployed {d.record.format.value} to {d.record.out}" + (f": FAILED {d.error}" if d.error else ""),
+                markup=False,
+            )
+        for note in r.notes:
+            con.print(f"  note: {note}", markup=False)
 
 
 # -- check ---------------------------------------------------------------------------------------
