@@ -32,6 +32,7 @@ pytest_plugins = (
     "tests.integration.dcv_fixtures",
     "tests.integration.hsm_fixtures",
     "tests.integration.acme_fixtures",
+    "tests.integration.acme_ca_fixtures",
     "tests.ct_log.fixtures",
 )
 

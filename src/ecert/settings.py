@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     # ACME: nonces (and later rate-limit counters) in Redis when set, else in the database
     redis_url: str | None = None
     acme_eab_secret_env: str = "ECERT_ACME_EAB_SECRET"  # names the variable holding the EAB key-wrapping secret
+    # ACME rate limits (issue 13 point 8): at most N per window for one key; 0 turns a limit off
+    acme_new_accounts_per_ip: int = Field(default=10, ge=0)
+    acme_new_accounts_window_seconds: int = Field(default=3 * 3600, gt=0)
+    acme_new_orders_per_account: int = Field(default=300, ge=0)
+    acme_new_orders_window_seconds: int = Field(default=3 * 3600, gt=0)
+    acme_failed_validations_per_name: int = Field(default=5, ge=0)
+    acme_failed_validations_window_seconds: int = Field(default=3600, gt=0)
+    acme_certificates_per_application_week: int = Field(default=50, ge=0)
 
     # Web
     session_secret_env: str = "ECERT_SESSION_SECRET"

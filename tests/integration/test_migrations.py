@@ -18,7 +18,9 @@ from ecert.store.models import Base, Certificate
 EXPECTED_TABLES = {
     "acme_accounts",
     "acme_eab_credentials",
+    "acme_limit_counts",  # 0012 ACME rate limits
     "acme_nonces",
+    "acme_replacements",  # 0012 RFC 9773 replaces
     "applications",
     "audit_log",
     "blocked_keys",

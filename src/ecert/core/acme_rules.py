@@ -55,6 +55,9 @@ class ProblemType(enum.StrEnum):
     EXTERNAL_ACCOUNT_REQUIRED = "externalAccountRequired"
     SERVER_INTERNAL = "serverInternal"
     RATE_LIMITED = "rateLimited"
+    BAD_REVOCATION_REASON = "badRevocationReason"  # RFC 8555 7.6
+    ALREADY_REVOKED = "alreadyRevoked"  # RFC 8555 7.6
+    ALREADY_REPLACED = "alreadyReplaced"  # RFC 9773 7.4
 
 
 class AcmeRefusal(EcertError):

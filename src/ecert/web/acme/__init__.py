@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from . import keychange, renewal_info, revocation
+from .orders import router as _orders
 from .routes import router
+
+router.include_router(_orders)  # newOrder, order, authz, challenge, finalize, cert
+
+router.include_router(revocation.router)  # revokeCert, RFC 8555 7.6
+router.include_router(keychange.router)  # keyChange, RFC 8555 7.3.5
+router.include_router(renewal_info.router)  # renewalInfo, RFC 9773
 
 __all__ = ["router"]

@@ -54,7 +54,8 @@ def _from_ecert(exc: EcertError) -> JSONResponse:
 def problem_for_exception(exc: Exception) -> JSONResponse | None:
     """The ACME problem for an error we know how to explain; None for anything else (the caller re-raises)."""
     if isinstance(exc, AcmeRefusal):
-        return acme_problem(exc.problem, exc.status, str(exc), algorithms=exc.algorithms)
+        extra = getattr(exc, "headers", None)  # Retry-After of rateLimited, Location of a keyChange conflict
+        return acme_problem(exc.problem, exc.status, str(exc), algorithms=exc.algorithms, headers=extra)
     if isinstance(exc, EcertError):
         return _from_ecert(exc)
     if isinstance(exc, HTTPException):

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from ...core.acme_rules import PROFILE_DESCRIPTIONS, AcmeRefusal, ProblemType
-from ...services import acme_accounts, acme_nonces
+from ...services import acme_accounts, acme_limits, acme_nonces
 from ...services.acme_accounts import AccountView, NewAccountRequest
 from ...services.context import Context
 from .problems import problem_for_exception
@@ -78,6 +78,7 @@ async def directory(request: Request) -> JSONResponse:
         caa_identities=tuple(_ctx(request).settings.caa_identities),
     )
     body = {"newNonce": base + "new-nonce", "newAccount": base + "new-account", "meta": meta.to_partial_json()}
+    body |= {"revokeCert": base + "revoke-cert", "keyChange": base + "key-change", "renewalInfo": base + "renewal-info"}
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=0, no-cache"})
 
 
@@ -116,6 +117,8 @@ async def new_account(request: Request) -> JSONResponse:
     ctx = _ctx(request)
     verified = await verify_post(request, ctx, jwk_allowed=True, post_as_get=False)
     wanted = _new_account_request(request, verified)
+    if wanted.eab is not None and not wanted.only_return_existing:  # an attempt to create: issue 13 point 8
+        await anyio.to_thread.run_sync(acme_limits.spend_new_account, ctx, wanted.client)
     wrap_secret = request.app.state.env.get(ctx.settings.acme_eab_secret_env)
     account, created = await anyio.to_thread.run_sync(
         lambda: acme_accounts.new_account(ctx, wanted, wrap_secret=wrap_secret)

@@ -166,9 +166,11 @@ def _account_id_from_kid(request: Request, kid: str) -> int:
 
 
 async def _signer(
-    request: Request, ctx: Context, header: dict[str, Any], parsed: acme_jws.JWS, jwk_allowed: bool
+    request: Request, ctx: Context, header: dict[str, Any], parsed: acme_jws.JWS, jwk_allowed: bool | None
 ) -> tuple[JWK, AccountView | None]:
-    check_key_locator(has_jwk="jwk" in header, has_kid="kid" in header, jwk_allowed=jwk_allowed)
+    # jwk_allowed None: either locator (RFC 8555 7.6 revokeCert, by an account or by the certificate's key)
+    either = "jwk" in header if jwk_allowed is None else jwk_allowed
+    check_key_locator(has_jwk="jwk" in header, has_kid="kid" in header, jwk_allowed=either)
     combined = parsed.signature.combined
     if "jwk" in header:
         key = combined.jwk
@@ -236,7 +238,9 @@ def _payload(parsed: acme_jws.JWS, post_as_get: bool | None) -> dict[str, Any] |
     return payload
 
 
-async def verify_post(request: Request, ctx: Context, *, jwk_allowed: bool, post_as_get: bool | None) -> Verified:
+async def verify_post(
+    request: Request, ctx: Context, *, jwk_allowed: bool | None, post_as_get: bool | None
+) -> Verified:
     """Run every check, in order; raise :class:`AcmeRefusal` at the first that fails."""
     _check_content_type(request)
     obj = _flattened(await _read_body(request))
