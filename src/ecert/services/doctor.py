@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from ..core.ca_lifecycle import CaStatus
 from ..core.errors import EcertError
 from ..core.rule_dates import remote_perspectives_required
 from ..store import db, ops, repo
@@ -108,7 +109,7 @@ def check_base_url(ctx: Context, opts: Options) -> list[Check]:
 def check_keys(ctx: Context, opts: Options) -> list[Check]:
     """Every CA key held here opens with the configured passphrase or PIN (a wrong one fails at 3 a.m. otherwise)."""
     with ctx.read() as session:
-        rows = [r for r in repo.list_cas(session) if r.key_ref and r.status != "revoked"]
+        rows = [r for r in repo.list_cas(session) if r.key_ref and r.status != CaStatus.REVOKED]
     out: list[Check] = []
     for row in rows:
         try:
@@ -155,7 +156,7 @@ def check_crls(ctx: Context, opts: Options) -> list[Check]:
     now = ctx.clock()
     out: list[Check] = []
     with ctx.read() as session:
-        roots = [r.label for r in repo.list_cas(session, role="root") if r.status != "revoked"]
+        roots = [r.label for r in repo.list_cas(session, role="root") if r.status != CaStatus.REVOKED]
     targets = [(f"CRL {label}", label, False) for label in publication.issuing_cas(ctx)]
     targets += [(f"ARL {label}", label, True) for label in roots]
     for kind, label, arl in targets:

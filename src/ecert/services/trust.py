@@ -15,6 +15,7 @@ from typing import Any
 from cryptography import x509
 
 from ..core import urls
+from ..core.ca_lifecycle import CaStatus
 from ..core.errors import EcertError, NotFound
 from ..store import repo
 from . import publication
@@ -72,7 +73,7 @@ def ca_certificate_der(ctx: Context, label: str) -> bytes:
 def _certificate_items(ctx: Context) -> list[tuple[TrustItem, str]]:
     """The published CA certificates, each with the label of the CRL it stands behind ("" for a cross)."""
     with ctx.read() as session:
-        rows = [ca for ca in repo.list_cas(session) if ca.role in PUBLISHED_ROLES and ca.status != "revoked"]
+        rows = [ca for ca in repo.list_cas(session) if ca.role in PUBLISHED_ROLES and ca.status != CaStatus.REVOKED]
         out = []
         for ca in rows:
             cert = x509.load_der_x509_certificate(ca.cert_der)

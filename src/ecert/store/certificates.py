@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
+from ..core.ca_lifecycle import CaStatus
 from ..core.errors import Conflict, NotFound
 from ..core.lifecycle import (
     LIVE_STATUSES,
@@ -85,7 +86,7 @@ def active_issuing_ca(session: Session, role: str, now: datetime) -> CA | None:
     """The newest active issuing CA of ``role`` that is already effective."""
     return session.scalar(
         select(CA)
-        .where(CA.role == role, CA.status == "active", CA.effective_from <= now)
+        .where(CA.role == role, CA.status == CaStatus.ACTIVE.value, CA.effective_from <= now)
         .order_by(CA.effective_from.desc(), CA.id.desc())
     )
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
+from ..core.ca_lifecycle import CaStatus
 from .models import CA, OcspResponse
 
 __all__ = ["answered_issuers", "stored_response_rows", "newest_signing_time"]
@@ -21,7 +22,7 @@ def answered_issuers(session: Session, roles: Collection[str]) -> list[Row[tuple
     return list(
         session.execute(
             select(CA.id, CA.label, CA.cert_der)
-            .where(CA.role.in_(tuple(roles)), CA.status.in_(("active", "retired")))
+            .where(CA.role.in_(tuple(roles)), CA.status.in_((CaStatus.ACTIVE.value, CaStatus.RETIRED.value)))
             .order_by(CA.id)
         )
     )

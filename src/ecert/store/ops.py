@@ -25,6 +25,7 @@ from ecert.core.incidents import (
     affected_transition,
     incident_transition,
 )
+from ecert.core.lifecycle import CertStatus
 from ecert.core.notices import RECLAIM_AFTER, MailAction, MailState, mail_transition
 from ecert.store.models import CA, Application, Certificate
 from ecert.store.models_ops import ContactPreference, ExpiryNotice, Incident, IncidentCertificate
@@ -66,7 +67,7 @@ __all__ = [
 ]
 
 # Certificates that exist in the world and may be in use: signed, not rejected, not failed.
-_IN_USE = ("issued", "accepted")
+_IN_USE = (CertStatus.ISSUED.value, CertStatus.ACCEPTED.value)
 
 
 @dataclass(frozen=True)
@@ -655,7 +656,7 @@ def ocsp_gaps(session: Session, now: datetime) -> dict[str, int]:
         )
         .where(
             Certificate.der.is_not(None),
-            Certificate.status.in_(("issued", "accepted", "revoked")),
+            Certificate.status.in_((CertStatus.ISSUED.value, CertStatus.ACCEPTED.value, CertStatus.REVOKED.value)),
             Certificate.not_after > now,
             or_(OcspResponse.id.is_(None), OcspResponse.next_update <= now),
         )

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..core import urls
+from ..core.ca_lifecycle import CaStatus
 from ..core.errors import EcertError
 from .portal.common import ctx_of, error_text, render, services
 
@@ -148,7 +149,7 @@ def revocation_notice(request: Request) -> datetime | None:
     except (EcertError, ModuleNotFoundError):
         return None
     now = ctx_of(request).clock()
-    dates = [r.revoked_at for r in rows if r.role in ISSUING_ROLES and r.status == "retired"
+    dates = [r.revoked_at for r in rows if r.role in ISSUING_ROLES and r.status == CaStatus.RETIRED
              and r.revoked_at is not None and r.revoked_at > now]
     return min(dates) if dates else None
 

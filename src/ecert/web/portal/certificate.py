@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from ...core.application import Step
 from ...core.errors import Conflict, EcertError
+from ...core.lifecycle import CertStatus
 from .. import csrf
 from . import steps
 from .common import app_id_of, ctx_of, error_text, redirect, render, services
@@ -65,7 +66,7 @@ MAX_CSR_CHARS = 64 * 1024
 def in_use(request: Request, app_id: int) -> Any:
     """The accepted certificate still in use, or None: with one, a new CSR is a replacement, not a step."""
     cert = services(request).certificates.get_certificate(ctx_of(request), app_id)
-    return cert if cert is not None and cert.state == "accepted" else None
+    return cert if cert is not None and cert.state == CertStatus.ACCEPTED else None
 
 
 def replace_page(request: Request, app_id: int, cert: Any, status_code: int = 200, **context: Any) -> Response:

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ...core.ca_lifecycle import CaStatus
 from ...core.errors import EcertError
+from ...core.lifecycle import CertStatus
 from . import steps
 from .common import SECURITY_HEADERS, app_id_of, ctx_of, redirect, render, services
 
@@ -21,7 +23,7 @@ def download_page(request: Request) -> Response:
     app_id = app_id_of(request)
     svc = services(request)
     cert = svc.certificates.get_certificate(ctx_of(request), app_id)
-    if cert is None or cert.state != "accepted":
+    if cert is None or cert.state != CertStatus.ACCEPTED:
         step = steps.current_step(request, app_id)
         # An accepted application whose certificate was revoked has nothing to download: a new CSR is next.
         return redirect(request, "/portal/csr" if step == "/portal/download" else step)
@@ -40,7 +42,7 @@ def _trust_offer(request: Request, links: object) -> dict[str, object]:
 
     prints = fingerprints(request)
     try:
-        rows = [r for r in ca_rows(request) if r.role == "root" and r.status != "revoked"]
+        rows = [r for r in ca_rows(request) if r.role == "root" and r.status != CaStatus.REVOKED]
     except EcertError:
         rows = []
     issuer = getattr(links, "issuer", None)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from ...core.errors import Conflict, EcertError, NotFound, PolicyViolation
+from ...core.lifecycle import CertStatus
 from .. import csrf
 from . import steps
 from .common import app_id_of, ctx_of, redirect, render, services
@@ -48,7 +49,7 @@ def _revocable(request: Request, app_id: int) -> Any:
     rejection already revokes it and returns the application to the CSR step.
     """
     cert = services(request).certificates.get_certificate(ctx_of(request), app_id)
-    return cert if cert is not None and cert.state == "accepted" else None
+    return cert if cert is not None and cert.state == CertStatus.ACCEPTED else None
 
 
 def _form(request: Request, app_id: int, status_code: int = 200, **context: Any) -> Response:
