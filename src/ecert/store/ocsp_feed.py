@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
@@ -17,7 +16,7 @@ __all__ = ["answered_issuers", "stored_response_rows", "newest_signing_time"]
 _BATCH = 10_000
 
 
-def answered_issuers(session: Session, roles: Collection[str]) -> list[Row[tuple[int, str, bytes]]]:
+def answered_issuers(session: Session, roles: Collection[str]) -> list[Row[int, str, bytes]]:
     """Issuing CAs (active or retired) whose certificates' status is answered, oldest first."""
     return list(
         session.execute(
@@ -30,7 +29,7 @@ def answered_issuers(session: Session, roles: Collection[str]) -> list[Row[tuple
 
 def stored_response_rows(
     session: Session, *, signed_after: datetime | None, valid_at: datetime | None
-) -> Iterator[Row[Any]]:
+) -> Iterator[Row[int, str, bytes, datetime, datetime, str]]:
     """Stored responses (ca_id, serial, DER, thisUpdate, nextUpdate, etag), streamed in batches."""
     query = select(
         OcspResponse.ca_id,
