@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import stat
+import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -182,3 +185,68 @@ def test_renew_fails_with_exit_1_when_validation_fails(issued: Path, pebble: Peb
     assert "web: FAILED: the ACME server could not validate" in r.output
     assert HOST in r.output
     assert sorted(p.name for p in (issued / "archive/web").glob("cert*.pem")) == ["cert1.pem"]
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@pytest.fixture
+def web_server(tmp_path: Path, pebble: Pebble) -> Iterator[Path]:
+    """A plain web server on the port Pebble checks, serving a web root (what nginx would do)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(_QuietFiles, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", pebble.http_port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_renew_by_http01_webroot_leaves_no_token_behind(issued: Path, web_server: Path) -> None:
+    r = run(issued, "--json", "renew", "web", "--force", "--webroot", str(web_server))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["results"][0]["version"] == 2
+    challenge_dir = web_server / ".well-known" / "acme-challenge"
+    assert challenge_dir.is_dir() and not list(challenge_dir.iterdir())
+
+
+def test_deploy_records_each_format_once_and_renew_writes_them_all(
+    issued: Path, tmp_path: Path, pebble: Pebble
+) -> None:
+    again = run(issued, "deploy", "web", "--format", "nginx", "--out", str(tmp_path / "nginx"), "--force")
+    assert again.exit_code == 0, again.output
+    (tmp_path / "pw").write_text("s3cret\n")
+    pfx = run(
+        issued,
+        "deploy",
+        "web",
+        "--format",
+        "pfx",
+        "--out",
+        str(tmp_path / "iis"),
+        "--password-file",
+        str(tmp_path / "pw"),
+    )
+    assert pfx.exit_code == 0, pfx.output
+    records = json.loads((issued / "live/web/meta.json").read_text())["deploys"]
+    assert [(d["format"], d["out"]) for d in records] == [
+        ("nginx", str(tmp_path / "nginx")),
+        ("pfx", str(tmp_path / "iis")),
+    ]
+    assert "s3cret" not in (issued / "live/web/meta.json").read_text()
+    hook = write_dns_hook(tmp_path, pebble)
+    r = run(issued, "--json", "renew", "web", "--force", "--dns-hook", str(hook))
+    assert r.exit_code == 0, r.output
+    deployed = json.loads(r.output)["results"][0]["deployed"]
+    assert [(d["format"], d["error"]) for d in deployed] == [("nginx", None), ("pfx", None)]
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    restored = pkcs12.load_pkcs12((tmp_path / "iis" / "web.pfx").read_bytes(), b"s3cret")
+    assert restored.cert is not None and restored.cert.certificate == _cert(issued / "live/web/cert.pem")
+    assert json.loads((issued / "live/web/meta.json").read_text())["deploys"] == records  # carried to version 2
