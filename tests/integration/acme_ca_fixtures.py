@@ -23,7 +23,7 @@ from ecert.services.ca_config import load_hierarchy_config
 from ecert.services.ceremony import init_hierarchy
 from ecert.services.context import Context
 from ecert.store import applications as store_apps
-from tests.integration.acme_fixtures import AcmeServer, Client, Clock, add_application, new_eab, serve
+from tests.integration.acme_fixtures import EAB_SECRET, AcmeServer, Client, Clock, add_application, new_eab, serve
 from tests.integration.foundation_fixtures import make_ctx
 
 
@@ -84,6 +84,7 @@ def issue_to(ctx: Context, application_id: int | None, name: str) -> Issued:
 def _make(tmp_path: Path, db_url: str | None, clock: Clock, **overrides: Any) -> Iterator[AcmeServer]:
     ctx = make_ctx(tmp_path, db_url, **overrides)
     ctx.clock = clock
+    ctx.acme_secret = EAB_SECRET  # seals nonces and EAB keys, as build_context reads it from the environment
     init_hierarchy(ctx, load_hierarchy_config(None), demo=True)
     running = serve(ctx)
     try:
