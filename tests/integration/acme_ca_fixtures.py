@@ -8,6 +8,7 @@ the issuance pipeline (the orders feature is not needed to test what happens to 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,12 @@ def _make(tmp_path: Path, db_url: str | None, clock: Clock, **overrides: Any) ->
     finally:
         running.stop()
         ctx.close()
+
+
+@contextmanager
+def acme_ca_with(tmp_path: Path, db_url: str | None, clock: Clock, **overrides: Any) -> Iterator[AcmeServer]:
+    """An ``acme_ca`` with settings changed (rate limits, Redis), for the test that needs them."""
+    yield from _make(tmp_path, db_url, clock, **overrides)
 
 
 @pytest.fixture

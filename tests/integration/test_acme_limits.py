@@ -1,0 +1,138 @@
+"""ACME rate limits (issue 13 point 8) on SQLite, PostgreSQL and Redis: each refusal is rateLimited with a
+Retry-After that ends with the window, is audited, and makes nothing; two contexts on one store (as two
+processes are) share one count."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ecert.core.acme_limits import RateLimitRefusal
+from ecert.services import acme_limits
+from ecert.store import acme_limits as store_limits
+from ecert.store.models import AuditEvent
+from tests.integration.acme_ca_fixtures import acme_ca_with
+from tests.integration.acme_fixtures import Client, Clock, assert_refused, db_state, new_eab, nonce_of
+from tests.integration.foundation_fixtures import make_ctx
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def register(server_url: str, made: object) -> object:
+    client = Client(server_url)
+    return client, client.register(made)  # type: ignore[arg-type]
+
+
+def test_new_accounts_per_address_refused_past_the_limit_until_the_window_ends(
+    tmp_path: Path, db_url: str, clock: Clock
+) -> None:
+    with acme_ca_with(tmp_path, db_url, clock, acme_new_accounts_per_ip=2, acme_new_accounts_window_seconds=3600) as ca:
+        for _ in range(2):
+            assert register(ca.running.url, new_eab(ca.ctx))[1].status_code == 201  # type: ignore[attr-defined]
+        made = new_eab(ca.ctx)
+        before = db_state(ca.ctx)
+        client = Client(ca.running.url)
+        body = client.jws(client.url("new-account"), client.new_account_body(made))
+        response = client.post(client.url("new-account"), body)
+        assert_refused(response, 429, "rateLimited", nonce_of(body))
+        retry = int(response.headers["Retry-After"])
+        assert 0 < retry <= 3600
+        accounts, credentials, audit = db_state(ca.ctx)
+        assert (accounts, credentials) == before[:2] and audit == before[2] + 1  # only the refusal, audited
+        with ca.ctx.read() as session:
+            event = session.scalars(select(AuditEvent).where(AuditEvent.event == "acme.rate_limited")).one()
+        assert event.details["limit"] == "new_accounts_per_ip" and event.subject == "127.0.0.1"
+        clock.advance(timedelta(seconds=retry))
+        assert client.register(made).status_code == 201  # a new window: the same credential binds now
+
+
+def test_an_existing_key_finding_its_account_spends_nothing(tmp_path: Path, db_url: str, clock: Clock) -> None:
+    with acme_ca_with(tmp_path, db_url, clock, acme_new_accounts_per_ip=1) as ca:
+        client, response = register(ca.running.url, new_eab(ca.ctx))
+        assert response.status_code == 201  # type: ignore[attr-defined]
+        url = client.url("new-account")  # type: ignore[attr-defined]
+        again = client.post(url, client.jws(url, {"onlyReturnExisting": True}, use_kid=False))  # type: ignore[attr-defined]
+        assert again.status_code == 200
+
+
+def _ctx_pair(tmp_path: Path, db_url: str | None, clock: Clock, **overrides: object):  # type: ignore[no-untyped-def]
+    """Two contexts on one store, each with its own engine and process memory: two processes, in effect."""
+    first = make_ctx(tmp_path / "a", db_url, **overrides)
+    second = make_ctx(tmp_path / "b", db_url or first.settings.effective_database_url, **overrides)
+    first.clock = second.clock = clock
+    return first, second
+
+
+@pytest.fixture(params=["database", "redis"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    if request.param == "redis":
+        # a prefix of this test's own, so runs in parallel (and earlier runs) never share a counter
+        monkeypatch.setattr(store_limits.RedisCounters, "PREFIX", f"ecert-test:{secrets.token_hex(6)}:")
+        return {"redis_url": REDIS_URL}
+    return {}
+
+
+def test_new_orders_per_account_shared_by_two_processes(
+    tmp_path: Path, db_url: str, clock: Clock, backend: dict[str, object]
+) -> None:
+    first, second = _ctx_pair(tmp_path, db_url, clock, acme_new_orders_per_account=3, **backend)
+    try:
+        acme_limits.spend_new_order(first, 7)
+        acme_limits.spend_new_order(second, 7)
+        acme_limits.spend_new_order(first, 7)
+        with pytest.raises(RateLimitRefusal) as refused:
+            acme_limits.spend_new_order(second, 7)
+        assert refused.value.problem.value == "rateLimited" and refused.value.status == 429
+        acme_limits.spend_new_order(second, 8)  # another account has its own count
+        clock.advance(timedelta(hours=3))
+        acme_limits.spend_new_order(second, 7)  # the next window
+    finally:
+        first.close()
+        second.close()
+
+
+def test_failed_validations_per_name_per_account(
+    tmp_path: Path, db_url: str, clock: Clock, backend: dict[str, object]
+) -> None:
+    first, second = _ctx_pair(tmp_path, db_url, clock, acme_failed_validations_per_name=2, **backend)
+    try:
+        acme_limits.check_failed_validations(first, 5, ["www.example.com"])
+        acme_limits.record_failed_validation(first, 5, "www.example.com")
+        acme_limits.record_failed_validation(second, 5, "WWW.example.com")
+        with pytest.raises(RateLimitRefusal) as refused:
+            acme_limits.check_failed_validations(second, 5, ["other.example.com", "www.example.com"])
+        assert "5:www.example.com" in str(refused.value)
+        acme_limits.check_failed_validations(second, 6, ["www.example.com"])  # another account
+        acme_limits.check_failed_validations(second, 5, ["other.example.com"])  # another name
+    finally:
+        first.close()
+        second.close()
+
+
+def test_certificates_per_application_per_week(
+    tmp_path: Path, db_url: str, clock: Clock, backend: dict[str, object]
+) -> None:
+    first, second = _ctx_pair(tmp_path, db_url, clock, acme_certificates_per_application_week=2, **backend)
+    try:
+        acme_limits.spend_certificate(first, 11)
+        acme_limits.spend_certificate(second, 11)
+        with pytest.raises(RateLimitRefusal) as refused:
+            acme_limits.spend_certificate(first, 11)
+        assert 0 < refused.value.retry_after <= 7 * 24 * 3600
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_limit_of_zero_is_off(tmp_path: Path, clock: Clock) -> None:
+    ctx = make_ctx(tmp_path, None, acme_new_orders_per_account=0)
+    ctx.clock = clock
+    try:
+        for _ in range(5):
+            acme_limits.spend_new_order(ctx, 1)
+    finally:
+        ctx.close()
