@@ -41,7 +41,6 @@ KNOWN_WRITERS: dict[str, str] = {
     "/api/v1/certificate/download": "downloads are audited in the security chain (issue 11, download row)",
     "/api/v1/certificates/{serial}/download": "public downloads are audited (issue 11, download row)",
     "/search/download/{serial_hex}/{fmt}": "public downloads are audited (issue 11, download row)",
-    "/ocsp/{encoded:path}": "the first OCSP GET makes the responder certificate and stores a response (web/status.py)",
     # RFC 8555 6.5 / issue 13: every ACME answer carries a fresh Replay-Nonce, stored in acme_nonces (only there)
     "/acme/directory": "stores the Replay-Nonce it hands out (acme_nonces only; web/acme/routes.py)",
     "/acme/new-nonce": "stores the Replay-Nonce it hands out (acme_nonces only; web/acme/routes.py)",

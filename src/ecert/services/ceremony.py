@@ -194,10 +194,29 @@ def check_public_base_url(base_url: str) -> None:
 
 
 def init_hierarchy(ctx: Context, config: HierarchyConfig, *, demo: bool, actor: str = "operator") -> InitResult:
-    """Make root, OV and EV issuing CAs and (demo only) a stand-in external root with its cross-certificate.
+    """Make root, OV and EV issuing CAs and (demo only) a stand-in external root with its cross-certificate,
+    then each issuing CA's OCSP responder certificate, so no OCSP request ever has to make one.
 
     Running it again on an initialised instance changes nothing and says so.
     """
+    result = _init_hierarchy(ctx, config, demo=demo, actor=actor)
+    if not result.already:
+        _ensure_responders(ctx, [label for label in result.created if label in _issuing_labels(ctx)])
+    return result
+
+
+def _issuing_labels(ctx: Context) -> set[str]:
+    with ctx.read() as session:
+        return {row.label for role in ISSUING_ROLES for row in cas.active_of_role(session, role)}
+
+
+def _ensure_responders(ctx: Context, labels: list[str]) -> None:
+    from .publication import ensure_responders  # publication imports this module (load_private_key)
+
+    ensure_responders(ctx, labels)  # /ocsp answers whether or not leaves carry its URL (ocsp_enabled)
+
+
+def _init_hierarchy(ctx: Context, config: HierarchyConfig, *, demo: bool, actor: str) -> InitResult:
     check_public_base_url(ctx.settings.base_url)
     now = ctx.clock()
     with ctx.transaction() as session:
@@ -343,7 +362,8 @@ def rollover(
             audit.append(
                 session, actor=actor, event="ca.retired", subject=row.label, details={"successor": new.label}, now=now
             )
-        return new, old
+    _ensure_responders(ctx, [new.label])  # the new CA answers OCSP from its first request on
+    return new, old
 
 
 def _bump_cn(old: list[CA], template: CaEntry) -> str:

@@ -56,6 +56,7 @@ __all__ = [
     "publish_crl",
     "refresh_ocsp",
     "ensure_responder",
+    "ensure_responders",
     "sign_ocsp_now",
     "invalidate_ocsp_cache",
     "issuer_index",
@@ -311,18 +312,38 @@ def _new_responder(ctx: Context, session: Session, ca: CA, now: datetime) -> Res
     return row
 
 
+def _responder_due(row: ResponderCert | None, now: datetime) -> bool:
+    return row is None or row.not_after - now <= RESPONDER_RENEW_MARGIN or row.not_before > now
+
+
+def _loaded_responder(ctx: Context, row: ResponderCert) -> tuple[x509.Certificate, object]:
+    loaded = ctx.memo.ocsp_responders.get(row.id)
+    if loaded is None:
+        loaded = (x509.load_der_x509_certificate(row.cert_der), ctx.keys.load_key(row.key_ref))
+        ctx.memo.ocsp_responders[row.id] = loaded
+    return loaded
+
+
 def _responder(ctx: Context, session: Session, ca: CA, now: datetime) -> tuple[x509.Certificate, object, bool]:
     """The responder certificate and key to sign with, renewed when less than half its life is left."""
     row = status.latest_responder(session, ca.id)
     renewed = False
-    if row is None or row.not_after - now <= RESPONDER_RENEW_MARGIN or row.not_before > now:
+    if _responder_due(row, now):
         row = _new_responder(ctx, session, ca, now)
         renewed = True
+    assert row is not None
     loaded = ctx.memo.ocsp_responders.get(row.id)
     if loaded is None:
         loaded = (x509.load_der_x509_certificate(row.cert_der), ctx.keys.load_key(row.key_ref))
         ctx.memo.ocsp_responders[row.id] = loaded
     return loaded[0], loaded[1], renewed
+
+
+def ensure_responders(ctx: Context, labels: Iterable[str]) -> None:
+    """Make each CA's responder certificate now (at ``init``, at rollover), so that no OCSP request ever has to
+    write one: the GET path only reads (the jobs renew them when due, in ``refresh_ocsp``)."""
+    for label in labels:
+        ensure_responder(ctx, label)
 
 
 def ensure_responder(ctx: Context, ca_label: str) -> x509.Certificate:
@@ -347,6 +368,22 @@ def _sign(
     request_hash: hashes.HashAlgorithm | None = None,
 ) -> SignedOcsp:
     responder_cert, responder_key, _ = _responder(ctx, session, ca, now)
+    return _sign_with(ctx, ca, (responder_cert, responder_key), serial, answer, revoked_at, reason, now,
+                      request_hash)
+
+
+def _sign_with(
+    ctx: Context,
+    ca: CA,
+    responder: tuple[x509.Certificate, object],
+    serial: int,
+    answer: CertStatus,
+    revoked_at: datetime | None,
+    reason: str | None,
+    now: datetime,
+    request_hash: hashes.HashAlgorithm | None = None,
+) -> SignedOcsp:
+    responder_cert, responder_key = responder
     # Never outlive the responder certificate: a response is verified against it (RFC 6960 4.2.2.2).
     next_update = min(now + OCSP_VALIDITY, responder_cert.not_valid_after_utc)
     der = build_ocsp_response(
@@ -421,16 +458,18 @@ def sign_ocsp_now(
     request_hash: hashes.HashAlgorithm | None = None,
     limiter: Callable[[], bool] | None = None,
 ) -> SignedOcsp:
-    """The response for one serial, from storage when fresh, otherwise signed now (and stored if SHA-1).
+    """The response for one serial, from storage when fresh, otherwise signed now (never stored: a request
+    only reads; the web layer keeps the answer in memory and the jobs pre-sign and store responses).
 
     A serial this CA never issued (or only reserved and never signed) gets "unknown", never "good"
-    (BR 4.9.10); those answers are not stored, so random serials cannot fill the table. ``limiter``
-    is asked before any signature and a False answer raises RateLimited.
+    (BR 4.9.10). ``limiter`` is asked before any signature and a False answer raises RateLimited. The
+    responder certificate exists from ``init`` and rollover on and the jobs renew it; only if it is missing
+    or due (jobs stopped) is it made here, the one write left on this path.
     """
     now = ctx.clock()
     serial_hex = repo.serial_to_hex(serial)
     sha1 = request_hash is None or isinstance(request_hash, hashes.SHA1)
-    with ctx.transaction() as session:
+    with ctx.read() as session:
         ca = _ca_by_label(session, ca_label)
         stored = status.stored_ocsp(session, ca.id, serial_hex)
         if sha1 and stored is not None and stored.next_update > now and stored.this_update <= now:
@@ -440,14 +479,20 @@ def sign_ocsp_now(
         cert = status.certificate_by_serial(session, ca.id, serial_hex)
         if limiter is not None and not limiter():
             raise RateLimited("too many OCSP responses signed on demand; try later", rule="RFC 6960 2.3")
+        responder = status.latest_responder(session, ca.id)
+        if _responder_due(responder, now):
+            responder = None
+        answer: CertStatus = "unknown"
+        if cert is not None and cert.der is not None and cert.status in SIGNED_STATUSES:
+            answer = _expected_status(cert.revoked_at)
+        revoked_at, reason = (cert.revoked_at, cert.revocation_reason) if answer != "unknown" and cert else (None, None)
+        if responder is not None:
+            return _sign_with(ctx, ca, _loaded_responder(ctx, responder), serial, answer, revoked_at, reason, now,
+                              request_hash)
+    with ctx.transaction() as session:  # no usable responder yet: make it (the jobs' job, done late)
+        ca = _ca_by_label(session, ca_label)
         status.lock_issuer(session, "ocsp", ca.id, wait=True)  # a responder renewal must not happen twice
-        if cert is None or cert.der is None or cert.status not in SIGNED_STATUSES:
-            return _sign(ctx, session, ca, serial, "unknown", None, None, now, request_hash)
-        answer = _expected_status(cert.revoked_at)
-        signed = _sign(ctx, session, ca, serial, answer, cert.revoked_at, cert.revocation_reason, now, request_hash)
-        if sha1:
-            _upsert(session, ca.id, serial_hex, signed, stored.id if stored is not None else None)
-        return signed
+        return _sign(ctx, session, ca, serial, answer, revoked_at, reason, now, request_hash)
 
 
 def issuer_index(ctx: Context) -> dict[tuple[str, bytes, bytes], str]:
