@@ -85,7 +85,7 @@ def test_a_window_in_the_future_exits_3_and_changes_nothing(store: Path, front: 
 
 def test_a_window_that_has_come_renews_with_replaces(store: Path, front: AriFront) -> None:
     old = _cert(store, "web")
-    _window(front, old, days_from_now=-1)  # the CA wants it replaced now (say, after an incident)
+    _window(front, old, days_from_now=-3)  # the CA wants it replaced now (say, after an incident)
     r = run(store, "--json", "renew", "web", *_listener(front.pebble))
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)["results"][0]
@@ -97,7 +97,7 @@ def test_a_window_that_has_come_renews_with_replaces(store: Path, front: AriFron
 
 
 def test_all_renews_only_what_ari_says_is_due(store: Path, front: AriFront) -> None:
-    _window(front, _cert(store, "web"), days_from_now=-1)
+    _window(front, _cert(store, "web"), days_from_now=-3)
     _window(front, _cert(store, "api"), days_from_now=30)
     r = run(store, "--json", "renew", "--all", *_listener(front.pebble))
     assert r.exit_code == 0, r.output  # a cron job: "not yet" for some is not a failure
