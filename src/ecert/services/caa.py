@@ -31,10 +31,12 @@ def jsonable(value: Any) -> Any:
 
 
 def check_caa_at_issuance(ctx: Context, names: Sequence[str], *, actor: str, application_id: int | None = None,
-                          reference: str | None = None, methods: Mapping[str, str | None] | None = None) -> None:
+                          reference: str | None = None, methods: Mapping[str, str | None] | None = None,
+                          account_uri: str | None = None) -> None:
     """Look CAA up for ``names`` now; store and audit each decision; raise ValidationFailed if any forbids.
 
-    ``methods`` maps a validated domain to the DCV method used, for RFC 8657's validationmethods.
+    ``methods`` maps a validated domain to the DCV method used, for RFC 8657's validationmethods;
+    ``account_uri`` is the ACME account asking (RFC 8657 accounturi), None for every other front door.
     """
     from .enrolment import validator_for  # the one place the context's Validator is made
 
@@ -45,7 +47,7 @@ def check_caa_at_issuance(ctx: Context, names: Sequence[str], *, actor: str, app
         groups.setdefault((methods or {}).get(dcv_rules.dns_name_for_validation(name)), []).append(name)
     decisions = []
     for method, group in groups.items():
-        decisions += validator.check_caa(group, now=now, method=method)
+        decisions += validator.check_caa(group, now=now, method=method, account_uri=account_uri)
     with ctx.transaction() as session:
         for d in decisions:
             ra_store.record_caa_check(session, application_id=application_id, domain=d.name, checked_at=now,

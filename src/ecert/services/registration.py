@@ -245,7 +245,7 @@ def _decide(ctx: Context, intent: IssuanceIntent, now: datetime) -> VettedReques
         by_domain = _domain_evidence(session, names, org, now)
     methods: dict[str, str | None] = {domain: ev.method for domain, ev in by_domain.items()}
     check_caa_at_issuance(ctx, names, actor=intent.requester.actor, application_id=org.application_id,
-                          reference=org.reference, methods=methods)
+                          reference=org.reference, methods=methods, account_uri=intent.caa_account_uri)
     evidence = {"domains": {d: ev.as_record() for d, ev in by_domain.items()},
                 "organisation": org.evidence.as_record(), "caa_checked_at": now.isoformat()}
     request = IssueRequest(cert_type=intent.cert_type, names=names, subject=org.subject,
