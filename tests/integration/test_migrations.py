@@ -18,6 +18,10 @@ from ecert.store.models import Base, Certificate
 EXPECTED_TABLES = {
     "acme_accounts",
     "acme_eab_credentials",
+    "acme_authorizations",  # 0011 ACME orders
+    "acme_challenges",  # 0011
+    "acme_order_authorizations",  # 0011
+    "acme_orders",  # 0011
     "acme_limit_counts",  # 0012 ACME rate limits
     "acme_nonces",
     "acme_replacements",  # 0012 RFC 9773 replaces

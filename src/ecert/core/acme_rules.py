@@ -58,6 +58,17 @@ class ProblemType(enum.StrEnum):
     BAD_REVOCATION_REASON = "badRevocationReason"  # RFC 8555 7.6
     ALREADY_REVOKED = "alreadyRevoked"  # RFC 8555 7.6
     ALREADY_REPLACED = "alreadyReplaced"  # RFC 9773 7.4
+    # orders, authorizations and challenges (RFC 8555 6.7; invalidProfile: draft-aaron-acme-profiles)
+    REJECTED_IDENTIFIER = "rejectedIdentifier"
+    UNSUPPORTED_IDENTIFIER = "unsupportedIdentifier"
+    INVALID_PROFILE = "invalidProfile"
+    BAD_CSR = "badCSR"
+    ORDER_NOT_READY = "orderNotReady"
+    CAA = "caa"
+    CONNECTION = "connection"
+    DNS = "dns"
+    INCORRECT_RESPONSE = "incorrectResponse"
+    TLS = "tls"
 
 
 class AcmeRefusal(EcertError):

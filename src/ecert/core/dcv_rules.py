@@ -67,6 +67,10 @@ class DcvMethod(StrEnum):
     HTTP_FILE = "http_file"  # BR 3.2.2.4.18 Agreed-Upon Change to Website v2
     DNS = "dns"  # BR 3.2.2.4.7 DNS Change
     EMAIL = "email"  # BR 3.2.2.4.4 Constructed Email to Domain Contact
+    # The ACME challenges (RFC 8555 8.3, 8.4; RFC 8737), recorded by the ACME front door, never offered by the portal.
+    ACME_HTTP = "acme-http-01"  # BR 3.2.2.4.19 Agreed-Upon Change to Website - ACME
+    ACME_DNS = "acme-dns-01"  # BR 3.2.2.4.7 DNS Change
+    ACME_TLS_ALPN = "acme-tls-alpn-01"  # BR 3.2.2.4.20 TLS Using ALPN
 
     @property
     def br_section(self) -> str:
@@ -77,6 +81,9 @@ _BR_SECTION = {
     DcvMethod.HTTP_FILE: "BR 3.2.2.4.18",
     DcvMethod.DNS: "BR 3.2.2.4.7",
     DcvMethod.EMAIL: "BR 3.2.2.4.4",
+    DcvMethod.ACME_HTTP: "BR 3.2.2.4.19",
+    DcvMethod.ACME_DNS: "BR 3.2.2.4.7",
+    DcvMethod.ACME_TLS_ALPN: "BR 3.2.2.4.20",
 }
 
 
@@ -141,6 +148,9 @@ CAA_METHOD_TOKENS: Mapping[DcvMethod, frozenset[str]] = {
     DcvMethod.DNS: frozenset({"dns-01", "ecert-dns"}),
     DcvMethod.HTTP_FILE: frozenset({"http-01", "ecert-http-file"}),
     DcvMethod.EMAIL: frozenset({"ecert-email"}),
+    DcvMethod.ACME_HTTP: frozenset({"http-01"}),
+    DcvMethod.ACME_DNS: frozenset({"dns-01"}),
+    DcvMethod.ACME_TLS_ALPN: frozenset({"tls-alpn-01"}),
 }
 
 

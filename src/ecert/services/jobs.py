@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
-from . import audit_checkpoints, incidents, issuance, notices, publication, revocation
+from . import acme_challenges, audit_checkpoints, incidents, issuance, notices, publication, revocation
 from .context import Context
 
-__all__ = ["DEFAULT_INTERVAL_SECONDS", "JobReport", "Scheduler", "run_once"]
+__all__ = ["DEFAULT_INTERVAL_SECONDS", "JobReport", "Scheduler", "run_once", "submit"]
 
 _log = logging.getLogger("ecert.jobs")
 
@@ -100,7 +103,37 @@ def _operator_jobs(ctx: Context, errors: list[str]) -> tuple[tuple[str, ...], tu
     except Exception as exc:  # noqa: BLE001
         _log.exception("expiry notices failed")
         errors.append(f"expiry-notices: {type(exc).__name__}: {exc}")
+    try:  # RFC 8555 7.5.1: challenges whose worker stopped are validated again
+        acme_challenges.retake_stale(ctx)
+    except Exception as exc:  # noqa: BLE001
+        _log.exception("ACME challenge retake failed")
+        errors.append(f"acme-challenges: {type(exc).__name__}: {exc}")
     return sent, tuple(revoked)
+
+
+_background: ThreadPoolExecutor | None = None
+_background_lock = threading.Lock()
+
+
+def submit(job: Callable[..., Any], *args: Any) -> Future[Any]:
+    """Run ``job`` on this process's background workers (ACME validations: never inside a request).
+
+    The pool is made on first use, not at import; a job that fails is logged, and work it left half-done
+    in the database is picked up again by :func:`run_once` (e.g. ``acme_challenges.retake_stale``).
+    """
+    global _background
+    with _background_lock:
+        if _background is None:
+            _background = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ecert-job")
+    future = _background.submit(job, *args)
+    future.add_done_callback(_log_failure)
+    return future
+
+
+def _log_failure(future: Future[Any]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        _log.error("background job failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
 
 
 class Scheduler:

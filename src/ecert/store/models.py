@@ -422,4 +422,5 @@ from . import models_ra  # noqa: E402,F401
 from . import models_ct  # noqa: E402,F401
 from . import models_ops  # noqa: E402,F401
 from . import models_acme  # noqa: E402,F401
+from . import models_acme_orders  # noqa: E402,F401
 from . import models_acme_limits  # noqa: E402,F401

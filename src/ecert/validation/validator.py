@@ -225,6 +225,10 @@ class Validator:
                 str(method) if method else None,
                 str(account) if account else None,
             ).to_dict()
+        if kind == "acme":  # RFC 8555 8 challenges, corroborated by the same perspectives
+            from ecert.validation.acme import local_acme_check
+
+            return local_acme_check(self, payload)
         raise ValueError(f"unknown check kind {kind!r}")
 
     def _ask(self, payload: Mapping[str, Any]) -> list[PerspectiveAnswer]:

@@ -78,6 +78,7 @@ async def directory(request: Request) -> JSONResponse:
         caa_identities=tuple(_ctx(request).settings.caa_identities),
     )
     body = {"newNonce": base + "new-nonce", "newAccount": base + "new-account", "meta": meta.to_partial_json()}
+    body["newOrder"] = base + "new-order"  # web/acme/orders.py
     body |= {"revokeCert": base + "revoke-cert", "keyChange": base + "key-change", "renewalInfo": base + "renewal-info"}
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=0, no-cache"})
 
