@@ -33,6 +33,7 @@ def two_instances(
     first = make_ctx(tmp_path / "one", db_url, **overrides)
     second = make_ctx(tmp_path / "two", db_url, **overrides)  # the same SQLite file or PostgreSQL schema
     first.clock = second.clock = clock
+    first.acme_secret = second.acme_secret = "acme-test-wrapping-secret"  # every process of one CA shares it
     try:
         yield first, second
     finally:
@@ -52,8 +53,20 @@ def test_a_nonce_from_one_instance_is_good_once_on_another(two_instances: tuple[
     assert acme_nonces.use_nonce(one, nonce) is False
     assert acme_nonces.use_nonce(two, nonce) is False
     acme_nonces.new_nonce(two)
-    # Redis keeps them out of the database entirely; otherwise the unused one is a row.
+    # Handing a nonce out writes nothing; the one used is recorded (in Redis, or as a database row).
     assert _stored(one) == (0 if one.settings.redis_url else 1)
+
+
+def test_a_nonce_this_ca_did_not_seal_is_refused(two_instances: tuple[Context, Context]) -> None:
+    one, two = two_instances
+    nonce = acme_nonces.new_nonce(one)
+    forged = nonce[:-2] + ("AA" if not nonce.endswith("AA") else "BB")
+    assert acme_nonces.use_nonce(two, forged) is False
+    assert acme_nonces.use_nonce(two, "not-a-nonce") is False
+    other = acme_nonces.new_nonce(one)
+    two.acme_secret, two.memo.acme_nonce_key = "another CA's secret", None
+    assert acme_nonces.use_nonce(two, other) is False
+    assert _stored(one) == 0
 
 
 def test_a_nonce_expires(two_instances: tuple[Context, Context], clock: Clock) -> None:

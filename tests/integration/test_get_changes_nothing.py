@@ -41,11 +41,6 @@ KNOWN_WRITERS: dict[str, str] = {
     "/api/v1/certificate/download": "downloads are audited in the security chain (issue 11, download row)",
     "/api/v1/certificates/{serial}/download": "public downloads are audited (issue 11, download row)",
     "/search/download/{serial_hex}/{fmt}": "public downloads are audited (issue 11, download row)",
-    # RFC 8555 6.5 / issue 13: every ACME answer carries a fresh Replay-Nonce, stored in acme_nonces (only there)
-    "/acme/directory": "stores the Replay-Nonce it hands out (acme_nonces only; web/acme/routes.py)",
-    "/acme/new-nonce": "stores the Replay-Nonce it hands out (acme_nonces only; web/acme/routes.py)",
-    "/acme/new-account": "a 405 answer still carries a stored Replay-Nonce (acme_nonces only)",
-    "/acme/acct/{account_id}": "a 405 answer still carries a stored Replay-Nonce (acme_nonces only)",
 }
 
 
@@ -177,7 +172,7 @@ def walk(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, db_url: str) 
     ctx = make_demo_ctx(
         database_url=db_url, dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True, smtp_port=9
     )
-    env = {**DEMO_ENV, "ECERT_OPERATOR_TOKEN": OPERATOR_TOKEN}
+    env = {**DEMO_ENV, "ECERT_OPERATOR_TOKEN": OPERATOR_TOKEN, "ECERT_ACME_EAB_SECRET": "get-walk-acme-secret"}
     with TestClient(create_app(ctx.settings, env, context=ctx)) as client:
         w = Walk(ctx, client, knot_dns)
         w.learn_published_files()

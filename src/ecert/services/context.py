@@ -46,6 +46,7 @@ class ProcessMemo:
     ca_der: dict[str, bytes] = field(default_factory=dict)  # CA certificates by label, served when the DB is down
     ocsp_responder: Any = None  # the web layer's OcspResponder (services never look inside)
     redis: Any = None  # a redis.Redis client when ECERT_REDIS_URL is set
+    acme_nonce_key: bytes | None = None  # derived from the ACME secret on first use
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Context:
     keys_factory: Callable[[], KeyBackend]
     clock: Callable[[], datetime] = utcnow
     perspective_secret: str | None = field(default=None, repr=False)  # HMAC key for remote perspectives
+    acme_secret: str | None = field(default=None, repr=False)  # wraps EAB keys and seals ACME nonces
     _keys: KeyBackend | None = field(default=None, repr=False)
     validator: DomainValidator | None = field(default=None, repr=False)  # built on first use: enrolment.validator_for
     # What a process keeps between requests, each slot typed (no string-keyed locator).
@@ -107,4 +109,5 @@ def build_context(settings: Settings, env: Mapping[str, str], *, migrate: bool =
                    readers=db.read_only_session_factory(engine),
                    keys_factory=lambda: backend_from_settings(settings, env_copy), clock=clock,
                    perspective_secret=env.get(settings.perspective_secret_env) or None,
+                   acme_secret=env.get(settings.acme_eab_secret_env) or None,
                    ct=submitter_from_settings(settings))

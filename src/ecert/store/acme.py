@@ -6,7 +6,7 @@ Nonces live in the database by default and in Redis when configured; both answer
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import delete, select, update
@@ -17,36 +17,29 @@ from .models_acme import AcmeAccount, AcmeEabCredential, AcmeNonce
 
 __all__ = [
     "RedisNonces",
-    "NonceTaker",
     "account_by_id",
     "account_by_thumbprint",
     "add_account",
     "add_eab_credential",
-    "add_nonce",
+    "record_used_nonce",
     "bind_eab_credential",
     "eab_by_kid",
     "purge_expired_nonces",
     "set_account_status",
-    "take_nonce",
 ]
 
 
 # --- nonces in the database -------------------------------------------------------------------------
 
 
-def add_nonce(session: Session, value: str, *, expires_at: datetime) -> None:
+def record_used_nonce(session: Session, value: str, *, expires_at: datetime) -> None:
+    """Record a nonce as used; a second use of it fails on the primary key (the replay is refused)."""
     session.add(AcmeNonce(value=value, expires_at=expires_at))
-
-
-def take_nonce(session: Session, value: str, *, now: datetime) -> bool:
-    """Delete the nonce if it is there and live; True only for the one caller whose DELETE removed it."""
-    result = session.execute(delete(AcmeNonce).where(AcmeNonce.value == value, AcmeNonce.expires_at > now))
-    assert isinstance(result, CursorResult)
-    return result.rowcount == 1
+    session.flush()
 
 
 def purge_expired_nonces(session: Session, *, now: datetime, limit: int = 500) -> int:
-    """Drop nonces past their lifetime, a bounded batch at a time, so the table stays small."""
+    """Drop records of used nonces past their lifetime (they can no longer be replayed), a bounded batch."""
     stale = select(AcmeNonce.value).where(AcmeNonce.expires_at <= now).limit(limit)
     result = session.execute(delete(AcmeNonce).where(AcmeNonce.value.in_(stale)))
     assert isinstance(result, CursorResult)
@@ -58,36 +51,19 @@ def purge_expired_nonces(session: Session, *, now: datetime, limit: int = 500) -
 
 class _Redis(Protocol):
     def set(self, name: str, value: str, *, ex: int, nx: bool) -> Any: ...
-    def getdel(self, name: str) -> Any: ...
-
-
-class NonceTaker(Protocol):
-    def add(self, value: str, *, expires_at: datetime, now: datetime) -> None: ...
-    def take(self, value: str, *, now: datetime) -> bool: ...
 
 
 class RedisNonces:
-    """Nonces as Redis keys: GETDEL makes use single (atomic on the server); the TTL only collects garbage.
-
-    The expiry instant is stored as the value and compared with the caller's clock, so a nonce expires by
-    the same clock on both backends.
-    """
+    """Used nonces as Redis keys: SET NX makes the first use win (atomic on the server); the TTL collects them."""
 
     PREFIX = "ecert:acme:nonce:"
 
     def __init__(self, client: _Redis) -> None:
         self.client = client
 
-    def add(self, value: str, *, expires_at: datetime, now: datetime) -> None:
+    def mark_used(self, value: str, *, expires_at: datetime, now: datetime) -> bool:
         ttl = max(1, int((expires_at - now).total_seconds()) + 1)
-        self.client.set(self.PREFIX + value, f"{expires_at.timestamp():.6f}", ex=ttl, nx=True)
-
-    def take(self, value: str, *, now: datetime) -> bool:
-        stored = self.client.getdel(self.PREFIX + value)
-        if stored is None:
-            return False
-        text = stored.decode() if isinstance(stored, bytes) else str(stored)
-        return now < datetime.fromtimestamp(float(text), UTC)
+        return bool(self.client.set(self.PREFIX + value, "1", ex=ttl, nx=True))
 
 
 # --- EAB credentials --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ __all__ = ["AcmeAccount", "AcmeEabCredential", "AcmeNonce"]
 
 
 class AcmeNonce(Base):
-    """A Replay-Nonce handed out and not yet used (RFC 8555 6.5); using it deletes the row."""
+    """A Replay-Nonce already used (RFC 8555 6.5), kept until its lifetime ends so a replay is refused."""
 
     __tablename__ = "acme_nonces"
 

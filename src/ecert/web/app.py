@@ -25,6 +25,8 @@ _PARTS = ("ecert.web.problems", "ecert.web.api", "ecert.web.portal", "ecert.web.
 def create_app(settings: Settings, env: Mapping[str, str], *, context: Context | None = None) -> FastAPI:
     """Build the web service around one :class:`Context` (database, keys, clock)."""
     ctx = context or build_context(settings, env)
+    if ctx.acme_secret is None:  # a context built elsewhere: the app's environment names the ACME secret
+        ctx.acme_secret = env.get(settings.acme_eab_secret_env) or None
     app = FastAPI(title="ecert CA", version="1", summary="e-Cert (Server) style certificate authority",
                   docs_url=None, redoc_url=None)  # /docs is web/home.py's, served offline
     app.state.ctx = ctx
