@@ -12,10 +12,10 @@ import pytest
 from cryptography import x509
 from sqlalchemy import select
 
-from ecert.services import publication
+from ecert.services import applications, publication, revocation
 from ecert.store.models import CA, AuditEvent, BlockedKey, Certificate
 from tests.integration.acme_ca_fixtures import Issued, issue_to, subscriber
-from tests.integration.acme_fixtures import AcmeServer, Client, assert_refused, nonce_of
+from tests.integration.acme_fixtures import AcmeServer, Client, assert_refused, new_eab, nonce_of
 
 
 def b64(data: bytes) -> str:
@@ -141,3 +141,32 @@ def test_unknown_certificate_and_bad_payload(acme_ca: AcmeServer) -> None:
 def test_get_is_not_allowed(acme_ca: AcmeServer) -> None:
     response = Client(acme_ca.running.url).http.get(acme_ca.url("revoke-cert"))
     assert_refused(response, 405, "malformed")
+
+
+# --- the application's accounts stop with it (issue 13 point 2) -----------------------------------------
+
+
+def assert_account_stopped(server: AcmeServer, client: Client) -> None:
+    body = client.jws(str(client.kid), None)
+    response = client.post(str(client.kid), body)
+    assert_refused(response, 403, "unauthorized", nonce_of(body))
+    assert "revoked" in response.json()["detail"]
+    assert str(client.kid).rsplit("/", 1)[1] in {e.subject for e in events(server, "acme.account.revoked")}
+
+
+def test_closing_the_application_revokes_its_accounts(acme_ca: AcmeServer) -> None:
+    sub, bystander = subscriber(acme_ca), subscriber(acme_ca)
+    other_account = Client(acme_ca.running.url)
+    other_account.register(new_eab(acme_ca.ctx, sub.reference))
+    applications.reject_application(acme_ca.ctx, sub.application_id, reason="wrong name", actor="subscriber:test")
+    assert_account_stopped(acme_ca, sub.client)
+    assert_account_stopped(acme_ca, other_account)
+    untouched = bystander.client  # another application's account goes on
+    assert untouched.post(str(untouched.kid), untouched.jws(str(untouched.kid), None)).status_code == 200
+
+
+def test_the_subscriber_revoking_the_applications_certificate_revokes_its_accounts(acme_ca: AcmeServer) -> None:
+    sub = subscriber(acme_ca)
+    issue_to(acme_ca.ctx, sub.application_id, sub.server_name)
+    revocation.revoke_for_application(acme_ca.ctx, sub.application_id, None, "subscriber:test")
+    assert_account_stopped(acme_ca, sub.client)

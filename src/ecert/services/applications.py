@@ -53,6 +53,7 @@ from ..store import audit
 from ..store import registration as ra_store
 from ..store.models import Application
 from . import mailer
+from .acme_closure import revoke_accounts_of_application
 from .context import Context
 
 __all__ = [
@@ -1065,4 +1066,5 @@ def reject_application(ctx: Context, app_id: int, *, reason: str, actor: str) ->
             details={"reason": reason},
             now=now,
         )
+        revoke_accounts_of_application(session, app_id, now=now, actor=actor, why="application closed")
         return _view(row, now)

@@ -24,6 +24,7 @@ from ..signer.status import check_reason
 from ..store import audit, cas, repo, status
 from ..store.models import CA, Certificate
 from . import publication
+from .acme_closure import revoke_accounts_of_application
 from .context import Context
 
 __all__ = [
@@ -249,7 +250,10 @@ def revoke_for_application(ctx: Context, app_id: int, reason: str | None, actor:
         raise Conflict(
             "this certificate is waiting for acceptance: reject it instead of revoking it", value=row.serial_hex
         )
-    return revoke_certificate(ctx, ca_label=row.ca_label, serial_hex=row.serial_hex, reason=reason, actor=actor)
+    done = revoke_certificate(ctx, ca_label=row.ca_label, serial_hex=row.serial_hex, reason=reason, actor=actor)
+    with ctx.transaction() as session:  # issue 13 point 2: the application's ACME accounts stop with it
+        revoke_accounts_of_application(session, app_id, now=ctx.clock(), actor=actor, why="certificate revoked")
+    return done
 
 
 # --- proof of possession -------------------------------------------------------------------------
