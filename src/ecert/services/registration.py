@@ -41,6 +41,7 @@ from ..core.profiles import CertType, SubjectData, names_for_application, profil
 from ..store import audit
 from ..store import registration as ra_store
 from ..store.models import Application, Certificate
+from . import process_cache
 from .applications import application_names, load_application, subject_for
 from .caa import check_caa_at_issuance
 from .context import Context
@@ -212,9 +213,25 @@ class _BlockedKeys:
         return isinstance(spki, str) and ra_store.is_key_blocked(self._session, spki)
 
 
-def _check_csr(session: Session, intent: IssuanceIntent, names: tuple[str, ...]) -> CSRInfo:
+def _ca_keys(ctx: Context, session: Session) -> dict[str, str]:
+    """This instance's CA keys (BR 6.1.1.3), kept per process and read again when their stamp changes.
+
+    The full set means every CA row and every responder certificate, parsed; the stamp is one small query,
+    and it changes with any new CA or responder made by any process (init, rollover, the jobs).
+    """
+    memo = process_cache.slot(ctx)
+    stamp = ra_store.ca_keys_stamp(session)
+    cached = memo.get("ra_ca_keys")
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, ra_store.ca_key_labels(session))
+        memo["ra_ca_keys"] = cached
+    keys: dict[str, str] = cached[1]
+    return keys
+
+
+def _check_csr(ctx: Context, session: Session, intent: IssuanceIntent, names: tuple[str, ...]) -> CSRInfo:
     info = check_csr(intent.csr, blocked_spki=_BlockedKeys(session))
-    refuse_ca_key(info.key.spki_sha256, ra_store.ca_key_labels(session))
+    refuse_ca_key(info.key.spki_sha256, _ca_keys(ctx, session))
     for spki, what in intent.forbidden_keys.items():
         refuse_forbidden_key(info.key.spki_sha256, {spki}, what)
     compare_names(info.dns_names, names)
@@ -241,7 +258,7 @@ def _decide(ctx: Context, intent: IssuanceIntent, now: datetime) -> VettedReques
         org = _organisation(session, intent, now)
         names = _names(intent, org)
         _require_review(names, intent, org)
-        info = _check_csr(session, intent, names)
+        info = _check_csr(ctx, session, intent, names)
         by_domain = _domain_evidence(session, names, org, now)
     methods: dict[str, str | None] = {domain: ev.method for domain, ev in by_domain.items()}
     check_caa_at_issuance(ctx, names, actor=intent.requester.actor, application_id=org.application_id,

@@ -7,9 +7,10 @@ never commit (``services/`` owns transactions).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..core.evidence import DomainEvidence
@@ -21,6 +22,7 @@ __all__ = [
     "application_domain_evidence",
     "operator_domain_evidence",
     "ca_key_labels",
+    "ca_keys_stamp",
     "is_key_blocked",
     "reference_of",
     "record_caa_check",
@@ -68,6 +70,25 @@ def record_caa_check(session: Session, *, application_id: int | None, domain: st
 def reference_of(session: Session, application_id: int) -> str | None:
     """The application's reference number, for audit subjects (None if there is no such application)."""
     return session.scalar(select(Application.reference_number).where(Application.id == application_id))
+
+
+def ca_keys_stamp(session: Session) -> tuple[Any, ...]:
+    """A cheap stamp of the set :func:`ca_key_labels` returns, for a per-process copy of it.
+
+    CA and responder rows are only ever added and their keys never change, so the set changes exactly when
+    a count or a highest id does; the newest CA's key hash tells two databases apart. One round trip.
+    """
+    newest = select(CA.spki_sha256).order_by(CA.id.desc()).limit(1).scalar_subquery()
+    row = session.execute(
+        select(
+            select(func.count()).select_from(CA).scalar_subquery(),
+            select(func.max(CA.id)).scalar_subquery(),
+            newest,
+            select(func.count()).select_from(ResponderCert).scalar_subquery(),
+            select(func.max(ResponderCert.id)).scalar_subquery(),
+        )
+    ).one()
+    return tuple(row)
 
 
 def is_key_blocked(session: Session, spki: str) -> bool:
