@@ -1164,6 +1164,7 @@ def renew_cmd(
     all_: Annotated[bool, typer.Option("--all", help="Every certificate in the store that is due.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Renew now, whatever ARI or the lifetime say.")] = False,
     reuse_key: Annotated[bool, typer.Option("--reuse-key", help="Keep the current key (default: a new one).")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Only say whether it is due; order nothing.")] = False,
     server: ServerOpt = None,
     ca_bundle: CaBundleOpt = None,
     webroot: WebrootOpt = None,
@@ -1186,6 +1187,7 @@ def renew_cmd(
         challenges=_challenge_options(webroot, http_01_port, http_01_address, dns_hook, dns_wait),
         force=force,
         reuse_key=reuse_key,
+        check_only=check,
         server=server,
         ca_bundle=str(os.path.abspath(ca_bundle)) if ca_bundle else None,
         passphrase=_read_secret_file(passphrase_file),
@@ -1215,20 +1217,24 @@ def _print_renewals(results: Sequence[Any]) -> None:
         if r.status.value == "failed":
             _console(stderr=True).print(f"{r.name}: FAILED: {' '.join(str(r.error).split())}", markup=False)
             continue
-        when = f"{r.decision.at:%Y-%m-%d %H:%M} UTC" if r.decision else ""
-        if r.status.value == "renewed":
-            con.print(f"{r.name}: renewed, version {r.version}, valid until {r.not_after:%Y-%m-%d}", markup=False)
-        elif r.status.value == "not-yet":
-            con.print(f"{r.name}: not yet: the CA's renewal window (ARI) comes at {when}", markup=False)
-        else:
-            con.print(f"{r.name}: not due until {when} (two thirds of its lifetime)", markup=False)
+        con.print(_renewal_line(r), markup=False)
         for d in r.deployed:
-            con.print(
-                f"  deployed {d.record.format.value} to {d.record.out}" + (f": FAILED {d.error}" if d.error else ""),
-                markup=False,
-            )
+            failed = f": FAILED {d.error}" if d.error else ""
+            con.print(f"  deployed {d.record.format.value} to {d.record.out}{failed}", markup=False)
         for note in r.notes:
             con.print(f"  note: {note}", markup=False)
+
+
+def _renewal_line(r: Any) -> str:
+    """One line per certificate: what happened, or when it will."""
+    when = f"{r.decision.at:%Y-%m-%d %H:%M} UTC" if r.decision else ""
+    if r.status.value == "renewed":
+        return f"{r.name}: renewed, version {r.version}, valid until {r.not_after:%Y-%m-%d}"
+    if r.status.value == "due":
+        return f"{r.name}: due since {when} (decided by {r.decision.source})"
+    if r.status.value == "not-yet":
+        return f"{r.name}: not yet: the CA's renewal window (ARI) comes at {when}"
+    return f"{r.name}: not due until {when} (two thirds of its lifetime)"
 
 
 # -- check ---------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ class RenewStatus(StrEnum):
     RENEWED = "renewed"
     NOT_DUE = "not-due"  # the lifetime rule says later: exit 0
     NOT_YET = "not-yet"  # the CA's ARI window says later: exit 3
+    DUE = "due"  # due, and ``check_only`` asked only whether: exit 0
     FAILED = "failed"
 
 
@@ -93,6 +94,7 @@ class RenewOptions:
     challenges: ChallengeOptions = field(default_factory=ChallengeOptions)
     force: bool = False
     reuse_key: bool = False
+    check_only: bool = False
     server: str | None = None
     ca_bundle: str | None = None
     passphrase: bytes | None = None
@@ -386,6 +388,8 @@ def _renew(store: LocalStore, name: str, opts: RenewOptions, now: dt.datetime) -
     if not decision.due:
         status = RenewStatus.NOT_YET if decision.source == "ari" else RenewStatus.NOT_DUE
         return RenewResult(entry.name, status, decision, version=entry.version, notes=tuple(notes))
+    if opts.check_only:
+        return RenewResult(entry.name, RenewStatus.DUE, decision, version=entry.version, notes=tuple(notes))
     opts.challenges.require_some()
     key, key_pem, encrypted = _renewal_key(entry, opts)
     names = _dns_names(entry.cert)
