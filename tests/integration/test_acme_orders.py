@@ -31,6 +31,7 @@ from josepy.jwk import JWK, JWKEC
 from sqlalchemy import select
 
 from ecert.cli.perspective import build_app
+from ecert.core import rule_dates
 from ecert.services.acme_accounts import make_eab
 from ecert.services.ca_config import load_hierarchy_config
 from ecert.services.ceremony import init_hierarchy
@@ -391,3 +392,72 @@ def test_tls_alpn01_on_a_loopback_port(tmp_path: Path, db_url: str, knot_dns: Kn
     finally:
         running.stop()
         ctx.close()
+
+
+# --- reuse, concurrency, CAA, audit ---------------------------------------------------------------------------
+
+
+def test_a_valid_authorization_is_reused_inside_the_br_period_and_not_after(
+    order_server: AcmeServer, knot_dns: KnotDns
+) -> None:
+    name = _name()
+    client = _account(order_server, (name,))
+    _, first = ready_order(client, knot_dns, [name])
+    _, again = _new_order(client, [name])
+    assert again.status_code == 201
+    assert again.json()["status"] == "ready", "BR 4.2.1: the validation is reused, no new challenge"
+    assert again.json()["authorizations"] == first["authorizations"]
+    order_server.clock.advance(dt.timedelta(days=rule_dates.dcv_reuse_days(order_server.clock.now) + 1))
+    _, later = _new_order(client, [name])
+    assert later.json()["status"] == "pending", "past the reuse period the name is validated again"
+    assert later.json()["authorizations"] != first["authorizations"]
+
+
+def test_two_orders_of_one_application_finalized_at_once_both_issue(
+    order_server: AcmeServer, knot_dns: KnotDns
+) -> None:
+    """The pipeline allows one 'signing' certificate per application; the second finalize waits its turn."""
+    names = [_name(), _name()]
+    client = _account(order_server, tuple(names), cert_type="multi")
+    orders = [ready_order(client, knot_dns, [n])[1] for n in names]
+    bodies = [client.jws(o["finalize"], {"csr": b64_csr(make_csr([n]))}) for o, n in zip(orders, names, strict=True)]
+    results: list[Any] = [None, None]
+
+    def finalize(i: int) -> None:
+        results[i] = client.post(orders[i]["finalize"], bodies[i])
+
+    threads = [threading.Thread(target=finalize, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [r.status_code for r in results] == [200, 200], [r.text for r in results]
+    assert [r.json()["status"] for r in results] == ["valid", "valid"]
+    with order_server.ctx.read() as session:
+        issued = session.scalars(select(Certificate).where(Certificate.status == "accepted")).all()
+    assert {tuple(c.names) for c in issued} >= {(names[0],), (names[1],)}
+
+
+def test_caa_naming_another_ca_refuses_finalize_with_caa(order_server: AcmeServer, knot_dns: KnotDns) -> None:
+    name = _name()
+    client = _account(order_server, (name,))
+    _, order = ready_order(client, knot_dns, [name])
+    knot_dns.set_records(name, "CAA", ['0 issue "other-ca.example"'])
+    before = order_state(order_server.ctx)
+    jws = client.jws(order["finalize"], {"csr": b64_csr(make_csr([name]))})
+    assert_refused(client.post(order["finalize"], jws), 403, "caa", nonce_of(jws))
+    assert order_state(order_server.ctx) == before
+    knot_dns.delete(name, "CAA")
+
+
+def test_every_challenge_attempt_is_audited_per_perspective(order_server: AcmeServer, knot_dns: KnotDns) -> None:
+    name = _name()
+    client = _account(order_server, (name,))
+    ready_order(client, knot_dns, [name])
+    with order_server.ctx.read() as session:
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.event == "acme.challenge.attempt", AuditEvent.subject == name)
+        ).all()
+    assert sorted(e.details["perspective"] for e in events)[-1] == "primary"
+    assert len(events) == 1 + 4, "the primary and each of the four remote perspectives"
+    assert all(e.details["passed"] for e in events)
