@@ -461,3 +461,27 @@ def test_every_challenge_attempt_is_audited_per_perspective(order_server: AcmeSe
     assert sorted(e.details["perspective"] for e in events)[-1] == "primary"
     assert len(events) == 1 + 4, "the primary and each of the four remote perspectives"
     assert all(e.details["passed"] for e in events)
+
+
+def test_finalize_waits_while_another_certificate_of_the_application_is_signing(
+    order_server: AcmeServer, knot_dns: KnotDns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline's Conflict (one 'signing' row per application) is retried, not shown to the client."""
+    from ecert.core.errors import Conflict
+    from ecert.services import acme_orders
+
+    name = _name()
+    client = _account(order_server, (name,))
+    _, order = ready_order(client, knot_dns, [name])
+    real, calls = acme_orders.issue_vetted, []
+
+    def busy_twice(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise Conflict("a certificate for this application is already issued or being issued")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(acme_orders, "issue_vetted", busy_twice)
+    response = client.post(order["finalize"], client.jws(order["finalize"], {"csr": b64_csr(make_csr([name]))}))
+    assert response.status_code == 200 and response.json()["status"] == "valid", response.text
+    assert len(calls) == 3
