@@ -250,3 +250,32 @@ def test_deploy_records_each_format_once_and_renew_writes_them_all(
     restored = pkcs12.load_pkcs12((tmp_path / "iis" / "web.pfx").read_bytes(), b"s3cret")
     assert restored.cert is not None and restored.cert.certificate == _cert(issued / "live/web/cert.pem")
     assert json.loads((issued / "live/web/meta.json").read_text())["deploys"] == records  # carried to version 2
+
+
+def test_deploy_hook_runs_after_renewal_is_remembered_and_its_failure_exits_1(
+    issued: Path, tmp_path: Path, pebble: Pebble
+) -> None:
+    log = tmp_path / "reloads.log"
+    hook = tmp_path / "reload"
+    hook.write_text(f'#!/bin/sh\necho "$ECERT_RENEWED_NAME $ECERT_RENEWED_LINEAGE $1" >> {log}\nexit "${{2:-0}}"\n')
+    hook.chmod(0o755)
+    dns = write_dns_hook(tmp_path, pebble)
+    r = run(issued, "renew", "web", "--force", "--dns-hook", str(dns), "--deploy-hook", f"{hook} nginx")
+    assert r.exit_code == 0, r.output
+    assert log.read_text().splitlines() == [f"web {issued / 'live' / 'web'} nginx"]
+    r = run(issued, "renew", "web", "--force", "--dns-hook", str(dns))  # remembered from the last renewal
+    assert r.exit_code == 0, r.output
+    assert len(log.read_text().splitlines()) == 2
+    r = run(issued, "renew", "web", "--force", "--dns-hook", str(dns), "--deploy-hook", f"{hook} nginx 7")
+    assert r.exit_code == 1  # renewed, but the server was not reloaded: the cron job must hear of it
+    assert "renewed, version 4" in r.output and "the deploy hook exited with 7" in r.output
+
+
+def test_a_second_renew_while_one_runs_is_refused(issued: Path) -> None:
+    import fcntl
+
+    with open(issued / ".renew.lock", "a+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        r = run(issued, "renew", "web", "--force", "--http-01-port", "1")
+    assert r.exit_code == 1 and "another 'ecert renew' is running" in r.output
+    assert LocalStore(issued).versions("web") == [1]

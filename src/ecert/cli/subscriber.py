@@ -1165,6 +1165,13 @@ def renew_cmd(
     force: Annotated[bool, typer.Option("--force", help="Renew now, whatever ARI or the lifetime say.")] = False,
     reuse_key: Annotated[bool, typer.Option("--reuse-key", help="Keep the current key (default: a new one).")] = False,
     check: Annotated[bool, typer.Option("--check", help="Only say whether it is due; order nothing.")] = False,
+    deploy_hook: Annotated[
+        str | None,
+        typer.Option(
+            "--deploy-hook",
+            help="Command run after each renewal, e.g. 'systemctl reload nginx' (no shell; remembered).",
+        ),
+    ] = None,
     server: ServerOpt = None,
     ca_bundle: CaBundleOpt = None,
     webroot: WebrootOpt = None,
@@ -1188,6 +1195,7 @@ def renew_cmd(
         force=force,
         reuse_key=reuse_key,
         check_only=check,
+        deploy_hook=deploy_hook,
         server=server,
         ca_bundle=str(os.path.abspath(ca_bundle)) if ca_bundle else None,
         passphrase=_read_secret_file(passphrase_file),
@@ -1199,9 +1207,9 @@ def renew_cmd(
 
 
 def _renew_exit_code(results: Sequence[Any], *, single: bool) -> int:
-    """1 if any failed; for one certificate 3 when the CA's window is later; else 0 (renewed or not due)."""
+    """1 if any failed (a deploy or its hook too); for one certificate 3 when the CA's window is later; else 0."""
     statuses = {r.status.value for r in results}
-    if "failed" in statuses:
+    if "failed" in statuses or any(r.deploy_failed for r in results):
         return 1
     if single and "not-yet" in statuses:
         return 3
@@ -1221,6 +1229,8 @@ def _print_renewals(results: Sequence[Any]) -> None:
         for d in r.deployed:
             failed = f": FAILED {d.error}" if d.error else ""
             con.print(f"  deployed {d.record.format.value} to {d.record.out}{failed}", markup=False)
+        if r.hook_error:
+            _console(stderr=True).print(f"{r.name}: {' '.join(r.hook_error.split())}", markup=False)
         for note in r.notes:
             con.print(f"  note: {note}", markup=False)
 

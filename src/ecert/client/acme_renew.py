@@ -10,9 +10,11 @@ kept, ``live/NAME`` switches at once); write again what ``ecert deploy`` wrote. 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -31,7 +33,7 @@ from josepy.json_util import field as jose_field
 from ecert.client.acme_account import AcmeAccount, connect, find_account
 from ecert.client.acme_challenges import ChallengeOptions, published
 from ecert.client.errors import ClientError
-from ecert.client.redeploy import Redeployed, redeploy
+from ecert.client.redeploy import Redeployed, redeploy, run_deploy_hook
 from ecert.client.store import LiveEntry, LocalStore, is_self_signed, load_private_key, spki_bytes
 from ecert.core.errors import EcertError
 
@@ -95,6 +97,7 @@ class RenewOptions:
     force: bool = False
     reuse_key: bool = False
     check_only: bool = False
+    deploy_hook: str | None = None
     server: str | None = None
     ca_bundle: str | None = None
     passphrase: bytes | None = None
@@ -114,6 +117,12 @@ class RenewResult:
     deployed: tuple[Redeployed, ...] = ()
     error: str | None = None
     notes: tuple[str, ...] = ()
+    hook_error: str | None = None
+
+    @property
+    def deploy_failed(self) -> bool:
+        """Renewed, but a server was not given the new files (or not reloaded): a cron job must hear of it."""
+        return self.hook_error is not None or any(r.error for r in self.deployed)
 
     def to_json(self) -> dict[str, Any]:
         d = self.decision
@@ -135,6 +144,7 @@ class RenewResult:
                 for r in self.deployed
             ],
             "error": self.error,
+            "hook_error": self.hook_error,
             "notes": list(self.notes),
         }
 
@@ -374,9 +384,29 @@ def _window(
 def renew(store: LocalStore, name: str, opts: RenewOptions, *, now: dt.datetime) -> RenewResult:
     """Renew ``name`` if due (or forced); never raises for the CA's or the network's refusals, it reports them."""
     try:
-        return _renew(store, name, opts, now)
+        with renewal_lock(store):
+            return _renew(store, name, opts, now)
     except (EcertError, OSError) as exc:
         return RenewResult(name, RenewStatus.FAILED, error=str(exc))
+
+
+@contextlib.contextmanager
+def renewal_lock(store: LocalStore) -> Iterator[None]:
+    """One renewal at a time per store: a cron job and a timer overlapping must not order twice.
+
+    ``flock`` on ``.renew.lock`` in the store: released by the kernel if the process dies, so a crash
+    never leaves the store locked.
+    """
+    store.ensure()
+    with open(store.root / ".renew.lock", "a+b") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ClientError(f"another 'ecert renew' is running on {store.root}; try again when it ends") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _renew(store: LocalStore, name: str, opts: RenewOptions, now: dt.datetime) -> RenewResult:
@@ -396,9 +426,11 @@ def _renew(store: LocalStore, name: str, opts: RenewOptions, now: dt.datetime) -
     replaces = ari_cert_id(entry.cert) if _has(client.directory, "renewalInfo") else None
     fullchain = _issue(client, account, crypto_util.make_csr(_plain_pem(key), names), replaces, opts)
     cert, chain = _split_chain(fullchain, key)
-    meta = _new_meta(entry.meta, account, names, encrypted, replaces, now)
+    hook = opts.deploy_hook or entry.meta.get("deploy_hook")
+    meta = {**_new_meta(entry.meta, account, names, encrypted, replaces, now), "deploy_hook": hook}
     new = store.add_version(entry.name, cert=cert, chain=chain, key_pem=key_pem, meta=meta)
     deployed = tuple(redeploy(store, new, key, now=now))
+    hook_error = run_deploy_hook(str(hook), new) if hook else None
     return RenewResult(
         new.name,
         RenewStatus.RENEWED,
@@ -408,6 +440,7 @@ def _renew(store: LocalStore, name: str, opts: RenewOptions, now: dt.datetime) -
         replaces=replaces,
         deployed=deployed,
         notes=tuple(notes),
+        hook_error=hook_error,
     )
 
 

@@ -7,6 +7,9 @@ legacy PFX, where the PFX/JKS password is read from). Records travel from versio
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +22,12 @@ from ecert.client.choices import DeployFormat
 from ecert.client.deploy import deploy
 from ecert.client.errors import ClientError
 from ecert.client.store import LiveEntry, LocalStore
+from ecert.core.errors import EcertError
 
-__all__ = ["DeployRecord", "Redeployed", "deploy_records", "record_deploy", "redeploy"]
+__all__ = ["DeployRecord", "Redeployed", "deploy_records", "record_deploy", "redeploy", "run_deploy_hook"]
 
 META_KEY = "deploys"
+HOOK_TIMEOUT = 300
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,30 @@ def redeploy(store: LocalStore, entry: LiveEntry, key: PrivateKeyTypes, *, now: 
     for record in deploy_records(entry.meta):
         try:
             out.append(Redeployed(record, _one(store, entry, key, record, now)))
-        except (ClientError, OSError) as exc:
-            out.append(Redeployed(record, error=str(exc)))
-        except Exception as exc:  # noqa: BLE001 - any other refusal of our family, reported per record
+        except (EcertError, OSError) as exc:
             out.append(Redeployed(record, error=str(exc)))
     return out
+
+
+def run_deploy_hook(command: str, entry: LiveEntry, *, timeout: float = HOOK_TIMEOUT) -> str | None:
+    """Run the admin's command after a renewal (``systemctl reload nginx``); None when it succeeded, else why not.
+
+    No shell: the command is split as a shell would split it and run with the lineage in the environment
+    (``ECERT_RENEWED_NAME``, ``ECERT_RENEWED_LINEAGE``: the ``live/NAME`` directory), as certbot's
+    ``--deploy-hook`` gets ``RENEWED_LINEAGE``.
+    """
+    argv = shlex.split(command)
+    if not argv:
+        return "the deploy hook is empty"
+    env = {**os.environ, "ECERT_RENEWED_NAME": entry.name, "ECERT_RENEWED_LINEAGE": str(entry.path)}
+    try:
+        result = subprocess.run(argv, env=env, capture_output=True, timeout=timeout)  # noqa: S603 - argv, no shell
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the deploy hook could not run: {exc}"
+    if result.returncode != 0:
+        tail = result.stderr.decode(errors="replace").strip()[-200:]
+        return f"the deploy hook exited with {result.returncode}: {tail}"
+    return None
 
 
 def _one(
