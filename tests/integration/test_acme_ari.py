@@ -10,12 +10,14 @@ import pytest
 from acme import client as acme_client
 from acme import messages
 from cryptography import x509
+from sqlalchemy import select
 
 from ecert.core.acme_rules import AcmeRefusal, ProblemType
 from ecert.services import acme_ari, incidents, revocation
 from ecert.services.incidents import Selection
+from ecert.store.models_acme_orders import AcmeOrder
 from tests.integration.acme_ca_fixtures import issue_to, subscriber
-from tests.integration.acme_fixtures import URN, AcmeServer
+from tests.integration.acme_fixtures import URN, AcmeServer, Client, assert_refused, nonce_of
 
 
 def cert_id(cert: x509.Certificate) -> str:
@@ -174,3 +176,39 @@ def test_replaces_of_another_accounts_certificate_or_without_a_shared_name_is_re
         replaces=cert_id(my_cert.certificate),
         names=[mine.server_name],
     )
+
+
+# --- replaces on newOrder, over HTTP ---------------------------------------------------------------------
+
+
+def new_order(client: Client, names: list[str], **extra: object) -> tuple[dict[str, object], httpx.Response]:
+    url = client.url("new-order")
+    jws = client.jws(url, {"identifiers": [{"type": "dns", "value": n} for n in names], **extra})
+    return jws, client.post(url, jws)
+
+
+def orders(server: AcmeServer) -> int:
+    with server.ctx.read() as session:
+        return len(session.scalars(select(AcmeOrder.id)).all())
+
+
+def test_new_order_replaces_once_then_already_replaced(acme_ca: AcmeServer) -> None:
+    sub = subscriber(acme_ca)
+    issued = issue_to(acme_ca.ctx, sub.application_id, sub.server_name)
+    _, first = new_order(sub.client, [sub.server_name], replaces=cert_id(issued.certificate))
+    assert first.status_code == 201, first.text
+    before = orders(acme_ca)
+    jws, second = new_order(sub.client, [sub.server_name], replaces=cert_id(issued.certificate))
+    assert_refused(second, 409, "alreadyReplaced", nonce_of(jws))
+    assert orders(acme_ca) == before  # the refused order was not made
+
+
+def test_new_order_replacing_another_accounts_certificate_is_refused(acme_ca: AcmeServer) -> None:
+    mine, theirs = subscriber(acme_ca), subscriber(acme_ca)
+    their_cert = issue_to(acme_ca.ctx, theirs.application_id, theirs.server_name)
+    before = orders(acme_ca)
+    jws, response = new_order(mine.client, [mine.server_name], replaces=cert_id(their_cert.certificate))
+    assert_refused(response, 403, "unauthorized", nonce_of(jws))
+    jws, response = new_order(mine.client, [mine.server_name], replaces="not-a-cert-id")
+    assert_refused(response, 400, "malformed", nonce_of(jws))
+    assert orders(acme_ca) == before

@@ -15,7 +15,7 @@ from ecert.core.acme_limits import RateLimitRefusal
 from ecert.services import acme_limits
 from ecert.store import acme_limits as store_limits
 from ecert.store.models import AuditEvent
-from tests.integration.acme_ca_fixtures import acme_ca_with
+from tests.integration.acme_ca_fixtures import acme_ca_with, subscriber
 from tests.integration.acme_fixtures import Client, Clock, assert_refused, db_state, new_eab, nonce_of
 from tests.integration.foundation_fixtures import make_ctx
 
@@ -136,3 +136,27 @@ def test_a_limit_of_zero_is_off(tmp_path: Path, clock: Clock) -> None:
             acme_limits.spend_new_order(ctx, 1)
     finally:
         ctx.close()
+
+
+def _order(client: Client, name: str) -> tuple[dict[str, object], object]:
+    url = client.url("new-order")
+    jws = client.jws(url, {"identifiers": [{"type": "dns", "value": name}]})
+    return jws, client.post(url, jws)
+
+
+def test_new_orders_per_account_over_http(tmp_path: Path, db_url: str, clock: Clock) -> None:
+    with acme_ca_with(tmp_path, db_url, clock, acme_new_orders_per_account=1) as ca:
+        sub = subscriber(ca)
+        assert _order(sub.client, sub.server_name)[1].status_code == 201  # type: ignore[attr-defined]
+        jws, refused = _order(sub.client, sub.server_name)
+        assert_refused(refused, 429, "rateLimited", nonce_of(jws))
+        assert int(refused.headers["Retry-After"]) > 0  # type: ignore[attr-defined]
+
+
+def test_a_name_that_failed_validation_too_often_refuses_new_orders(tmp_path: Path, db_url: str, clock: Clock) -> None:
+    with acme_ca_with(tmp_path, db_url, clock, acme_failed_validations_per_name=1) as ca:
+        sub = subscriber(ca)
+        account_id = int(str(sub.client.kid).rsplit("/", 1)[1])
+        acme_limits.record_failed_validation(ca.ctx, account_id, sub.server_name)  # as a failed challenge does
+        jws, refused = _order(sub.client, sub.server_name)
+        assert_refused(refused, 429, "rateLimited", nonce_of(jws))

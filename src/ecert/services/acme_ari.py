@@ -21,7 +21,14 @@ from ..store.models import Certificate
 from .context import Context
 from .refusals import record_refusal
 
-__all__ = ["Replaced", "check_and_claim_replaces", "claim_replaces_in", "release_replaces", "renewal_info"]
+__all__ = [
+    "Replaced",
+    "check_and_claim_replaces",
+    "claim_replaces_in",
+    "release_replaces",
+    "release_replaces_of_order",
+    "renewal_info",
+]
 
 
 def _certificate(session: Session, cert_id: acme_ari.CertId) -> Certificate:
@@ -144,6 +151,11 @@ def check_and_claim_replaces(
             details={"problem": refusal.problem.value, "why": str(refusal)[:300]},
         )
         raise
+
+
+def release_replaces_of_order(session: Session, order_id: int) -> int:
+    """Free what an order claimed when it turns invalid (call it in the transaction that moves the order)."""
+    return store.release_replacements_of_order(session, str(order_id))
 
 
 def release_replaces(session: Session, certificate_id: int, *, order_ref: str | None) -> bool:

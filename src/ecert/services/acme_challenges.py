@@ -31,6 +31,7 @@ from ..core.errors import ConfigError
 from ..store import acme as account_store
 from ..store import acme_orders as store
 from ..store import audit
+from . import acme_ari, acme_limits
 from .caa import jsonable
 from .context import Context
 
@@ -176,6 +177,8 @@ def settle_orders(session: Session, authz_id: int, now: datetime) -> None:
                 }
             )
             store.move_order(session, order.id, source=source.value, target=target.value, now=now, error=error)
+            if target is OrderStatus.INVALID:  # RFC 9773 5: an invalid order replaces nothing
+                acme_ari.release_replaces_of_order(session, order.id)
 
 
 def _record(ctx: Context, job: _Job, result: DomainResult, authz_url: str) -> None:
@@ -223,6 +226,8 @@ def run_challenge(ctx: Context, challenge_id: int, authz_url: str | None = None)
         return
     result = _check(ctx, job)
     _record(ctx, job, result, authz_url or authz_path(job.authz_id))
+    if not result.passed:  # issue 13 point 8: failed validations per name per account
+        acme_limits.record_failed_validation(ctx, job.account_id, job.identifier)
 
 
 def retake_stale(ctx: Context, *, older_than: timedelta = STALE_AFTER) -> list[int]:

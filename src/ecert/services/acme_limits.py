@@ -104,7 +104,7 @@ def spend_certificate(ctx: Context, application_id: int) -> None:
 
 
 def _name_key(account_id: int, name: str) -> str:
-    return f"{account_id}:{name.lower()}"
+    return f"{account_id}:{name.lower().removeprefix('*.')}"
 
 
 def record_failed_validation(ctx: Context, account_id: int, name: str) -> None:

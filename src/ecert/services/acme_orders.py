@@ -34,6 +34,8 @@ from ..core.acme_orders import (
     check_csr_names,
     check_identifiers,
     choose_profile,
+    effective_authz_status,
+    effective_order_status,
     order_move,
 )
 from ..core.acme_rules import AcmeRefusal, ProblemType, application_unfit_for_acme
@@ -56,7 +58,7 @@ from ..store import cas as ca_store
 from ..store import certificates as cert_store
 from ..store.models import Certificate
 from ..store.models_acme_orders import AcmeAuthorization, AcmeChallenge, AcmeOrder
-from . import acme_challenges, jobs
+from . import acme_ari, acme_challenges, acme_limits, jobs
 from .acme_accounts import AccountView
 from .applications import application_names, load_application
 from .context import Context
@@ -118,19 +120,20 @@ def _challenge_view(row: AcmeChallenge) -> ChallengeView:
     return ChallengeView(row.id, row.authz_id, row.type, row.token, row.status, row.validated_at, row.error)
 
 
-def _authz_view(session: Session, row: AcmeAuthorization) -> AuthzView:
+def _authz_view(session: Session, row: AcmeAuthorization, now: datetime) -> AuthzView:
     challenges = tuple(_challenge_view(c) for c in store.challenges_of(session, row.id))
     if row.status == AuthzStatus.VALID:  # RFC 8555 7.1.4: a valid authorization lists the challenge that passed
         challenges = tuple(c for c in challenges if c.status == ChallengeStatus.VALID) or challenges
     name = f"*.{row.identifier}" if row.wildcard else row.identifier
-    return AuthzView(row.id, name, row.wildcard, row.status, row.expires_at, challenges)
+    status = effective_authz_status(row.status, row.expires_at, now)
+    return AuthzView(row.id, name, row.wildcard, status, row.expires_at, challenges)
 
 
-def _order_view(session: Session, row: AcmeOrder) -> OrderView:
+def _order_view(session: Session, row: AcmeOrder, now: datetime) -> OrderView:
     authz_ids = tuple(a.id for a in store.authorizations_of_order(session, row.id))
     return OrderView(
         row.id,
-        row.status,
+        effective_order_status(row.status, row.expires_at, now),
         row.expires_at,
         tuple(row.identifiers),
         row.profile,
@@ -263,9 +266,13 @@ def _order_row(
     return row
 
 
-def new_order(ctx: Context, account: AccountView, identifiers: object, profile: object, *, client: str) -> OrderView:
+def new_order(
+    ctx: Context, account: AccountView, identifiers: object, profile: object, *, client: str, replaces: object = None
+) -> OrderView:
     """RFC 8555 7.4: an order for names the account's application covers, with a profile it was vetted for."""
     names = check_identifiers(identifiers)
+    acme_limits.spend_new_order(ctx, account.id)  # issue 13 point 8, counted before anything is made
+    acme_limits.check_failed_validations(ctx, account.id, names)
     now = ctx.clock()
     with ctx.transaction() as session:
         application = load_application(session, account.application_id)
@@ -281,6 +288,16 @@ def new_order(ctx: Context, account: AccountView, identifiers: object, profile: 
         chosen = choose_profile(profile, CertType(application.cert_type), names)
         _check_coverage(names, chosen, application_names(application), application.reference_number)
         row = _order_row(session, account, names, chosen, now)
+        if replaces is not None:  # RFC 9773 5: claimed in this transaction, so a refused order claims nothing
+            acme_ari.claim_replaces_in(
+                session,
+                account_id=account.id,
+                application_id=account.application_id,
+                replaces=replaces if isinstance(replaces, str) else "",
+                names=names,
+                order_ref=str(row.id),
+                now=now,
+            )
         audit.append(
             session,
             actor=f"acme:{client}",
@@ -295,7 +312,7 @@ def new_order(ctx: Context, account: AccountView, identifiers: object, profile: 
             },
             now=now,
         )
-        return _order_view(session, row)
+        return _order_view(session, row, now)
 
 
 # --- reading -----------------------------------------------------------------------------------------------
@@ -312,7 +329,7 @@ def _own_order(session: Session, account: AccountView, order_id: int) -> AcmeOrd
 
 def order_view(ctx: Context, account: AccountView, order_id: int) -> OrderView:
     with ctx.read() as session:
-        return _order_view(session, _own_order(session, account, order_id))
+        return _order_view(session, _own_order(session, account, order_id), ctx.clock())
 
 
 def order_ids(ctx: Context, account: AccountView) -> list[int]:
@@ -331,7 +348,7 @@ def _own_authz(session: Session, account: AccountView, authz_id: int) -> AcmeAut
 
 def authz_view(ctx: Context, account: AccountView, authz_id: int) -> AuthzView:
     with ctx.read() as session:
-        return _authz_view(session, _own_authz(session, account, authz_id))
+        return _authz_view(session, _own_authz(session, account, authz_id), ctx.clock())
 
 
 def challenge_view(ctx: Context, account: AccountView, challenge_id: int) -> ChallengeView:
@@ -417,7 +434,9 @@ def _refusal_from_ra(exc: EcertError) -> AcmeRefusal:
     )
 
 
-def _intent(account: AccountView, row: AcmeOrder, csr_der: bytes, account_key_spki: str) -> IssuanceIntent:
+def _intent(
+    account: AccountView, row: AcmeOrder, csr_der: bytes, account_key_spki: str, account_uri: str | None = None
+) -> IssuanceIntent:
     profile = CertType(row.profile)
     names = sorted(row.identifiers, key=lambda n: not n.startswith("*."))
     return IssuanceIntent(
@@ -427,6 +446,7 @@ def _intent(account: AccountView, row: AcmeOrder, csr_der: bytes, account_key_sp
         names=tuple(names[:1]) if profile is CertType.WILDCARD else tuple(names),
         application_id=account.application_id,
         forbidden_keys={account_key_spki: "the ACME account key"},  # RFC 8555 11.1
+        caa_account_uri=account_uri,  # RFC 8657 accounturi
     )
 
 
@@ -460,6 +480,7 @@ def _fail_order(ctx: Context, order_id: int, exc: Exception) -> None:
         error["detail"] = "another certificate of this application was being issued; place a new order"
     with ctx.transaction() as session:
         _move_order(session, order_id, OrderStatus.PROCESSING.value, OrderEvent.FAIL, now, error=error)
+        acme_ari.release_replaces_of_order(session, order_id)  # RFC 9773 5: an invalid order replaces nothing
         audit.append(
             session,
             actor="system",
@@ -494,19 +515,28 @@ def _begin(ctx: Context, account: AccountView, order_id: int, client: str) -> No
 
 
 def finalize(
-    ctx: Context, account: AccountView, order_id: int, csr_der: bytes, *, account_key_spki: str, client: str
+    ctx: Context,
+    account: AccountView,
+    order_id: int,
+    csr_der: bytes,
+    *,
+    account_key_spki: str,
+    client: str,
+    account_uri: str | None = None,
 ) -> OrderView:
     """RFC 8555 7.4: CSR names equal to the order's, then the registration authority decides and issues."""
     with ctx.read() as session:
         row = _own_order(session, account, order_id)
-        order_move(row.status, OrderEvent.FINALIZE)  # orderNotReady unless ready
+        # orderNotReady unless ready and not expired (RFC 8555 7.1.6)
+        order_move(effective_order_status(row.status, row.expires_at, ctx.clock()), OrderEvent.FINALIZE)
         _, names = _csr_names(csr_der)
         check_csr_names(names, row.identifiers)
-        intent = _intent(account, row, csr_der, account_key_spki)
+        intent = _intent(account, row, csr_der, account_key_spki, account_uri)
     try:
         vetted = authorize(ctx, intent)  # audits its own refusals; changes nothing else
     except EcertError as exc:
         raise _refusal_from_ra(exc) from None
+    acme_limits.spend_certificate(ctx, account.application_id)  # issue 13 point 8: certificates per week
     _begin(ctx, account, order_id, client)
 
     def on_signed(session: Session, cert: Certificate) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "count_in_window",
     "purge_expired_counts",
     "release_replacement",
+    "release_replacements_of_order",
     "replacement_of",
     "set_account_key",
     "spend_count",
@@ -192,6 +193,13 @@ def release_replacement(session: Session, certificate_id: int, *, order_ref: str
     )
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
+
+
+def release_replacements_of_order(session: Session, order_ref: str) -> int:
+    """Free every claim the order holds (it became invalid, RFC 9773 5); returns how many."""
+    result = session.execute(delete(AcmeReplacement).where(AcmeReplacement.order_ref == order_ref))
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount or 0)
 
 
 # --- accounts -----------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from ...services.acme_accounts import AccountView
 from ...services.acme_orders import AuthzView, ChallengeView, OrderView
 from ...services.context import Context
 from .routes import AcmeRoute
-from .verify import Verified, verify_post
+from .verify import Verified, account_url, verify_post
 
 __all__ = ["router"]
 
@@ -131,7 +131,12 @@ async def new_order(request: Request) -> JSONResponse:
         )
     order = await anyio.to_thread.run_sync(
         lambda: acme_orders.new_order(
-            ctx, account, payload.get("identifiers"), payload.get("profile"), client=_client(request)
+            ctx,
+            account,
+            payload.get("identifiers"),
+            payload.get("profile"),
+            client=_client(request),
+            replaces=payload.get("replaces"),  # RFC 9773 5
         )
     )
     return _order_response(request, order, status_code=201)
@@ -206,7 +211,13 @@ async def finalize(request: Request, order_id: int) -> JSONResponse:
     account_spki = spki_sha256(verified.jwk.key)  # the account key may never be certified
     found = await anyio.to_thread.run_sync(
         lambda: acme_orders.finalize(
-            ctx, account, order_id, csr, account_key_spki=account_spki, client=_client(request)
+            ctx,
+            account,
+            order_id,
+            csr,
+            account_key_spki=account_spki,
+            client=_client(request),
+            account_uri=account_url(request, account.id),  # RFC 8657 accounturi
         )
     )
     return _order_response(request, found)
