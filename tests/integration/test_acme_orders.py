@@ -485,3 +485,15 @@ def test_finalize_waits_while_another_certificate_of_the_application_is_signing(
     response = client.post(order["finalize"], client.jws(order["finalize"], {"csr": b64_csr(make_csr([name]))}))
     assert response.status_code == 200 and response.json()["status"] == "valid", response.text
     assert len(calls) == 3
+
+
+def test_an_expired_order_reads_invalid_and_cannot_be_finalized(order_server: AcmeServer, knot_dns: KnotDns) -> None:
+    name = _name()
+    client = _account(order_server, (name,))
+    order_url, order = ready_order(client, knot_dns, [name])
+    order_server.clock.advance(dt.timedelta(days=8))  # RFC 8555 7.1.3: ecert's orders live 7 days
+    assert client.post(order_url, client.jws(order_url, None)).json()["status"] == "invalid"
+    before = order_state(order_server.ctx)
+    jws = client.jws(order["finalize"], {"csr": b64_csr(make_csr([name]))})
+    assert_refused(client.post(order["finalize"], jws), 403, "orderNotReady", nonce_of(jws))
+    assert order_state(order_server.ctx) == before

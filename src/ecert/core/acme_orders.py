@@ -39,6 +39,8 @@ __all__ = [
     "check_identifiers",
     "choose_profile",
     "dns01_txt_value",
+    "effective_authz_status",
+    "effective_order_status",
     "key_authorization",
     "order_move",
     "order_status_from",
@@ -175,6 +177,20 @@ def require_ready(status: str) -> None:
             rule="RFC 8555 7.4",
             value=status,
         )
+
+
+def effective_order_status(status: str, expires_at: datetime, now: datetime) -> str:
+    """RFC 8555 7.1.6: a pending or ready order past its expiry is invalid (shown so, refused at finalize)."""
+    if status in (OrderStatus.PENDING, OrderStatus.READY) and now >= expires_at:
+        return OrderStatus.INVALID.value
+    return status
+
+
+def effective_authz_status(status: str, expires_at: datetime, now: datetime) -> str:
+    """RFC 8555 7.1.6: a pending or valid authorization past its expiry is expired."""
+    if status in (AuthzStatus.PENDING, AuthzStatus.VALID) and now >= expires_at:
+        return AuthzStatus.EXPIRED.value
+    return status
 
 
 def order_status_from(authz_statuses: Iterable[str]) -> OrderEvent | None:
