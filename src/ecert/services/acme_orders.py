@@ -34,6 +34,8 @@ from ..core.acme_orders import (
     check_csr_names,
     check_identifiers,
     choose_profile,
+    effective_authz_status,
+    effective_order_status,
     order_move,
 )
 from ..core.acme_rules import AcmeRefusal, ProblemType, application_unfit_for_acme
@@ -118,19 +120,20 @@ def _challenge_view(row: AcmeChallenge) -> ChallengeView:
     return ChallengeView(row.id, row.authz_id, row.type, row.token, row.status, row.validated_at, row.error)
 
 
-def _authz_view(session: Session, row: AcmeAuthorization) -> AuthzView:
+def _authz_view(session: Session, row: AcmeAuthorization, now: datetime) -> AuthzView:
     challenges = tuple(_challenge_view(c) for c in store.challenges_of(session, row.id))
     if row.status == AuthzStatus.VALID:  # RFC 8555 7.1.4: a valid authorization lists the challenge that passed
         challenges = tuple(c for c in challenges if c.status == ChallengeStatus.VALID) or challenges
     name = f"*.{row.identifier}" if row.wildcard else row.identifier
-    return AuthzView(row.id, name, row.wildcard, row.status, row.expires_at, challenges)
+    status = effective_authz_status(row.status, row.expires_at, now)
+    return AuthzView(row.id, name, row.wildcard, status, row.expires_at, challenges)
 
 
-def _order_view(session: Session, row: AcmeOrder) -> OrderView:
+def _order_view(session: Session, row: AcmeOrder, now: datetime) -> OrderView:
     authz_ids = tuple(a.id for a in store.authorizations_of_order(session, row.id))
     return OrderView(
         row.id,
-        row.status,
+        effective_order_status(row.status, row.expires_at, now),
         row.expires_at,
         tuple(row.identifiers),
         row.profile,
@@ -309,7 +312,7 @@ def new_order(
             },
             now=now,
         )
-        return _order_view(session, row)
+        return _order_view(session, row, now)
 
 
 # --- reading -----------------------------------------------------------------------------------------------
@@ -326,7 +329,7 @@ def _own_order(session: Session, account: AccountView, order_id: int) -> AcmeOrd
 
 def order_view(ctx: Context, account: AccountView, order_id: int) -> OrderView:
     with ctx.read() as session:
-        return _order_view(session, _own_order(session, account, order_id))
+        return _order_view(session, _own_order(session, account, order_id), ctx.clock())
 
 
 def order_ids(ctx: Context, account: AccountView) -> list[int]:
@@ -345,7 +348,7 @@ def _own_authz(session: Session, account: AccountView, authz_id: int) -> AcmeAut
 
 def authz_view(ctx: Context, account: AccountView, authz_id: int) -> AuthzView:
     with ctx.read() as session:
-        return _authz_view(session, _own_authz(session, account, authz_id))
+        return _authz_view(session, _own_authz(session, account, authz_id), ctx.clock())
 
 
 def challenge_view(ctx: Context, account: AccountView, challenge_id: int) -> ChallengeView:
@@ -524,7 +527,8 @@ def finalize(
     """RFC 8555 7.4: CSR names equal to the order's, then the registration authority decides and issues."""
     with ctx.read() as session:
         row = _own_order(session, account, order_id)
-        order_move(row.status, OrderEvent.FINALIZE)  # orderNotReady unless ready
+        # orderNotReady unless ready and not expired (RFC 8555 7.1.6)
+        order_move(effective_order_status(row.status, row.expires_at, ctx.clock()), OrderEvent.FINALIZE)
         _, names = _csr_names(csr_der)
         check_csr_names(names, row.identifiers)
         intent = _intent(account, row, csr_der, account_key_spki, account_uri)
