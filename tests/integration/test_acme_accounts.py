@@ -78,7 +78,12 @@ def test_new_account_binds_once_and_is_audited(acme_server: AcmeServer) -> None:
     client = Client(acme_server.running.url, key=rsa_key())
     created = client.register(made)
     assert created.status_code == 201, created.text
-    assert created.json() == {"status": "valid", "contact": ["mailto:admin@example.com"]}
+    account_id = created.headers["Location"].rsplit("/", 1)[-1]
+    assert created.json() == {
+        "status": "valid",
+        "contact": ["mailto:admin@example.com"],
+        "orders": client.url(f"orders/{account_id}"),  # RFC 8555 7.1.2
+    }
     assert created.headers["Location"].startswith(client.url("acct/")) and created.headers["Replay-Nonce"]
     # The same key again finds the same account (RFC 8555 7.3.1), with or without a binding.
     again = client.post(

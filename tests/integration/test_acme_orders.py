@@ -497,3 +497,17 @@ def test_an_expired_order_reads_invalid_and_cannot_be_finalized(order_server: Ac
     jws = client.jws(order["finalize"], {"csr": b64_csr(make_csr([name]))})
     assert_refused(client.post(order["finalize"], jws), 403, "orderNotReady", nonce_of(jws))
     assert order_state(order_server.ctx) == before
+
+
+def test_the_account_lists_its_orders_and_no_one_elses(order_server: AcmeServer) -> None:
+    name = _name()
+    client = _account(order_server, (name,))
+    made = [_new_order(client, [name])[1].headers["Location"] for _ in range(2)]
+    assert client.kid is not None
+    account = client.post(client.kid, client.jws(client.kid, None)).json()
+    orders_url = account["orders"]
+    listed = client.post(orders_url, client.jws(orders_url, None))
+    assert listed.status_code == 200 and listed.json()["orders"] == made[::-1]
+    other = _account(order_server, (_name(),))
+    jws = other.jws(orders_url, None)
+    assert_refused(other.post(orders_url, jws), 403, "unauthorized", nonce_of(jws))

@@ -89,8 +89,9 @@ async def new_nonce(request: Request) -> Response:
     return Response(status_code=200 if request.method == "HEAD" else 204, headers={"Cache-Control": "no-store"})
 
 
-def _account_body(account: AccountView) -> dict[str, Any]:
-    return {"status": account.status, "contact": list(account.contact)}
+def _account_body(account: AccountView, request: Request) -> dict[str, Any]:
+    orders = f"{request.base_url}acme/orders/{account.id}"  # RFC 8555 7.1.2, served by web/acme/orders.py
+    return {"status": account.status, "contact": list(account.contact), "orders": orders}
 
 
 def _new_account_request(request: Request, verified: Verified) -> NewAccountRequest:
@@ -125,7 +126,7 @@ async def new_account(request: Request) -> JSONResponse:
         lambda: acme_accounts.new_account(ctx, wanted, wrap_secret=wrap_secret)
     )
     return JSONResponse(
-        _account_body(account),
+        _account_body(account, request),
         status_code=201 if created else 200,
         headers={"Location": account_url(request, account.id)},
     )
@@ -157,7 +158,7 @@ async def account(request: Request, account_id: int) -> JSONResponse:
     found = verified.account
     if payload:
         found = await anyio.to_thread.run_sync(lambda: acme_accounts.deactivate_account(ctx, account_id, client=client))
-    return JSONResponse(_account_body(found), headers={"Location": account_url(request, account_id)})
+    return JSONResponse(_account_body(found, request), headers={"Location": account_url(request, account_id)})
 
 
 @router.get("/new-account")
