@@ -511,3 +511,33 @@ def test_the_account_lists_its_orders_and_no_one_elses(order_server: AcmeServer)
     other = _account(order_server, (_name(),))
     jws = other.jws(orders_url, None)
     assert_refused(other.post(orders_url, jws), 403, "unauthorized", nonce_of(jws))
+
+
+def test_a_challenge_left_processing_by_a_stopped_worker_is_validated_by_the_jobs(
+    order_server: AcmeServer, knot_dns: KnotDns
+) -> None:
+    """RFC 8555 7.5.1 durability: the database says processing, no worker has it; the jobs' pass takes it."""
+    from ecert.services import acme_challenges as challenge_jobs
+    from ecert.store import acme_orders as order_store
+
+    name = _name()
+    client = _account(order_server, (name,))
+    _, response = _new_order(client, [name])
+    authz_url = response.json()["authorizations"][0]
+    authz = client.post(authz_url, client.jws(authz_url, None)).json()
+    challenge = next(c for c in authz["challenges"] if c["type"] == "dns-01")
+    publish_dns01(knot_dns, name, challenge["token"], client.key)
+    challenge_id = int(challenge["url"].rsplit("/", 1)[-1])
+    ctx = order_server.ctx
+    with ctx.transaction() as session:  # as a crashed process leaves it: processing, started long ago
+        assert order_store.move_challenge(
+            session,
+            challenge_id,
+            source="pending",
+            target="processing",
+            now=ctx.clock(),
+            started_at=ctx.clock() - dt.timedelta(minutes=10),
+        )
+    assert challenge_jobs.retake_stale(ctx) == [challenge_id]
+    assert wait_status(client, response.headers["Location"], {"ready", "invalid"})["status"] == "ready"
+    assert challenge_jobs.retake_stale(ctx) == [], "nothing is left to retake"
