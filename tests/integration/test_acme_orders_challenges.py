@@ -45,6 +45,7 @@ def _host(knot: KnotDns) -> str:
         (KEY_AUTHZ + "\n", True, None),  # RFC 8555 8.3: trailing whitespace is trimmed
         ("x" + KEY_AUTHZ, False, "incorrectResponse"),  # containing it is not enough: exactly it
         ("something else", False, "incorrectResponse"),
+        (KEY_AUTHZ + " " * 150 + "trailing", False, "incorrectResponse"),  # nothing may follow it
     ],
 )
 def test_http01_wants_exactly_the_key_authorization(

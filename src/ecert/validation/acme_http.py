@@ -29,9 +29,14 @@ def _start_url(domain: str, token: str, port: int) -> str:
     return f"http://{netloc}{CHALLENGE_PATH}{token}"
 
 
+_EXCERPT = 200  # the fetcher keeps the first 200 bytes of a body in its log
+
+
 def _exact(log: list[dict[str, Any]], key_authz: str) -> bool:
-    """RFC 8555 8.3: the body (trimmed) is the key authorization; the fetcher keeps its first 200 characters."""
-    return bool(log) and str(log[-1].get("body_excerpt", "")).strip() == key_authz
+    """RFC 8555 8.3: the whole body, whitespace trimmed, is the key authorization (so it fits the excerpt)."""
+    if not log or int(log[-1].get("bytes", _EXCERPT + 1)) > _EXCERPT:
+        return False
+    return str(log[-1].get("body_excerpt", "")).strip() == key_authz
 
 
 def check_http01(
