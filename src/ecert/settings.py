@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     # ACME: nonces (and later rate-limit counters) in Redis when set, else in the database
     redis_url: str | None = None
     acme_eab_secret_env: str = "ECERT_ACME_EAB_SECRET"  # names the variable holding the EAB key-wrapping secret
+    # Subscribers may make their own EAB credential in the portal (issue 13 point 2); false: the operator only
+    acme_portal_eab: bool = True
     # ACME rate limits (issue 13 point 8): at most N per window for one key; 0 turns a limit off
     acme_new_accounts_per_ip: int = Field(default=10, ge=0)
     acme_new_accounts_window_seconds: int = Field(default=3 * 3600, gt=0)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Session
 
+from ..core.acme_portal import EabShown, PortalEabBlock, check_portal_eab, eab_shown, portal_eab_block
 from ..core.acme_rules import (
     EAB_UNUSED_LIFETIME,
     AccountAction,
@@ -34,22 +35,31 @@ from ..core.acme_rules import (
     check_eab_usable,
     eab_move,
 )
-from ..core.errors import ConfigError, Conflict
+from ..core.errors import ConfigError, Conflict, NotFound
 from ..store import acme as store
+from ..store import acme_eab_listing as listing
 from ..store import audit
 from ..store.applications import get_application
+from ..store.models import Application
 from ..store.models_acme import AcmeAccount, AcmeEabCredential
-from .applications import _load_by_reference
+from .applications import _load_by_reference, application_names
 from .context import Context
 
 __all__ = [
+    "AccountLine",
     "AccountView",
+    "AcmeOverview",
+    "EabLine",
     "EabBinding",
     "EabMade",
     "NewAccountRequest",
     "account_view",
+    "acme_overview",
+    "acme_overview_by_reference",
     "deactivate_account",
+    "directory_url",
     "make_eab",
+    "make_eab_for_subscriber",
     "new_account",
 ]
 
@@ -289,3 +299,126 @@ def deactivate_account(ctx: Context, account_id: int, *, client: str) -> Account
         )
         session.refresh(row)
         return _view(row)
+
+
+# --- what the subscriber sees in the portal, and the operator through the API -------------------------
+
+
+@dataclass(frozen=True)
+class EabLine:
+    """One credential as listed: never its key (that was shown once, when it was made)."""
+
+    kid: str
+    status: EabShown
+    created_at: datetime
+    expires_at: datetime
+    bound_at: datetime | None
+    created_by: str
+
+
+@dataclass(frozen=True)
+class AccountLine:
+    """One ACME account bound to the application, with the credential it was bound through."""
+
+    id: int
+    status: AccountStatus
+    created_at: datetime
+    kid: str
+    contact: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AcmeOverview:
+    """An application's ACME side: credentials, accounts, and whether the subscriber may make one now."""
+
+    reference_number: str
+    state: str  # the application's (core.application.AppState)
+    names: tuple[str, ...]
+    rep_email: str
+    directory_url: str
+    credentials: tuple[EabLine, ...]
+    accounts: tuple[AccountLine, ...]
+    block: PortalEabBlock | None  # None: the portal offers "make a credential"
+
+
+def directory_url(ctx: Context) -> str:
+    """The ACME directory subscribers' clients are given: the CA's public base URL + /acme/directory."""
+    return ctx.settings.base_url.rstrip("/") + "/acme/directory"
+
+
+def _eab_line(row: AcmeEabCredential, now: datetime) -> EabLine:
+    return EabLine(
+        kid=row.kid,
+        status=eab_shown(row.status, row.expires_at, now),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        bound_at=row.bound_at,
+        created_by=row.created_by,
+    )
+
+
+def _account_line(row: AcmeAccount, kids: dict[int, str]) -> AccountLine:
+    return AccountLine(
+        id=row.id,
+        status=AccountStatus(row.status),
+        created_at=row.created_at,
+        kid=kids.get(row.eab_credential_id, ""),
+        contact=tuple(row.contact or ()),
+    )
+
+
+def _block(ctx: Context, application: Application, unused_live: int, now: datetime) -> PortalEabBlock | None:
+    return portal_eab_block(
+        allowed=ctx.settings.acme_portal_eab,
+        configured=bool(ctx.acme_secret),
+        state=application.state,
+        subscription_end=application.subscription_end,
+        now=now,
+        unused_live=unused_live,
+    )
+
+
+def _overview(ctx: Context, session: Session, application: Application) -> AcmeOverview:
+    now = ctx.clock()
+    rows = listing.eab_credentials_listed(session, application.id)
+    credentials = [_eab_line(row, now) for row in rows]
+    kids = {row.id: row.kid for row in rows}
+    accounts = tuple(_account_line(row, kids) for row in listing.accounts_listed(session, application.id))
+    unused_live = sum(1 for c in credentials if c.status is EabShown.UNUSED)
+    return AcmeOverview(
+        reference_number=application.reference_number,
+        state=str(application.state),
+        names=application_names(application),
+        rep_email=application.rep_email,
+        directory_url=directory_url(ctx),
+        credentials=tuple(credentials),
+        accounts=accounts,
+        block=_block(ctx, application, unused_live, now),
+    )
+
+
+def acme_overview(ctx: Context, application_id: int) -> AcmeOverview:
+    """The portal's "Automatic renewal (ACME)" page for the logged-in application; it reads, never writes."""
+    with ctx.read() as session:
+        application = get_application(session, application_id)
+        if application is None:
+            raise NotFound("no such application", value=application_id)
+        return _overview(ctx, session, application)
+
+
+def acme_overview_by_reference(ctx: Context, reference_number: str) -> AcmeOverview:
+    """The same view for the operator API, by reference number."""
+    with ctx.read() as session:
+        return _overview(ctx, session, _load_by_reference(session, reference_number))
+
+
+def make_eab_for_subscriber(ctx: Context, application_id: int, *, actor: str) -> EabMade:
+    """A credential the logged-in subscriber makes in the portal, when core.acme_portal allows it (audited).
+
+    The check reads in its own transaction before :func:`make_eab` writes; a race between two clicks can at
+    worst add one unused credential past the cap, which expires by itself, so no lock is taken for it.
+    """
+    overview = acme_overview(ctx, application_id)
+    unused_live = sum(1 for c in overview.credentials if c.status is EabShown.UNUSED)
+    check_portal_eab(overview.block, state=overview.state, unused_live=unused_live)
+    return make_eab(ctx, overview.reference_number, wrap_secret=ctx.acme_secret, actor=actor)

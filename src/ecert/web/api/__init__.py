@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import application, certificate, csr, dcv, operator, operator_issue, public, sessions
+from . import application, certificate, csr, dcv, operator, operator_acme, operator_issue, public, sessions
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
-for _part in (sessions, application, dcv, csr, certificate, public, operator, operator_issue):
+for _part in (sessions, application, dcv, csr, certificate, public, operator, operator_issue, operator_acme):
     router.include_router(_part.router)

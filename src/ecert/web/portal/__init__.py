@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from .. import csrf, home, public_pages
-from . import certificate, confirm, csr, dcv, download, login, revoke, steps
+from . import acme, certificate, confirm, csr, dcv, download, login, revoke, steps
 from .common import SECURITY_HEADERS, TEMPLATES_DIR, LoginRequired
 
 __all__ = ["router", "install", "SESSION_COOKIE", "SESSION_MAX_AGE"]
@@ -23,7 +23,7 @@ SESSION_COOKIE = "ecert_portal"
 SESSION_MAX_AGE = 60 * 60  # an hour of inactivity ends the session; DCV may be resumed by logging in again
 
 router = APIRouter(include_in_schema=False)
-for _part in (login, confirm, dcv, csr, certificate, download, revoke):
+for _part in (login, confirm, dcv, csr, certificate, download, revoke, acme):
     router.include_router(_part.router)
 
 
