@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from josepy.jwa import ES256
 import pytest
 from acme import client as acme_client
 from acme import messages
+from josepy.jwa import ES256
 from sqlalchemy import select, text
 
 from ecert.services import applications as apps
@@ -32,7 +32,7 @@ from ecert.store.models import AuditEvent
 from ecert.store.models_acme import AcmeEabCredential
 from ecert.web.app import create_app
 from tests.i18n_check import english_sentences
-from tests.integration.acme_fixtures import ENV, Clock, add_application, clock, ec_key, new_eab  # noqa: F401
+from tests.integration.acme_fixtures import ENV, Clock, clock, ec_key, new_eab  # noqa: F401
 from tests.integration.dcv_fixtures import RunningApp, start_asgi
 from tests.integration.foundation_fixtures import make_ctx
 from tests.integration.test_applications import application_input
