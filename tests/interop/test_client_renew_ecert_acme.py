@@ -74,3 +74,38 @@ def test_renew_over_ecerts_acme_with_ari_and_replaces(tls_server: TlsServer, tmp
     fullchain = x509.load_pem_x509_certificates((tmp_path / "nginx" / "fullchain.pem").read_bytes())
     assert fullchain[0] == second
     assert x509.load_pem_x509_certificate((store / "archive/web/cert1.pem").read_bytes()) == first
+
+
+def test_wildcard_by_dns01_hook_with_the_wildcard_profile_renews_with_the_same_profile(
+    tls_server: TlsServer, tmp_path: Path
+) -> None:
+    base = f"{unique_label('renew')}.example.org"
+    made = tls_server.eab_for(f"*.{base}", cert_type="wildcard")
+    hook = tmp_path / "dns-hook"
+    zone = tls_server.knot.zone_of(base)
+    hook.write_text(
+        "#!/bin/sh\nset -e\n"
+        f'echo "$1 $2" >> {tmp_path / "hook.log"}\n'
+        '[ "$1" = add ] || exit 0\n'
+        f'printf "server 127.0.0.1 {tls_server.knot.port}\\nzone {zone}.\\nupdate add %s. 0 TXT \\"%s\\"\\nsend\\n" '
+        '"$2" "$3" | knsupdate\n'
+    )
+    hook.chmod(0o755)
+    store = tmp_path / "store"
+    args = ["--server", tls_server.directory, "--ca-bundle", str(tls_server.tls_root)]
+    assert run(store, "acme", "register", *args, "--eab-kid", made.kid, "--eab-hmac-key", made.hmac_key).exit_code == 0
+    r = run(
+        store, "acme", "order", "wild", "-n", f"*.{base}", "-n", base, "--dns-hook", str(hook), "--profile", "wildcard"
+    )
+    assert r.exit_code == 0, r.output
+    r = run(store, "--json", "renew", "wild", "--force", "--dns-hook", str(hook))
+    assert r.exit_code == 0, r.output
+    meta = json.loads((store / "live/wild/meta.json").read_text())
+    assert meta["acme"]["profile"] == "wildcard" and meta["version"] == 2  # remembered from the first order
+    renewed = x509.load_pem_x509_certificate((store / "live/wild/cert.pem").read_bytes())
+    san = renewed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(san.get_values_for_type(x509.DNSName)) == {f"*.{base}", base}
+    log = (tmp_path / "hook.log").read_text().split()
+    # The first order put two TXT records at one name (the wildcard and its base share it) and took them away;
+    # the renewal needed none: ecert reused the authorizations inside their BR 4.2.1 period.
+    assert (log.count("add"), log.count("del"), set(log) - {"add", "del"}) == (2, 2, {f"_acme-challenge.{base}"})

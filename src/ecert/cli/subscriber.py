@@ -1123,6 +1123,9 @@ DnsHookOpt = Annotated[
     Path | None, typer.Option("--dns-hook", help="dns-01: run 'HOOK add|del _acme-challenge.NAME VALUE'.")
 ]
 DnsWaitOpt = Annotated[float, typer.Option("--dns-wait", help="Seconds to wait after the hook for DNS to spread.")]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", help="The CA's certificate profile by name (its directory lists them).")
+]
 
 
 @acme_app.command("order", short_help="Obtain a first certificate over ACME into a new lineage.")
@@ -1138,6 +1141,7 @@ def acme_order(
     http_01_address: HttpAddressOpt = "",
     dns_hook: DnsHookOpt = None,
     dns_wait: DnsWaitOpt = 0.0,
+    profile: ProfileOpt = None,
 ) -> None:
     """Order a certificate for new names over ACME and store it as live/NAME; 'ecert renew' keeps it fresh."""
     from ecert.client.acme_renew import RenewOptions, obtain
@@ -1147,6 +1151,7 @@ def acme_order(
         challenges=_challenge_options(webroot, http_01_port, http_01_address, dns_hook, dns_wait),
         server=server,
         ca_bundle=str(os.path.abspath(ca_bundle)) if ca_bundle else None,
+        profile=profile,
     )
     entry = obtain(STATE.store, friendly_name, list(name), generate_key(key_type), opts, now=_now())
     if STATE.json:
@@ -1179,6 +1184,7 @@ def renew_cmd(
     http_01_address: HttpAddressOpt = "",
     dns_hook: DnsHookOpt = None,
     dns_wait: DnsWaitOpt = 0.0,
+    profile: ProfileOpt = None,
     passphrase_file: Annotated[Path | None, typer.Option(help="Passphrase of the key kept by --reuse-key.")] = None,
 ) -> None:
     """Renew over ACME when the CA's ARI window (RFC 9773) has come, else at two thirds of the lifetime.
@@ -1196,6 +1202,7 @@ def renew_cmd(
         reuse_key=reuse_key,
         check_only=check,
         deploy_hook=deploy_hook,
+        profile=profile,
         server=server,
         ca_bundle=str(os.path.abspath(ca_bundle)) if ca_bundle else None,
         passphrase=_read_secret_file(passphrase_file),

@@ -98,6 +98,7 @@ class RenewOptions:
     reuse_key: bool = False
     check_only: bool = False
     deploy_hook: str | None = None
+    profile: str | None = None  # draft-aaron-acme-profiles; None: the lineage's, else the CA's default
     server: str | None = None
     ca_bundle: str | None = None
     passphrase: bytes | None = None
@@ -266,11 +267,15 @@ def _dns_names(cert: x509.Certificate) -> list[str]:
 
 
 # -- the order -----------------------------------------------------------------------------------
-def _new_order(client: acme_client.ClientV2, csr_pem: bytes, replaces: str | None) -> messages.OrderResource:
+def _new_order(
+    client: acme_client.ClientV2, csr_pem: bytes, replaces: str | None, profile: str | None
+) -> messages.OrderResource:
     """ClientV2.new_order with ``replaces`` (the library's NewOrder lacks it); the rest as the library does it."""
     names = _csr_names(csr_pem)
     order = ReplacingNewOrder(
-        identifiers=[messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in names], replaces=replaces
+        identifiers=[messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in names],
+        replaces=replaces,
+        profile=profile,
     )
     response = client._post(client.directory["newOrder"], order)  # noqa: SLF001 - the library's own POST
     body = messages.Order.from_json(response.json())
@@ -295,10 +300,11 @@ def _issue(
     csr_pem: bytes,
     replaces: str | None,
     opts: RenewOptions,
+    profile: str | None = None,
 ) -> str:
     """Order, prove, finalize; the full chain PEM. ACME's refusals become one sentence of ours."""
     try:
-        orderr = _new_order(client, csr_pem, replaces)
+        orderr = _new_order(client, csr_pem, replaces, profile)
         with published(account.key, orderr.authorizations, opts.challenges) as answers:
             for challb, response in answers:
                 client.answer_challenge(challb, response)
@@ -350,6 +356,7 @@ def _new_meta(
     encrypted: bool,
     replaces: str | None,
     now: dt.datetime,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     kept = {k: v for k, v in old.items() if k not in ("version", "serial_hex", "key_encrypted")}
     return {
@@ -357,7 +364,7 @@ def _new_meta(
         "names": names,
         "key_encrypted": encrypted,
         "renewed": now.isoformat(),
-        "acme": {"directory": account.directory, "account": account.uri, "replaced": replaces},
+        "acme": {"directory": account.directory, "account": account.uri, "replaced": replaces, "profile": profile},
     }
 
 
@@ -424,10 +431,11 @@ def _renew(store: LocalStore, name: str, opts: RenewOptions, now: dt.datetime) -
     key, key_pem, encrypted = _renewal_key(entry, opts)
     names = _dns_names(entry.cert)
     replaces = ari_cert_id(entry.cert) if _has(client.directory, "renewalInfo") else None
-    fullchain = _issue(client, account, crypto_util.make_csr(_plain_pem(key), names), replaces, opts)
+    profile = opts.profile or _acme_meta(entry.meta).get("profile")
+    fullchain = _issue(client, account, crypto_util.make_csr(_plain_pem(key), names), replaces, opts, profile)
     cert, chain = _split_chain(fullchain, key)
     hook = opts.deploy_hook or entry.meta.get("deploy_hook")
-    meta = {**_new_meta(entry.meta, account, names, encrypted, replaces, now), "deploy_hook": hook}
+    meta = {**_new_meta(entry.meta, account, names, encrypted, replaces, now, profile), "deploy_hook": hook}
     new = store.add_version(entry.name, cert=cert, chain=chain, key_pem=key_pem, meta=meta)
     deployed = tuple(redeploy(store, new, key, now=now))
     hook_error = run_deploy_hook(str(hook), new) if hook else None
@@ -470,9 +478,9 @@ def obtain(
     """A first certificate over ACME for a new lineage ``name``: the same order path as a renewal, no ``replaces``."""
     account, client = _open(store, None, opts)
     opts.challenges.require_some()
-    fullchain = _issue(client, account, crypto_util.make_csr(_plain_pem(key), names), None, opts)
+    fullchain = _issue(client, account, crypto_util.make_csr(_plain_pem(key), names), None, opts, opts.profile)
     cert, chain = _split_chain(fullchain, key)
-    record = {**(meta or {}), "friendly_name": name, **_new_meta({}, account, names, False, None, now)}
+    record = {**(meta or {}), "friendly_name": name, **_new_meta({}, account, names, False, None, now, opts.profile)}
     record.pop("renewed", None)
     record["issued"] = now.isoformat()
     return store.write_live(name, cert=cert, chain=chain, key_pem=_plain_pem(key), meta=record)
