@@ -67,6 +67,7 @@ def cert_show(serial: str, pem: Annotated[bool, typer.Option("--pem")] = False, 
     with _context() as ctx:
         found = certificate_details(ctx, serial)
         scts = certificate_scts(ctx, found.serial_hex)
+        ct_off = "none (Certificate Transparency is off)" if ctx.ct is None else "none (issued with CT off)"
     if pem:
         if found.pem is None:
             output.fail(f"certificate {found.serial_hex} was never signed (status {found.status})")
@@ -78,7 +79,7 @@ def cert_show(serial: str, pem: Annotated[bool, typer.Option("--pem")] = False, 
             "revocation_reason": found.revocation_reason, "channel": found.channel, "evidence": found.evidence,
             "scts": [{"log": s.log_name, "operator": s.operator, "time": s.time} for s in scts]}
     if not json_out:  # each embedded SCT (RFC 6962 3.3) as "log (operator) time"
-        data["scts"] = "; ".join(f"{s.log_name} ({s.operator}) {s.time:%Y-%m-%d %H:%M:%S} UTC" for s in scts) or "none"
+        data["scts"] = "; ".join(f"{s.log_name} ({s.operator}) {s.time:%Y-%m-%d %H:%M:%S} UTC" for s in scts) or ct_off
     output.emit_json("certificate", data) if json_out else output.fields(f"Certificate {found.serial_hex}", data)
 
 

@@ -787,16 +787,51 @@ def crl_import(file: Annotated[Path, typer.Argument(help="A CRL or ARL, PEM or D
     _console().print(f"Imported CRL {e.name} ({len(list(crl))} revoked entries)", markup=False)
 
 
+CtLogListOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ct-log-list",
+        help="Chrome's log_list.json (v3): verify the certificate's embedded SCTs and judge it by Chrome's and "
+        "Apple's CT policies (default: CT not checked).",
+    ),
+]
+RequireCtOpt = Annotated[
+    bool,
+    typer.Option("--require-ct", help="A certificate that fails either CT policy fails verification (exit 4)."),
+]
+
+
+def _ct_logs(path: Path | None, require: bool) -> Any:
+    """The log list to judge SCTs by, or None; ``--require-ct`` without one is a usage error."""
+    if path is None:
+        if require:
+            raise typer.BadParameter("--require-ct needs --ct-log-list FILE", param_hint="--require-ct")
+        return None
+    from ecert.client.ct_policy import load_log_list
+
+    return load_log_list(path)
+
+
+def _ct_verdict(report: Any, require: bool) -> None:
+    """Exit 4 when CT is required and either browser policy is not met; otherwise CT only informs."""
+    if require and not report.met:
+        _fail("Certificate Transparency is required and the certificate does not meet both policies", 4)
+
+
 # -- verify --------------------------------------------------------------------------------------
 @app.command("verify", short_help="Verify a certificate's chain, revocation and host name.")
 @_handle
 def verify_cmd(
     target: Annotated[str, typer.Argument(help="An issued certificate's name, or a certificate file.")],
     hostname: Annotated[str | None, typer.Option(help="Host name to check (default: the common name).")] = None,
+    ct_log_list: CtLogListOpt = None,
+    require_ct: RequireCtOpt = False,
 ) -> None:
     """Build and verify the chain to an installed root, check CRLs and the ARL, and explain failures."""
     from ecert.client.complete import load_certificates
-    from ecert.client.verify import verify_certificate
+    from ecert.client.verify import transparency_of, verify_certificate
+
+    ct_logs = _ct_logs(ct_log_list, require_ct)
 
     store = STATE.store
     chain: list[x509.Certificate] = []
@@ -819,6 +854,7 @@ def verify_cmd(
         now=_now(),
     )
     subjects = [c.subject.rfc4514_string() for c in result.chain]
+    ct = transparency_of(result, ct_logs, now=_now())
     if STATE.json:
         _emit_json(
             {
@@ -827,8 +863,10 @@ def verify_cmd(
                 "chain": subjects,
                 "via_cross": result.via_cross,
                 "notes": list(result.revocation_notes),
+                "ct": ct.to_json(),
             }
         )
+        _ct_verdict(ct, require_ct)
         return
     con = _console()
     con.print(f"OK: valid for {host} until {leaf.not_valid_after_utc:%Y-%m-%d}", markup=False)
@@ -838,6 +876,9 @@ def verify_cmd(
         con.print("The path goes through the cross-certificate.")
     for note in result.revocation_notes:
         con.print(f"note: {note}", markup=False)
+    for line in ct.lines():
+        con.print(line, markup=False)
+    _ct_verdict(ct, require_ct)
 
 
 def _default_host(leaf: x509.Certificate) -> str:
@@ -1261,11 +1302,15 @@ def check_cmd(
     url: Annotated[str, typer.Argument(help="https://HOST[:PORT]")],
     servername: Annotated[str | None, typer.Option(help="SNI / host name to check (default: HOST).")] = None,
     timeout: Annotated[float, typer.Option(help="Connect timeout in seconds.")] = 10.0,
+    ct_log_list: CtLogListOpt = None,
+    require_ct: RequireCtOpt = False,
 ) -> None:
-    """Connect to a server and judge what it serves: chain, order, host name, expiry, key in the store."""
+    """Connect to a server and judge what it serves: chain, order, host name, expiry, key in the store, and
+    (given a log list) its Certificate Transparency."""
     from ecert.client.check import check_server
 
-    r = check_server(url, STATE.store, now=_now(), server_name=servername, timeout=timeout)
+    ct_logs = _ct_logs(ct_log_list, require_ct)
+    r = check_server(url, STATE.store, now=_now(), server_name=servername, timeout=timeout, ct_logs=ct_logs)
     if STATE.json:
         _emit_json(
             {
@@ -1283,6 +1328,7 @@ def check_cmd(
                 "problem": r.problem,
                 "reason": r.problem_reason,
                 "notes": list(r.notes),
+                "ct": r.ct.to_json(),
             }
         )
     else:
@@ -1298,8 +1344,11 @@ def check_cmd(
         con.print(table)
         for n in r.notes:
             con.print(f"note: {n}", markup=False)
+        for line in r.ct.lines():
+            con.print(line, markup=False)
     if not r.ok:
         raise typer.Exit(4)
+    _ct_verdict(r.ct, require_ct)
 
 
 def main(deps: ClientDeps | None = None) -> None:

@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ecert.client.chain import issued_by
+from ecert.client.ct_policy import ClientLogList, CtReport, check_ct, not_checked
 from ecert.client.errors import ChainInvalid, ClientError
 from ecert.client.store import LocalStore, is_self_signed, spki_bytes
 from ecert.client.verify import hostname_matches, verify_certificate
@@ -95,9 +96,11 @@ class CheckReport:
     problem_reason: str | None
     notes: tuple[str, ...] = field(default=())
     incomplete_reason: str | None = None
+    ct: CtReport = field(default_factory=not_checked)
 
     @property
     def ok(self) -> bool:
+        """Chain, order and completeness; Certificate Transparency is reported on its own (``ct.met``)."""
         return self.verified and self.in_order and self.complete
 
 
@@ -155,8 +158,10 @@ def check_server(
     server_name: str | None = None,
     fetch: Fetcher = fetch_chain,
     timeout: float = 10.0,
+    ct_logs: ClientLogList | None = None,
 ) -> CheckReport:
-    """Connect, fetch the served chain and judge it against the store's roots, CRLs and keys."""
+    """Connect, fetch the served chain and judge it against the store's roots, CRLs and keys, and its embedded
+    SCTs against ``ct_logs`` (Chrome's log_list.json v3; None: Certificate Transparency is not checked)."""
     host, port = parse_target(url)
     name = server_name or host
     ders = fetch(host, port, name, timeout)
@@ -171,11 +176,13 @@ def check_server(
     roots = store.roots()
     complete, incomplete_reason = judge_completeness(served, roots)
     verified, problem, reason = True, None, None
+    issuer = _issuer_of(leaf, [*rest, *store.intermediates(), *roots])
     try:
         result = verify_certificate(
             leaf, hostname=name, roots=roots, intermediates=rest, crls=[c.crl for c in store.crls()], now=now
         )
         notes.extend(result.revocation_notes)
+        issuer = result.chain[1] if len(result.chain) > 1 else issuer
     except ChainInvalid as exc:
         verified, problem, reason = False, exc.message, exc.reason
     match = _store_match(store, leaf)
@@ -194,7 +201,14 @@ def check_server(
         problem=problem,
         problem_reason=reason,
         notes=tuple(notes),
+        ct=check_ct(leaf, issuer, ct_logs, now=now),
     )
+
+
+def _issuer_of(leaf: x509.Certificate, candidates: Sequence[x509.Certificate]) -> x509.Certificate | None:
+    """The certificate that signed ``leaf`` among those served or installed: the SCTs' precertificate entry
+    names its key (RFC 6962 3.2), so even a chain that does not verify can have its SCTs checked."""
+    return next((c for c in candidates if issued_by(leaf, c)), None)
 
 
 def _store_match(store: LocalStore, leaf: x509.Certificate) -> str | None:

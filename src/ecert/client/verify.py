@@ -15,10 +15,11 @@ from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from ecert.client.chain import issued_by
+from ecert.client.ct_policy import ClientLogList, CtReport, check_ct
 from ecert.client.errors import ChainInvalid
 from ecert.client.store import is_self_signed
 
-__all__ = ["Verified", "hostname_matches", "verify_certificate"]
+__all__ = ["Verified", "hostname_matches", "transparency_of", "verify_certificate"]
 
 
 @dataclass(frozen=True)
@@ -291,3 +292,14 @@ def _check_revocation(
         ):
             notes.append(f"the CRL from {_subject(issuer)!r} is out of date; import a fresh one")
     return tuple(notes)
+
+
+def transparency_of(verified: Verified, logs: ClientLogList | None, *, now: datetime) -> CtReport:
+    """Certificate Transparency of a verified chain: the leaf's embedded SCTs against ``logs`` (None: not checked).
+
+    Reported beside the chain, never instead of it: a browser refuses a certificate without enough SCTs, but
+    whether that makes ``ecert verify`` fail is the caller's choice (``--require-ct``). The issuer that the SCTs'
+    precertificate entry names is the verified path's second certificate (RFC 6962 3.2).
+    """
+    issuer = verified.chain[1] if len(verified.chain) > 1 else None
+    return check_ct(verified.chain[0], issuer, logs, now=now)

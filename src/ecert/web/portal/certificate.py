@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from ...core.application import Step
 from ...core.errors import Conflict, EcertError
 from ...core.lifecycle import CertStatus
+from ...services import sct_view
 from .. import csrf
 from . import steps
 from .common import app_id_of, ctx_of, error_text, redirect, render, services
@@ -34,8 +35,15 @@ def _page(request: Request, app_id: int, status_code: int = 200, **context: obje
         status_code=status_code,
         app=steps.application(request, app_id),
         cert=cert,
+        ct=transparency(request, cert),
         **context,
     )
+
+
+def transparency(request: Request, cert: Any) -> Any:
+    """The certificate's SCTs (log, operator, time), shown on the page (issue 12: CT shown to people)."""
+    view = getattr(services(request), "sct_view", sct_view)
+    return view.certificate_transparency(ctx_of(request), cert.certificate_id)
 
 
 @router.get("/portal/certificate")
