@@ -52,7 +52,7 @@ from ..store import applications as store
 from ..store import audit
 from ..store import registration as ra_store
 from ..store.models import Application
-from . import mailer
+from . import mailer, process_cache
 from .acme_closure import revoke_accounts_of_application
 from .context import Context
 
@@ -78,6 +78,7 @@ __all__ = [
     "resolve_session",
     "end_session",
     "get_application",
+    "reference_of",
     "get_application_by_reference",
     "list_applications",
     "unlock_application",
@@ -1005,6 +1006,25 @@ def reissue_pin(ctx: Context, reference_number: str, *, actor: str) -> ReissuedP
 def get_application(ctx: Context, app_id: int) -> ApplicationView:
     with ctx.read() as session:
         return _view(load_application(session, app_id), ctx.clock())
+
+
+_REFERENCES_KEPT = 10_000
+
+
+def reference_of(ctx: Context, app_id: int) -> str:
+    """The application's reference number, the name every audited subscriber action carries.
+
+    Kept per process: a reference number never changes once the application is registered, and reading
+    the whole application again only to name the actor was one more query on every download.
+    """
+    known: dict[int, str] = process_cache.slot(ctx).setdefault("references", {})
+    found = known.get(app_id)
+    if found is None:
+        found = get_application(ctx, app_id).reference_number
+        if len(known) >= _REFERENCES_KEPT:
+            known.clear()
+        known[app_id] = found
+    return found
 
 
 def get_application_by_reference(ctx: Context, reference_number: str) -> ApplicationView:

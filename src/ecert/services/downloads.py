@@ -22,6 +22,7 @@ from ..core.lifecycle import CertStatus
 from ..core.names import to_unicode
 from ..store import audit, cas, certificates, repo, status
 from ..store.models import CA, Certificate
+from . import process_cache
 from .context import Context
 
 __all__ = [
@@ -101,12 +102,15 @@ def _safe_stem(cert: Certificate) -> str:
 
 def render(cert: Certificate, issuer: CA, fmt: str) -> Download:
     """The certificate in ``fmt``; p7b (DER PKCS#7, RFC 2315 certs-only) and fullchain add the issuing CA."""
+    return _render(cert, x509.load_der_x509_certificate(issuer.cert_der), fmt)
+
+
+def _render(cert: Certificate, ca: x509.Certificate, fmt: str) -> Download:
     if fmt not in FORMATS:
         raise NotFound("no such download format", value=str(fmt)[:20])
     if cert.der is None:
         raise NotFound("the certificate is not signed yet")
     leaf = x509.load_der_x509_certificate(cert.der)
-    ca = x509.load_der_x509_certificate(issuer.cert_der)
     media_type, ext = FORMATS[fmt]
     if fmt == "pem":
         data = leaf.public_bytes(serialization.Encoding.PEM)
@@ -117,6 +121,18 @@ def render(cert: Certificate, issuer: CA, fmt: str) -> Download:
     else:
         data = leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
     return Download(data=data, media_type=media_type, filename=f"{_safe_stem(cert)}.{ext}")
+
+
+def _issuer_cert(ctx: Context, session: Session, ca_id: int) -> x509.Certificate:
+    """The issuing CA's certificate, kept per process by id: a CA row's certificate never changes, and
+    reading and parsing it again was a query and a parse on every download."""
+    known: dict[int, x509.Certificate] = process_cache.slot(ctx).setdefault("issuer_certs", {})
+    found = known.get(ca_id)
+    if found is None:
+        row = cas.ca_by_id(session, ca_id)
+        assert row is not None
+        found = known[ca_id] = x509.load_der_x509_certificate(row.cert_der)
+    return found
 
 
 NOT_ACCEPTED = "accept the certificate before downloading it"
@@ -233,9 +249,7 @@ def download(ctx: Context, app_id: int, fmt: str, *, actor: str = "subscriber", 
         raise NotFound("no such download format", value=str(fmt)[:20])
     with ctx.read() as session:
         cert = _accepted(session, app_id)
-        issuer = cas.ca_by_id(session, cert.ca_id)
-        assert issuer is not None
-        item = render(cert, issuer, fmt)
+        item = _render(cert, _issuer_cert(ctx, session, cert.ca_id), fmt)
         serial = cert.serial_hex
     _audit_download(ctx, serial, fmt, actor, channel)
     return item
@@ -255,9 +269,7 @@ def public_download(
         cert = status.accepted_by_serial(session, serial)
         if cert is None:
             raise NotFound("no such certificate")
-        issuer = cas.ca_by_id(session, cert.ca_id)
-        assert issuer is not None
-        item = render(cert, issuer, fmt)
+        item = _render(cert, _issuer_cert(ctx, session, cert.ca_id), fmt)
         serial = cert.serial_hex
     _audit_download(ctx, serial, fmt, actor, channel)
     return item

@@ -24,7 +24,7 @@ def attachment(item: downloads.Download) -> Response:
 
 
 def _actor(request: Request, app_id: int) -> str:
-    return f"subscriber:{apps.get_application(ctx_of(request), app_id).reference_number}"
+    return f"subscriber:{apps.reference_of(ctx_of(request), app_id)}"
 
 
 @router.get("/certificate", response_model=CertificateOut, summary="The certificate information (seed C.6)")

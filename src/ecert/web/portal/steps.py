@@ -34,7 +34,7 @@ def current_step(request: Request, app_id: int) -> str:
 
 def actor(request: Request, app_id: int) -> str:
     """The audit actor of a portal action: the subscriber, named by reference number (never the PIN)."""
-    return f"subscriber:{application(request, app_id).reference_number}"
+    return f"subscriber:{services(request).applications.reference_of(ctx_of(request), app_id)}"
 
 
 def at_step(request: Request, app_id: int, step: Step) -> bool:
