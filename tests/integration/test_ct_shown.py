@@ -12,9 +12,12 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -297,3 +300,69 @@ def test_the_certificate_page_and_cert_show_list_the_scts(
         ("Test Log Xenon", "日誌營運者 B"),
     ]
     assert all(s["time"] for s in data["scts"])
+
+
+def _openssl_statuses(port: int, root: Path, ctlogfile: Path) -> list[str]:
+    """What OpenSSL (no code of ours) says of each embedded SCT: ``SCT validation status: valid|invalid|...``."""
+    out = subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{port}",
+            "-servername",
+            HOST,
+            "-CAfile",
+            str(root),
+            "-ct",
+            "-ctlogfile",
+            str(ctlogfile),
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return re.findall(r"SCT validation status: ([a-z ]+)", out.stdout.decode())
+
+
+def test_openssl_agrees_with_each_sct_verdict(
+    tmp_path: Path, ct_logs: StartLog, subscriber: tuple[TestPKI, Path, ec.EllipticCurvePrivateKey]
+) -> None:
+    pki, store, key = subscriber
+    # OpenSSL dates the check at the handshake's whole second: SCTs a minute old, as real ones are.
+    minute_ago: dict[str, Any] = {"clock": lambda: time.time() - 60}
+    good, bad = ct_logs("a1", "A", **minute_ago), ct_logs("b1", "B", Faults(bad_signature=True), **minute_ago)
+    stranger = ct_logs("x1", "X", **minute_ago)
+    cert = logged_certificate(pki, key, [good, bad, stranger])
+    (tmp_path / "chain.pem").write_bytes(pki.pem(cert, pki.sub))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    log_list = write_log_list(tmp_path / "log_list.json", [good, bad])
+    ctlogfile = tmp_path / "ct_log_list.cnf"  # OpenSSL's CTLOG_STORE format: the same two logs
+    ctlogfile.write_text(
+        "enabled_logs = a1,b1\n"
+        + "".join(
+            f"[{log.name}]\ndescription = {log.name}\nkey = {base64.b64encode(log.key_der).decode()}\n"
+            for log in (good, bad)
+        )
+    )
+    with tls_server(tmp_path / "chain.pem", tmp_path / "key.pem") as port:
+        ours = json.loads(
+            run(
+                store,
+                "--json",
+                "check",
+                f"https://127.0.0.1:{port}",
+                "--servername",
+                HOST,
+                "--timeout",
+                "5",
+                "--ct-log-list",
+                str(log_list),
+            ).stdout
+        )["ct"]["scts"]
+        theirs = _openssl_statuses(port, tmp_path / "root.pem", ctlogfile)
+    assert [s["status"] for s in ours] == ["valid", "invalid", "unknown log"]
+    assert sorted(theirs) == ["invalid", "unknown log", "valid"]  # OpenSSL prints them in its own order
