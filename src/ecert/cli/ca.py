@@ -378,7 +378,11 @@ class _LoadedOnUse(TyperGroup):
         module, attr = self._where
         sub = getattr(importlib.import_module(f"ecert.cli.{module}"), attr)
         sub._add_completion = False  # completion is the top command's option, not each group's
-        command = typer.main.get_command(sub)
+        # typer folds an app of one command into that command; keep the group unless the command is the group
+        # itself (`ecert-ca doctor`), so `ecert-ca jobs run-once` stays where the README says it is.
+        names = [c.name or (c.callback.__name__ if c.callback else None) for c in sub.registered_commands]
+        folds = len(names) == 1 and not sub.registered_groups and names[0] in (None, self.name)
+        command = typer.main.get_command(sub) if folds else typer.main.get_group(sub)
         command.name = self.name
         return command
 
