@@ -75,10 +75,14 @@ class Portal:
         assert moved
 
 
-def _start(tmp_path: Path, db_url: str | None, clock: Clock, **settings: Any) -> tuple[Context, RunningApp]:
+def _start(
+    tmp_path: Path, db_url: str | None, clock: Clock, *, wrapping: bool = True, **settings: Any
+) -> tuple[Context, RunningApp]:
     ctx = make_ctx(tmp_path, db_url, smtp_port=9, **settings)
     ctx.clock = clock
     env = {**ENV, "ECERT_OPERATOR_TOKEN": OPERATOR_TOKEN}
+    if not wrapping:
+        env.pop("ECERT_ACME_EAB_SECRET")
     return ctx, start_asgi(create_app(ctx.settings, env, context=ctx))
 
 
@@ -115,8 +119,8 @@ def portal(tmp_path: Path, db_url: str, clock: Clock) -> Iterator[Portal]:
         ctx.close()
 
 
-def _start_portal(tmp_path: Path, clock: Clock, **settings: Any) -> tuple[Portal, RunningApp]:
-    ctx, running = _start(tmp_path, None, clock, **settings)
+def _start_portal(tmp_path: Path, clock: Clock, *, wrapping: bool = True, **settings: Any) -> tuple[Portal, RunningApp]:
+    ctx, running = _start(tmp_path, None, clock, wrapping=wrapping, **settings)
     return _log_in(ctx, running), running
 
 
@@ -354,3 +358,19 @@ def test_the_portal_shows_the_operators_credentials_by_kid(portal: Portal) -> No
     made = new_eab(portal.ctx, portal.reg.reference_number)
     page = portal.get("/portal/acme").text
     assert made.kid in page and made.hmac_key not in page and '<tr class="credential unused">' in page
+
+
+def test_without_the_wrapping_secret_nothing_is_made_and_the_page_says_so(tmp_path: Path, clock: Clock) -> None:
+    p, running = _start_portal(tmp_path, clock, wrapping=False)
+    try:
+        p.accept()
+        page = p.get("/portal/acme")
+        assert 'data-kind="not_configured"' in page.text and 'id="make-eab"' not in page.text
+        reference = p.reg.reference_number
+        with httpx.Client(timeout=30, trust_env=False, headers=_operator(OPERATOR_TOKEN)) as http:
+            refused = http.post(f"{running.url}/api/v1/operator/applications/{reference}/acme/eab")
+        assert refused.status_code == 403 and "wrapping secret" in refused.json()["detail"]
+        assert _credentials(p.ctx) == []
+    finally:
+        running.stop()
+        p.ctx.close()

@@ -18,6 +18,7 @@ __all__ = [
     "PORTAL_EAB_STATES",
     "EabShown",
     "PortalEabBlock",
+    "check_eab_configured",
     "check_portal_eab",
     "eab_shown",
     "portal_eab_block",
@@ -77,6 +78,18 @@ def portal_eab_block(
 _RULE = "issue 13 point 2 (RFC 8555 7.3.4)"
 
 
+def _unconfigured() -> Forbidden:
+    return Forbidden(
+        "ACME credentials are disabled: the EAB wrapping secret is not set", rule=_RULE, value="ECERT_ACME_EAB_SECRET"
+    )
+
+
+def check_eab_configured(configured: bool) -> None:
+    """Without the wrapping secret no credential can be kept (its key is stored sealed under it): refuse first."""
+    if not configured:
+        raise _unconfigured()
+
+
 def check_portal_eab(block: PortalEabBlock | None, *, state: str, unused_live: int) -> None:
     """Raise the refusal for ``block`` (nothing when None), naming the rule and the bad value."""
     if block is None:
@@ -85,9 +98,7 @@ def check_portal_eab(block: PortalEabBlock | None, *, state: str, unused_live: i
         PortalEabBlock.DISABLED: Forbidden(
             "this CA makes ACME credentials only through its operator", rule=_RULE, value="acme_portal_eab=false"
         ),
-        PortalEabBlock.NOT_CONFIGURED: Conflict(
-            "ACME credentials cannot be made: the CA has no EAB wrapping secret", rule=_RULE, value=None
-        ),
+        PortalEabBlock.NOT_CONFIGURED: _unconfigured(),
         PortalEabBlock.ENDED: Conflict("the subscription has ended", rule=_RULE, value=state),
         PortalEabBlock.NOT_ACCEPTED: Conflict(
             "ACME credentials are made once a certificate was accepted", rule=_RULE, value=state

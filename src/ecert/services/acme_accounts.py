@@ -21,7 +21,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Session
 
-from ..core.acme_portal import EabShown, PortalEabBlock, check_portal_eab, eab_shown, portal_eab_block
+from ..core.acme_portal import (
+    EabShown,
+    PortalEabBlock,
+    check_eab_configured,
+    check_portal_eab,
+    eab_shown,
+    portal_eab_block,
+)
 from ..core.acme_rules import (
     EAB_UNUSED_LIFETIME,
     AccountAction,
@@ -59,6 +66,7 @@ __all__ = [
     "deactivate_account",
     "directory_url",
     "make_eab",
+    "make_eab_for_operator",
     "make_eab_for_subscriber",
     "new_account",
 ]
@@ -422,3 +430,9 @@ def make_eab_for_subscriber(ctx: Context, application_id: int, *, actor: str) ->
     unused_live = sum(1 for c in overview.credentials if c.status is EabShown.UNUSED)
     check_portal_eab(overview.block, state=overview.state, unused_live=unused_live)
     return make_eab(ctx, overview.reference_number, wrap_secret=ctx.acme_secret, actor=actor)
+
+
+def make_eab_for_operator(ctx: Context, reference_number: str, *, actor: str) -> EabMade:
+    """The operator API's credential: refused (403) when the CA has no wrapping secret, before anything else."""
+    check_eab_configured(bool(ctx.acme_secret))
+    return make_eab(ctx, reference_number, wrap_secret=ctx.acme_secret, actor=actor)

@@ -84,7 +84,7 @@ class AcmeOverviewOut(BaseModel):
 )
 async def make_eab(reference: str, request: Request, actor: Operator) -> EabMadeOut:
     ctx = ctx_of(request)
-    made = await run_in_threadpool(acme_accounts.make_eab, ctx, reference, wrap_secret=ctx.acme_secret, actor=actor)
+    made = await run_in_threadpool(acme_accounts.make_eab_for_operator, ctx, reference, actor=actor)
     return EabMadeOut(
         reference_number=made.reference_number,
         kid=made.kid,
