@@ -541,3 +541,13 @@ def test_a_challenge_left_processing_by_a_stopped_worker_is_validated_by_the_job
     assert challenge_jobs.retake_stale(ctx) == [challenge_id]
     assert wait_status(client, response.headers["Location"], {"ready", "invalid"})["status"] == "ready"
     assert challenge_jobs.retake_stale(ctx) == [], "nothing is left to retake"
+
+
+@pytest.mark.parametrize(
+    "path", ["new-order", "order/1", "order/1/finalize", "orders/1", "authz/1", "chall/1", "cert/1", "cert/1/1"]
+)
+def test_get_on_an_order_resource_is_405_with_a_nonce(order_server: AcmeServer, path: str) -> None:
+    client = Client(order_server.running.url)
+    response = client.http.get(client.url(path))
+    assert_refused(response, 405, "malformed")
+    assert response.headers["Allow"] == "POST"

@@ -247,6 +247,9 @@ async def certificate(request: Request, order_id: int, alternate: int = 0) -> Re
 @router.get("/authz/{authz_id}")
 @router.get("/chall/{challenge_id}")
 @router.get("/cert/{order_id}")
+@router.get("/cert/{order_id}/{alternate}")
+@router.get("/order/{order_id}/finalize")
+@router.get("/orders/{account_id}")
 async def get_not_allowed() -> Response:
     """RFC 8555 6.3: these resources are read with POST-as-GET."""
     raise AcmeRefusal(
