@@ -116,7 +116,7 @@ CASES = {
         90,
         False,
         False,
-        "SCT b1 (B), usable at ",
+        "SCT from b1 (B, usable), ",
     ),
     "unknown log": ([("a1", "A", None), ("x1", "X", None)], ["a1", "b1"], 90, False, False, "unknown log"),
     "199 days needs 3": (

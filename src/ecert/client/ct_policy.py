@@ -103,10 +103,10 @@ class SctFinding:
         return self.status is SctStatus.VALID
 
     def line(self) -> str:
-        who = f"{self.log_name} ({self.operator})" if self.log_name else f"log {self.log_id}"
-        state = f", {self.log_state}" if self.log_state else ""
+        """``SCT from LOG (OPERATOR, STATE), TIME UTC: VERDICT``; an unknown log by its base64 ID."""
+        who = f"{self.log_name} ({self.operator}, {self.log_state})" if self.log_name else f"log ID {self.log_id}"
         verdict = self.status.value + (f": {self.detail}" if self.detail else "")
-        return f"SCT {who}{state} at {self.time:%Y-%m-%d %H:%M:%S} UTC: {verdict}"
+        return f"SCT from {who}, {self.time:%Y-%m-%d %H:%M:%S} UTC: {verdict}"
 
     def to_json(self) -> dict[str, Any]:
         return {
