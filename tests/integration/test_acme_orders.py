@@ -551,3 +551,19 @@ def test_get_on_an_order_resource_is_405_with_a_nonce(order_server: AcmeServer, 
     response = client.http.get(client.url(path))
     assert_refused(response, 405, "malformed")
     assert response.headers["Allow"] == "POST"
+
+
+def test_a_wildcard_alone_is_issued_with_its_base_as_the_wildcard_profile_carries_it(
+    order_server: AcmeServer, knot_dns: KnotDns
+) -> None:
+    base = _name()
+    client = _account(order_server, (f"*.{base}",), cert_type="wildcard")
+    order_url, order = ready_order(client, knot_dns, [f"*.{base}"])
+    done = client.post(order["finalize"], client.jws(order["finalize"], {"csr": b64_csr(make_csr([f"*.{base}"]))}))
+    assert done.status_code == 200 and done.json()["status"] == "valid", done.text
+    cert_url = done.json()["certificate"]
+    pem = client.post(cert_url, client.jws(cert_url, None))
+    assert pem.headers["content-type"].startswith("application/pem-certificate-chain")
+    leaf = x509.load_pem_x509_certificates(pem.content)[0]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [f"*.{base}", base]
