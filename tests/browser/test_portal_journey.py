@@ -63,7 +63,8 @@ def ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> Context:
 
 @pytest.fixture
 def server(ctx: Context) -> Iterator[RunningApp]:
-    running = start_asgi(create_app(ctx.settings, DEMO_ENV, context=ctx))
+    env = {**DEMO_ENV, "ECERT_ACME_EAB_SECRET": "browser-journey-acme-secret"}  # EAB keys are kept sealed
+    running = start_asgi(create_app(ctx.settings, env, context=ctx))
     try:
         yield running
     finally:
@@ -196,6 +197,7 @@ def test_new_subscriber_journey(
         assert download.suggested_filename.endswith(".p7b")
         certs = pkcs7.load_der_pkcs7_certificates(Path(download.path()).read_bytes())
         _check_leaf_and_chain(certs, host, serial, chinese)
+        _acme_credential_shown_once(page, j, server.url)
 
         page.goto(f"{server.url}/search")
         page.check("#by-server_name")
@@ -282,6 +284,23 @@ def _no_second_certificate_from_the_csr_step(page: Page, j: Journey, base: str, 
     page.click("#accept")
     page.wait_for_url("**/portal/download")
     return new_serial
+
+
+def _acme_credential_shown_once(page: Page, j: Journey, base: str) -> None:
+    """Automatic renewal (ACME), issue 13 point 2: a credential made here shows its HMAC key once, then only its kid."""
+    page.goto(f"{base}/portal/download")
+    page.click("#to-acme")
+    page.wait_for_url("**/portal/acme")
+    j.step("acme")
+    page.click("#make-eab")
+    page.wait_for_selector("#new-hmac-key")
+    kid = page.locator("#new-kid").inner_text().strip()
+    key = page.locator("#new-hmac-key").inner_text().strip()
+    assert key in page.locator("#cmd-certbot-register").inner_text() and kid in page.locator("#cmd-lego").inner_text()
+    j.step("acme-made")
+    page.goto(f"{base}/portal/acme")
+    assert kid in page.locator("#credentials").inner_text() and key not in page.content()
+    j.step("acme-after-reload")
 
 
 def _check_leaf_and_chain(certs: list[x509.Certificate], host: str, serial_spaced: str, chinese: bool) -> None:
