@@ -251,6 +251,7 @@ def test_before_acceptance_the_page_lists_but_makes_nothing(tmp_path: Path, cloc
         refused = p.post("/portal/acme", form)
         assert refused.status_code == 409 and 'id="error"' in refused.text
         assert _credentials(p.ctx) == []
+        assert _audit(p.ctx, "acme.eab.refused") == [(f"subscriber:{p.reg.reference_number}", p.reg.reference_number)]
     finally:
         running.stop()
         p.ctx.close()

@@ -51,6 +51,7 @@ from ..store.models import Application
 from ..store.models_acme import AcmeAccount, AcmeEabCredential
 from .applications import _load_by_reference, application_names
 from .context import Context
+from .refusals import record_refusal
 
 __all__ = [
     "AccountLine",
@@ -428,6 +429,14 @@ def make_eab_for_subscriber(ctx: Context, application_id: int, *, actor: str) ->
     """
     overview = acme_overview(ctx, application_id)
     unused_live = sum(1 for c in overview.credentials if c.status is EabShown.UNUSED)
+    if overview.block is not None:  # BR 5.4.1: a refused attempt is logged too, with why (never a key)
+        record_refusal(
+            ctx,
+            event="acme.eab.refused",
+            actor=actor,
+            subject=overview.reference_number,
+            details={"why": overview.block.value, "state": overview.state, "unused": unused_live},
+        )
     check_portal_eab(overview.block, state=overview.state, unused_live=unused_live)
     return make_eab(ctx, overview.reference_number, wrap_secret=ctx.acme_secret, actor=actor)
 
