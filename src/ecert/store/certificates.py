@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..core.ca_lifecycle import CaStatus
@@ -26,7 +26,7 @@ from ..core.lifecycle import (
     cert_move,
     record_move,
 )
-from .models import CA, Certificate, IssuanceRecord
+from .models import CA, BlockedKey, Certificate, IssuanceRecord
 
 # The tables behind the models, for the pipeline's plain INSERTs (no unit of work).
 _CERTIFICATES = cast(Table, Certificate.__table__)
@@ -35,6 +35,7 @@ _RECORDS = cast(Table, IssuanceRecord.__table__)
 __all__ = [
     "Reservation",
     "active_issuing_ca",
+    "issuing_check",
     "reserve_issuance",
     "serial_recorded",
     "record_refused_lint",
@@ -89,6 +90,32 @@ def active_issuing_ca(session: Session, role: str, now: datetime) -> CA | None:
         .where(CA.role == role, CA.status == CaStatus.ACTIVE.value, CA.effective_from <= now)
         .order_by(CA.effective_from.desc(), CA.id.desc())
     )
+
+
+# Built once: constructing the statement per call cost more than running it (py-spy).
+_ISSUING_CHECK = select(
+    select(BlockedKey.spki_sha256).where(BlockedKey.spki_sha256 == bindparam("spki")).exists(),
+    select(CA.id)
+    .where(
+        CA.role == bindparam("role"),
+        CA.status == CaStatus.ACTIVE.value,
+        CA.effective_from <= bindparam("now", type_=CA.__table__.c.effective_from.type),
+    )
+    .order_by(CA.effective_from.desc(), CA.id.desc())
+    .limit(1)
+    .scalar_subquery(),
+)
+
+
+def issuing_check(session: Session, *, role: str, now: datetime, spki_sha256: str) -> tuple[bool, int | None]:
+    """In one round trip: whether the key is blocked, and the id of the issuing CA of ``role`` active now.
+
+    The pipeline asks this in its reservation transaction, just before the durable record: a key reported
+    between the decision and the signature is still refused, and a signer kept per process is used only
+    while its CA is still the active one (a rollover in any process is seen here).
+    """
+    row = session.execute(_ISSUING_CHECK, {"spki": spki_sha256, "role": role, "now": now}).one()
+    return bool(row[0]), row[1]
 
 
 def ca_by_id(session: Session, ca_id: int) -> CA | None:
