@@ -1,11 +1,11 @@
 """ACME: certbot's time per issuance against ecert and against Pebble in the same run, and orders completed per
 second by N concurrent ``acme.ClientV2`` accounts (dns-01 against a loopback Knot) on SQLite and PostgreSQL.
 
-    .venv/bin/python bench/acme.py [--certbot-runs 3] [--clients 8] [--orders 3] [--workers 2]
+    .venv/bin/python bench/acme.py [--certbot-runs 3] [--clients 32] [--orders 2] [--workers 2]
         [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test] [--skip-certbot] [--skip-orders]
 
 Everything runs on 127.0.0.1: Knot DNS behind unbound (the names, their A records and the dns-01 TXT
-records), four remote perspectives (``ecert-ca perspective``, as the tests configure them: BR 3.2.2.9),
+records), four remote perspectives (``ecert-ca perspective serve``, as the tests configure them: BR 3.2.2.9),
 ecert and Pebble (Debian) side by side.
 
 Part 1, certbot (PyPI) ``certonly --standalone`` with http-01, a fresh account and a fresh name each run,
@@ -76,6 +76,11 @@ EAB_SECRET = "bench-acme-eab-secret"
 PERSPECTIVE_SECRET = "bench-acme-perspective-secret"
 PASSPHRASE = "bench-acme-passphrase"
 CLIENT_TIMEOUT = 180
+# What `ecert-ca perspective serve` runs, called directly so the bench does not depend on the CLI's shape.
+_PERSPECTIVE = (
+    "import os; from ecert.cli.perspective import serve; from ecert.settings import load_settings; "
+    "serve('127.0.0.1', {port}, os.environ['ECERT_PERSPECTIVE_SECRET'], load_settings())"
+)
 
 
 # --- the loopback world: DNS, perspectives, TLS material ----------------------------------------------------
@@ -91,6 +96,7 @@ class World:
     tls_root: Path
     tls_cert: Path
     tls_key: Path
+    perspective_pids: tuple[int, ...] = ()
 
     def fresh_name(self, prefix: str) -> str:
         name = f"{prefix}-{secrets.token_hex(5)}.example.com"
@@ -196,7 +202,7 @@ def world(work: Path) -> Iterator[World]:
                 )
                 started.append(
                     subprocess.Popen(
-                        [ECERT_CA, "perspective", "--port", str(port)],
+                        [sys.executable, "-c", _PERSPECTIVE.format(port=port)],
                         env=env,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT,
@@ -204,7 +210,8 @@ def world(work: Path) -> Iterator[World]:
                 )
                 urls.append(f"http://127.0.0.1:{port}")
                 _wait_http(urls[-1], started[-1])
-            yield World(work, knot, front.resolver_addr, http01_port, tuple(urls), *_tls_material(work))
+            pids = tuple(p.pid for p in started)
+            yield World(work, knot, front.resolver_addr, http01_port, tuple(urls), *_tls_material(work), pids)
     finally:
         front.stop()
         knot.stop()
@@ -369,6 +376,52 @@ def part_certbot(w: World, runs: int) -> None:
     )
 
 
+# --- where the CPU goes ---------------------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of_tree(root: int) -> float:
+    """CPU seconds (user + system) of ``root`` and every live descendant, from /proc."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return total / _TICK
+
+
+def _cpu_snapshot(w: World, serve_pid: int) -> dict[str, float]:
+    own = os.times()
+    return {
+        "ecert serve": _cpu_of_tree(serve_pid),
+        "perspectives (4)": sum(_cpu_of_tree(pid) for pid in w.perspective_pids),
+        "clients (this process)": own.user + own.system,
+        "knsupdate (TXT records)": own.children_user + own.children_system,
+        "Knot + unbound": _cpu_of_tree(w.knot.proc.pid if w.knot.proc else 0)
+        + _cpu_of_tree(w.knot.front.proc.pid if w.knot.front and w.knot.front.proc else 0),
+    }
+
+
+def _print_cpu(before: dict[str, float], after: dict[str, float], orders: int) -> None:
+    spent = {k: after[k] - before[k] for k in before}
+    total = sum(spent.values()) or 1.0
+    print(
+        "      CPU per order: "
+        + ", ".join(f"{k} {v / orders * 1000:.0f} ms ({v / total:.0%})" for k, v in spent.items())
+    )
+
+
 # --- part 2: orders per second -----------------------------------------------------------------------------------
 
 
@@ -459,15 +512,18 @@ def orders_per_second(w: World, label: str, database_url: str | None, clients: i
             for name in account.names:
                 latencies.append(_one_order(w, account, name))
 
+        cpu_before = _cpu_snapshot(w, started[0].pid)
         started_at = time.perf_counter()
         with ThreadPoolExecutor(max_workers=clients) as pool:
             list(pool.map(run, accounts))
         elapsed = time.perf_counter() - started_at
+        cpu_after = _cpu_snapshot(w, started[0].pid)
     rate = len(latencies) / elapsed
     print(
         f"   {label:<11} {rate:6.2f} orders/s  ({len(latencies)} orders in {elapsed:.1f} s; one order "
         f"{statistics.median(latencies):.2f} s median, {max(latencies):.2f} s max)"
     )
+    _print_cpu(cpu_before, cpu_after, len(latencies))
     return rate
 
 
@@ -489,8 +545,8 @@ def part_orders(w: World, pg: str | None, clients: int, orders: int, workers: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--certbot-runs", type=int, default=3)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--orders", type=int, default=3, help="orders per client")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--orders", type=int, default=2, help="orders per client")
     parser.add_argument("--workers", type=int, default=2, help="ecert-ca serve worker processes")
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--skip-certbot", action="store_true")
