@@ -220,5 +220,7 @@ def test_account_post_as_get_and_p384_key(acme_server: AcmeServer) -> None:
     assert created.status_code == 201
     assert client.kid is not None
     read = client.post(client.kid, client.jws(client.kid, None))
-    assert read.status_code == 200 and read.json() == {"status": "valid", "contact": ["mailto:admin@example.com"]}
+    orders = client.url(f"orders/{client.kid.rsplit('/', 1)[-1]}")  # RFC 8555 7.1.2
+    assert read.status_code == 200
+    assert read.json() == {"status": "valid", "contact": ["mailto:admin@example.com"], "orders": orders}
     assert read.headers["Replay-Nonce"] and read.headers["Location"] == client.kid
