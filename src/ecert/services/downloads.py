@@ -217,16 +217,13 @@ def _write_batch(batch: list[_Pending]) -> dict[int, BaseException]:
         by_ctx.setdefault(id(item.ctx), []).append(item)
     for key, items in by_ctx.items():
         try:
+            entries = [
+                audit.Entry(item.actor, "cert.downloaded", item.serial_hex,
+                            {"format": item.fmt, "channel": item.channel}, item.at)
+                for item in items
+            ]
             with items[0].ctx.transaction() as session:
-                for item in items:
-                    audit.append(
-                        session,
-                        actor=item.actor,
-                        event="cert.downloaded",
-                        subject=item.serial_hex,
-                        details={"format": item.fmt, "channel": item.channel},
-                        now=item.at,
-                    )
+                audit.append_many(session, entries)
         except Exception as exc:  # noqa: BLE001 - handed to each waiting download of that database
             errors[key] = exc
     return errors

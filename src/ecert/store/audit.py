@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from ecert.core.errors import StorageFailure
@@ -27,7 +27,9 @@ __all__ = [
     "AUDIT_LOCK_KEY",
     "GENESIS_HASH",
     "AuditVerification",
+    "Entry",
     "append",
+    "append_many",
     "compute_hash",
     "verify_chain",
 ]
@@ -173,6 +175,46 @@ def append(
     session.add(row)
     session.flush()
     return row
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event for :func:`append_many`: what :func:`append` takes, as a value."""
+
+    actor: str
+    event: str
+    subject: str | None
+    details: Mapping[str, Any] | None
+    at: datetime
+
+
+def append_many(session: Session, entries: Sequence[Entry]) -> None:
+    """Add ``entries`` to the chain in order, in the caller's transaction: the same rows, hashes and ids as
+    calling :func:`append` for each, with one lock, one read of the chain's head and one INSERT.
+
+    For batches that share a transaction (downloads' group commit): per row, :func:`append` re-took the lock,
+    flushed, re-read the head and inserted alone, three round trips per row under the chain lock.
+    """
+    prepared = []
+    for entry in entries:  # refuse a bad event before taking the lock
+        _refuse_secret_keys(entry.details)
+        clean = _normalize_details(entry.details)
+        if entry.at.tzinfo is None or entry.at.utcoffset() is None:
+            raise ValueError(f"audit time must be timezone-aware: {entry.at!r}")
+        prepared.append((entry, clean, entry.at.astimezone(UTC)))
+    if not prepared:
+        return
+    _lock_chain(session)
+    session.flush()
+    last = session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
+    prev_hash, next_id = (last.hash, last.id + 1) if last is not None else (GENESIS_HASH, 1)
+    rows = []
+    for entry, clean, at in prepared:
+        digest = compute_hash(prev_hash, at, entry.actor, entry.event, entry.subject, clean)
+        rows.append({"id": next_id, "at": at, "actor": entry.actor, "event": entry.event, "subject": entry.subject,
+                     "details": clean, "prev_hash": prev_hash, "hash": digest})
+        prev_hash, next_id = digest, next_id + 1
+    session.execute(insert(AuditEvent), rows)
 
 
 def verify_chain(
