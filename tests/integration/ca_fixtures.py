@@ -1,6 +1,6 @@
 """A ready CA for service and web tests: a Context on a fresh database with the demo hierarchy made.
 
-Import into a test module (``from tests.integration.ca_fixtures import demo_ctx, make_demo_ctx``).
+tests/conftest.py registers this module (``pytest_plugins``): ask for ``demo_ctx`` or ``make_demo_ctx`` by name.
 ``demo_ctx`` is SQLite in the test's tmp dir; ``make_demo_ctx(database_url=pg_url, **settings)`` builds
 one on any database (and with any settings overrides, e.g. DCV pointed at the loopback fixtures).
 """

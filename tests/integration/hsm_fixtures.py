@@ -1,7 +1,7 @@
 """A session-wide softhsm2 token for tests that need a PKCS#11 backend.
 
-Import the fixture into a test module (``from tests.integration.hsm_fixtures import softhsm_token``) and take
-``softhsm_token`` as an argument: it yields ``(module_path, token_label, user_pin)``.
+tests/conftest.py registers this module (``pytest_plugins``): take ``softhsm_token`` as an argument, no
+import needed; it yields ``(module_path, token_label, user_pin)``.
 
 softhsm2 reads ``SOFTHSM2_CONF`` once, when the module is first initialised in the process, and
 python-pkcs11 keeps that module loaded; so the token is made once per test session, before any
