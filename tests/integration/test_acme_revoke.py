@@ -130,8 +130,16 @@ def test_second_revocation_is_already_revoked(acme_ca: AcmeServer) -> None:
 def test_unknown_certificate_and_bad_payload(acme_ca: AcmeServer) -> None:
     sub = subscriber(acme_ca)
     issued = issue_to(acme_ca.ctx, sub.application_id, sub.server_name)
-    stranger = Issued(b"\x30\x03\x02\x01\x01", b"", "1", issued.key, 0)
-    response, body = revoke(sub.client, stranger, 4)
+    garbage = Issued(b"\x30\x03\x02\x01\x01", b"", "1", issued.key, 0)
+    response, body = revoke(sub.client, garbage, 4)
+    assert_refused(response, 400, "malformed", nonce_of(body))
+    # a well-formed certificate with our issuer's key identifier and a serial we never issued
+    forged = issue_to(acme_ca.ctx, sub.application_id, sub.server_name)
+    with acme_ca.ctx.transaction() as session:
+        row = session.get(Certificate, forged.row_id)
+        assert row is not None
+        row.serial_hex = "1"  # the stored row no longer answers to the certificate's serial
+    response, body = revoke(sub.client, forged, 4)
     assert_refused(response, 404, "malformed", nonce_of(body))
     url = sub.client.url("revoke-cert")
     body = sub.client.jws(url, {"certificate": 42})

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from ..core.acme_limits import Limit, LimitName, RateLimitRefusal, refuse, window_start
 from ..settings import Settings
 from ..store import acme_limits as store
-from .acme_nonces import _redis as _redis_client  # one Redis connection per process, shared with the nonces
 from .context import Context
 from .refusals import record_refusal
 
@@ -48,8 +47,15 @@ def configured(settings: Settings, name: LimitName) -> Limit:
 
 
 def _redis(ctx: Context) -> store.RedisCounters | None:
-    nonces = _redis_client(ctx)
-    return None if nonces is None else store.RedisCounters(nonces.client)  # type: ignore[arg-type]
+    """The Redis counters, on the process's one Redis connection (the nonces use it too); None: the database."""
+    url = ctx.settings.redis_url
+    if not url:
+        return None
+    if ctx.memo.redis is None:
+        import redis  # only processes configured for Redis load the client
+
+        ctx.memo.redis = redis.Redis.from_url(url, socket_timeout=5)
+    return store.RedisCounters(ctx.memo.redis)
 
 
 def _spent(ctx: Context, limit: Limit, key: str, now: datetime) -> bool:

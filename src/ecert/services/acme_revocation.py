@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cryptography import x509
+
 from ..core.acme_revocation import revocation_reason
 from ..core.acme_rules import AcmeRefusal, ProblemType
 from ..core.errors import Conflict
@@ -36,11 +38,26 @@ class RevokeRequest:
         return f"acme:account:{self.account_id}" if self.account_id is not None else f"acme:key-holder:{self.client}"
 
 
+def _issuer_key_and_serial(der: bytes) -> tuple[str, str]:
+    """(AKI keyIdentifier hex, serial hex) of the certificate in the request: how the store finds it by index."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except (ValueError, x509.ExtensionNotFound):
+        aki = None
+    if aki is None:
+        raise AcmeRefusal(
+            ProblemType.MALFORMED, "certificate is not a DER certificate with an AKI keyIdentifier", rule="RFC 8555 7.6"
+        )
+    return aki.hex(), format(cert.serial_number, "x")
+
+
 def _target(ctx: Context, der: bytes) -> tuple[str, str, int | None, str]:
-    """(CA label, serial, application id, SPKI hash) of the issued certificate with these bytes."""
+    """(CA label, serial, application id, SPKI hash) of the issued certificate with exactly these bytes."""
+    ski_hex, serial_hex = _issuer_key_and_serial(der)
     with ctx.read() as session:
-        found = store.certificate_with_ca(session, der)
-        if found is None:
+        found = store.certificate_by_issuer_key(session, ski_hex, serial_hex)
+        if found is None or found[0].der != der:
             raise AcmeRefusal(
                 ProblemType.MALFORMED, "this CA issued no such certificate", status=404, rule="RFC 8555 7.6"
             )

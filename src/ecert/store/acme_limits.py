@@ -26,7 +26,6 @@ __all__ = [
     "accounts_of_application",
     "add_to_count",
     "certificate_by_issuer_key",
-    "certificate_with_ca",
     "claim_replacement",
     "count_in_window",
     "purge_expired_counts",
@@ -149,14 +148,6 @@ def certificate_by_issuer_key(session: Session, ski_hex: str, serial_hex: str) -
         select(Certificate, CA)
         .join(CA, CA.id == Certificate.ca_id)
         .where(CA.ski_hex == ski_hex, Certificate.serial_hex == serial_hex)
-    ).first()
-    return None if row is None else (row[0], row[1])
-
-
-def certificate_with_ca(session: Session, der: bytes) -> tuple[Certificate, CA] | None:
-    """The stored certificate whose DER is exactly ``der`` (RFC 8555 7.6 names it by its bytes)."""
-    row = session.execute(
-        select(Certificate, CA).join(CA, CA.id == Certificate.ca_id).where(Certificate.der == der)
     ).first()
     return None if row is None else (row[0], row[1])
 
