@@ -1,0 +1,261 @@
+"""What the ACME interop tests share: ecert over HTTPS on loopback, a webroot server, and the certificate checks.
+
+Real clients (certbot, lego, dehydrated, uacme, Caddy) speak to ecert the way they speak to any CA: over TLS,
+so ecert is served by uvicorn with a certificate from a throwaway root the clients are told to trust. Each
+certificate they bring back is judged the same way: pkilint's CA/B Forum server-auth lint finds no ERROR or
+FATAL, and ``openssl verify`` builds a path through our root and another through the cross-certificate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import io
+import ipaddress
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from pkilint.bin import lint_cabf_serverauth_cert
+from sqlalchemy import select
+from tests.integration.acme_fixtures import EAB_SECRET
+from tests.integration.acme_order_helpers import add_named_application
+from tests.integration.dcv_fixtures import KnotDns, free_port
+
+from ecert.services.acme_accounts import EabMade, make_eab
+from ecert.services.context import Context
+from ecert.store.models import CA
+
+CLIENT_TIMEOUT = 120
+
+
+@dataclass
+class TlsServer:
+    ctx: Context
+    url: str  # https://127.0.0.1:PORT
+    tls_root: Path  # what the clients trust for the ACME server itself
+    http01_port: int  # where the CA fetches http-01 (the client's standalone listener)
+    tlsalpn_port: int  # where the CA connects for tls-alpn-01
+    knot: KnotDns
+    workdir: Path
+
+    @property
+    def directory(self) -> str:
+        return f"{self.url}/acme/directory"
+
+    def eab_for(self, *names: str, cert_type: str = "server") -> EabMade:
+        reference = add_named_application(self.ctx, names[0], names[1:], cert_type=cert_type)
+        return make_eab(self.ctx, reference, wrap_secret=EAB_SECRET, actor="operator:test")
+
+
+def _name_builder(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name)])
+
+
+def tls_material(workdir: Path) -> tuple[Path, Path, Path]:
+    """A throwaway root and a 127.0.0.1/localhost server certificate under it (for the ACME server's TLS)."""
+    now = dt.datetime.now(dt.UTC)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(_name_builder("ecert ACME test TLS root"))
+        .issuer_name(_name_builder("ecert ACME test TLS root"))
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(_name_builder("localhost"))
+        .issuer_name(root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    root_pem, cert_pem, key_pem = workdir / "tls-root.pem", workdir / "tls-cert.pem", workdir / "tls-key.pem"
+    root_pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    cert_pem.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return root_pem, cert_pem, key_pem
+
+
+def serve_tls(app: Any, cert: Path, key: Path) -> tuple[str, Any, threading.Thread]:
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="error", lifespan="on", ssl_certfile=str(cert), ssl_keyfile=str(key)
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the ACME server did not start")
+        time.sleep(0.02)
+    return f"https://127.0.0.1:{port}", server, thread
+
+
+# --- what every certificate must pass ---------------------------------------------------------------------------
+
+
+def ca_pems(ctx: Context) -> dict[str, x509.Certificate]:
+    with ctx.read() as session:
+        return {
+            row.role + ":" + row.label: x509.load_der_x509_certificate(row.cert_der)
+            for row in session.scalars(select(CA))
+        }
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def lint_clean(leaf: x509.Certificate, workdir: Path) -> None:
+    """pkilint's CA/B Forum OV lint reports nothing at ERROR or above."""
+    (workdir / "leaf.pem").write_bytes(pem(leaf))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = lint_cabf_serverauth_cert.main(
+            ["lint", "-t", "OV-FINAL-CERTIFICATE", "-s", "ERROR", str(workdir / "leaf.pem")]
+        )
+    assert (rc, out.getvalue().strip()) == (0, ""), out.getvalue()
+
+
+def openssl_verifies(workdir: Path, leaf: x509.Certificate, anchor: bytes, untrusted: bytes) -> None:
+    """``openssl verify`` builds a path from ``leaf`` through ``untrusted`` to ``anchor`` (as a relying party)."""
+    (workdir / "leaf.pem").write_bytes(pem(leaf))
+    (workdir / "anchor.pem").write_bytes(anchor)
+    (workdir / "untrusted.pem").write_bytes(untrusted)
+    done = subprocess.run(
+        ["openssl", "verify", "-CAfile", "anchor.pem", "-untrusted", "untrusted.pem", "leaf.pem"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0 and "leaf.pem: OK" in done.stdout, (done.stdout, done.stderr)
+
+
+def judge(server: TlsServer, fullchain: Path, workdir: Path) -> x509.Certificate:
+    """pkilint finds no ERROR/FATAL; openssl verifies through our root and through the cross-certificate."""
+    chain = x509.load_pem_x509_certificates(fullchain.read_bytes())
+    leaf, issuing = chain[0], chain[1]
+    lint_clean(leaf, workdir)
+    cas = ca_pems(server.ctx)
+    root = next(c for k, c in cas.items() if k.startswith("root:") and c.subject == issuing.issuer)
+    cross = next(c for k, c in cas.items() if k.startswith("cross:") and c.subject == root.subject)
+    external = next(c for k, c in cas.items() if k.startswith("external-root:") and c.subject == cross.issuer)
+    openssl_verifies(workdir, leaf, pem(root), pem(issuing))
+    openssl_verifies(workdir, leaf, pem(external), pem(issuing) + pem(cross))
+    return leaf
+
+
+def names(cert: x509.Certificate) -> set[str]:
+    return set(
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    )
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
+    assert done.returncode == 0, f"{args[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def hook(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\nset -e\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+def knsupdate_line(server: TlsServer, action: str, fqdn: str, value: str) -> str:
+    """A knsupdate script (sh) adding or deleting one TXT record at the loopback Knot."""
+    zone = server.knot.zone_of(fqdn.rstrip(".").removeprefix("_acme-challenge."))
+    return (
+        f'printf "server 127.0.0.1 {server.knot.port}\\nzone {zone}.\\n'
+        f'update {action} {fqdn} 0 TXT \\"%s\\"\\nsend\\n" "{value}" | knsupdate\n'
+    )
+
+
+# --- a webroot on loopback, for clients that only write files (dehydrated, uacme hooks) --------------------------
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@contextlib.contextmanager
+def webroot(root: Path, port: int) -> Iterator[Path]:
+    """Serve ``root`` over plain HTTP on 127.0.0.1:``port`` (the http-01 port); yield the challenge directory.
+
+    A client writes ``<token>`` into the yielded ``.well-known/acme-challenge`` directory, and the CA's fetch
+    of ``http://NAME:port/.well-known/acme-challenge/<token>`` finds it, as a web server's docroot would.
+    """
+    challenges = root / ".well-known" / "acme-challenge"
+    challenges.mkdir(parents=True, exist_ok=True)
+    server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_QuietFiles, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield challenges
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+# --- durations, printed at the end so ``pytest -s`` shows "ecert vs Pebble" -------------------------------------
+
+
+@dataclass
+class Durations:
+    """Seconds per (client, CA), measured with time.monotonic around each client's whole run."""
+
+    seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def timed(self, client: str, ca: str) -> Iterator[None]:
+        start = time.monotonic()
+        yield
+        self.seconds[(client, ca)] = time.monotonic() - start
+
+    def table(self) -> str:
+        clients = sorted({c for c, _ in self.seconds})
+        lines = [f"{'client':<12} {'ecert s':>8} {'Pebble s':>9} {'ratio':>6}"]
+        for client in clients:
+            e, p = self.seconds.get((client, "ecert")), self.seconds.get((client, "pebble"))
+            ratio = f"{e / p:6.2f}" if e and p else "     -"
+            lines.append(f"{client:<12} {_secs(e):>8} {_secs(p):>9} {ratio}")
+        return "\n".join(lines)
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
