@@ -78,6 +78,14 @@ def test_certificate_key_revokes_for_key_compromise_and_the_key_is_blocked(acme_
     assert len(blocked) == 1
 
 
+def test_the_certificate_key_always_revokes_for_key_compromise(acme_ca: AcmeServer) -> None:
+    issued = issue_to(acme_ca.ctx, None, "www.example.com")
+    holder = Client(acme_ca.running.url, key=jose.JWKEC(key=issued.key))
+    response, _ = revoke(holder, issued, 4)  # superseded asked for: the key holder proved possession instead
+    assert response.status_code == 200, response.text
+    assert crl_reason(acme_ca, issued) is x509.ReasonFlags.key_compromise
+
+
 def test_no_reason_means_no_reason_code(acme_ca: AcmeServer) -> None:
     sub = subscriber(acme_ca)
     issued = issue_to(acme_ca.ctx, sub.application_id, sub.server_name)

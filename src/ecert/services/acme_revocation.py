@@ -88,6 +88,10 @@ def _check_authority(request: RevokeRequest, application_id: int | None, spki: s
 
 def _revoke(ctx: Context, request: RevokeRequest) -> revocation.Revocation:
     reason = revocation_reason(request.reason_code)
+    if request.account_id is None:
+        # Signed by the certificate's key: whoever holds it outside the subscriber's control has compromised it,
+        # so the reason is keyCompromise and the key is blocked (BR 4.9.1.1 item 3, as revoke_by_key_proof does).
+        reason = "keyCompromise"
     label, serial, application_id, spki = _target(ctx, request.certificate_der)
     _check_authority(request, application_id, spki, serial)
     try:
