@@ -259,3 +259,63 @@ class Durations:
 
 def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+# --- the clients, each against any ACME server (ecert or Pebble) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AcmeTarget:
+    """Where a client goes and what it needs to get in: the directory, the TLS root to trust, EAB, ports."""
+
+    directory: str
+    tls_root: Path
+    eab_kid: str
+    eab_hmac_key: str
+    http01_port: int  # where this CA fetches http-01 answers on 127.0.0.1
+
+
+def ecert_target(server: TlsServer, *names: str, cert_type: str = "server") -> AcmeTarget:
+    """ecert with a fresh EAB credential for an approved application covering ``names`` (each binds once)."""
+    made = server.eab_for(*names, cert_type=cert_type)
+    return AcmeTarget(server.directory, server.tls_root, made.kid, made.hmac_key, server.http01_port)
+
+
+def dehydrated(target: AcmeTarget, workdir: Path, name: str) -> Path:
+    """dehydrated registers (RSA account key: its EAB code builds an RSA JWK) and orders ``name`` by http-01.
+
+    It only writes token files into WELLKNOWN; the test's loopback webroot serves them on the http-01 port.
+    Its curl trusts the CA's TLS root through CURL_OPTS, in the config file like any other setting.
+    """
+    base = workdir / "dehydrated"
+    base.mkdir(parents=True, exist_ok=True)
+    config = base / "config"
+    with webroot(workdir / "docroot", target.http01_port) as challenges:
+        config.write_text(
+            f'CA="{target.directory}"\nBASEDIR="{base}"\nWELLKNOWN="{challenges}"\nCHALLENGETYPE="http-01"\n'
+            f'CONTACT_EMAIL="admin@example.com"\nEAB_KID="{target.eab_kid}"\nEAB_HMAC_KEY="{target.eab_hmac_key}"\n'
+            f'IP_VERSION=4\nCURL_OPTS="--cacert {target.tls_root}"\n'
+        )
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir)}
+        run(["dehydrated", "-f", str(config), "--register", "--accept-terms"], env, workdir)
+        run(["dehydrated", "-f", str(config), "--cron", "--domain", name], env, workdir)
+    return base / "certs" / name / "fullchain.pem"
+
+
+UACME_HOOK = Path("/usr/share/uacme/uacme.sh")  # the http-01 hook Debian ships with uacme
+
+
+def uacme(target: AcmeTarget, confdir: Path, challenges: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """uacme in a mount namespace of its own whose /etc/ssl/certs holds only the CA's TLS root.
+
+    uacme has no CA-bundle option and libcurl-gnutls reads neither CURL_CA_BUNDLE nor SSL_CERT_FILE, so the
+    system store it reads is replaced for this one process: ``unshare -m`` (private propagation) and a bind
+    mount over /etc/ssl/certs; the host's store is untouched and the mount dies with the process.
+    """
+    trust = confdir.parent / "uacme-trust"
+    trust.mkdir(parents=True, exist_ok=True)
+    (trust / "ca-certificates.crt").write_bytes(target.tls_root.read_bytes())
+    inner = 'mount --bind "$0" /etc/ssl/certs && exec "$@"'
+    command = ["unshare", "-m", "sh", "-c", inner, str(trust), "uacme", "-v", "-y", "-a", target.directory]
+    env = {"PATH": "/usr/bin:/bin", "UACME_CHALLENGE_PATH": str(challenges)}
+    return run([*command, "-c", str(confdir), "-h", str(UACME_HOOK), *args], env, confdir.parent)

