@@ -319,3 +319,117 @@ def uacme(target: AcmeTarget, confdir: Path, challenges: Path, *args: str) -> su
     command = ["unshare", "-m", "sh", "-c", inner, str(trust), "uacme", "-v", "-y", "-a", target.directory]
     env = {"PATH": "/usr/bin:/bin", "UACME_CHALLENGE_PATH": str(challenges)}
     return run([*command, "-c", str(confdir), "-h", str(UACME_HOOK), *args], env, confdir.parent)
+
+
+# --- Caddy: a web server that gets its own certificate -----------------------------------------------------------
+
+
+CADDYFILE = """{{
+	admin off
+	storage file_system {{
+		root {storage}
+	}}
+	acme_ca {directory}
+	acme_ca_root {tls_root}
+	acme_eab {{
+		key_id {kid}
+		mac_key {mac}
+	}}
+	email admin@example.com
+	http_port {http_port}
+	https_port {https_port}
+	default_bind 127.0.0.1
+	ocsp_stapling off
+	skip_install_trust
+}}
+
+{name} {{
+	respond "served by caddy"
+}}
+"""
+
+
+@dataclass
+class RunningCaddy:
+    proc: subprocess.Popen[bytes]
+    storage: Path
+    log: Path
+
+    def certificate_file(self, name: str) -> Path | None:
+        return next(iter(self.storage.glob(f"certificates/*/{name}/{name}.crt")), None)
+
+    def listeners(self) -> list[str]:
+        """The local addresses Caddy listens on (TCP), read from ``ss`` by its pid."""
+        out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, timeout=10).stdout
+        return [line.split()[3] for line in out.splitlines() if f"pid={self.proc.pid}," in line]
+
+
+@contextlib.contextmanager
+def caddy(target: AcmeTarget, workdir: Path, name: str, https_port: int) -> Iterator[RunningCaddy]:
+    """``caddy run`` with a Caddyfile naming ecert as its ACME CA (acme_ca, acme_ca_root, acme_eab).
+
+    Caddy answers http-01 on ``target.http01_port`` and tls-alpn-01 on ``https_port`` (ecert's tls-alpn-01
+    port), both on 127.0.0.1 only. Its home and data go under ``workdir``; the process is ended on exit.
+    """
+    storage = workdir / "caddy-data"
+    caddyfile = workdir / "Caddyfile"
+    caddyfile.write_text(
+        CADDYFILE.format(
+            storage=storage,
+            directory=target.directory,
+            tls_root=target.tls_root,
+            kid=target.eab_kid,
+            mac=target.eab_hmac_key,
+            http_port=target.http01_port,
+            https_port=https_port,
+            name=name,
+        )
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(workdir),
+        "XDG_DATA_HOME": str(workdir),
+        "XDG_CONFIG_HOME": str(workdir),
+    }
+    log = workdir / "caddy.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["caddy", "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
+            env=env,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield RunningCaddy(proc, storage, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for_certificate(running: RunningCaddy, name: str, timeout: float = 90) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = running.certificate_file(name)
+        if found is not None:
+            return found
+        assert running.proc.poll() is None, running.log.read_text()[-3000:]
+        time.sleep(0.25)
+    raise AssertionError("Caddy got no certificate in time:\n" + running.log.read_text()[-3000:])
+
+
+def s_client_chain(port: int, name: str, ca_file: Path) -> tuple[list[x509.Certificate], str]:
+    """What a TLS client sees at 127.0.0.1:``port`` for SNI ``name``: the served chain and openssl's verdict."""
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", name, "-showcerts"]
+        + ["-CAfile", str(ca_file), "-verify_hostname", name],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return x509.load_pem_x509_certificates(done.stdout.encode()), done.stdout

@@ -13,7 +13,20 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.integration.acme_order_helpers import unique_label
-from tests.interop.acme_interop import TlsServer, dehydrated, ecert_target, judge, names, uacme, webroot
+from tests.interop.acme_interop import (
+    TlsServer,
+    ca_pems,
+    caddy,
+    dehydrated,
+    ecert_target,
+    judge,
+    names,
+    pem,
+    s_client_chain,
+    uacme,
+    wait_for_certificate,
+    webroot,
+)
 
 
 def test_dehydrated_http01_webroot_with_rsa_account_key(tls_server: TlsServer, tmp_path: Path) -> None:
@@ -41,3 +54,20 @@ def test_uacme_eab_http01_then_newkey_and_issue_again(tls_server: TlsServer, tmp
     second = judge(tls_server, confdir / name / "cert.pem", tmp_path)
     assert names(first) == names(second) == {name}
     assert first.serial_number != second.serial_number
+
+
+def test_caddy_gets_a_certificate_for_its_loopback_site(tls_server: TlsServer, tmp_path: Path) -> None:
+    name = f"{unique_label('caddy')}.example.com"
+    tls_server.knot.set_records(name, "A", ["127.0.0.1"])
+    target = ecert_target(tls_server, name)
+    with caddy(target, tmp_path, name, tls_server.tlsalpn_port) as running:
+        stored = wait_for_certificate(running, name)
+        listening = running.listeners()
+        assert listening and all(addr.startswith("127.0.0.1:") for addr in listening), listening
+        root = next(c for k, c in ca_pems(tls_server.ctx).items() if k.startswith("root:"))
+        (tmp_path / "ecert-root.pem").write_bytes(pem(root))
+        served, transcript = s_client_chain(tls_server.tlsalpn_port, name, tmp_path / "ecert-root.pem")
+    issuing = {c.subject for k, c in ca_pems(tls_server.ctx).items() if k.split(":")[0] in ("ov", "ev")}
+    assert served[0].issuer in issuing and names(served[0]) == {name}
+    assert "Verify return code: 0 (ok)" in transcript, transcript[-2000:]
+    assert served[0] == judge(tls_server, stored, tmp_path)
