@@ -433,3 +433,35 @@ def s_client_chain(port: int, name: str, ca_file: Path) -> tuple[list[x509.Certi
         timeout=30,
     )
     return x509.load_pem_x509_certificates(done.stdout.encode()), done.stdout
+
+
+def certbot_http01(target: AcmeTarget, workdir: Path, name: str, certbot: str) -> Path:
+    """certbot certonly with EAB and its standalone http-01 listener on 127.0.0.1 at the CA's http-01 port."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    args = [certbot, "certonly", "--non-interactive", "--agree-tos", "-m", "admin@example.com"]
+    args += ["--server", target.directory, "--eab-kid", target.eab_kid, "--eab-hmac-key", target.eab_hmac_key]
+    args += ["--config-dir", str(workdir / "conf"), "--work-dir", str(workdir / "work")]
+    args += ["--logs-dir", str(workdir / "logs"), "--key-type", "ecdsa", "--cert-name", "t", "-d", name]
+    args += ["--standalone", "--preferred-challenges", "http", "--http-01-address", "127.0.0.1"]
+    args += ["--http-01-port", str(target.http01_port)]
+    run(args, {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "REQUESTS_CA_BUNDLE": str(target.tls_root)}, workdir)
+    return workdir / "conf" / "live" / "t" / "fullchain.pem"
+
+
+def lego_dns01(target: AcmeTarget, workdir: Path, name: str, exec_hook: Path, resolver: str) -> Path:
+    """lego with EAB and its exec DNS provider (``hook present|cleanup FQDN VALUE``), resolving at ``resolver``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    args = ["lego", "--server", target.directory, "--eab", "--kid", target.eab_kid, "--hmac", target.eab_hmac_key]
+    args += ["--email", "admin@example.com", "--accept-tos", "--path", str(workdir / "lego"), "--key-type", "ec256"]
+    args += ["--dns", "exec", "--dns.resolvers", resolver, "--dns.disable-cp", "-d", name, "run"]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(workdir),
+        "LEGO_CA_CERTIFICATES": str(target.tls_root),
+        "EXEC_PATH": str(exec_hook),
+        "EXEC_PROPAGATION_TIMEOUT": "30",
+        "EXEC_POLLING_INTERVAL": "1",
+        "EXEC_SEQUENCE_INTERVAL": "1",
+    }
+    run(args, env, workdir)
+    return workdir / "lego" / "certificates" / f"{name}.crt"
