@@ -7,6 +7,7 @@ the issuance pipeline (the orders feature is not needed to test what happens to 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,6 +81,15 @@ def issue_to(ctx: Context, application_id: int | None, name: str) -> Issued:
     assert row.der is not None
     pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM)
     return Issued(row.der, pem, row.serial_hex, key, row.id)
+
+
+def cert_id(cert: x509.Certificate) -> str:
+    """RFC 9773 4.1, computed here from the certificate with cryptography (not with ecert's code)."""
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    assert aki is not None
+    serial = cert.serial_number.to_bytes(cert.serial_number.bit_length() // 8 + 1, "big")
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    return f"{b64(aki)}.{b64(serial)}"
 
 
 def _make(tmp_path: Path, db_url: str | None, clock: Clock, **overrides: Any) -> Iterator[AcmeServer]:

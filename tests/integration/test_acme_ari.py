@@ -16,19 +16,8 @@ from ecert.core.acme_rules import AcmeRefusal, ProblemType
 from ecert.services import acme_ari, incidents, revocation
 from ecert.services.incidents import Selection
 from ecert.store.models_acme_orders import AcmeOrder
-from tests.integration.acme_ca_fixtures import issue_to, subscriber
+from tests.integration.acme_ca_fixtures import cert_id, issue_to, subscriber
 from tests.integration.acme_fixtures import URN, AcmeServer, Client, assert_refused, nonce_of
-
-
-def cert_id(cert: x509.Certificate) -> str:
-    """RFC 9773 4.1, computed here from the certificate with cryptography (not with ecert's code)."""
-    import base64
-
-    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
-    assert aki is not None
-    serial = cert.serial_number.to_bytes(cert.serial_number.bit_length() // 8 + 1, "big")
-    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
-    return f"{b64(aki)}.{b64(serial)}"
 
 
 def window(server: AcmeServer, cert: x509.Certificate) -> tuple[datetime, datetime, httpx.Response]:

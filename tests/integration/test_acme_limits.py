@@ -15,8 +15,10 @@ from ecert.core.acme_limits import RateLimitRefusal
 from ecert.services import acme_limits
 from ecert.store import acme_limits as store_limits
 from ecert.store.models import AuditEvent
-from tests.integration.acme_ca_fixtures import acme_ca_with, subscriber
+from tests.integration.acme_ca_fixtures import acme_ca_with, cert_id, issue_to, subscriber
 from tests.integration.acme_fixtures import Client, Clock, assert_refused, db_state, new_eab, nonce_of
+from tests.integration.acme_order_helpers import wait_status
+from tests.integration.dcv_fixtures import KnotDns
 from tests.integration.foundation_fixtures import make_ctx
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -160,3 +162,44 @@ def test_a_name_that_failed_validation_too_often_refuses_new_orders(tmp_path: Pa
         acme_limits.record_failed_validation(ca.ctx, account_id, sub.server_name)  # as a failed challenge does
         jws, refused = _order(sub.client, sub.server_name)
         assert_refused(refused, 429, "rateLimited", nonce_of(jws))
+
+
+def _fail_an_order(client: Client, knot: KnotDns, name: str, **extra: object) -> str:
+    """An order whose dns-01 challenge the CA checks and finds wrong: the order ends invalid."""
+    url = client.url("new-order")
+    response = client.post(url, client.jws(url, {"identifiers": [{"type": "dns", "value": name}], **extra}))
+    assert response.status_code == 201, response.text
+    order_url = response.headers["Location"]
+    authz_url = response.json()["authorizations"][0]
+    authz = client.post(authz_url, client.jws(authz_url, None)).json()
+    challenge = next(c for c in authz["challenges"] if c["type"] == "dns-01")
+    knot.set_records(f"_acme-challenge.{name}", "TXT", ['"not-the-digest"'])
+    client.post(challenge["url"], client.jws(challenge["url"], {}))
+    assert wait_status(client, order_url, {"invalid", "ready"})["status"] == "invalid"
+    return order_url
+
+
+def test_a_failed_challenge_counts_against_the_name(
+    tmp_path: Path, db_url: str, clock: Clock, knot_dns: KnotDns
+) -> None:
+    dns = {"dns_resolvers": (knot_dns.resolver_addr,), "allow_private_addresses": True}
+    with acme_ca_with(tmp_path, db_url, clock, acme_failed_validations_per_name=1, **dns) as ca:
+        sub = subscriber(ca)
+        _fail_an_order(sub.client, knot_dns, sub.server_name)
+        jws, refused = _order(sub.client, sub.server_name)
+        assert_refused(refused, 429, "rateLimited", nonce_of(jws))
+
+
+def test_an_invalid_order_releases_the_certificate_it_replaced(
+    tmp_path: Path, db_url: str, clock: Clock, knot_dns: KnotDns
+) -> None:
+    dns = {"dns_resolvers": (knot_dns.resolver_addr,), "allow_private_addresses": True}
+    with acme_ca_with(tmp_path, db_url, clock, **dns) as ca:
+        sub = subscriber(ca)
+        issued = issue_to(ca.ctx, sub.application_id, sub.server_name)
+        replaces = cert_id(issued.certificate)
+        _fail_an_order(sub.client, knot_dns, sub.server_name, replaces=replaces)
+        url = sub.client.url("new-order")
+        payload = {"identifiers": [{"type": "dns", "value": sub.server_name}], "replaces": replaces}
+        again = sub.client.post(url, sub.client.jws(url, payload))
+        assert again.status_code == 201, again.text  # RFC 9773 5: an invalid order holds no claim
