@@ -4,6 +4,7 @@ handed reaches the CAA decision, which is stored and audited; a record bound to 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,9 @@ from ecert.core.errors import ValidationFailed
 from ecert.services.caa import check_caa_at_issuance
 from ecert.services.context import Context
 from ecert.store.models import AuditEvent
+from tests.integration.acme_ca_fixtures import acme_ca_with, subscriber
+from tests.integration.acme_fixtures import Clock, assert_refused, nonce_of
+from tests.integration.acme_order_helpers import b64_csr, make_csr, ready_order
 
 ME = "https://acme.ecert.example.hk/acme/acct/17"
 OTHER = "https://acme.ecert.example.hk/acme/acct/18"
@@ -51,3 +55,28 @@ def test_validationmethods_sees_the_method_used(ctx: Context) -> None:
     check_caa_at_issuance(ctx, [name], actor="test", methods={name: "dns"}, account_uri=ME)
     with pytest.raises(ValidationFailed):
         check_caa_at_issuance(ctx, [name], actor="test", methods={name: "http_file"}, account_uri=ME)
+
+
+# --- through ACME finalize: the account URL the client knows is the one CAA is matched against ----------------
+
+
+@pytest.mark.parametrize("bound_to_me", [True, False])
+def test_finalize_honours_accounturi(
+    tmp_path: Path, db_url: str, clock: Clock, knot_dns: Any, bound_to_me: bool
+) -> None:
+    dns = {"dns_resolvers": (knot_dns.resolver_addr,), "allow_private_addresses": True}
+    with acme_ca_with(tmp_path, db_url, clock, **dns) as ca:
+        sub, other = subscriber(ca), subscriber(ca)
+        _, order = ready_order(sub.client, knot_dns, [sub.server_name])
+        account = sub.client.kid if bound_to_me else other.client.kid
+        knot_dns.set_records(sub.server_name, "CAA", [f'0 issue "ecert.example.hk; accounturi={account}"'])
+        try:
+            jws = sub.client.jws(order["finalize"], {"csr": b64_csr(make_csr([sub.server_name]))})
+            response = sub.client.post(order["finalize"], jws)
+        finally:
+            knot_dns.delete(sub.server_name, "CAA")
+        if bound_to_me:
+            assert response.status_code == 200, response.text
+        else:
+            assert_refused(response, 403, "caa", nonce_of(jws))
+            assert "bound to another account" in response.json()["detail"]

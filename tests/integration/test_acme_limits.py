@@ -17,7 +17,7 @@ from ecert.store import acme_limits as store_limits
 from ecert.store.models import AuditEvent
 from tests.integration.acme_ca_fixtures import acme_ca_with, cert_id, issue_to, subscriber
 from tests.integration.acme_fixtures import Client, Clock, assert_refused, db_state, new_eab, nonce_of
-from tests.integration.acme_order_helpers import wait_status
+from tests.integration.acme_order_helpers import b64_csr, make_csr, ready_order, wait_status
 from tests.integration.dcv_fixtures import KnotDns
 from tests.integration.foundation_fixtures import make_ctx
 
@@ -203,3 +203,17 @@ def test_an_invalid_order_releases_the_certificate_it_replaced(
         payload = {"identifiers": [{"type": "dns", "value": sub.server_name}], "replaces": replaces}
         again = sub.client.post(url, sub.client.jws(url, payload))
         assert again.status_code == 201, again.text  # RFC 9773 5: an invalid order holds no claim
+
+
+def test_certificates_per_application_per_week_at_finalize(
+    tmp_path: Path, db_url: str, clock: Clock, knot_dns: KnotDns
+) -> None:
+    dns = {"dns_resolvers": (knot_dns.resolver_addr,), "allow_private_addresses": True}
+    with acme_ca_with(tmp_path, db_url, clock, acme_certificates_per_application_week=1, **dns) as ca:
+        sub = subscriber(ca)
+        acme_limits.spend_certificate(ca.ctx, sub.application_id)  # this week's one certificate was issued
+        order_url, order = ready_order(sub.client, knot_dns, [sub.server_name])
+        jws = sub.client.jws(order["finalize"], {"csr": b64_csr(make_csr([sub.server_name]))})
+        refused = sub.client.post(order["finalize"], jws)
+        assert_refused(refused, 429, "rateLimited", nonce_of(jws))
+        assert wait_status(sub.client, order_url, {"ready"})["status"] == "ready"  # nothing moved: retry later
