@@ -465,3 +465,20 @@ def lego_dns01(target: AcmeTarget, workdir: Path, name: str, exec_hook: Path, re
     }
     run(args, env, workdir)
     return workdir / "lego" / "certificates" / f"{name}.crt"
+
+
+def uacme_issue(target: AcmeTarget, workdir: Path, name: str) -> Path:
+    """uacme registers with ``-e KEYID:KEY`` and issues ``name`` by http-01 through Debian's hook and a webroot."""
+    confdir = workdir / "uacme"
+    eab = f"{target.eab_kid}:{target.eab_hmac_key}"
+    with webroot(workdir / "docroot", target.http01_port) as challenges:
+        uacme(target, confdir, challenges, "-e", eab, "new", "admin@example.com")
+        uacme(target, confdir, challenges, "-t", "EC", "issue", name)
+    return confdir / name / "cert.pem"
+
+
+def caddy_issue(target: AcmeTarget, workdir: Path, name: str, https_port: int) -> Path:
+    """Caddy started for a site ``name`` until its certificate is stored (its whole first run, then stopped)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with caddy(target, workdir, name, https_port) as running:
+        return wait_for_certificate(running, name)

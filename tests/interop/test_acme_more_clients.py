@@ -24,6 +24,7 @@ from tests.interop.acme_interop import (
     pem,
     s_client_chain,
     uacme,
+    uacme_issue,
     wait_for_certificate,
     webroot,
 )
@@ -42,12 +43,10 @@ def test_uacme_eab_http01_then_newkey_and_issue_again(tls_server: TlsServer, tmp
     name = f"{unique_label('uacme')}.example.com"
     tls_server.knot.set_records(name, "A", ["127.0.0.1"])
     target = ecert_target(tls_server, name)
+    first = judge(tls_server, uacme_issue(target, tmp_path, name), tmp_path)
     confdir = tmp_path / "uacme"
+    key_before = (confdir / "private" / "key.pem").read_bytes()
     with webroot(tmp_path / "docroot", target.http01_port) as challenges:
-        uacme(target, confdir, challenges, "-e", f"{target.eab_kid}:{target.eab_hmac_key}", "new", "admin@example.com")
-        uacme(target, confdir, challenges, "-t", "EC", "issue", name)
-        first = judge(tls_server, confdir / name / "cert.pem", tmp_path)
-        key_before = (confdir / "private" / "key.pem").read_bytes()
         uacme(target, confdir, challenges, "newkey")
         assert (confdir / "private" / "key.pem").read_bytes() != key_before
         uacme(target, confdir, challenges, "-t", "EC", "--force", "issue", name)  # the rolled key still speaks

@@ -9,6 +9,7 @@ note can quote "ecert vs Pebble" per client. Pebble stores nothing and lints not
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tests.interop.acme_interop import (
     AcmeTarget,
     Durations,
     TlsServer,
+    caddy_issue,
     certbot_http01,
     dehydrated,
     ecert_target,
@@ -28,6 +30,7 @@ from tests.interop.acme_interop import (
     lego_dns01,
     names,
     openssl_verifies,
+    uacme_issue,
 )
 
 CERTBOT = str(Path(sys.executable).parent / "certbot")
@@ -105,3 +108,36 @@ def test_dehydrated_http01_against_ecert_and_pebble(
         theirs = dehydrated(pebble_target(pebble), tmp_path / "pebble", name)
     assert names(judge(tls_server, ours, tmp_path)) == names(pebble_judge(pebble, theirs, tmp_path)) == {name}
     report(acme_durations, "dehydrated")
+
+
+def test_uacme_http01_against_ecert_and_pebble(
+    tls_server: TlsServer, pebble: Pebble, acme_durations: Durations, tmp_path: Path
+) -> None:
+    name = f"{unique_label('base-uacme')}.example.com"
+    tls_server.knot.set_records(name, "A", ["127.0.0.1"])
+    target = ecert_target(tls_server, name)
+    with acme_durations.timed("uacme", "ecert"):
+        ours = uacme_issue(target, tmp_path / "ecert", name)
+    with acme_durations.timed("uacme", "pebble"):
+        theirs = uacme_issue(pebble_target(pebble), tmp_path / "pebble", name)
+    assert names(judge(tls_server, ours, tmp_path)) == names(pebble_judge(pebble, theirs, tmp_path)) == {name}
+    report(acme_durations, "uacme")
+
+
+def test_caddy_against_ecert_and_pebble(
+    tls_server: TlsServer, pebble: Pebble, acme_durations: Durations, tmp_path: Path
+) -> None:
+    name = f"{unique_label('base-caddy')}.example.com"
+    tls_server.knot.set_records(name, "A", ["127.0.0.1"])
+    target = ecert_target(tls_server, name)
+    with acme_durations.timed("caddy", "ecert"):
+        ours = caddy_issue(target, tmp_path / "ecert", name, tls_server.tlsalpn_port)
+    with acme_durations.timed("caddy", "pebble"):
+        theirs = caddy_issue(pebble_target(pebble), tmp_path / "pebble", name, pebble_tls_alpn_port(pebble))
+    assert names(judge(tls_server, ours, tmp_path)) == names(pebble_judge(pebble, theirs, tmp_path)) == {name}
+    report(acme_durations, "caddy")
+
+
+def pebble_tls_alpn_port(pebble: Pebble) -> int:
+    """The port Pebble's VA dials for tls-alpn-01, as written in the config the fixture gave it."""
+    return int(json.loads((pebble.workdir / "pebble.json").read_text())["pebble"]["tlsPort"])
