@@ -13,6 +13,8 @@ import datetime as dt
 import functools
 import io
 import ipaddress
+import os
+import signal
 import stat
 import subprocess
 import threading
@@ -184,9 +186,21 @@ def names(cert: x509.Certificate) -> set[str]:
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
-    assert done.returncode == 0, f"{args[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
+    """Run a client to completion within CLIENT_TIMEOUT; on timeout its whole process group (and no other) dies.
+
+    Shell-script clients (dehydrated) leave curl and openssl children that killing the script alone would orphan.
+    """
+    proc = subprocess.Popen(
+        args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=CLIENT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f"{args[0]} ran past {CLIENT_TIMEOUT} s:\n{stdout[-3000:]}\n{stderr[-3000:]}") from None
+    assert proc.returncode == 0, f"{args[0]} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}"
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
 
 
 def hook(path: Path, body: str) -> Path:
@@ -281,11 +295,12 @@ def ecert_target(server: TlsServer, *names: str, cert_type: str = "server") -> A
     return AcmeTarget(server.directory, server.tls_root, made.kid, made.hmac_key, server.http01_port)
 
 
-def dehydrated(target: AcmeTarget, workdir: Path, name: str) -> Path:
+def dehydrated(target: AcmeTarget, workdir: Path, name: str, preferred_chain: str = "") -> Path:
     """dehydrated registers (RSA account key: its EAB code builds an RSA JWK) and orders ``name`` by http-01.
 
     It only writes token files into WELLKNOWN; the test's loopback webroot serves them on the http-01 port.
-    Its curl trusts the CA's TLS root through CURL_OPTS, in the config file like any other setting.
+    Its curl trusts the CA's TLS root through CURL_OPTS, in the config file like any other setting. A
+    ``preferred_chain`` (an issuer CN) makes it follow the certificate's ``Link: rel="alternate"`` chains.
     """
     base = workdir / "dehydrated"
     base.mkdir(parents=True, exist_ok=True)
@@ -294,7 +309,7 @@ def dehydrated(target: AcmeTarget, workdir: Path, name: str) -> Path:
         config.write_text(
             f'CA="{target.directory}"\nBASEDIR="{base}"\nWELLKNOWN="{challenges}"\nCHALLENGETYPE="http-01"\n'
             f'CONTACT_EMAIL="admin@example.com"\nEAB_KID="{target.eab_kid}"\nEAB_HMAC_KEY="{target.eab_hmac_key}"\n'
-            f'IP_VERSION=4\nCURL_OPTS="--cacert {target.tls_root}"\n'
+            f'IP_VERSION=4\nCURL_OPTS="--cacert {target.tls_root}"\nPREFERRED_CHAIN="{preferred_chain}"\n'
         )
         env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir)}
         run(["dehydrated", "-f", str(config), "--register", "--accept-terms"], env, workdir)

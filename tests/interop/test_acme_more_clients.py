@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from tests.integration.acme_order_helpers import unique_label
 from tests.interop.acme_interop import (
     TlsServer,
@@ -37,6 +39,19 @@ def test_dehydrated_http01_webroot_with_rsa_account_key(tls_server: TlsServer, t
     assert names(judge(tls_server, fullchain, tmp_path)) == {name}
     account_key = next((tmp_path / "dehydrated" / "accounts").glob("*/account_key.pem")).read_bytes()
     assert isinstance(serialization.load_pem_private_key(account_key, None), rsa.RSAPrivateKey)
+
+
+def test_dehydrated_preferred_chain_takes_the_alternate_chain_through_the_cross(
+    tls_server: TlsServer, tmp_path: Path
+) -> None:
+    name = f"{unique_label('dehydrated')}.example.com"
+    tls_server.knot.set_records(name, "A", ["127.0.0.1"])
+    external = next(c for k, c in ca_pems(tls_server.ctx).items() if k.startswith("external-root:"))
+    common_name = str(external.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+    fullchain = dehydrated(ecert_target(tls_server, name), tmp_path, name, preferred_chain=common_name)
+    chain = x509.load_pem_x509_certificates(fullchain.read_bytes())
+    assert chain[-1].issuer == external.subject  # the last certificate is the cross, signed by the external root
+    assert names(judge(tls_server, fullchain, tmp_path)) == {name}
 
 
 def test_uacme_eab_http01_then_newkey_and_issue_again(tls_server: TlsServer, tmp_path: Path) -> None:
