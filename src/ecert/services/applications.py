@@ -911,7 +911,7 @@ def resolve_session(ctx: Context, token: str) -> int:
         raise Unauthorized(_SESSION_GONE)
     now = ctx.clock()
     sid = _token_id(token)
-    with ctx.read() as session:
+    with process_cache.quick_read(ctx) as session:
         found = store.find_portal_session(session, sid)
     if found is None or found.ended_at is not None or found.expires_at <= now:
         raise Unauthorized(_SESSION_GONE)
@@ -1004,7 +1004,7 @@ def reissue_pin(ctx: Context, reference_number: str, *, actor: str) -> ReissuedP
 
 
 def get_application(ctx: Context, app_id: int) -> ApplicationView:
-    with ctx.read() as session:
+    with process_cache.quick_read(ctx) as session:
         return _view(load_application(session, app_id), ctx.clock())
 
 

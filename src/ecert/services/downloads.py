@@ -244,7 +244,7 @@ def download(ctx: Context, app_id: int, fmt: str, *, actor: str = "subscriber", 
     """The subscriber's accepted certificate in ``fmt`` (Conflict while it waits for acceptance); audited."""
     if fmt not in FORMATS:
         raise NotFound("no such download format", value=str(fmt)[:20])
-    with ctx.read() as session:
+    with process_cache.quick_read(ctx) as session:
         cert = _accepted(session, app_id)
         item = _render(cert, _issuer_cert(ctx, session, cert.ca_id), fmt)
         serial = cert.serial_hex

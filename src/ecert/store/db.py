@@ -29,6 +29,7 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "SQLITE_READ_ONLY_OPTION",
     "alembic_config",
+    "autocommit_session_factory",
     "current_revision",
     "downgrade",
     "make_engine",
@@ -184,6 +185,13 @@ def read_only_session_factory(engine: Engine) -> sessionmaker[Session]:
     they neither wait for nor block the single writer (WAL readers see the last committed state).
     """
     return sessionmaker(bind=engine.execution_options(**{SQLITE_READ_ONLY_OPTION: True}), expire_on_commit=False)
+
+
+def autocommit_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions whose statements each commit on their own (PostgreSQL): for short reads on hot paths, which
+    then skip the BEGIN and ROLLBACK round trips. Not for server-side cursors (``yield_per``), which need a
+    transaction."""
+    return sessionmaker(bind=engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
 
 
 def alembic_config(url: str | URL | None = None) -> Config:
