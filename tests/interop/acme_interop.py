@@ -454,7 +454,8 @@ def certbot_http01(target: AcmeTarget, workdir: Path, name: str, certbot: str) -
     """certbot certonly with EAB and its standalone http-01 listener on 127.0.0.1 at the CA's http-01 port."""
     workdir.mkdir(parents=True, exist_ok=True)
     args = [certbot, "certonly", "--non-interactive", "--agree-tos", "-m", "admin@example.com"]
-    args += ["--server", target.directory, "--eab-kid", target.eab_kid, "--eab-hmac-key", target.eab_hmac_key]
+    # "--opt=value": a base64url key may start with '-', which argparse would take for an option
+    args += ["--server", target.directory, f"--eab-kid={target.eab_kid}", f"--eab-hmac-key={target.eab_hmac_key}"]
     args += ["--config-dir", str(workdir / "conf"), "--work-dir", str(workdir / "work")]
     args += ["--logs-dir", str(workdir / "logs"), "--key-type", "ecdsa", "--cert-name", "t", "-d", name]
     args += ["--standalone", "--preferred-challenges", "http", "--http-01-address", "127.0.0.1"]
@@ -466,7 +467,7 @@ def certbot_http01(target: AcmeTarget, workdir: Path, name: str, certbot: str) -
 def lego_dns01(target: AcmeTarget, workdir: Path, name: str, exec_hook: Path, resolver: str) -> Path:
     """lego with EAB and its exec DNS provider (``hook present|cleanup FQDN VALUE``), resolving at ``resolver``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    args = ["lego", "--server", target.directory, "--eab", "--kid", target.eab_kid, "--hmac", target.eab_hmac_key]
+    args = ["lego", "--server", target.directory, "--eab", f"--kid={target.eab_kid}", f"--hmac={target.eab_hmac_key}"]
     args += ["--email", "admin@example.com", "--accept-tos", "--path", str(workdir / "lego"), "--key-type", "ec256"]
     args += ["--dns", "exec", "--dns.resolvers", resolver, "--dns.disable-cp", "-d", name, "run"]
     env = {
