@@ -11,9 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from josepy.b64 import b64encode
+from josepy.jwk import JWK
+from sqlalchemy import select
 from tests.integration.acme_order_helpers import unique_label
 from tests.interop.acme_interop import (
     TlsServer,
@@ -30,6 +33,8 @@ from tests.interop.acme_interop import (
     wait_for_certificate,
     webroot,
 )
+
+from ecert.store.models_acme import AcmeAccount
 
 
 def test_dehydrated_http01_webroot_with_rsa_account_key(tls_server: TlsServer, tmp_path: Path) -> None:
@@ -61,13 +66,23 @@ def test_uacme_eab_http01_then_newkey_and_issue_again(tls_server: TlsServer, tmp
     first = judge(tls_server, uacme_issue(target, tmp_path, name), tmp_path)
     confdir = tmp_path / "uacme"
     key_before = (confdir / "private" / "key.pem").read_bytes()
+    [account] = accounts_holding(tls_server, key_before)
     with webroot(tmp_path / "docroot", target.http01_port) as challenges:
         uacme(target, confdir, challenges, "newkey")
-        assert (confdir / "private" / "key.pem").read_bytes() != key_before
+        key_after = (confdir / "private" / "key.pem").read_bytes()
+        # RFC 8555 7.3.5: the same account now answers to the new key only
+        assert (accounts_holding(tls_server, key_before), accounts_holding(tls_server, key_after)) == ([], [account])
         uacme(target, confdir, challenges, "-t", "EC", "--force", "issue", name)  # the rolled key still speaks
     second = judge(tls_server, confdir / name / "cert.pem", tmp_path)
     assert names(first) == names(second) == {name}
     assert first.serial_number != second.serial_number
+
+
+def accounts_holding(server: TlsServer, key_pem: bytes) -> list[int]:
+    """Ids of ecert's ACME accounts whose key is the one in ``key_pem`` (by RFC 7638 thumbprint)."""
+    thumb = b64encode(JWK.load(key_pem).thumbprint(hash_function=hashes.SHA256)).decode()
+    with server.ctx.read() as session:
+        return list(session.scalars(select(AcmeAccount.id).where(AcmeAccount.key_thumbprint == thumb)))
 
 
 def test_caddy_gets_a_certificate_for_its_loopback_site(tls_server: TlsServer, tmp_path: Path) -> None:
