@@ -58,4 +58,4 @@ def acme_durations() -> Iterator[Durations]:
     durations = Durations()
     yield durations
     if durations.seconds:
-        print("\nACME clients, seconds per issuance (time.monotonic, whole client run):\n" + durations.table())
+        print("\nACME clients, seconds per issuance (time.monotonic, whole client run; medians):\n" + durations.table())
