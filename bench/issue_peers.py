@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -21,13 +22,31 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["make_csrs", "openssl_per_call", "openssl_batched", "django_ca", "DJANGO_CA_VENV"]
+__all__ = ["Rate", "make_csrs", "openssl_per_call", "openssl_batched", "django_ca", "DJANGO_CA_VENV"]
+
+
+class Rate(NamedTuple):
+    """Certificates per second (wall clock) and CPU milliseconds per certificate (all processes, user+system).
+
+    The CPU figure barely moves with the machine's load (other processes on the 2 cores change the wall
+    clock a lot), so its ratio is the one to compare across runs.
+    """
+
+    per_second: float
+    cpu_ms: float
+
+
+def _children_cpu() -> float:
+    """CPU seconds of every finished child (and their waited-for children) of this process."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 DJANGO_CA_VENV = Path("/tmp/ecert-bench-djangoca")
 
@@ -110,24 +129,25 @@ def _split(csrs: Sequence[Path], processes: int) -> list[list[str]]:
     return [[str(p) for p in csrs[i::processes]] for i in range(processes)]
 
 
-def _timed(worker: object, work: Path, csrs: Sequence[Path], processes: int) -> float:
+def _timed(worker: object, work: Path, csrs: Sequence[Path], processes: int) -> Rate:
     jobs = [(str(work / f"p{i}"), part) for i, part in enumerate(_split(csrs, processes))]
-    t0 = time.perf_counter()
+    cpu0, t0 = _children_cpu(), time.perf_counter()
     if processes == 1:
         done = worker(jobs[0])  # type: ignore[operator]
     else:
         with ProcessPoolExecutor(processes) as pool:
             done = sum(pool.map(worker, jobs))  # type: ignore[arg-type]
-    return float(done) / (time.perf_counter() - t0)
+    elapsed, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+    return Rate(float(done) / elapsed, 1000.0 * cpu / float(done))
 
 
-def openssl_per_call(work: Path, csrs: Sequence[Path], processes: int = 1) -> float:
+def openssl_per_call(work: Path, csrs: Sequence[Path], processes: int = 1) -> Rate:
     """Certificates/second with one ``openssl ca -batch`` process per certificate (the timing includes making
     each process's CA directory, about one certificate's worth)."""
     return _timed(_openssl_one_by_one, work, csrs, processes)
 
 
-def openssl_batched(work: Path, csrs: Sequence[Path], processes: int = 1) -> float:
+def openssl_batched(work: Path, csrs: Sequence[Path], processes: int = 1) -> Rate:
     """Certificates/second with one ``openssl ca -batch -infiles ...`` per process."""
     return _timed(_openssl_all_at_once, work, csrs, processes)
 
@@ -176,10 +196,10 @@ def issue(csr):
     return Certificate.objects.create_cert(ca, key_backend_options=use, csr=csr, profile=None, extensions=[san],
                                            subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
 issue(csrs[0])
-t0 = time.perf_counter()
+c0, t0 = time.process_time(), time.perf_counter()
 for csr in csrs:
     issue(csr)
-print(json.dumps({"count": len(csrs), "seconds": time.perf_counter() - t0}))
+print(json.dumps({"count": len(csrs), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}))
 '''
 
 
@@ -198,7 +218,7 @@ def _django_ready() -> Path | None:
     return python
 
 
-def _django_run(job: tuple[str, list[str]]) -> tuple[int, float]:
+def _django_run(job: tuple[str, list[str]]) -> tuple[int, float, float]:
     python = DJANGO_CA_VENV / "bin" / "python"
     work = Path(job[0])
     work.mkdir(parents=True, exist_ok=True)
@@ -207,10 +227,10 @@ def _django_run(job: tuple[str, list[str]]) -> tuple[int, float]:
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip()[-800:])
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return int(result["count"]), float(result["seconds"])
+    return int(result["count"]), float(result["seconds"]), float(result["cpu"])
 
 
-def django_ca(work: Path, csrs: Sequence[Path], processes: int = 1) -> float | None:
+def django_ca(work: Path, csrs: Sequence[Path], processes: int = 1) -> Rate | None:
     """Certificates/second through django-ca's ``create_cert`` (no lint); each process its own CA and SQLite.
 
     Only the issuing loop is timed (Django start-up and migrations are not); None if django-ca cannot run.
@@ -227,7 +247,8 @@ def django_ca(work: Path, csrs: Sequence[Path], processes: int = 1) -> float | N
     except RuntimeError as exc:
         print(f"  django-ca failed: {exc}", file=sys.stderr)
         return None
-    return sum(n for n, _ in results) / max(s for _, s in results)
+    count = sum(r[0] for r in results)
+    return Rate(count / max(r[1] for r in results), 1000.0 * sum(r[2] for r in results) / count)
 
 
 def cleanup(work: Path) -> None:

@@ -23,6 +23,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -192,15 +193,36 @@ http {{
 """
 
 
+def connections_per_worker(port: int) -> list[int]:
+    """How many established client connections each server process holds (``ss``), largest first.
+
+    With ``--workers 2`` the workers share one listening socket and whichever accepts first keeps the
+    connection: a 12/4 split leaves one worker with three times the queue, which shows in p99.
+    """
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True, check=False).stdout
+    counts: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[pid] = counts.get(pid, 0) + 1
+    return sorted(counts.values(), reverse=True)
+
+
 def wrk(url: str, seconds: int, connections: int, header: str | None = None,
-        cpu_of: int | None = None) -> dict[str, float]:
+        cpu_of: int | None = None, split: tuple[int, list[int]] | None = None) -> dict[str, float]:
     """One bounded wrk run: requests/second, the p50/p99 latency it reports (--latency), and the server's CPU
-    per request when ``cpu_of`` names its process."""
+    per request when ``cpu_of`` names its process; ``split`` = (port, list) receives the connections each
+    worker held half-way through."""
     cpu_before = cpu_seconds(cpu_of) if cpu_of else 0.0
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if header:
         cmd += ["-H", header]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    run = subprocess.Popen(cmd + [url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if split is not None:
+        time.sleep(seconds / 2)
+        split[1].extend(connections_per_worker(split[0]))
+    out, err = run.communicate(timeout=seconds + 30)
+    if run.returncode != 0:
+        raise RuntimeError(f"wrk failed: {err}")
 
     def latency(pct: str) -> float:
         m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)", out, re.M)
@@ -214,6 +236,23 @@ def wrk(url: str, seconds: int, connections: int, header: str | None = None,
     return {"p50_ms": latency("50"), "p99_ms": latency("99"), "rps": rps,
             "errors": float(non2xx.group(1)) if non2xx else 0.0,
             "cpu_ms": 1000.0 * cpu / requests if cpu_of and requests else 0.0}
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server and, for the API server (a session leader), every worker it started."""
+    group = os.getpgid(proc.pid) if proc.poll() is None else None
+    signal_to = (lambda sig: os.killpg(group, sig)) if group == proc.pid else proc.send_signal
+    with contextlib.suppress(ProcessLookupError):
+        signal_to(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            signal_to(signal.SIGKILL)
+        proc.wait(timeout=5)
+    if group == proc.pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)  # a worker that outlived its parent
 
 
 @contextlib.contextmanager
@@ -251,7 +290,10 @@ def main() -> None:
             overrides, tokens, size = prepare(Path(tmp) / "ca", database_url, args.sessions)
             api_port, static_port = free_port(), free_port()
             code = SERVER.format(src=str(ROOT / "src"), port=api_port, workers=args.workers)
-            procs.append(subprocess.Popen([sys.executable, "-c", code], env=server_env(overrides)))
+            # A session of its own, so the cleanup below stops uvicorn's workers too (never orphans holding
+            # database connections).
+            procs.append(subprocess.Popen([sys.executable, "-c", code], env=server_env(overrides),
+                                          start_new_session=True))
             www = Path(tmp) / "nginx"
             (www / "www").mkdir(parents=True)
             (www / "tmp").mkdir()
@@ -264,10 +306,14 @@ def main() -> None:
             wait_listening(static_port, procs[1])
             base = f"http://127.0.0.1:{api_port}/api/v1"
             header = f"Authorization: Bearer {tokens[0]}"
-            wrk(f"{base}/application", 2, args.connections, header)  # warm-up
+            # Warm-up of both paths (every worker's pool, caches and lazy imports), then the measured runs.
+            wrk(f"{base}/application", 2, args.connections, header)
+            wrk(f"{base}/certificate/download?format=pem", 2, args.connections, header)
             pid = procs[0].pid
+            split: list[int] = []
             with profiled(args.profile, "application", pid, args.seconds):
-                application = wrk(f"{base}/application", args.seconds, args.connections, header, pid)
+                application = wrk(f"{base}/application", args.seconds, args.connections, header, pid,
+                                  split=(api_port, split))
             with profiled(args.profile, "download", pid, args.seconds):
                 download = wrk(f"{base}/certificate/download?format=pem", args.seconds, args.connections, header,
                                pid)
@@ -279,16 +325,14 @@ def main() -> None:
             }
         finally:
             for proc in procs:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                _stop(proc)
             if server_url and database_url and "ecert_bench_" in database_url:
                 _drop_schema(server_url, database_url.split("search_path%3D")[-1].split("search_path=")[-1])
     engine = "PostgreSQL" if database_url else "SQLite"
     print(f"ecert portal API bench: {engine}, wrk 1 thread, {args.connections} connections, {args.seconds} s per "
           f"target, loopback, {args.workers} uvicorn worker(s) vs one nginx worker")
+    if args.workers > 1:
+        print(f"  connections held per worker during GET /application: {split}")
     static = list(results.values())[-1]
     for name, r in results.items():
         print(f"  {name:<44} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  {r['rps']:8.1f} req/s  "
