@@ -15,13 +15,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from ecert.core.errors import StorageFailure
 from ecert.store.models import AuditEvent
+
+_AUDIT_LOG = cast(Table, AuditEvent.__table__)
 
 __all__ = [
     "AUDIT_LOCK_KEY",
@@ -150,31 +152,11 @@ def append(
     details: Mapping[str, Any] | None = None,
     now: datetime,
 ) -> AuditEvent:
-    """Add one event to the chain in the caller's transaction, so it commits with the change it records."""
-    _refuse_secret_keys(details)
-    clean = _normalize_details(details)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(f"audit time must be timezone-aware: {now!r}")
-    at = now.astimezone(UTC)
-    _lock_chain(session)
-    session.flush()  # earlier events of this transaction must be visible to the SELECT below
-    last = session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
-    prev_hash = last.hash if last is not None else GENESIS_HASH
-    row = AuditEvent(
-        # Ids are numbered here, under the chain lock, not by a sequence: a rolled-back append then leaves no
-        # gap, so a gap always means a removed row (a PostgreSQL sequence skips the values of rollbacks).
-        id=(last.id + 1) if last is not None else 1,
-        at=at,
-        actor=actor,
-        event=event,
-        subject=subject,
-        details=clean,
-        prev_hash=prev_hash,
-        hash=compute_hash(prev_hash, at, actor, event, subject, clean),
-    )
-    session.add(row)
-    session.flush()
-    return row
+    """Add one event to the chain in the caller's transaction, so it commits with the change it records.
+
+    Returns the row as written (a detached copy: the INSERT is a plain statement, not a unit-of-work flush).
+    """
+    return _append_rows(session, [Entry(actor, event, subject, details, now)])[0]
 
 
 @dataclass(frozen=True)
@@ -195,6 +177,10 @@ def append_many(session: Session, entries: Sequence[Entry]) -> None:
     For batches that share a transaction (downloads' group commit): per row, :func:`append` re-took the lock,
     flushed, re-read the head and inserted alone, three round trips per row under the chain lock.
     """
+    _append_rows(session, entries)
+
+
+def _append_rows(session: Session, entries: Sequence[Entry]) -> list[AuditEvent]:
     prepared = []
     for entry in entries:  # refuse a bad event before taking the lock
         _refuse_secret_keys(entry.details)
@@ -203,10 +189,12 @@ def append_many(session: Session, entries: Sequence[Entry]) -> None:
             raise ValueError(f"audit time must be timezone-aware: {entry.at!r}")
         prepared.append((entry, clean, entry.at.astimezone(UTC)))
     if not prepared:
-        return
+        return []
     _lock_chain(session)
-    session.flush()
+    session.flush()  # earlier events of this transaction must be visible to the SELECT below
     last = session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
+    # Ids are numbered here, under the chain lock, not by a sequence: a rolled-back append then leaves no
+    # gap, so a gap always means a removed row (a PostgreSQL sequence skips the values of rollbacks).
     prev_hash, next_id = (last.hash, last.id + 1) if last is not None else (GENESIS_HASH, 1)
     rows = []
     for entry, clean, at in prepared:
@@ -214,7 +202,8 @@ def append_many(session: Session, entries: Sequence[Entry]) -> None:
         rows.append({"id": next_id, "at": at, "actor": entry.actor, "event": entry.event, "subject": entry.subject,
                      "details": clean, "prev_hash": prev_hash, "hash": digest})
         prev_hash, next_id = digest, next_id + 1
-    session.execute(insert(AuditEvent), rows)
+    session.execute(insert(_AUDIT_LOG), rows)
+    return [AuditEvent(**row) for row in rows]
 
 
 def verify_chain(
