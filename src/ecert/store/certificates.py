@@ -249,16 +249,49 @@ def move_record(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+# Step 5's two compare-and-set UPDATEs, built once (per call they cost more to build than to run): the DER into
+# the reserved row, returned as the ORM row the caller gets, and the record's move.
+_STORE_DER = select(Certificate).from_statement(
+    update(_CERTIFICATES)
+    .where(
+        _CERTIFICATES.c.ca_id == bindparam("where_ca"),
+        _CERTIFICATES.c.serial_hex == bindparam("where_serial"),
+        _CERTIFICATES.c.status == bindparam("where_status"),
+    )
+    .values(status=bindparam("new_status"), updated_at=bindparam("new_at"), der=bindparam("new_der"))
+    .returning(*_CERTIFICATES.c)
+)
+_STORE_RECORD = (
+    update(_RECORDS)
+    .where(_RECORDS.c.id == bindparam("where_id"), _RECORDS.c.state == bindparam("where_state"))
+    .values(state=bindparam("new_state"), updated_at=bindparam("new_at"))
+)
+
+
 def store_signed_der(
     session: Session, *, ca_id: int, serial_hex: str, record_id: int, der: bytes, accepted: bool, now: datetime
 ) -> Certificate:
     """Step 5: the DER into the reserved row (``issued``, or ``accepted`` where no Accept step exists) and the
-    record ``stored``."""
-    action = CertAction.SIGNED_ACCEPTED if accepted else CertAction.SIGNED
-    row = move_certificate(
-        session, ca_id=ca_id, serial_hex=serial_hex, action=action, current=CertStatus.SIGNING, now=now, der=der
+    record ``stored``; both moves come from the transition tables, as :func:`move_certificate` does."""
+    move = cert_move(CertStatus.SIGNING, CertAction.SIGNED_ACCEPTED if accepted else CertAction.SIGNED)
+    row: Certificate | None = session.scalars(
+        _STORE_DER,
+        {
+            "where_ca": ca_id,
+            "where_serial": serial_hex,
+            "where_status": move.source.value,
+            "new_status": move.target.value,
+            "new_at": now,
+            "new_der": der,
+        },
+    ).one_or_none()
+    if row is None:
+        raise Conflict(f"certificate {serial_hex} is no longer {move.source.value}", value=serial_hex)
+    stored = record_move(RecordState.LINTED, RecordAction.STORE)
+    session.execute(
+        _STORE_RECORD,
+        {"where_id": record_id, "where_state": stored.source.value, "new_state": stored.target.value, "new_at": now},
     )
-    move_record(session, record_id, RecordAction.STORE, current=RecordState.LINTED, now=now)
     return row
 
 
