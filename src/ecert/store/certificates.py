@@ -31,6 +31,8 @@ from .models import CA, BlockedKey, Certificate, IssuanceRecord
 # The tables behind the models, for the pipeline's plain INSERTs (no unit of work).
 _CERTIFICATES = cast(Table, Certificate.__table__)
 _RECORDS = cast(Table, IssuanceRecord.__table__)
+_INSERT_CERTIFICATE = insert(_CERTIFICATES)
+_INSERT_RECORD = insert(_RECORDS).returning(_RECORDS.c.id)
 
 __all__ = [
     "Reservation",
@@ -132,7 +134,7 @@ def reserve_issuance(session: Session, r: Reservation, now: datetime) -> int:
     :func:`serial_recorded`.
     """
     session.execute(
-        insert(_CERTIFICATES),
+        _INSERT_CERTIFICATE,
         {
             "ca_id": r.ca_id,
             "serial_hex": r.serial_hex,
@@ -153,7 +155,7 @@ def reserve_issuance(session: Session, r: Reservation, now: datetime) -> int:
         },
     )
     record_id = session.execute(
-        insert(_RECORDS).returning(_RECORDS.c.id),
+        _INSERT_RECORD,
         {
             "ca_id": r.ca_id,
             "serial_hex": r.serial_hex,
