@@ -7,6 +7,11 @@ the two parts no pipeline can avoid. Goal (issue 2): time per certificate on Pos
     .venv/bin/python bench/issue.py [--count 200] [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test]
         [--no-peers]
 
+The CT columns (issue 12) run the same pipeline with Certificate Transparency on, against three test
+RFC 6962 logs on loopback (tests/ct_log) answering after 100, 150 and 200 ms, two operators. The default
+lifetime needs 3 SCTs, so every log must answer: fetched in parallel, CT should cost at most the slowest
+log's latency plus 20 % (goal: ratio <= 1.2), not the sum of the three (450 ms).
+
 Then the peers on the same CSRs (bench/issue_peers.py): ``openssl ca -batch`` per call and batched
 (``-infiles``), django-ca's Python API without lint (in a bench-only venv under /tmp, made on first use),
 and ecert itself on those CSRs' keys, each in one and two processes, with ecert's ratio to each.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -38,9 +44,15 @@ from ecert.settings import load_settings
 from ecert.signer.lint import lint_certificate
 from ecert.store import db
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test CT log lives in tests/ct_log
 
-def _ctx(tmp: Path, url: str | None):  # type: ignore[no-untyped-def]
-    settings = load_settings(data_dir=tmp, database_url=url, base_url="http://pki.ecert-demo.hk")
+from tests.ct_log.server import Faults, TestLog, log_list_json  # noqa: E402
+
+LOG_DELAYS = (("Argon", "Google", 0.100), ("Nimbus", "Cloudflare", 0.150), ("Xenon", "Google", 0.200))
+
+
+def _ctx(tmp: Path, url: str | None, **extra: object):  # type: ignore[no-untyped-def]
+    settings = load_settings(data_dir=tmp, database_url=url, base_url="http://pki.ecert-demo.hk", **extra)
     ctx = build_context(settings, {"ECERT_KEY_PASSPHRASE": "bench-passphrase"})
     init_hierarchy(ctx, load_hierarchy_config(None), demo=True)
     return ctx
@@ -55,6 +67,50 @@ def _pipeline(ctx, count: int) -> float:  # type: ignore[no-untyped-def]
     for _ in range(count):
         issuance.issue(ctx, req)
     return (time.perf_counter() - t0) / count
+
+
+def _ct_logs(tmp: Path) -> tuple[list[TestLog], dict[str, object]]:
+    logs = [TestLog(name=n, operator=o, faults=Faults(delay=d)).start() for n, o, d in LOG_DELAYS]
+    path = tmp / "log_list.json"
+    path.write_text(log_list_json([(log.operator, log.log_list_entry()) for log in logs]))
+    return logs, {"ct_enabled": True, "ct_log_list": path, "ct_timeout_seconds": 5.0}
+
+
+def _with_ct(tmp: Path, url: str | None, count: int) -> tuple[float, float]:
+    """(s/cert, s spent fetching SCTs per cert) with CT on, on the same CA and database as the run without."""
+    logs, extra = _ct_logs(tmp)
+    spent: list[float] = []
+    try:
+        ctx = _ctx(tmp, url, **extra)
+        submit = ctx.ct.submit_precertificate
+
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            t0 = time.perf_counter()
+            try:
+                return submit(*args, **kwargs)
+            finally:
+                spent.append(time.perf_counter() - t0)
+
+        ctx.ct.submit_precertificate = timed
+        per_cert = _pipeline(ctx, count)
+        ctx.close()
+    finally:
+        for log in logs:
+            log.stop()
+    return per_cert, statistics.mean(spent[-count:])
+
+
+def _ct_report(rows: list[tuple[str, float, float, float]]) -> None:
+    slowest = max(d for _n, _o, d in LOG_DELAYS)
+    print(f"\nCertificate Transparency, 3 loopback test logs ({', '.join(f'{d * 1e3:.0f}' for *_x, d in LOG_DELAYS)} "
+          f"ms; the sum would be {sum(d for *_x, d in LOG_DELAYS) * 1e3:.0f} ms), same run:")
+    print(f"{'engine':<11} {'cert/s':>8} {'CT cert/s':>9} {'CT cost ms':>10} {'ratio':>6} {'SCT ms':>7} {'ratio':>6}")
+    print(f"  CT cost = ms/cert with CT - without; ratio = / slowest log ({slowest * 1e3:.0f} ms), goal <= 1.2."
+          "  SCT ms = the parallel submission alone")
+    for name, plain, with_ct, sct in rows:
+        cost = with_ct - plain
+        print(f"{name:<11} {1 / plain:8.1f} {1 / with_ct:9.2f} {cost * 1e3:10.1f} {cost / slowest:6.2f} "
+              f"{sct * 1e3:7.1f} {sct / slowest:6.2f}")
 
 
 def _parts(ctx, count: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -108,6 +164,7 @@ def main() -> None:
     print(f"{'engine':<11} {'cert/s':>8} {'ms/cert':>8} {'sign ms':>8} {'lint ms':>8} {'commit ms':>9} "
           f"{'sign/s':>9} {'ratio':>6} {'ratio2':>6}")
     print("  ratio = ms/cert / (sign + lint), goal <= 2;  ratio2 = ms/cert / (sign + lint + 2 durable commits)")
+    ct_rows: list[tuple[str, float, float, float]] = []
     try:
         for name, url in engines:
             with tempfile.TemporaryDirectory() as tmp:
@@ -116,9 +173,11 @@ def main() -> None:
                 sign, lint = _parts(ctx, args.count)
                 commit = _commit_ms(ctx, args.count)
                 ctx.close()
+                ct_rows.append((name, per_cert, *_with_ct(Path(tmp), url, max(10, args.count // 10))))
             print(f"{name:<11} {1 / per_cert:8.1f} {per_cert * 1e3:8.2f} {sign * 1e3:8.3f} {lint * 1e3:8.2f} "
                   f"{commit * 1e3:9.2f} {1 / sign:9.0f} {per_cert / (sign + lint):6.2f} "
                   f"{per_cert / (sign + lint + 2 * commit):6.2f}")
+        _ct_report(ct_rows)
         if not args.no_peers:
             _peers_report(engines, args.count)
     finally:

@@ -8,6 +8,12 @@
 4. sign once with the CA key and check the TBS equals the linted one;
 5. one transaction: the certificate (``issued``), the record (``stored``) and the audit event.
 
+With Certificate Transparency on (``ctx.ct``), step 2 prepares a precertificate (the poisoned TBS, linted as
+a precertificate) and step 4 becomes four (services/transparency.py): the signed precertificate is stored
+before any log sees it; SCTs are collected outside any transaction; the final certificate (the same TBS with
+the SCT list instead of the poison, linted as final) is signed; step 5 stores it with its SCTs. Any failure
+after the precertificate is stored revokes its serial, since a precertificate is a promise to issue.
+
 Two durable commits per certificate, both needed: a crash or a failed insert after step 3 leaves the
 record and the ``signing`` row naming the serial, so no certificate can exist that the database does
 not know. (The serial is recorded together with the lint result rather than before it: linting needs
@@ -37,6 +43,7 @@ from ..store import registration as ra_store
 from ..store.models import CA, Certificate
 from .ceremony import ca_urls_for, load_private_key
 from .context import Context
+from .transparency import finish_with_scts, revoke_unkept, revoke_unkept_in_session
 
 __all__ = ["IssueRequest", "issue", "settle_abandoned", "active_issuing_ca", "issuer_for", "serial_hex"]
 
@@ -133,8 +140,9 @@ def _step1_read(ctx: Context, req: IssueRequest, now: datetime) -> _Signer:
 def _prepare(ctx: Context, signer: _Signer, plan: LeafPlan, req: IssueRequest) -> tuple[int, PreparedCertificate]:
     """Step 2: a fresh serial, the TBS, and the lint of a throwaway-key copy (no I/O)."""
     serial = new_serial()
+    prepare = signer.issuer.prepare if ctx.ct is None else signer.issuer.prepare_precertificate
     try:
-        return serial, signer.issuer.prepare(plan, req.public_key, serial)
+        return serial, prepare(plan, req.public_key, serial)
     except LintFailed as exc:
         _record_lint_failure(ctx, signer.ca_id, serial, req, str(exc),
                              list(exc.value) if isinstance(exc.value, list) else [])
@@ -193,6 +201,16 @@ def issue(ctx: Context, req: IssueRequest, *,
     except Exception as exc:
         _mark_failed(ctx, record_id, f"signing failed: {type(exc).__name__}: {exc}")
         raise
+    if ctx.ct is not None:
+        # Step 4 with CT: store the precertificate, collect SCTs, sign the final certificate.
+        try:
+            finished = finish_with_scts(ctx, ctx.ct, signer.issuer, ca_id=signer.ca_id, ca_label=signer.ca_label,
+                                        serial_hex=serial_hex(serial), prepared=prepared, precertificate=issued,
+                                        actor=req.actor)
+        except Exception as exc:
+            _fail_after_signature(ctx, signer, serial, record_id, f"certificate transparency: {exc}")
+            raise
+        issued, on_signed = finished.issued, _both(finished.record(ctx), on_signed)
     # Step 5: store certificate, record and audit event together.
     try:
         return _store(ctx, req, plan, signer, serial, record_id, issued.der, on_signed)
@@ -200,8 +218,26 @@ def issue(ctx: Context, req: IssueRequest, *,
         # Signed but not stored: the DER never left this process. Say so in the record (which names the
         # serial) and free the reservation. If even that fails (database gone), the record stays "linted",
         # the row "signing", and settle_abandoned() settles them later.
-        _mark_failed(ctx, record_id, f"signed but not stored: {type(exc).__name__}: {exc}")
+        _fail_after_signature(ctx, signer, serial, record_id, f"signed but not stored: {type(exc).__name__}: {exc}")
         raise
+
+
+def _fail_after_signature(ctx: Context, signer: _Signer, serial: int, record_id: int, error: str) -> None:
+    """A failure after the signature: a stored precertificate (CT) has its serial revoked, since it was or may
+    have been logged; then the record says why and any reservation left is freed (both steps are idempotent)."""
+    if ctx.ct is not None:
+        revoke_unkept(ctx, ca_id=signer.ca_id, ca_label=signer.ca_label, serial_hex=serial_hex(serial), error=error)
+    _mark_failed(ctx, record_id, error)
+
+
+def _both(first: Callable[[Session, Certificate], None],
+          then: Callable[[Session, Certificate], None] | None) -> Callable[[Session, Certificate], None]:
+    def _run(session: Session, row: Certificate) -> None:
+        first(session, row)
+        if then is not None:
+            then(session, row)
+
+    return _run
 
 
 def _store_signed(session: Session, ca_id: int, serial: str, record_id: int, der: bytes, now: datetime,
@@ -237,10 +273,14 @@ def settle_abandoned(ctx: Context, *, older_than: timedelta = ABANDONED_AFTER) -
     """
     now = ctx.clock()
     settled: list[str] = []
+    revoked: list[tuple[int, str]] = []  # precertificates (CT) whose serial is revoked rather than released
     with ctx.transaction() as session:
         for cert in cert_store.abandoned_reservations(session, now - older_than):
             record = cert_store.record_for(session, cert.ca_id, cert.serial_hex)
-            if record is not None:
+            if revoke_unkept_in_session(session, ca_id=cert.ca_id, serial_hex=cert.serial_hex, now=now,
+                                        error="abandoned after the precertificate: its serial is revoked"):
+                revoked.append((cert.ca_id, cert.serial_hex))
+            elif record is not None:
                 cert_store.fail_reservation(session, record.id, "abandoned: the issuing process stopped before storing",
                                             now)
             if cert.application_id is not None:
@@ -249,7 +289,20 @@ def settle_abandoned(ctx: Context, *, older_than: timedelta = ABANDONED_AFTER) -
                          details={"application_id": cert.application_id, "reserved_at": cert.created_at.isoformat()},
                          now=now)
             settled.append(cert.serial_hex)
+    _publish_revoked(ctx, revoked)
     return settled
+
+
+def _publish_revoked(ctx: Context, revoked: list[tuple[int, str]]) -> None:
+    """CRL and OCSP answer at once for serials of abandoned precertificates."""
+    if not revoked:
+        return
+    from .revocation import publish_status
+
+    with ctx.read() as session:
+        rows = {ca_id: cert_store.ca_by_id(session, ca_id) for ca_id, _ in revoked}
+    labels = {ca_id: row.label for ca_id, row in rows.items() if row is not None}
+    publish_status(ctx, [(labels[ca_id], serial) for ca_id, serial in revoked if ca_id in labels])
 
 
 def _return_application(session: Session, app_id: int, now: datetime) -> None:
