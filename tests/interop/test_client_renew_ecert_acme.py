@@ -15,7 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tests.integration.acme_order_helpers import unique_label
 from tests.integration.test_client_cli import run
-from tests.interop.test_acme_clients import TlsServer, _ca_pems, tls_server  # noqa: F401
+from tests.interop.acme_interop import TlsServer  # the tls_server fixture comes from tests/interop/conftest.py
+from tests.interop.acme_interop import ca_pems as _ca_pems
 
 from ecert.client.acme_renew import ari_cert_id
 
