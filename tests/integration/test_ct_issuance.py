@@ -173,6 +173,8 @@ def test_crash_between_precertificate_and_final_is_settled_by_the_jobs(
         cert = session.scalars(select(Certificate).where(Certificate.serial_hex == precert.serial_hex)).one()
     # The record names the serial of the stored precertificate; nothing is final yet.
     assert (record.state, cert.status, precert.status) == ("linted", "signing", "signed")
+    # The precertificate is a promise to issue: OCSP answers for its serial as for a certificate (issue 12.1).
+    assert publication.sign_ocsp_now(ctx, _label(ctx, cert), int(cert.serial_hex, 16)).status == "good"
     assert issuance.settle_abandoned(ctx, older_than=timedelta(0)) == [precert.serial_hex]
     with ctx.read() as session:
         precert = session.get(Precertificate, precert.id)
@@ -183,6 +185,7 @@ def test_crash_between_precertificate_and_final_is_settled_by_the_jobs(
     assert record is not None and record.state == "failed"
     crl = x509.load_der_x509_crl(publication.latest_crl(ctx, _label(ctx, cert)).der)
     assert crl.get_revoked_certificate_by_serial_number(int(cert.serial_hex, 16)) is not None
+    assert publication.sign_ocsp_now(ctx, _label(ctx, cert), int(cert.serial_hex, 16)).status == "revoked"
 
 
 def test_ct_logs_command_shows_each_logs_last_result(

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
+from ..core.ct import PrecertStatus
 from ..core.errors import NotFound, RateLimited
 from ..core.lifecycle import SIGNED_STATUSES
 from ..signer.keystore import KeySpec
@@ -32,6 +33,7 @@ from ..signer.status import (
     issuer_hashes,
 )
 from ..store import audit, cas, repo, status
+from ..store import ct as ct_store
 from ..store.models import CA, Crl, ResponderCert
 from .ceremony import load_private_key
 from .context import Context
@@ -485,6 +487,10 @@ def sign_ocsp_now(
         answer: CertStatus = "unknown"
         if cert is not None and cert.der is not None and cert.status in SIGNED_STATUSES:
             answer = _expected_status(cert.revoked_at)
+        elif cert is not None and _precertificate_pending(session, ca.id, serial_hex):
+            # RFC 6962 3 / issue 12: a signed precertificate is a promise to issue; its serial is answered as
+            # a certificate's from the moment it exists, before the final certificate is stored.
+            answer = "good"
         revoked_at, reason = (cert.revoked_at, cert.revocation_reason) if answer != "unknown" and cert else (None, None)
         if responder is not None:
             return _sign_with(ctx, ca, _loaded_responder(ctx, responder), serial, answer, revoked_at, reason, now,
@@ -493,6 +499,11 @@ def sign_ocsp_now(
         ca = _ca_by_label(session, ca_label)
         status.lock_issuer(session, "ocsp", ca.id, wait=True)  # a responder renewal must not happen twice
         return _sign(ctx, session, ca, serial, answer, revoked_at, reason, now, request_hash)
+
+
+def _precertificate_pending(session: Session, ca_id: int, serial_hex: str) -> bool:
+    precert = ct_store.precertificate_for(session, ca_id, serial_hex)
+    return precert is not None and precert.status == PrecertStatus.SIGNED
 
 
 def issuer_index(ctx: Context) -> dict[tuple[str, bytes, bytes], str]:
