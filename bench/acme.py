@@ -112,11 +112,14 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0, **kw: Any) -> None:
+def _wait_http(
+    url: str, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None, timeout: float = 60.0, **kw: Any
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited: {(proc.stdout.read() if proc.stdout else b'').decode()[-2000:]}")
+            said = log.read_text(errors="replace")[-2000:] if log is not None and log.exists() else ""
+            raise RuntimeError(f"{proc.args!r} exited: {said}")
         try:
             httpx.get(url, timeout=2, trust_env=False, **kw)
             return
@@ -125,9 +128,11 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: f
     raise RuntimeError(f"nothing answered at {url}")
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A subprocess in a process group of its own, so stopping it also stops the workers it forked."""
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A subprocess in a process group of its own (stopping it stops the workers it forked), its output in
+    ``log``: a pipe nobody reads fills up and then blocks the server's logging, and with it the server."""
+    with log.open("ab") as out:
+        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -215,9 +220,10 @@ def world(work: Path) -> Iterator[World]:
                     ECERT_HTTP_PORT=str(http01_port),
                     ECERT_PERSPECTIVE_SECRET=PERSPECTIVE_SECRET,
                 )
-                started.append(_spawn([sys.executable, "-c", _PERSPECTIVE.format(port=port)], env))
+                log = work / f"perspective-{port}.log"
+                started.append(_spawn([sys.executable, "-c", _PERSPECTIVE.format(port=port)], env, log))
                 urls.append(f"http://127.0.0.1:{port}")
-                _wait_http(urls[-1], started[-1])
+                _wait_http(urls[-1], started[-1], log)
             pids = tuple(p.pid for p in started)
             yield World(work, knot, front.resolver_addr, http01_port, tuple(urls), *_tls_material(work), pids)
     finally:
@@ -319,9 +325,10 @@ def pebble(w: World) -> Iterator[str]:
     )
     env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
     with _processes() as started:
-        started.append(_spawn(["pebble", "-config", str(config), "-dnsserver", w.resolver], env))
+        log = w.work / "pebble.log"
+        started.append(_spawn(["pebble", "-config", str(config), "-dnsserver", w.resolver], env, log))
         url = f"https://127.0.0.1:{port}/dir"
-        _wait_http(url, started[0], verify=str(w.tls_root))
+        _wait_http(url, started[0], log, verify=str(w.tls_root))
         yield url
 
 
@@ -489,12 +496,13 @@ def _drop_pg_schema(pg: str, schema: str) -> None:
 def orders_per_second(w: World, label: str, database_url: str | None, clients: int, orders: int, workers: int) -> float:
     env = _ecert_settings(w, w.work / f"ecert-{label}", database_url)
     port = free_port()
+    log = w.work / f"ecert-{label}.log"
     with _processes() as started:
         started.append(
-            _spawn([ECERT_CA, "serve", "--demo", "--port", str(port), "--workers", str(workers)], _env(**env))
+            _spawn([ECERT_CA, "serve", "--demo", "--port", str(port), "--workers", str(workers)], _env(**env), log)
         )
         directory_url = f"http://127.0.0.1:{port}/acme/directory"
-        _wait_http(directory_url, started[0])
+        _wait_http(directory_url, started[0], log)
         ctx = _context(env)
         try:
             accounts = [
