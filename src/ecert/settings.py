@@ -69,6 +69,7 @@ class Settings(BaseSettings):
 
     # ACME: nonces (and later rate-limit counters) in Redis when set, else in the database
     redis_url: str | None = None
+    redis_namespace: str = "ecert:"  # key prefix in Redis, so several CAs (or test runs) can share one server
     acme_eab_secret_env: str = "ECERT_ACME_EAB_SECRET"  # names the variable holding the EAB key-wrapping secret
     # Subscribers may make their own EAB credential in the portal (issue 13 point 2); false: the operator only
     acme_portal_eab: bool = True

@@ -4,7 +4,7 @@ processes are) share one count."""
 
 from __future__ import annotations
 
-import secrets
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from ecert.core.acme_limits import RateLimitRefusal
 from ecert.services import acme_limits
-from ecert.store import acme_limits as store_limits
 from ecert.store.models import AuditEvent
 from tests.integration.acme_ca_fixtures import acme_ca_with, cert_id, issue_to, subscriber
 from tests.integration.acme_fixtures import Client, Clock, assert_refused, db_state, new_eab, nonce_of
@@ -72,9 +71,8 @@ def _ctx_pair(tmp_path: Path, db_url: str | None, clock: Clock, **overrides: obj
 @pytest.fixture(params=["database", "redis"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     if request.param == "redis":
-        # a prefix of this test's own, so runs in parallel (and earlier runs) never share a counter
-        monkeypatch.setattr(store_limits.RedisCounters, "PREFIX", f"ecert-test:{secrets.token_hex(6)}:")
-        return {"redis_url": REDIS_URL}
+        # a namespace of this test's own, so runs in parallel (and earlier runs) never share a counter
+        return {"redis_url": REDIS_URL, "redis_namespace": f"ecert-test:{uuid.uuid4().hex}:"}
     return {}
 
 

@@ -7,6 +7,7 @@ after it expired; sixteen threads racing for one nonce see exactly one success.
 from __future__ import annotations
 
 # ruff: noqa: F811  (pytest fixtures imported from acme_fixtures are parameters of the tests below)
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -29,7 +30,10 @@ def two_instances(
     request: pytest.FixtureRequest, tmp_path: Path, db_url: str, clock: Clock
 ) -> Iterator[tuple[Context, Context]]:
     """Two app instances (own contexts, own engines) sharing one database, and Redis when the param says so."""
-    overrides = {"redis_url": REDIS_URL} if request.param == "redis" else {}
+    # A namespace of its own: counts and used nonces of earlier runs on this Redis must not leak in.
+    overrides: dict[str, object] = {}
+    if request.param == "redis":
+        overrides = {"redis_url": REDIS_URL, "redis_namespace": f"ecert-test:{uuid.uuid4().hex}:"}
     first = make_ctx(tmp_path / "one", db_url, **overrides)
     second = make_ctx(tmp_path / "two", db_url, **overrides)  # the same SQLite file or PostgreSQL schema
     first.clock = second.clock = clock

@@ -55,7 +55,7 @@ def _redis(ctx: Context) -> store.RedisCounters | None:
         import redis  # only processes configured for Redis load the client
 
         ctx.memo.redis = redis.Redis.from_url(url, socket_timeout=5)
-    return store.RedisCounters(ctx.memo.redis)
+    return store.RedisCounters(ctx.memo.redis, ctx.settings.redis_namespace)
 
 
 def _spent(ctx: Context, limit: Limit, key: str, now: datetime) -> bool:

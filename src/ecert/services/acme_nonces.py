@@ -53,7 +53,7 @@ def _redis(ctx: Context) -> store.RedisNonces | None:
         import redis  # only processes configured for Redis load the client
 
         ctx.memo.redis = redis.Redis.from_url(url, socket_timeout=5)
-    return store.RedisNonces(ctx.memo.redis)
+    return store.RedisNonces(ctx.memo.redis, ctx.settings.redis_namespace)
 
 
 def _mac(key: bytes, body: bytes) -> bytes:

@@ -56,14 +56,13 @@ class _Redis(Protocol):
 class RedisNonces:
     """Used nonces as Redis keys: SET NX makes the first use win (atomic on the server); the TTL collects them."""
 
-    PREFIX = "ecert:acme:nonce:"
-
-    def __init__(self, client: _Redis) -> None:
+    def __init__(self, client: _Redis, namespace: str = "ecert:") -> None:
         self.client = client
+        self.prefix = f"{namespace}acme:nonce:"  # several CAs (or test runs) may share one Redis
 
     def mark_used(self, value: str, *, expires_at: datetime, now: datetime) -> bool:
         ttl = max(1, int((expires_at - now).total_seconds()) + 1)
-        return bool(self.client.set(self.PREFIX + value, "1", ex=ttl, nx=True))
+        return bool(self.client.set(self.prefix + value, "1", ex=ttl, nx=True))
 
 
 # --- EAB credentials --------------------------------------------------------------------------------

@@ -111,13 +111,12 @@ class _Redis(Protocol):
 class RedisCounters:
     """Counters as Redis keys: INCR is atomic on the server; an increment past the limit is undone at once."""
 
-    PREFIX = "ecert:acme:limit:"
-
-    def __init__(self, client: _Redis) -> None:
+    def __init__(self, client: _Redis, namespace: str = "ecert:") -> None:
         self.client = client
+        self.prefix = f"{namespace}acme:limit:"  # several CAs (or test runs) may share one Redis
 
     def _key(self, name: str, key: str, window_start: datetime) -> str:
-        return f"{self.PREFIX}{name}:{key}:{int(window_start.timestamp())}"
+        return f"{self.prefix}{name}:{key}:{int(window_start.timestamp())}"
 
     def spend(self, name: str, key: str, *, window_start: datetime, ttl: int, limit: int) -> bool:
         redis_key = self._key(name, key, window_start)
