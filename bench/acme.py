@@ -369,7 +369,7 @@ def part_certbot(w: World, runs: int) -> None:
             made = make_eab(ctx, add_named_application(ctx, name), wrap_secret=EAB_SECRET, actor="operator:bench")
             run_dir = w.work / f"certbot-ecert-{i}"
             ecert_times.append(
-                certbot(w, ecert_dir, name, run_dir, "--eab-kid", made.kid, "--eab-hmac-key", made.hmac_key)
+                certbot(w, ecert_dir, name, run_dir, f"--eab-kid={made.kid}", f"--eab-hmac-key={made.hmac_key}")
             )
             pebble_times.append(certbot(w, pebble_dir, w.fresh_name("certbot"), w.work / f"certbot-pebble-{i}"))
     floor = statistics.median(certbot_floor() for _ in range(3))
