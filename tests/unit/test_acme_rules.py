@@ -82,3 +82,14 @@ def test_application_fit_for_acme() -> None:
     assert application_unfit_for_acme("accepted", NOW + timedelta(days=1), NOW) is None
     assert "rejected" in (application_unfit_for_acme("rejected", NOW + timedelta(days=1), NOW) or "")
     assert "ended" in (application_unfit_for_acme("accepted", NOW, NOW) or "")
+
+
+def test_eab_keys_never_start_with_a_dash() -> None:
+    """A key starting with "-" pasted after --eab-hmac-key is read as an option by certbot, lego and ecert."""
+    import base64
+
+    from ecert.services.acme_accounts import _hmac_key
+
+    keys = [base64.urlsafe_b64encode(_hmac_key()).decode() for _ in range(2000)]
+    assert not [k for k in keys if k.startswith("-")]
+    assert len({k[0] for k in keys}) > 32  # still spread over the alphabet

@@ -156,11 +156,20 @@ def _unseal(secret: str | None, kid: str, sealed: bytes) -> bytes:
 # --- the operator makes credentials -----------------------------------------------------------------
 
 
+def _hmac_key() -> bytes:
+    """256 random bits whose base64url form does not start with "-": pasted after --eab-hmac-key (certbot,
+    ecert) or --hmac (lego), such a key is read as an option and the command fails (1 key in 64)."""
+    while True:
+        key = secrets.token_bytes(32)
+        if key[0] >> 2 != 62:  # 62 is "-" in the base64url alphabet
+            return key
+
+
 def make_eab(ctx: Context, reference_number: str, *, wrap_secret: str | None, actor: str) -> EabMade:
     """A new EAB credential for an application in force; it binds once and is void after EAB_UNUSED_LIFETIME."""
     now = ctx.clock()
     kid = "ecert-" + secrets.token_urlsafe(12)
-    hmac_key = secrets.token_bytes(32)
+    hmac_key = _hmac_key()
     sealed = _seal(wrap_secret, kid, hmac_key)
     with ctx.transaction() as session:
         row = _load_by_reference(session, reference_number)
