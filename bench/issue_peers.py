@@ -48,6 +48,7 @@ def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
+
 DJANGO_CA_VENV = Path("/tmp/ecert-bench-djangoca")
 
 _OPENSSL_CNF = """
@@ -86,10 +87,12 @@ def make_csrs(directory: Path, count: int) -> list[Path]:
     for i in range(count):
         key = ec.generate_private_key(ec.SECP256R1())
         name = f"www{i}.example.com"
-        csr = (x509.CertificateSigningRequestBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-               .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-               .sign(key, hashes.SHA256()))
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, hashes.SHA256())
+        )
         path = directory / f"{i:05d}.csr"
         path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
         paths.append(path)
@@ -101,10 +104,32 @@ def _openssl_ca_dir(directory: Path) -> Path:
     (directory / "new").mkdir(parents=True, exist_ok=True)
     (directory / "index.txt").write_text("")
     (directory / "openssl.cnf").write_text(_OPENSSL_CNF.format(dir=directory))
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", str(directory / "ca.key"), "-out", str(directory / "ca.pem"), "-days", "3650",
-                    "-subj", "/CN=Bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
-                    "-addext", "keyUsage=critical,keyCertSign,cRLSign"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(directory / "ca.key"),
+            "-out",
+            str(directory / "ca.pem"),
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=Bench CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return directory / "openssl.cnf"
 
 
@@ -112,16 +137,44 @@ def _openssl_one_by_one(job: tuple[str, list[str]]) -> int:
     directory, csrs = Path(job[0]), job[1]
     cnf = _openssl_ca_dir(directory)
     for i, csr in enumerate(csrs):
-        subprocess.run(["openssl", "ca", "-batch", "-config", str(cnf), "-notext", "-in", csr,
-                        "-out", str(directory / f"{i}.pem")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "ca",
+                "-batch",
+                "-config",
+                str(cnf),
+                "-notext",
+                "-in",
+                csr,
+                "-out",
+                str(directory / f"{i}.pem"),
+            ],
+            check=True,
+            capture_output=True,
+        )
     return len(csrs)
 
 
 def _openssl_all_at_once(job: tuple[str, list[str]]) -> int:
     directory, csrs = Path(job[0]), job[1]
     cnf = _openssl_ca_dir(directory)
-    subprocess.run(["openssl", "ca", "-batch", "-config", str(cnf), "-notext", "-out", str(directory / "all.pem"),
-                    "-infiles", *csrs], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "ca",
+            "-batch",
+            "-config",
+            str(cnf),
+            "-notext",
+            "-out",
+            str(directory / "all.pem"),
+            "-infiles",
+            *csrs,
+        ],
+        check=True,
+        capture_output=True,
+    )
     return len(csrs)
 
 
@@ -154,7 +207,7 @@ def openssl_batched(work: Path, csrs: Sequence[Path], processes: int = 1) -> Rat
 
 # --- django-ca -----------------------------------------------------------------------------------------
 
-_DJANGO_SCRIPT = r'''
+_DJANGO_SCRIPT = r"""
 import json, sys, time, os
 from pathlib import Path
 work = Path(sys.argv[1]); csr_paths = json.loads(sys.argv[2])
@@ -200,7 +253,7 @@ c0, t0 = time.process_time(), time.perf_counter()
 for csr in csrs:
     issue(csr)
 print(json.dumps({"count": len(csrs), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}))
-'''
+"""
 
 
 def _django_ready() -> Path | None:
@@ -210,8 +263,9 @@ def _django_ready() -> Path | None:
         subprocess.run([sys.executable, "-m", "venv", str(DJANGO_CA_VENV)], check=True)
     probe = subprocess.run([str(python), "-c", "import django_ca"], capture_output=True)
     if probe.returncode != 0:
-        installed = subprocess.run([str(python), "-m", "pip", "install", "-q", "django-ca"], capture_output=True,
-                                   text=True)
+        installed = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "django-ca"], capture_output=True, text=True
+        )
         if installed.returncode != 0:
             print(f"  django-ca: install failed: {installed.stderr.strip()[-300:]}", file=sys.stderr)
             return None
@@ -222,8 +276,12 @@ def _django_run(job: tuple[str, list[str]]) -> tuple[int, float, float]:
     python = DJANGO_CA_VENV / "bin" / "python"
     work = Path(job[0])
     work.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([str(python), "-c", _DJANGO_SCRIPT, str(work), json.dumps(job[1])], capture_output=True,
-                          text=True, env={k: v for k, v in os.environ.items() if not k.startswith("DJANGO")})
+    done = subprocess.run(
+        [str(python), "-c", _DJANGO_SCRIPT, str(work), json.dumps(job[1])],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DJANGO")},
+    )
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip()[-800:])
     result = json.loads(done.stdout.strip().splitlines()[-1])

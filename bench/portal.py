@@ -119,14 +119,28 @@ def prepare(data_dir: Path, database_url: str | None, sessions: int) -> tuple[di
     tokens, size = [], 0
     for i in range(sessions):
         host = f"bench{i}.example.com"
-        reg = apps.register_application(ctx, apps.ApplicationInput(
-            server_name=host, cert_type="server", org_name_en="Bench Limited", reg_doc_type="br",  # type: ignore[arg-type]
-            reg_doc_number="1", subscription_years=1, rep_email="a@example.com", is_government=True), actor="bench")
+        reg = apps.register_application(
+            ctx,
+            apps.ApplicationInput(
+                server_name=host,
+                cert_type="server",  # type: ignore[arg-type]
+                org_name_en="Bench Limited",
+                reg_doc_type="br",
+                reg_doc_number="1",
+                subscription_years=1,
+                rep_email="a@example.com",
+                is_government=True,
+            ),
+            actor="bench",
+        )
         apps.confirm_application(ctx, reg.application_id, use_chinese=False, actor="bench")
         key = ec.generate_private_key(ec.SECP256R1())
-        csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
-               .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-               .sign(key, hashes.SHA256()))
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .sign(key, hashes.SHA256())
+        )
         enrolment.submit_csr(ctx, reg.application_id, csr.public_bytes(Encoding.PEM).decode(), actor="bench")
         enrolment.accept_certificate(ctx, reg.application_id, actor="bench")
         size = len(downloads.download(ctx, reg.application_id, "pem").data)
@@ -199,16 +213,23 @@ def connections_per_worker(port: int) -> list[int]:
     With ``--workers 2`` the workers share one listening socket and whichever accepts first keeps the
     connection: a 12/4 split leaves one worker with three times the queue, which shows in p99.
     """
-    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
-                         text=True, check=False).stdout
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True, check=False
+    ).stdout
     counts: dict[str, int] = {}
     for pid in re.findall(r"pid=(\d+)", out):
         counts[pid] = counts.get(pid, 0) + 1
     return sorted(counts.values(), reverse=True)
 
 
-def wrk(url: str, seconds: int, connections: int, header: str | None = None,
-        cpu_of: int | None = None, split: tuple[int, list[int]] | None = None) -> dict[str, float]:
+def wrk(
+    url: str,
+    seconds: int,
+    connections: int,
+    header: str | None = None,
+    cpu_of: int | None = None,
+    split: tuple[int, list[int]] | None = None,
+) -> dict[str, float]:
     """One bounded wrk run: requests/second, the p50/p99 latency it reports (--latency), and the server's CPU
     per request when ``cpu_of`` names its process; ``split`` = (port, list) receives the connections each
     worker held half-way through."""
@@ -233,9 +254,13 @@ def wrk(url: str, seconds: int, connections: int, header: str | None = None,
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     requests = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return {"p50_ms": latency("50"), "p99_ms": latency("99"), "rps": rps,
-            "errors": float(non2xx.group(1)) if non2xx else 0.0,
-            "cpu_ms": 1000.0 * cpu / requests if cpu_of and requests else 0.0}
+    return {
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "rps": rps,
+        "errors": float(non2xx.group(1)) if non2xx else 0.0,
+        "cpu_ms": 1000.0 * cpu / requests if cpu_of and requests else 0.0,
+    }
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -261,9 +286,24 @@ def profiled(prefix: str | None, name: str, pid: int, seconds: int) -> Iterator[
     if not prefix:
         yield
         return
-    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
-                            "--subprocesses", "--format", "raw", "--duration", str(seconds + 1), "--nonblocking",
-                            "--output", f"{prefix}-{name}.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--format",
+            "raw",
+            "--duration",
+            str(seconds + 1),
+            "--nonblocking",
+            "--output",
+            f"{prefix}-{name}.txt",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.5)
     try:
         yield
@@ -277,8 +317,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument("--profile", metavar="PREFIX", help="record each ecert run with py-spy into PREFIX-<n>.txt "
-                        "(collapsed stacks; py-spy must be installed in the venv)")
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="record each ecert run with py-spy into PREFIX-<n>.txt "
+        "(collapsed stacks; py-spy must be installed in the venv)",
+    )
     args = parser.parse_args()
     database_url = os.environ.get("ECERT_DATABASE_URL")
     server_url = database_url
@@ -292,16 +336,22 @@ def main() -> None:
             code = SERVER.format(src=str(ROOT / "src"), port=api_port, workers=args.workers)
             # A session of its own, so the cleanup below stops uvicorn's workers too (never orphans holding
             # database connections).
-            procs.append(subprocess.Popen([sys.executable, "-c", code], env=server_env(overrides),
-                                          start_new_session=True))
+            procs.append(
+                subprocess.Popen([sys.executable, "-c", code], env=server_env(overrides), start_new_session=True)
+            )
             www = Path(tmp) / "nginx"
             (www / "www").mkdir(parents=True)
             (www / "tmp").mkdir()
             Path(tmp).chmod(0o755)
             (www / "www" / "cert.pem").write_bytes(b"x" * size)
             (www / "nginx.conf").write_text(NGINX_CONF.format(dir=www, port=static_port))
-            procs.append(subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(www / "nginx.conf"),
-                                           "-p", str(www)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(
+                    [shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(www / "nginx.conf"), "-p", str(www)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
             wait_listening(api_port, procs[0])
             wait_listening(static_port, procs[1])
             base = f"http://127.0.0.1:{api_port}/api/v1"
@@ -312,16 +362,17 @@ def main() -> None:
             pid = procs[0].pid
             split: list[int] = []
             with profiled(args.profile, "application", pid, args.seconds):
-                application = wrk(f"{base}/application", args.seconds, args.connections, header, pid,
-                                  split=(api_port, split))
+                application = wrk(
+                    f"{base}/application", args.seconds, args.connections, header, pid, split=(api_port, split)
+                )
             with profiled(args.profile, "download", pid, args.seconds):
-                download = wrk(f"{base}/certificate/download?format=pem", args.seconds, args.connections, header,
-                               pid)
+                download = wrk(f"{base}/certificate/download?format=pem", args.seconds, args.connections, header, pid)
             results = {
                 "api GET /application": application,
                 "api GET /certificate/download?format=pem": download,
-                f"nginx static file ({size} B)": wrk(f"http://127.0.0.1:{static_port}/cert.pem", args.seconds,
-                                                     args.connections),
+                f"nginx static file ({size} B)": wrk(
+                    f"http://127.0.0.1:{static_port}/cert.pem", args.seconds, args.connections
+                ),
             }
         finally:
             for proc in procs:
@@ -329,14 +380,18 @@ def main() -> None:
             if server_url and database_url and "ecert_bench_" in database_url:
                 _drop_schema(server_url, database_url.split("search_path%3D")[-1].split("search_path=")[-1])
     engine = "PostgreSQL" if database_url else "SQLite"
-    print(f"ecert portal API bench: {engine}, wrk 1 thread, {args.connections} connections, {args.seconds} s per "
-          f"target, loopback, {args.workers} uvicorn worker(s) vs one nginx worker")
+    print(
+        f"ecert portal API bench: {engine}, wrk 1 thread, {args.connections} connections, {args.seconds} s per "
+        f"target, loopback, {args.workers} uvicorn worker(s) vs one nginx worker"
+    )
     if args.workers > 1:
         print(f"  connections held per worker during GET /application: {split}")
     static = list(results.values())[-1]
     for name, r in results.items():
-        print(f"  {name:<44} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  {r['rps']:8.1f} req/s  "
-              f"CPU {r['cpu_ms']:5.2f} ms/req  non-2xx {int(r['errors'])}  ({r['rps'] / static['rps']:.3f}x nginx)")
+        print(
+            f"  {name:<44} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  {r['rps']:8.1f} req/s  "
+            f"CPU {r['cpu_ms']:5.2f} ms/req  non-2xx {int(r['errors'])}  ({r['rps'] / static['rps']:.3f}x nginx)"
+        )
 
 
 if __name__ == "__main__":

@@ -218,8 +218,13 @@ def _write_batch(batch: list[_Pending]) -> dict[int, BaseException]:
     for key, items in by_ctx.items():
         try:
             entries = [
-                audit.Entry(item.actor, "cert.downloaded", item.serial_hex,
-                            {"format": item.fmt, "channel": item.channel}, item.at)
+                audit.Entry(
+                    item.actor,
+                    "cert.downloaded",
+                    item.serial_hex,
+                    {"format": item.fmt, "channel": item.channel},
+                    item.at,
+                )
                 for item in items
             ]
             with items[0].ctx.transaction() as session:

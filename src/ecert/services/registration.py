@@ -134,30 +134,54 @@ def _application_organisation(row: Application, now: datetime) -> _Organisation:
         raise Conflict("the application was rejected; nothing can be issued for it", value=row.reference_number)
     if row.subscription_end <= now:
         raise Conflict("the subscription period has ended; apply again", value=row.subscription_end.isoformat())
-    evidence = OrganisationEvidence(kind="application", ref=row.id, vetted_at=row.created_at,
-                                    label=row.reference_number)
-    return _Organisation(subject=subject_for(row), evidence=evidence, allowed_names=application_names(row),
-                         allowed_type=CertType(row.cert_type), subscription_end=row.subscription_end,
-                         application_id=row.id, reference=row.reference_number, reviewed_at_approval=True)
+    evidence = OrganisationEvidence(
+        kind="application", ref=row.id, vetted_at=row.created_at, label=row.reference_number
+    )
+    return _Organisation(
+        subject=subject_for(row),
+        evidence=evidence,
+        allowed_names=application_names(row),
+        allowed_type=CertType(row.cert_type),
+        subscription_end=row.subscription_end,
+        application_id=row.id,
+        reference=row.reference_number,
+        reviewed_at_approval=True,
+    )
 
 
 def _vetting_organisation(session: Session, vetting_id: int) -> _Organisation:
     row = ra_store.get_vetting(session, vetting_id)
     if row is None:
-        raise NotFound(f"no organisation vetting number {vetting_id}; record one with `ecert-ca vetting add`",
-                       value=vetting_id)
-    subject = SubjectData(organization=row.organization, country=row.country, state=row.state,
-                          locality=row.locality, business_category=row.business_category,
-                          jurisdiction_country=row.jurisdiction_country, serial_number=row.registration_number)
+        raise NotFound(
+            f"no organisation vetting number {vetting_id}; record one with `ecert-ca vetting add`", value=vetting_id
+        )
+    subject = SubjectData(
+        organization=row.organization,
+        country=row.country,
+        state=row.state,
+        locality=row.locality,
+        business_category=row.business_category,
+        jurisdiction_country=row.jurisdiction_country,
+        serial_number=row.registration_number,
+    )
     evidence = OrganisationEvidence(kind="vetting", ref=row.id, vetted_at=row.vetted_at, label=row.organization)
-    return _Organisation(subject=subject, evidence=evidence, allowed_names=None, allowed_type=None,
-                         subscription_end=None, application_id=None, reference=None, reviewed_at_approval=False)
+    return _Organisation(
+        subject=subject,
+        evidence=evidence,
+        allowed_names=None,
+        allowed_type=None,
+        subscription_end=None,
+        application_id=None,
+        reference=None,
+        reviewed_at_approval=False,
+    )
 
 
 def _organisation(session: Session, intent: IssuanceIntent, now: datetime) -> _Organisation:
     if (intent.application_id is None) == (intent.vetting_id is None):
-        raise PolicyViolation("an issuance names exactly one vetted organisation: an application or a vetting",
-                              rule="BR 3.2.2.1")
+        raise PolicyViolation(
+            "an issuance names exactly one vetted organisation: an application or a vetting", rule="BR 3.2.2.1"
+        )
     if intent.application_id is not None:
         org = _application_organisation(load_application(session, intent.application_id), now)
     else:
@@ -173,8 +197,11 @@ def _organisation(session: Session, intent: IssuanceIntent, now: datetime) -> _O
 def _names(intent: IssuanceIntent, org: _Organisation) -> tuple[str, ...]:
     """The certificate's names: the profile's rules over what was asked, inside what was vetted."""
     if org.allowed_type is not None and not profile_allowed(org.allowed_type, intent.cert_type):
-        raise PolicyViolation(f"the application is for {org.allowed_type.value} certificates, "
-                              f"not {intent.cert_type.value}", rule="profile", value=intent.cert_type.value)
+        raise PolicyViolation(
+            f"the application is for {org.allowed_type.value} certificates, not {intent.cert_type.value}",
+            rule="profile",
+            value=intent.cert_type.value,
+        )
     if not intent.names:
         if org.allowed_names is None:
             raise PolicyViolation("name at least one server name to issue for", rule="BR 7.1.2.7.12")
@@ -184,8 +211,12 @@ def _names(intent: IssuanceIntent, org: _Organisation) -> tuple[str, ...]:
     if org.allowed_names is not None:
         outside = [n for n in names if n not in org.allowed_names]
         if outside:
-            raise PolicyViolation(f"{', '.join(outside)} is not among the names of application {org.reference} "
-                                  f"({', '.join(org.allowed_names)})", rule="BR 3.2.2.4", value=tuple(outside))
+            raise PolicyViolation(
+                f"{', '.join(outside)} is not among the names of application {org.reference} "
+                f"({', '.join(org.allowed_names)})",
+                rule="BR 3.2.2.4",
+                value=tuple(outside),
+            )
     return names
 
 
@@ -196,8 +227,11 @@ def _require_review(names: tuple[str, ...], intent: IssuanceIntent, org: _Organi
     for name in names:
         reason = needs_manual_review(name)
         if reason:
-            raise PolicyViolation(f"{name} needs a manual high-risk review first: {reason}; confirm that a person "
-                                  "has checked it", rule="BR 4.2.1", value=name)
+            raise PolicyViolation(
+                f"{name} needs a manual high-risk review first: {reason}; confirm that a person has checked it",
+                rule="BR 4.2.1",
+                value=name,
+            )
 
 
 # --- step 4: the CSR --------------------------------------------------------------------------------
@@ -241,8 +275,9 @@ def _check_csr(ctx: Context, session: Session, intent: IssuanceIntent, names: tu
 # --- step 5: domain control -------------------------------------------------------------------------
 
 
-def _domain_evidence(session: Session, names: tuple[str, ...], org: _Organisation,
-                     now: datetime) -> dict[str, DomainEvidence]:
+def _domain_evidence(
+    session: Session, names: tuple[str, ...], org: _Organisation, now: datetime
+) -> dict[str, DomainEvidence]:
     candidates = ra_store.operator_domain_evidence(session)
     if org.application_id is not None:
         candidates += ra_store.application_domain_evidence(session, org.application_id)
@@ -261,16 +296,34 @@ def _decide(ctx: Context, intent: IssuanceIntent, now: datetime) -> VettedReques
         info = _check_csr(ctx, session, intent, names)
         by_domain = _domain_evidence(session, names, org, now)
     methods: dict[str, str | None] = {domain: ev.method for domain, ev in by_domain.items()}
-    check_caa_at_issuance(ctx, names, actor=intent.requester.actor, application_id=org.application_id,
-                          reference=org.reference, methods=methods, account_uri=intent.caa_account_uri)
-    evidence = {"domains": {d: ev.as_record() for d, ev in by_domain.items()},
-                "organisation": org.evidence.as_record(), "caa_checked_at": now.isoformat()}
-    request = IssueRequest(cert_type=intent.cert_type, names=names, subject=org.subject,
-                           public_key=info.public_key,  # type: ignore[arg-type]
-                           application_id=org.application_id, subscription_end=org.subscription_end,
-                           requested_days=intent.requested_days, actor=intent.requester.actor,
-                           evidence=evidence, channel=intent.requester.channel.value,
-                           replaces_id=intent.replaces_id, revoke_replaced=intent.revoke_replaced)
+    check_caa_at_issuance(
+        ctx,
+        names,
+        actor=intent.requester.actor,
+        application_id=org.application_id,
+        reference=org.reference,
+        methods=methods,
+        account_uri=intent.caa_account_uri,
+    )
+    evidence = {
+        "domains": {d: ev.as_record() for d, ev in by_domain.items()},
+        "organisation": org.evidence.as_record(),
+        "caa_checked_at": now.isoformat(),
+    }
+    request = IssueRequest(
+        cert_type=intent.cert_type,
+        names=names,
+        subject=org.subject,
+        public_key=info.public_key,  # type: ignore[arg-type]
+        application_id=org.application_id,
+        subscription_end=org.subscription_end,
+        requested_days=intent.requested_days,
+        actor=intent.requester.actor,
+        evidence=evidence,
+        channel=intent.requester.channel.value,
+        replaces_id=intent.replaces_id,
+        revoke_replaced=intent.revoke_replaced,
+    )
     return VettedRequest(request=request, csr=info, reference=org.reference, token=_VETTED)
 
 
@@ -279,10 +332,21 @@ def _audit_refusal(ctx: Context, intent: IssuanceIntent, exc: EcertError) -> Non
     with ctx.transaction() as session:
         if intent.application_id is not None:
             subject = ra_store.reference_of(session, intent.application_id) or subject
-        audit.append(session, actor=intent.requester.actor, event="issuance.refused", subject=subject,
-                     details={"channel": intent.requester.channel.value, "code": exc.code, "rule": exc.rule,
-                              "reason": exc.message[:1000], "profile": intent.cert_type.value,
-                              "names": [n[:253] for n in intent.names[:100]]}, now=ctx.clock())
+        audit.append(
+            session,
+            actor=intent.requester.actor,
+            event="issuance.refused",
+            subject=subject,
+            details={
+                "channel": intent.requester.channel.value,
+                "code": exc.code,
+                "rule": exc.rule,
+                "reason": exc.message[:1000],
+                "profile": intent.cert_type.value,
+                "names": [n[:253] for n in intent.names[:100]],
+            },
+            now=ctx.clock(),
+        )
 
 
 def authorize(ctx: Context, intent: IssuanceIntent) -> VettedRequest:
@@ -294,38 +358,58 @@ def authorize(ctx: Context, intent: IssuanceIntent) -> VettedRequest:
         raise
 
 
-def issue_vetted(ctx: Context, vetted: VettedRequest, *,
-                 on_signed: Callable[[Session, Certificate], None] | None = None) -> Certificate:
+def issue_vetted(
+    ctx: Context, vetted: VettedRequest, *, on_signed: Callable[[Session, Certificate], None] | None = None
+) -> Certificate:
     """Hand an approved request to the durable, lint-gated pipeline."""
     return run_pipeline(ctx, vetted.request, on_signed=on_signed)
 
 
-def issue(ctx: Context, intent: IssuanceIntent, *,
-          on_signed: Callable[[Session, Certificate], None] | None = None) -> Certificate:
+def issue(
+    ctx: Context, intent: IssuanceIntent, *, on_signed: Callable[[Session, Certificate], None] | None = None
+) -> Certificate:
     """Authorize, then issue: what a front door without its own state to move calls (operator paths)."""
     return issue_vetted(ctx, authorize(ctx, intent), on_signed=on_signed)
 
 
-def record_vetting(ctx: Context, subject: SubjectData, *, source: str, actor: str,
-                   vetted_at: datetime | None = None) -> int:
+def record_vetting(
+    ctx: Context, subject: SubjectData, *, source: str, actor: str, vetted_at: datetime | None = None
+) -> int:
     """Record an organisation the operator vetted outside an application (BR 3.2.2.1); audited."""
     now = ctx.clock()
     when = vetted_at or now
     if when > now:
         raise PolicyViolation("a vetting cannot be dated in the future", rule="BR 3.2.2.1", value=when.isoformat())
     if not source.strip():
-        raise PolicyViolation("say what the vetting relied on (registry extract, document number)",
-                              rule="BR 3.2.2.1")
+        raise PolicyViolation("say what the vetting relied on (registry extract, document number)", rule="BR 3.2.2.1")
     with ctx.transaction() as session:
-        row = ra_store.add_vetting(session, organization=subject.organization, country=subject.country,
-                                   state=subject.state, locality=subject.locality,
-                                   business_category=subject.business_category,
-                                   jurisdiction_country=subject.jurisdiction_country,
-                                   registration_number=subject.serial_number, source=source.strip()[:1000],
-                                   vetted_by=actor, vetted_at=when, now=now)
-        audit.append(session, actor=actor, event="vetting.recorded", subject=str(row.id),
-                     details={"organization": subject.organization, "country": subject.country,
-                              "source": source.strip()[:1000], "vetted_at": when.isoformat()}, now=now)
+        row = ra_store.add_vetting(
+            session,
+            organization=subject.organization,
+            country=subject.country,
+            state=subject.state,
+            locality=subject.locality,
+            business_category=subject.business_category,
+            jurisdiction_country=subject.jurisdiction_country,
+            registration_number=subject.serial_number,
+            source=source.strip()[:1000],
+            vetted_by=actor,
+            vetted_at=when,
+            now=now,
+        )
+        audit.append(
+            session,
+            actor=actor,
+            event="vetting.recorded",
+            subject=str(row.id),
+            details={
+                "organization": subject.organization,
+                "country": subject.country,
+                "source": source.strip()[:1000],
+                "vetted_at": when.isoformat(),
+            },
+            now=now,
+        )
         return row.id
 
 
@@ -341,5 +425,14 @@ class VettingView:
 
 def list_vettings(ctx: Context) -> list[VettingView]:
     with ctx.read() as session:
-        return [VettingView(id=r.id, organization=r.organization, country=r.country, source=r.source,
-                            vetted_by=r.vetted_by, vetted_at=r.vetted_at) for r in ra_store.list_vettings(session)]
+        return [
+            VettingView(
+                id=r.id,
+                organization=r.organization,
+                country=r.country,
+                source=r.source,
+                vetted_by=r.vetted_by,
+                vetted_at=r.vetted_at,
+            )
+            for r in ra_store.list_vettings(session)
+        ]

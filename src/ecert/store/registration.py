@@ -33,8 +33,14 @@ __all__ = [
 
 
 def _evidence(row: DomainValidation, source: str) -> DomainEvidence:
-    return DomainEvidence(validation_id=row.id, domain=row.domain, method=row.method,
-                          validated_at=row.validated_at, source=source, namespace=bool(row.namespace))
+    return DomainEvidence(
+        validation_id=row.id,
+        domain=row.domain,
+        method=row.method,
+        validated_at=row.validated_at,
+        source=source,
+        namespace=bool(row.namespace),
+    )
 
 
 def application_domain_evidence(session: Session, application_id: int) -> list[DomainEvidence]:
@@ -60,11 +66,27 @@ def ca_key_labels(session: Session) -> dict[str, str]:
     return found
 
 
-def record_caa_check(session: Session, *, application_id: int | None, domain: str, checked_at: datetime,
-                     permitted: bool, records: list[str], reason: str) -> None:
+def record_caa_check(
+    session: Session,
+    *,
+    application_id: int | None,
+    domain: str,
+    checked_at: datetime,
+    permitted: bool,
+    records: list[str],
+    reason: str,
+) -> None:
     """Keep a CAA lookup's outcome (BR 3.2.2.8: the CA records what it relied on)."""
-    session.add(CaaCheck(application_id=application_id, domain=domain, checked_at=checked_at, permitted=permitted,
-                         records=records, reason=reason))
+    session.add(
+        CaaCheck(
+            application_id=application_id,
+            domain=domain,
+            checked_at=checked_at,
+            permitted=permitted,
+            records=records,
+            reason=reason,
+        )
+    )
 
 
 def reference_of(session: Session, application_id: int) -> str | None:
@@ -96,13 +118,34 @@ def is_key_blocked(session: Session, spki: str) -> bool:
     return session.get(BlockedKey, spki) is not None
 
 
-def add_vetting(session: Session, *, organization: str, country: str, state: str | None, locality: str | None,
-                business_category: str | None, jurisdiction_country: str | None, registration_number: str | None,
-                source: str, vetted_by: str, vetted_at: datetime, now: datetime) -> OrganisationVetting:
-    row = OrganisationVetting(organization=organization, country=country, state=state, locality=locality,
-                              business_category=business_category, jurisdiction_country=jurisdiction_country,
-                              registration_number=registration_number, source=source, vetted_by=vetted_by,
-                              vetted_at=vetted_at, created_at=now)
+def add_vetting(
+    session: Session,
+    *,
+    organization: str,
+    country: str,
+    state: str | None,
+    locality: str | None,
+    business_category: str | None,
+    jurisdiction_country: str | None,
+    registration_number: str | None,
+    source: str,
+    vetted_by: str,
+    vetted_at: datetime,
+    now: datetime,
+) -> OrganisationVetting:
+    row = OrganisationVetting(
+        organization=organization,
+        country=country,
+        state=state,
+        locality=locality,
+        business_category=business_category,
+        jurisdiction_country=jurisdiction_country,
+        registration_number=registration_number,
+        source=source,
+        vetted_by=vetted_by,
+        vetted_at=vetted_at,
+        created_at=now,
+    )
     session.add(row)
     session.flush()
     return row

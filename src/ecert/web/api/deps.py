@@ -16,8 +16,9 @@ from ...services.context import Context
 __all__ = ["ctx_of", "client_addr", "SessionApp", "Operator", "bearer"]
 
 bearer = HTTPBearer(auto_error=False, description="A session token from POST /api/v1/sessions")
-operator_bearer = HTTPBearer(auto_error=False, scheme_name="OperatorToken",
-                             description="The operator API token (ECERT_OPERATOR_TOKEN)")
+operator_bearer = HTTPBearer(
+    auto_error=False, scheme_name="OperatorToken", description="The operator API token (ECERT_OPERATOR_TOKEN)"
+)
 
 
 def ctx_of(request: Request) -> Context:
@@ -28,16 +29,16 @@ def client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def session_app(request: Request,
-                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None) -> int:
+def session_app(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None) -> int:
     """The application id bound to the bearer token (sliding 30-minute sessions)."""
     if creds is None or not creds.credentials:
         raise Unauthorized("Send a session token: Authorization: Bearer <token> (POST /api/v1/sessions).")
     return apps.resolve_session(ctx_of(request), creds.credentials)
 
 
-def operator(request: Request,
-             creds: Annotated[HTTPAuthorizationCredentials | None, Depends(operator_bearer)] = None) -> str:
+def operator(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(operator_bearer)] = None
+) -> str:
     """The operator's token must match ECERT_OPERATOR_TOKEN (compared as SHA-256, in constant time)."""
     expected = (getattr(request.app.state, "env", {}) or {}).get("ECERT_OPERATOR_TOKEN")
     if not expected:
