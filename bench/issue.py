@@ -60,8 +60,9 @@ def _ctx(tmp: Path, url: str | None, **extra: object):  # type: ignore[no-untype
 
 def _pipeline(ctx, count: int) -> float:  # type: ignore[no-untyped-def]
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    req = issuance.IssueRequest(cert_type=CertType.SERVER, names=("www.example.com",),
-                                subject=SubjectData("Example Limited"), public_key=key)
+    req = issuance.IssueRequest(
+        cert_type=CertType.SERVER, names=("www.example.com",), subject=SubjectData("Example Limited"), public_key=key
+    )
     issuance.issue(ctx, req)  # warm: loads the key, builds the lint container
     t0 = time.perf_counter()
     for _ in range(count):
@@ -102,15 +103,21 @@ def _with_ct(tmp: Path, url: str | None, count: int) -> tuple[float, float]:
 
 def _ct_report(rows: list[tuple[str, float, float, float]]) -> None:
     slowest = max(d for _n, _o, d in LOG_DELAYS)
-    print(f"\nCertificate Transparency, 3 loopback test logs ({', '.join(f'{d * 1e3:.0f}' for *_x, d in LOG_DELAYS)} "
-          f"ms; the sum would be {sum(d for *_x, d in LOG_DELAYS) * 1e3:.0f} ms), same run:")
+    print(
+        f"\nCertificate Transparency, 3 loopback test logs ({', '.join(f'{d * 1e3:.0f}' for *_x, d in LOG_DELAYS)} "
+        f"ms; the sum would be {sum(d for *_x, d in LOG_DELAYS) * 1e3:.0f} ms), same run:"
+    )
     print(f"{'engine':<11} {'cert/s':>8} {'CT cert/s':>9} {'CT cost ms':>10} {'ratio':>6} {'SCT ms':>7} {'ratio':>6}")
-    print(f"  CT cost = ms/cert with CT - without; ratio = / slowest log ({slowest * 1e3:.0f} ms), goal <= 1.2."
-          "  SCT ms = the parallel submission alone")
+    print(
+        f"  CT cost = ms/cert with CT - without; ratio = / slowest log ({slowest * 1e3:.0f} ms), goal <= 1.2."
+        "  SCT ms = the parallel submission alone"
+    )
     for name, plain, with_ct, sct in rows:
         cost = with_ct - plain
-        print(f"{name:<11} {1 / plain:8.1f} {1 / with_ct:9.2f} {cost * 1e3:10.1f} {cost / slowest:6.2f} "
-              f"{sct * 1e3:7.1f} {sct / slowest:6.2f}")
+        print(
+            f"{name:<11} {1 / plain:8.1f} {1 / with_ct:9.2f} {cost * 1e3:10.1f} {cost / slowest:6.2f} "
+            f"{sct * 1e3:7.1f} {sct / slowest:6.2f}"
+        )
 
 
 def _parts(ctx, count: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -161,8 +168,10 @@ def main() -> None:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         pg_url = db.normalize_url(args.pg).update_query_dict({"options": f"-csearch_path={schema}"})
         engines.append(("postgresql", pg_url.render_as_string(hide_password=False)))
-    print(f"{'engine':<11} {'cert/s':>8} {'ms/cert':>8} {'sign ms':>8} {'lint ms':>8} {'commit ms':>9} "
-          f"{'sign/s':>9} {'ratio':>6} {'ratio2':>6}")
+    print(
+        f"{'engine':<11} {'cert/s':>8} {'ms/cert':>8} {'sign ms':>8} {'lint ms':>8} {'commit ms':>9} "
+        f"{'sign/s':>9} {'ratio':>6} {'ratio2':>6}"
+    )
     print("  ratio = ms/cert / (sign + lint), goal <= 2;  ratio2 = ms/cert / (sign + lint + 2 durable commits)")
     ct_rows: list[tuple[str, float, float, float]] = []
     try:
@@ -174,9 +183,11 @@ def main() -> None:
                 commit = _commit_ms(ctx, args.count)
                 ctx.close()
                 ct_rows.append((name, per_cert, *_with_ct(Path(tmp), url, max(10, args.count // 10))))
-            print(f"{name:<11} {1 / per_cert:8.1f} {per_cert * 1e3:8.2f} {sign * 1e3:8.3f} {lint * 1e3:8.2f} "
-                  f"{commit * 1e3:9.2f} {1 / sign:9.0f} {per_cert / (sign + lint):6.2f} "
-                  f"{per_cert / (sign + lint + 2 * commit):6.2f}")
+            print(
+                f"{name:<11} {1 / per_cert:8.1f} {per_cert * 1e3:8.2f} {sign * 1e3:8.3f} {lint * 1e3:8.2f} "
+                f"{commit * 1e3:9.2f} {1 / sign:9.0f} {per_cert / (sign + lint):6.2f} "
+                f"{per_cert / (sign + lint + 2 * commit):6.2f}"
+            )
         _ct_report(ct_rows)
         if not args.no_peers:
             _peers_report(engines, args.count)
@@ -197,11 +208,17 @@ def _csr_pipeline(job: tuple[str, str | None, list[str]]) -> tuple[int, float, f
     reqs = []
     for path in paths:
         csr = x509.load_pem_x509_csr(Path(path).read_bytes())
-        names = tuple(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-                      .get_values_for_type(x509.DNSName))
-        reqs.append(issuance.IssueRequest(cert_type=CertType.SERVER, names=names,
-                                          subject=SubjectData("Example Limited"),
-                                          public_key=cast(ec.EllipticCurvePublicKey, csr.public_key())))
+        names = tuple(
+            csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        )
+        reqs.append(
+            issuance.IssueRequest(
+                cert_type=CertType.SERVER,
+                names=names,
+                subject=SubjectData("Example Limited"),
+                public_key=cast(ec.EllipticCurvePublicKey, csr.public_key()),
+            )
+        )
     issuance.issue(ctx, reqs[0])  # warm: loads the key, builds the lint container
     c0, t0 = time.process_time(), time.perf_counter()
     for req in reqs:
@@ -233,11 +250,15 @@ def _peers_report(engines: list[tuple[str, str | None]], count: int) -> None:
         csrs = peers.make_csrs(work / "csr", count)
         rows: list[tuple[str, list[Any]]] = []
         for name, url in engines:
-            rows.append((f"ecert pipeline, lint on, {name}",
-                         [_ecert_on_csrs(work / f"ecert-{name}-{n}", _fresh_schema(url, n), csrs, n)
-                          for n in (1, 2)]))
-        rows.append(("django-ca create_cert, no lint, SQLite", [peers.django_ca(work / f"dj{n}", csrs, n)
-                                                                 for n in (1, 2)]))
+            rows.append(
+                (
+                    f"ecert pipeline, lint on, {name}",
+                    [_ecert_on_csrs(work / f"ecert-{name}-{n}", _fresh_schema(url, n), csrs, n) for n in (1, 2)],
+                )
+            )
+        rows.append(
+            ("django-ca create_cert, no lint, SQLite", [peers.django_ca(work / f"dj{n}", csrs, n) for n in (1, 2)])
+        )
         rows.append(("openssl ca -batch, per call", [peers.openssl_per_call(work / f"op{n}", csrs, n) for n in (1, 2)]))
         rows.append(("openssl ca -batch -infiles", [peers.openssl_batched(work / f"ob{n}", csrs, n) for n in (1, 2)]))
     print(f"\nSame {count} P-256 CSRs: cert/s and CPU ms per certificate (all its processes), 1 process / 2 processes:")
@@ -245,7 +266,7 @@ def _peers_report(engines: list[tuple[str, str | None]], count: int) -> None:
         print(f"  {label:<42} {_fmt(one):>16} {_fmt(two):>16}")
     ecert_pg = rows[len(engines) - 1][1]
     print(f"  ratios, ecert ({engines[-1][0]}) / peer: cert/s (higher is better), CPU per cert (lower is better)")
-    for label, (one, two) in rows[len(engines):]:
+    for label, (one, two) in rows[len(engines) :]:
         print(f"    / {label:<40} {_ratio(ecert_pg[0], one):>16} {_ratio(ecert_pg[1], two):>16}")
 
 
@@ -268,8 +289,7 @@ def _fresh_schema(url: str | None, tag: int) -> str | None:
         return None
     schema = f"bench_peers_{uuid.uuid4().hex[:8]}_{tag}"
     base = db.normalize_url(url)
-    admin = db.make_engine(base.difference_update_query(["options"]),
-                           poolclass=NullPool)
+    admin = db.make_engine(base.difference_update_query(["options"]), poolclass=NullPool)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     admin.dispose()

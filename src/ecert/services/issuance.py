@@ -98,11 +98,22 @@ def issuer_for(ctx: Context, row: CA) -> Issuer:
     if found is None:
         cert = x509.load_der_x509_certificate(row.cert_der)
         urls = ca_urls_for(ctx, row.label, role=row.role)
-        facts = IssuerFacts(subject=cert.subject, ski=bytes.fromhex(row.ski_hex or ""),
-                            ca_issuers_url=urls.ca_issuers_url, crl_url=urls.crl_url, ocsp_url=urls.ocsp_url,
-                            policy_oid=ctx.settings.ca_policy_oid, is_ev_capable=row.role == "ev")
-        found = Issuer(label=row.label, certificate=cert, key=load_private_key(ctx, row), facts=facts,
-                       lint=ctx.settings.lint_before_signing)
+        facts = IssuerFacts(
+            subject=cert.subject,
+            ski=bytes.fromhex(row.ski_hex or ""),
+            ca_issuers_url=urls.ca_issuers_url,
+            crl_url=urls.crl_url,
+            ocsp_url=urls.ocsp_url,
+            policy_oid=ctx.settings.ca_policy_oid,
+            is_ev_capable=row.role == "ev",
+        )
+        found = Issuer(
+            label=row.label,
+            certificate=cert,
+            key=load_private_key(ctx, row),
+            facts=facts,
+            lint=ctx.settings.lint_before_signing,
+        )
         ctx.issuers[row.label] = found
     return found
 
@@ -110,20 +121,42 @@ def issuer_for(ctx: Context, row: CA) -> Issuer:
 def _mark_failed(ctx: Context, record_id: int, error: str) -> None:
     with ctx.transaction() as session:
         record = cert_store.fail_reservation(session, record_id, error, ctx.clock())
-        audit.append(session, actor="system", event="cert.issuance_failed", subject=record.serial_hex,
-                     details={"record": record_id, "error": error[:500]}, now=ctx.clock())
+        audit.append(
+            session,
+            actor="system",
+            event="cert.issuance_failed",
+            subject=record.serial_hex,
+            details={"record": record_id, "error": error[:500]},
+            now=ctx.clock(),
+        )
 
 
-def _record_lint_failure(ctx: Context, ca_id: int, serial: int, req: IssueRequest, error: str,
-                         findings: list[dict[str, object]]) -> None:
+def _record_lint_failure(
+    ctx: Context, ca_id: int, serial: int, req: IssueRequest, error: str, findings: list[dict[str, object]]
+) -> None:
     """A refused lint leaves a durable record of the serial and the findings; nothing was signed."""
     now = ctx.clock()
     with ctx.transaction() as session:
-        cert_store.record_refused_lint(session, ca_id=ca_id, serial_hex=serial_hex(serial),
-                                       application_id=req.application_id, profile=req.cert_type.value, error=error,
-                                       findings=findings, evidence=req.evidence, channel=req.channel, now=now)
-        audit.append(session, actor="system", event="cert.issuance_failed", subject=serial_hex(serial),
-                     details={"error": error[:500]}, now=now)
+        cert_store.record_refused_lint(
+            session,
+            ca_id=ca_id,
+            serial_hex=serial_hex(serial),
+            application_id=req.application_id,
+            profile=req.cert_type.value,
+            error=error,
+            findings=findings,
+            evidence=req.evidence,
+            channel=req.channel,
+            now=now,
+        )
+        audit.append(
+            session,
+            actor="system",
+            event="cert.issuance_failed",
+            subject=serial_hex(serial),
+            details={"error": error[:500]},
+            now=now,
+        )
 
 
 @dataclass(frozen=True)
@@ -168,25 +201,37 @@ def _prepare(ctx: Context, signer: _Signer, plan: LeafPlan, req: IssueRequest) -
     try:
         return serial, prepare(plan, req.public_key, serial)
     except LintFailed as exc:
-        _record_lint_failure(ctx, signer.ca_id, serial, req, str(exc),
-                             list(exc.value) if isinstance(exc.value, list) else [])
+        _record_lint_failure(
+            ctx, signer.ca_id, serial, req, str(exc), list(exc.value) if isinstance(exc.value, list) else []
+        )
         raise
 
 
-def _reservation(signer: _Signer, serial: int, prepared: PreparedCertificate, plan: LeafPlan,
-                 req: IssueRequest) -> cert_store.Reservation:
+def _reservation(
+    signer: _Signer, serial: int, prepared: PreparedCertificate, plan: LeafPlan, req: IssueRequest
+) -> cert_store.Reservation:
     cn = plan.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     findings: list[dict[str, object]] = [dict(f.as_dict()) for f in prepared.lint.findings] if prepared.lint else []
     return cert_store.Reservation(
-        ca_id=signer.ca_id, serial_hex=serial_hex(serial), profile=req.cert_type.value,
-        application_id=req.application_id, tbs_sha256=prepared.tbs_sha256, lint_findings=findings,
-        evidence=req.evidence, channel=req.channel, not_before=plan.not_before, not_after=plan.not_after,
-        subject_cn=str(cn[0].value) if cn else None, names=tuple(plan.names), spki_sha256=spki_sha256(req.public_key),
-        replaces_id=req.replaces_id, revoke_replaced=req.revoke_replaced)
+        ca_id=signer.ca_id,
+        serial_hex=serial_hex(serial),
+        profile=req.cert_type.value,
+        application_id=req.application_id,
+        tbs_sha256=prepared.tbs_sha256,
+        lint_findings=findings,
+        evidence=req.evidence,
+        channel=req.channel,
+        not_before=plan.not_before,
+        not_after=plan.not_after,
+        subject_cn=str(cn[0].value) if cn else None,
+        names=tuple(plan.names),
+        spki_sha256=spki_sha256(req.public_key),
+        replaces_id=req.replaces_id,
+        revoke_replaced=req.revoke_replaced,
+    )
 
 
-def _reserve(ctx: Context, signer: _Signer, plan: LeafPlan, req: IssueRequest) -> tuple[
-        int, PreparedCertificate, int]:
+def _reserve(ctx: Context, signer: _Signer, plan: LeafPlan, req: IssueRequest) -> tuple[int, PreparedCertificate, int]:
     """Steps 2 and 3, durable before the signature: the record and the ``signing`` row in one transaction;
     a serial collision draws again."""
     now = ctx.clock()
@@ -206,8 +251,9 @@ def _reserve(ctx: Context, signer: _Signer, plan: LeafPlan, req: IssueRequest) -
     raise Conflict("could not draw a unique serial number")
 
 
-def issue(ctx: Context, req: IssueRequest, *,
-          on_signed: Callable[[Session, Certificate], None] | None = None) -> Certificate:
+def issue(
+    ctx: Context, req: IssueRequest, *, on_signed: Callable[[Session, Certificate], None] | None = None
+) -> Certificate:
     """Run the pipeline for ``req``; returns the stored certificate row.
 
     A rollover between step 1 and the reservation (the kept signer is no longer active) starts again with
@@ -221,8 +267,7 @@ def issue(ctx: Context, req: IssueRequest, *,
     raise Conflict("the issuing CA changed during issuance; ask again")
 
 
-def _issue(ctx: Context, req: IssueRequest,
-           on_signed: Callable[[Session, Certificate], None] | None) -> Certificate:
+def _issue(ctx: Context, req: IssueRequest, on_signed: Callable[[Session, Certificate], None] | None) -> Certificate:
     """The pipeline's steps for ``req``; returns the stored certificate row.
 
     ``on_signed`` runs inside the storing transaction (the portal moves its application's state there,
@@ -230,10 +275,19 @@ def _issue(ctx: Context, req: IssueRequest,
     """
     now = ctx.clock()
     signer = _step1_read(ctx, req, now)
-    plan = plan_leaf(LeafRequest(cert_type=req.cert_type, names=req.names, subject=req.subject,
-                                 public_key=req.public_key, subscription_end=req.subscription_end,
-                                 requested_days=req.requested_days, common_name=req.common_name),
-                     signer.issuer.facts, now)
+    plan = plan_leaf(
+        LeafRequest(
+            cert_type=req.cert_type,
+            names=req.names,
+            subject=req.subject,
+            public_key=req.public_key,
+            subscription_end=req.subscription_end,
+            requested_days=req.requested_days,
+            common_name=req.common_name,
+        ),
+        signer.issuer.facts,
+        now,
+    )
     serial, prepared, record_id = _reserve(ctx, signer, plan, req)
     # Step 4: the one real signature.
     try:
@@ -244,9 +298,17 @@ def _issue(ctx: Context, req: IssueRequest,
     if ctx.ct is not None:
         # Step 4 with CT: store the precertificate, collect SCTs, sign the final certificate.
         try:
-            finished = finish_with_scts(ctx, ctx.ct, signer.issuer, ca_id=signer.ca_id, ca_label=signer.ca_label,
-                                        serial_hex=serial_hex(serial), prepared=prepared, precertificate=issued,
-                                        actor=req.actor)
+            finished = finish_with_scts(
+                ctx,
+                ctx.ct,
+                signer.issuer,
+                ca_id=signer.ca_id,
+                ca_label=signer.ca_label,
+                serial_hex=serial_hex(serial),
+                prepared=prepared,
+                precertificate=issued,
+                actor=req.actor,
+            )
         except Exception as exc:
             _fail_after_signature(ctx, signer, serial, record_id, f"certificate transparency: {exc}")
             raise
@@ -270,8 +332,9 @@ def _fail_after_signature(ctx: Context, signer: _Signer, serial: int, record_id:
     _mark_failed(ctx, record_id, error)
 
 
-def _both(first: Callable[[Session, Certificate], None],
-          then: Callable[[Session, Certificate], None] | None) -> Callable[[Session, Certificate], None]:
+def _both(
+    first: Callable[[Session, Certificate], None], then: Callable[[Session, Certificate], None] | None
+) -> Callable[[Session, Certificate], None]:
     def _run(session: Session, row: Certificate) -> None:
         first(session, row)
         if then is not None:
@@ -280,22 +343,45 @@ def _both(first: Callable[[Session, Certificate], None],
     return _run
 
 
-def _store_signed(session: Session, ca_id: int, serial: str, record_id: int, der: bytes, now: datetime,
-                  accepted: bool = False) -> Certificate:
+def _store_signed(
+    session: Session, ca_id: int, serial: str, record_id: int, der: bytes, now: datetime, accepted: bool = False
+) -> Certificate:
     """Step 5; kept separate so a fault test can make exactly this step fail."""
-    return cert_store.store_signed_der(session, ca_id=ca_id, serial_hex=serial, record_id=record_id, der=der,
-                                       accepted=accepted, now=now)
+    return cert_store.store_signed_der(
+        session, ca_id=ca_id, serial_hex=serial, record_id=record_id, der=der, accepted=accepted, now=now
+    )
 
 
-def _store(ctx: Context, req: IssueRequest, plan: LeafPlan, signer: _Signer, serial: int, record_id: int,
-           der: bytes, on_signed: Callable[[Session, Certificate], None] | None) -> Certificate:
+def _store(
+    ctx: Context,
+    req: IssueRequest,
+    plan: LeafPlan,
+    signer: _Signer,
+    serial: int,
+    record_id: int,
+    der: bytes,
+    on_signed: Callable[[Session, Certificate], None] | None,
+) -> Certificate:
     with ctx.transaction() as session:
-        cert_row = _store_signed(session, signer.ca_id, serial_hex(serial), record_id, der, ctx.clock(),
-                                 req.accepted_on_issue)
-        audit.append(session, actor=req.actor, event="cert.issued", subject=serial_hex(serial),
-                     details={"ca": signer.ca_label, "names": list(plan.names), "profile": req.cert_type.value,
-                              "application_id": req.application_id, "not_after": plan.not_after.isoformat(),
-                              "channel": req.channel, "evidence": req.evidence}, now=ctx.clock())
+        cert_row = _store_signed(
+            session, signer.ca_id, serial_hex(serial), record_id, der, ctx.clock(), req.accepted_on_issue
+        )
+        audit.append(
+            session,
+            actor=req.actor,
+            event="cert.issued",
+            subject=serial_hex(serial),
+            details={
+                "ca": signer.ca_label,
+                "names": list(plan.names),
+                "profile": req.cert_type.value,
+                "application_id": req.application_id,
+                "not_after": plan.not_after.isoformat(),
+                "channel": req.channel,
+                "evidence": req.evidence,
+            },
+            now=ctx.clock(),
+        )
         if on_signed is not None:
             on_signed(session, cert_row)
         return cert_row
@@ -317,17 +403,28 @@ def settle_abandoned(ctx: Context, *, older_than: timedelta = ABANDONED_AFTER) -
     with ctx.transaction() as session:
         for cert in cert_store.abandoned_reservations(session, now - older_than):
             record = cert_store.record_for(session, cert.ca_id, cert.serial_hex)
-            if revoke_unkept_in_session(session, ca_id=cert.ca_id, serial_hex=cert.serial_hex, now=now,
-                                        error="abandoned after the precertificate: its serial is revoked"):
+            if revoke_unkept_in_session(
+                session,
+                ca_id=cert.ca_id,
+                serial_hex=cert.serial_hex,
+                now=now,
+                error="abandoned after the precertificate: its serial is revoked",
+            ):
                 revoked.append((cert.ca_id, cert.serial_hex))
             elif record is not None:
-                cert_store.fail_reservation(session, record.id, "abandoned: the issuing process stopped before storing",
-                                            now)
+                cert_store.fail_reservation(
+                    session, record.id, "abandoned: the issuing process stopped before storing", now
+                )
             if cert.application_id is not None:
                 _return_application(session, cert.application_id, now)
-            audit.append(session, actor="system", event="cert.issuance_abandoned", subject=cert.serial_hex,
-                         details={"application_id": cert.application_id, "reserved_at": cert.created_at.isoformat()},
-                         now=now)
+            audit.append(
+                session,
+                actor="system",
+                event="cert.issuance_abandoned",
+                subject=cert.serial_hex,
+                details={"application_id": cert.application_id, "reserved_at": cert.created_at.isoformat()},
+                now=now,
+            )
             settled.append(cert.serial_hex)
     _publish_revoked(ctx, revoked)
     return settled

@@ -24,7 +24,18 @@ STEP_PATHS: dict[Step, str] = {
 
 
 def application(request: Request, app_id: int) -> Any:
-    return services(request).applications.get_application(ctx_of(request), app_id)
+    """The application as the services show it. A GET changes nothing, so within one GET it is read once
+    (a page asks for it for its content, its step and its links); a POST reads it afresh each time, since
+    the action it runs moves the application on."""
+    if request.method != "GET":
+        return services(request).applications.get_application(ctx_of(request), app_id)
+    seen: dict[int, Any] | None = getattr(request.state, "portal_applications", None)
+    if seen is None:
+        seen = {}
+        request.state.portal_applications = seen
+    if app_id not in seen:
+        seen[app_id] = services(request).applications.get_application(ctx_of(request), app_id)
+    return seen[app_id]
 
 
 def current_step(request: Request, app_id: int) -> str:
