@@ -24,6 +24,9 @@ from ecert.core.errors import StorageFailure
 from ecert.store.models import AuditEvent
 
 _AUDIT_LOG = cast(Table, AuditEvent.__table__)
+# Built once: every audited action runs them, and building them cost more than running them.
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_HEAD = select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
 
 __all__ = [
     "AUDIT_LOCK_KEY",
@@ -140,7 +143,7 @@ def _lock_chain(session: Session) -> None:
     Append late in a transaction: the lock is held until it ends.
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+        session.execute(_LOCK, {"key": AUDIT_LOCK_KEY})
 
 
 def append(
@@ -192,15 +195,25 @@ def _append_rows(session: Session, entries: Sequence[Entry]) -> list[AuditEvent]
         return []
     _lock_chain(session)
     session.flush()  # earlier events of this transaction must be visible to the SELECT below
-    last = session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
+    last = session.execute(_HEAD).first()
     # Ids are numbered here, under the chain lock, not by a sequence: a rolled-back append then leaves no
     # gap, so a gap always means a removed row (a PostgreSQL sequence skips the values of rollbacks).
     prev_hash, next_id = (last.hash, last.id + 1) if last is not None else (GENESIS_HASH, 1)
     rows = []
     for entry, clean, at in prepared:
         digest = compute_hash(prev_hash, at, entry.actor, entry.event, entry.subject, clean)
-        rows.append({"id": next_id, "at": at, "actor": entry.actor, "event": entry.event, "subject": entry.subject,
-                     "details": clean, "prev_hash": prev_hash, "hash": digest})
+        rows.append(
+            {
+                "id": next_id,
+                "at": at,
+                "actor": entry.actor,
+                "event": entry.event,
+                "subject": entry.subject,
+                "details": clean,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            }
+        )
         prev_hash, next_id = digest, next_id + 1
     session.execute(insert(_AUDIT_LOG), rows)
     return [AuditEvent(**row) for row in rows]
