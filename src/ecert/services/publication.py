@@ -370,8 +370,7 @@ def _sign(
     request_hash: hashes.HashAlgorithm | None = None,
 ) -> SignedOcsp:
     responder_cert, responder_key, _ = _responder(ctx, session, ca, now)
-    return _sign_with(ctx, ca, (responder_cert, responder_key), serial, answer, revoked_at, reason, now,
-                      request_hash)
+    return _sign_with(ctx, ca, (responder_cert, responder_key), serial, answer, revoked_at, reason, now, request_hash)
 
 
 def _sign_with(
@@ -493,8 +492,9 @@ def sign_ocsp_now(
             answer = "good"
         revoked_at, reason = (cert.revoked_at, cert.revocation_reason) if answer != "unknown" and cert else (None, None)
         if responder is not None:
-            return _sign_with(ctx, ca, _loaded_responder(ctx, responder), serial, answer, revoked_at, reason, now,
-                              request_hash)
+            return _sign_with(
+                ctx, ca, _loaded_responder(ctx, responder), serial, answer, revoked_at, reason, now, request_hash
+            )
     with ctx.transaction() as session:  # no usable responder yet: make it (the jobs' job, done late)
         ca = _ca_by_label(session, ca_label)
         status.lock_issuer(session, "ocsp", ca.id, wait=True)  # a responder renewal must not happen twice
