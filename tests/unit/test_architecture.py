@@ -95,6 +95,7 @@ def test_edges_never_open_a_transaction(edge: str) -> None:
 # Services hold a session and catch the driver's errors; only store/ builds queries (Boulder's SA).
 SERVICES_SQLALCHEMY = {"sqlalchemy.orm", "sqlalchemy.exc", "sqlalchemy"}
 QUERY_BUILDERS = {"select", "update", "insert", "delete", "func", "text"}
+SESSION_METHODS = {"get", "execute", "scalar", "scalars", "query", "add", "delete"}
 
 
 def test_only_the_store_builds_queries() -> None:
@@ -106,7 +107,7 @@ def test_only_the_store_builds_queries() -> None:
                 bad = [a.name for a in node.names if a.name in QUERY_BUILDERS]
                 if bad:
                     found.append(f"{path.relative_to(SRC)} imports {', '.join(bad)} from {node.module}")
-            elif isinstance(node, ast.Attribute) and node.attr in {"get", "execute", "scalar", "scalars", "query", "add", "delete"} \
-                    and isinstance(node.value, ast.Name) and node.value.id == "session":
+            elif (isinstance(node, ast.Attribute) and node.attr in SESSION_METHODS
+                  and isinstance(node.value, ast.Name) and node.value.id == "session"):
                 found.append(f"{path.relative_to(SRC)}:{node.lineno} calls session.{node.attr}")
     assert not found, "services must reach the database through named store functions:\n" + "\n".join(found)

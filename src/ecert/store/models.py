@@ -418,9 +418,11 @@ class AuditEvent(Base):
 
 
 # Tables of later features live in modules of their own; importing them here puts them on Base.metadata.
-from . import models_ra  # noqa: E402,F401
-from . import models_ct  # noqa: E402,F401
-from . import models_ops  # noqa: E402,F401
-from . import models_acme  # noqa: E402,F401
-from . import models_acme_orders  # noqa: E402,F401
-from . import models_acme_limits  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    models_acme,
+    models_acme_limits,
+    models_acme_orders,
+    models_ct,
+    models_ops,
+    models_ra,
+)
