@@ -42,11 +42,21 @@ class JobReport:
 
 def run_once(ctx: Context) -> JobReport:
     """Settle abandoned issuances, apply due CA revocations, regenerate due CRLs and the ARL, renew
-    responders, refresh due OCSP; revoke at incidents' deadlines and send subscriber mail that is due."""
+    responders, refresh due OCSP; revoke at incidents' deadlines and send subscriber mail that is due.
+
+    Each step reports its failure in ``errors`` and the pass goes on, so one broken CA stalls nothing else.
+    """
     errors: list[str] = []
+    applied, arl = _hierarchy_jobs(ctx, errors)
+    crls, signed = _issuer_jobs(ctx, errors)
+    _audit_checkpoint(ctx, errors)
+    sent, incident_revoked = _operator_jobs(ctx, errors)
+    return JobReport(tuple(applied), tuple(crls), arl, signed, tuple(errors), sent, incident_revoked)
+
+
+def _hierarchy_jobs(ctx: Context, errors: list[str]) -> tuple[list[str], bool]:
+    """Abandoned issuances settled, scheduled CA revocations applied, the ARL signed if due."""
     applied: list[str] = []
-    crls: list[str] = []
-    signed: dict[str, int] = {}
     arl = False
     try:
         settled = issuance.settle_abandoned(ctx)
@@ -65,6 +75,13 @@ def run_once(ctx: Context) -> JobReport:
     except Exception as exc:  # noqa: BLE001
         _log.exception("ARL publication failed")
         errors.append(f"arl: {type(exc).__name__}: {exc}")
+    return applied, arl
+
+
+def _issuer_jobs(ctx: Context, errors: list[str]) -> tuple[list[str], dict[str, int]]:
+    """For each issuing CA: its CRL if due, then its due OCSP responses (labels published, counts signed)."""
+    crls: list[str] = []
+    signed: dict[str, int] = {}
     for label in publication.issuing_cas(ctx):
         try:
             if publication.publish_crl(ctx, label, only_if_due=True, wait=False) is not None:
@@ -79,13 +96,15 @@ def run_once(ctx: Context) -> JobReport:
         except Exception as exc:  # noqa: BLE001
             _log.exception("OCSP refresh for %s failed", label)
             errors.append(f"ocsp {label}: {type(exc).__name__}: {exc}")
+    return crls, signed
+
+
+def _audit_checkpoint(ctx: Context, errors: list[str]) -> None:
     try:  # BR 5.4.4: a signed checkpoint of the audit chain, kept outside the database
         audit_checkpoints.write_checkpoint(ctx)
     except Exception as exc:  # noqa: BLE001
         _log.exception("audit checkpoint failed")
         errors.append(f"audit-checkpoint: {type(exc).__name__}: {exc}")
-    sent, incident_revoked = _operator_jobs(ctx, errors)
-    return JobReport(tuple(applied), tuple(crls), arl, signed, tuple(errors), sent, incident_revoked)
 
 
 def _operator_jobs(ctx: Context, errors: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
