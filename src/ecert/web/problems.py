@@ -198,6 +198,35 @@ def body_limit(path: str) -> int | None:
     return MAX_BODY if path.startswith(_CAPPED_PREFIXES) else None
 
 
+class _BodyCounter:
+    """One request's body counted as it streams: past the cap the app reads a disconnect, and its answer
+    (to a truncated body) is dropped so that BodyLimit can send the 413 in its place."""
+
+    def __init__(self, receive: Any, send: Any, limit: int) -> None:
+        self._receive = receive
+        self._send = send
+        self._limit = limit
+        self._seen = 0
+        self.exceeded = False
+        self.started = False
+
+    async def receive(self) -> Any:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._seen += len(message.get("body", b""))
+            if self._seen > self._limit:
+                self.exceeded = True
+                return {"type": "http.disconnect"}  # the handler stops reading here
+        return message
+
+    async def send(self, message: Any) -> None:
+        if self.exceeded and not self.started:
+            return  # the app's answer to a truncated body is dropped; the 413 goes out instead
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class BodyLimit:
     """ASGI middleware: refuse API and portal request bodies over the cap with 413, counting as they stream.
 
@@ -218,34 +247,17 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(scope, receive, send, limit)
             return
-        seen = 0
-        exceeded = False
-        started = False
+        await self._counted(scope, receive, send, limit)
 
-        async def counting_receive() -> Any:
-            nonlocal seen, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    exceeded = True
-                    return {"type": "http.disconnect"}  # the handler stops reading here
-            return message
-
-        async def guarded_send(message: Any) -> None:
-            nonlocal started
-            if exceeded and not started:
-                return  # the app's answer to a truncated body is dropped; the 413 goes out below
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+    async def _counted(self, scope: Any, receive: Any, send: Any, limit: int) -> None:
+        """Run the app on a counted body; if the count passed the cap before it answered, answer 413 instead."""
+        counter = _BodyCounter(receive, send, limit)
         try:
-            await self.app(scope, counting_receive, guarded_send)
+            await self.app(scope, counter.receive, counter.send)
         except Exception:
-            if not exceeded:
+            if not counter.exceeded:
                 raise
-        if exceeded and not started:
+        if counter.exceeded and not counter.started:
             await self._refuse(scope, receive, send, limit)
 
     async def _refuse(self, scope: Any, receive: Any, send: Any, limit: int) -> None:
