@@ -248,6 +248,13 @@ class ResponseStore:
             _log.exception("OCSP refresh failed; serving the responses already loaded")
 
 
+def _is_ocsp_path(path: bytes, get: bool) -> bool:
+    """GET carries the request in the path below the OCSP URL (RFC 6960 A.1); POST goes to the URL itself."""
+    if get:
+        return path == _OCSP or path.startswith(_OCSP + b"/")
+    return path in (_OCSP, _OCSP + b"/")
+
+
 class _Pending:
     """A request memory could not answer: it needs the database and maybe a signature."""
 
@@ -294,35 +301,40 @@ class OcspServer:
         """The response bytes, or what to sign on demand (with whether it was a GET and its URL)."""
         now = time.time()
         get = method == b"GET"
-        if get:
-            hit = self._get_cache.get(url)
-            if hit is not None:
-                if hit.live(now):
-                    self._get_cache.move_to_end(url)
-                    return hit.render(get=True, now=now, date=self.date(now), if_none_match=if_none_match,
-                                      extra=extra)
-                del self._get_cache[url]
-        elif method != b"POST":
+        if not get and method != b"POST":
             return _NOT_ALLOWED + self.date(now) + extra + b"\r\n"
-        path = url.split(b"?", 1)[0]
         if get:
-            if path != _OCSP and not path.startswith(_OCSP + b"/"):
-                return _NOT_FOUND + self.date(now) + extra + b"\r\n"
-            der = decode_get(unquote_to_bytes(path[len(_OCSP):]).decode("latin-1"))
-        else:
-            if path not in (_OCSP, _OCSP + b"/"):
-                return _NOT_FOUND + self.date(now) + extra + b"\r\n"
-            der = body
+            cached = self._cached_get(url, now, if_none_match, extra)
+            if cached is not None:
+                return cached
+        path = url.split(b"?", 1)[0]
+        if not _is_ocsp_path(path, get):
+            return _NOT_FOUND + self.date(now) + extra + b"\r\n"
+        der = decode_get(unquote_to_bytes(path[len(_OCSP):]).decode("latin-1")) if get else body
+        return self._answer(der, get, url, now, if_none_match, extra)
+
+    def _cached_get(self, url: bytes, now: float, if_none_match: bytes | None, extra: bytes) -> bytes | None:
+        """The remembered answer to this exact GET URL while it is live; a stale one is forgotten."""
+        hit = self._get_cache.get(url)
+        if hit is None:
+            return None
+        if hit.live(now):
+            self._get_cache.move_to_end(url)
+            return hit.render(get=True, now=now, date=self.date(now), if_none_match=if_none_match, extra=extra)
+        del self._get_cache[url]
+        return None
+
+    def _answer(self, der: bytes | None, get: bool, url: bytes, now: float, if_none_match: bytes | None,
+                extra: bytes) -> bytes | tuple[_Pending, bool, bytes]:
+        """A live stored or on-demand answer, an error response, or the request to sign on demand."""
         try:
             key = parse_request(der)
             issuer = self.store.issuer(key)
             if issuer is None:
                 raise OcspRefused("unauthorized")  # RFC 6960 2.3: not an issuer we answer for
-            answer = self.store.stored(key)
-            if answer is None or not answer.live(now):
-                answer = self._on_demand.get((issuer[0], key.serial), {}).get(key)
-                if answer is None or not answer.live(now):
-                    return _Pending(key, issuer[0], issuer[1]), get, url
+            answer = self._live_answer(key, issuer[0], now)
+            if answer is None:
+                return _Pending(key, issuer[0], issuer[1]), get, url
         except OcspRefused as refused:
             answer = _ERRORS[refused.status]
             if get and refused.status == "malformedRequest":
@@ -331,6 +343,16 @@ class OcspServer:
         if get:
             self._remember_get(url, answer)
         return answer.render(get=get, now=now, date=self.date(now), if_none_match=if_none_match, extra=extra)
+
+    def _live_answer(self, key: CertKey, ca_id: int, now: float) -> Answer | None:
+        """The stored response if still live, else one signed on demand earlier and still live."""
+        answer = self.store.stored(key)
+        if answer is not None and answer.live(now):
+            return answer
+        answer = self._on_demand.get((ca_id, key.serial), {}).get(key)
+        if answer is not None and answer.live(now):
+            return answer
+        return None
 
     async def respond_slow(self, pending: _Pending, get: bool, url: bytes, if_none_match: bytes | None,
                            extra: bytes) -> bytes:
