@@ -177,8 +177,9 @@ def ca_rollover(role: Annotated[str, typer.Argument(help="ov or ev")],
         if json_out:
             output.emit_json("rollover", data)
         else:
+            retired = ", ".join(o.label for o in old) or "none"
             output.console().print(f"New {role.upper()} issuing CA {new.label}, effective from "
-                                   f"{new.effective_from:%d/%m/%Y}; retired: {', '.join(o.label for o in old) or 'none'}")
+                                   f"{new.effective_from:%d/%m/%Y}; retired: {retired}")
 
 
 @ca_app.command("revoke")
