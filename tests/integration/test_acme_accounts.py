@@ -6,7 +6,6 @@ happy path is also walked by certbot's own ``acme.ClientV2``, a client no one he
 
 from __future__ import annotations
 
-# ruff: noqa: F811  (pytest fixtures imported from acme_fixtures are parameters of the tests below)
 import json
 import os
 import subprocess
@@ -26,21 +25,18 @@ from ecert.core.errors import Conflict
 from ecert.services.acme_accounts import make_eab
 from ecert.store.models import AuditEvent
 from ecert.store.models_acme import AcmeAccount, AcmeEabCredential
-from tests.integration.acme_fixtures import (  # noqa: F401
+from tests.integration.acme_fixtures import (
     EAB_SECRET,
     URN,
     AcmeServer,
     Client,
-    acme_server,
     add_application,
     assert_refused,
-    clock,
     db_state,
     ec_key,
     new_eab,
     nonce_of,
     rsa_key,
-    sqlite_acme_server,
 )
 
 ECERT_CA = str(Path(sys.executable).parent / "ecert-ca")

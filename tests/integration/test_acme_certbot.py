@@ -7,7 +7,6 @@ profiles listed), takes a nonce and creates its account; without the binding it 
 
 from __future__ import annotations
 
-# ruff: noqa: F811  (pytest fixtures imported from acme_fixtures are parameters of the tests below)
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ecert.store.models_acme import AcmeAccount
-from tests.integration.acme_fixtures import AcmeServer, clock, new_eab, sqlite_acme_server  # noqa: F401
+from tests.integration.acme_fixtures import AcmeServer, new_eab
 
 CERTBOT = str(Path(sys.executable).parent / "certbot")
 

@@ -8,7 +8,6 @@ and list credentials behind the operator token.
 
 from __future__ import annotations
 
-# ruff: noqa: F811  (pytest fixtures imported from acme_fixtures are parameters of the tests below)
 import base64
 import re
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from ecert.store.models import AuditEvent
 from ecert.store.models_acme import AcmeEabCredential
 from ecert.web.app import create_app
 from tests.i18n_check import english_sentences
-from tests.integration.acme_fixtures import ENV, Clock, clock, ec_key, new_eab  # noqa: F401
+from tests.integration.acme_fixtures import ENV, Clock, ec_key, new_eab
 from tests.integration.dcv_fixtures import RunningApp, start_asgi
 from tests.integration.foundation_fixtures import make_ctx
 from tests.integration.test_applications import application_input

@@ -6,7 +6,6 @@ no account, credential or audit row changed.
 
 from __future__ import annotations
 
-# ruff: noqa: F811  (pytest fixtures imported from acme_fixtures are parameters of the tests below)
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -15,13 +14,11 @@ import josepy as jose
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.integration.acme_fixtures import (  # noqa: F401
+from tests.integration.acme_fixtures import (
     URN,
     AcmeServer,
     Client,
-    acme_server,
     assert_refused,
-    clock,
     db_state,
     ec_key,
     new_eab,

@@ -6,7 +6,6 @@ after it expired; sixteen threads racing for one nonce see exactly one success.
 
 from __future__ import annotations
 
-# ruff: noqa: F811  (pytest fixtures imported from acme_fixtures are parameters of the tests below)
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from sqlalchemy import func, select
 from ecert.services import acme_nonces
 from ecert.services.context import Context
 from ecert.store.models_acme import AcmeNonce
-from tests.integration.acme_fixtures import Client, Clock, clock, new_eab, serve  # noqa: F401
+from tests.integration.acme_fixtures import Client, Clock, new_eab, serve
 from tests.integration.foundation_fixtures import make_ctx
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -8,7 +8,6 @@ responder, with four remote perspectives corroborating (BR 3.2.2.9).
 
 from __future__ import annotations
 
-# ruff: noqa: F811  (pytest fixtures imported from the fixture modules are parameters of the tests below)
 import datetime as dt
 import hashlib
 import socket

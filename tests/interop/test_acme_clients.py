@@ -11,7 +11,6 @@ REQUESTS_CA_BUNDLE (certbot) and LEGO_CA_CERTIFICATES (lego).
 
 from __future__ import annotations
 
-# ruff: noqa: F811  (pytest fixtures imported from the fixture modules are parameters of the tests below)
 import os
 import sys
 from pathlib import Path

@@ -7,7 +7,6 @@ DCV and CAA, the demo hierarchy); this file adds only the subscriber's side.
 
 from __future__ import annotations
 
-# ruff: noqa: F811  (the server fixture imported from the interop module is a parameter of the tests below)
 import json
 from pathlib import Path
 
