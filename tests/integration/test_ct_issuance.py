@@ -26,7 +26,6 @@ from ecert.services.context import Context
 from ecert.signer.lint import lint_certificate
 from ecert.store.models import Certificate, IssuanceRecord
 from ecert.store.models_ct import CtLogResult, Precertificate, SctRecord
-from tests.ct_log.fixtures import ct_ctx_fixture, ct_logs_fixture  # noqa: F401 - fixtures
 from tests.ct_log.server import Faults, TestLog
 
 StartLog = Callable[..., TestLog]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
-from tests.ct_log.fixtures import ct_ctx_fixture, ct_logs_fixture, write_log_list  # noqa: F401 - fixtures
+from tests.ct_log.fixtures import write_log_list
 from tests.ct_log.server import TestLog
 from tests.integration.test_client_nginx import nginx_serving
 
@@ -25,7 +26,7 @@ from ecert.services.context import Context
 from ecert.store.models import CA
 from ecert.store.models_ct import Precertificate
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # where this interpreter's console scripts are installed
 HOST = "www.example.com"
 
 
