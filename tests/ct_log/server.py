@@ -44,7 +44,7 @@ def _u24(data: bytes) -> bytes:
 class Faults:
     """What is wrong with this log; change the fields while it runs."""
 
-    delay: float = 0.0  # seconds before every answer
+    delay: float = 0.0  # seconds from a request's arrival to its answer (the log's own work runs within them)
     status: int | None = None  # answer every request with this HTTP status (e.g. 500)
     bad_signature: bool = False  # SCTs whose signature does not verify
     wrong_log_id: bool = False  # SCTs naming another log's ID
@@ -220,19 +220,23 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        faults = self.owner.faults
-        if faults.delay:
-            time.sleep(faults.delay)
-        if faults.status is not None:
-            return self._send(faults.status, {"error": "fault injected"})
-        route = _ROUTES.get((method, parts.path.rstrip("/")))
+        received = time.monotonic()
+        status, doc = self._route(method, parts.path, parts.query, body)
+        delay = self.owner.faults.delay
+        if delay:  # the answer leaves ``delay`` after the request came in, the log's own work included
+            time.sleep(max(0.0, delay - (time.monotonic() - received)))
+        self._send(status, doc)
+
+    def _route(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        if self.owner.faults.status is not None:
+            return self.owner.faults.status, {"error": "fault injected"}
+        route = _ROUTES.get((method, path.rstrip("/")))
         if route is None:
-            return self._send(404, {"error": f"no {method} {parts.path}"})
+            return 404, {"error": f"no {method} {path}"}
         try:
-            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-            self._send(200, route(self.owner, query, body))
+            return 200, route(self.owner, {k: v[0] for k, v in parse_qs(query).items()}, body)
         except (_BadRequest, KeyError, ValueError) as exc:
-            self._send(400, {"error": str(exc)})
+            return 400, {"error": str(exc)}
 
     def _send(self, status: int, doc: dict[str, Any]) -> None:
         data = json.dumps(doc).encode()

@@ -4,11 +4,16 @@ each log's last result. They work inside the caller's session and never commit.
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ..core.ct import PrecertAction, PrecertStatus, SctFromLog, precert_move
@@ -105,21 +110,25 @@ def unfinished_precertificates(session: Session, signed_before: datetime) -> Seq
 def add_scts(
     session: Session, *, precert_id: int, certificate_id: int, scts: Sequence[SctFromLog], now: datetime
 ) -> None:
-    for found in scts:
-        session.add(
-            SctRecord(
-                precertificate_id=precert_id,
-                certificate_id=certificate_id,
-                log_id=found.log.log_id_b64,
-                log_name=found.log.description,
-                operator=found.log.operator,
-                timestamp=found.sct.time,
-                timestamp_ms=found.sct.timestamp,
-                extensions=found.sct.extensions,
-                signature=found.sct.digitally_signed(),
-                created_at=now,
-            )
-        )
+    """All SCTs in one executemany INSERT (no RETURNING: nothing here needs their ids)."""
+    if not scts:
+        return
+    rows = [
+        {
+            "precertificate_id": precert_id,
+            "certificate_id": certificate_id,
+            "log_id": found.log.log_id_b64,
+            "log_name": found.log.description,
+            "operator": found.log.operator,
+            "timestamp": found.sct.time,
+            "timestamp_ms": found.sct.timestamp,
+            "extensions": found.sct.extensions,
+            "signature": found.sct.digitally_signed(),
+            "created_at": now,
+        }
+        for found in scts
+    ]
+    session.execute(insert(SctRecord), rows)
 
 
 def scts_for_certificate(session: Session, certificate_id: int) -> Sequence[SctRecord]:
@@ -130,28 +139,55 @@ def scts_for_certificate(session: Session, certificate_id: int) -> Sequence[SctR
     ).all()
 
 
-def record_log_outcomes(session: Session, outcomes: Sequence[LogOutcome], now: datetime) -> None:
-    """Keep each log's last answer and its running counts."""
+def _log_result_rows(outcomes: Sequence[LogOutcome], now: datetime) -> list[dict[str, object]]:
+    """One row per log (sorted by log ID, so concurrent upserts lock the rows in one order): its last answer,
+    and how many submissions and failures this batch adds."""
+    last: dict[str, LogOutcome] = {}
+    sent: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
     for o in outcomes:
-        row = session.get(CtLogResult, o.log_id)
-        if row is None:
-            row = CtLogResult(
-                log_id=o.log_id,
-                log_name=o.log_name,
-                operator=o.operator,
-                url=o.url,
-                last_at=now,
-                last_ok=o.ok,
-                last_error=o.error,
-                last_ms=o.ms,
-                submissions=0,
-                failures=0,
-            )
-            session.add(row)
-        row.log_name, row.operator, row.url = o.log_name, o.operator, o.url
-        row.last_at, row.last_ok, row.last_error, row.last_ms = now, o.ok, (o.error or None), o.ms
-        row.submissions = (row.submissions or 0) + 1
-        row.failures = (row.failures or 0) + (0 if o.ok else 1)
+        last[o.log_id] = o
+        sent[o.log_id] += 1
+        failed[o.log_id] += 0 if o.ok else 1
+    return [
+        {
+            "log_id": key,
+            "log_name": o.log_name,
+            "operator": o.operator,
+            "url": o.url,
+            "last_at": now,
+            "last_ok": o.ok,
+            "last_error": o.error or None,
+            "last_ms": o.ms,
+            "submissions": sent[key],
+            "failures": failed[key],
+        }
+        for key, o in sorted(last.items())
+    ]
+
+
+@functools.cache
+def _log_result_upsert(dialect: str) -> Any:
+    """The upsert of one log's result, built once per dialect (compiled once, then run as an executemany)."""
+    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - ecert runs on SQLite or PostgreSQL
+        raise Conflict(f"no upsert for the {dialect} dialect", value=dialect)
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(CtLogResult)
+    kept = ("log_name", "operator", "url", "last_at", "last_ok", "last_error", "last_ms")
+    added = {
+        name: func.coalesce(getattr(CtLogResult, name), 0) + getattr(stmt.excluded, name)
+        for name in ("submissions", "failures")
+    }
+    return stmt.on_conflict_do_update(
+        index_elements=[CtLogResult.log_id], set_={**{k: getattr(stmt.excluded, k) for k in kept}, **added}
+    )
+
+
+def record_log_outcomes(session: Session, outcomes: Sequence[LogOutcome], now: datetime) -> None:
+    """Keep each log's last answer and its running counts: one upsert, no read first (it runs in the
+    transaction that stores each certificate)."""
+    rows = _log_result_rows(outcomes, now)
+    if rows:
+        session.execute(_log_result_upsert(session.get_bind().dialect.name), rows)
 
 
 def log_results(session: Session) -> dict[str, CtLogResult]:
