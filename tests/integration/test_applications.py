@@ -596,3 +596,26 @@ def test_a_high_risk_name_needs_a_recorded_review(demo_ctx: Context) -> None:
     with demo_ctx.read() as s:
         event = s.scalar(select(AuditEvent).where(AuditEvent.event == "application.registered"))
         assert event.details["high_risk_reviewed"] is True and event.subject == reg.reference_number
+
+
+def test_a_namespace_held_for_an_organisation_widens_what_it_may_be_issued(
+        dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+    """Issue 13 point 2: names under an operator-held validation made for that organisation may be issued to
+    it (direct issuance and ACME share the rule, core.evidence.names_outside); other organisations may not."""
+    from ecert.services import operator_dcv
+
+    owner = _registered(dns_ctx, f"www.{uuid.uuid4().hex[:8]}.example.org")
+    other = _registered(dns_ctx, f"www.{uuid.uuid4().hex[:8]}.example.org")
+    started = operator_dcv.start_operator_validation(dns_ctx, "example.org", actor="operator:test")
+    knot_dns.add_txt(started.txt_hosts[0], started.txt_value)
+    operator_dcv.check_operator_validation(dns_ctx, "example.org", actor="operator:test",
+                                           for_application=owner.reference_number)
+    name = f"new{uuid.uuid4().hex[:6]}.example.org"
+    issued = certificates.issue_direct(dns_ctx, csr=make_csr([name]), profile="server", names=(name,),
+                                       vetting_id=None, reference_number=owner.reference_number, days=None,
+                                       high_risk_reviewed=False, actor="operator:test")
+    assert issued.names == (name,) and "operator" in issued.evidence_summary[name]
+    with pytest.raises(PolicyViolation, match="not among the names of application"):
+        certificates.issue_direct(dns_ctx, csr=make_csr([name]), profile="server", names=(name,),
+                                  vetting_id=None, reference_number=other.reference_number, days=None,
+                                  high_risk_reviewed=False, actor="operator:test")

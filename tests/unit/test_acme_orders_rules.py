@@ -127,3 +127,22 @@ def test_key_authorization_and_dns01_digest_match_certbots_acme_library() -> Non
     ours = key_authorization(chall.encode("token"), thumb)
     assert ours == chall.key_authorization(key)
     assert dns01_txt_value(ours) == chall.validation(key)
+
+
+@pytest.mark.parametrize(
+    ("names", "covered", "namespaces", "outside"),
+    [
+        (("www.a.hk",), ("www.a.hk",), (), ()),
+        (("new.a.hk",), ("www.a.hk",), (), ("new.a.hk",)),
+        (("new.a.hk", "*.a.hk"), ("www.a.hk",), ("a.hk",), ()),  # held for this organisation: covers below it
+        (("new.b.hk",), ("www.a.hk",), ("a.hk",), ("new.b.hk",)),
+        (("xa.hk",), (), ("a.hk",), ("xa.hk",)),  # a label boundary, not a string suffix
+    ],
+)
+def test_names_outside_what_the_organisation_may_be_issued(
+    names: tuple[str, ...], covered: tuple[str, ...], namespaces: tuple[str, ...], outside: tuple[str, ...]
+) -> None:
+    """One rule for the RA and ACME's early refusal (core.evidence.names_outside)."""
+    from ecert.core.evidence import names_outside
+
+    assert names_outside(names, covered, namespaces) == outside

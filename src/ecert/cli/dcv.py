@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from . import output
@@ -38,12 +40,15 @@ def start(domain: str, json_out: JsonOpt = False) -> None:
 
 
 @app.command("check")
-def check(domain: str, json_out: JsonOpt = False) -> None:
+def check(domain: str, for_application: Annotated[str | None, typer.Option(
+              "--for", help="The application (reference number) of the organisation this namespace belongs to: "
+                            "its ACME accounts and direct issuance may then take any name under DOMAIN.")] = None,
+          json_out: JsonOpt = False) -> None:
     """Look the TXT record up now; on success every name under DOMAIN skips the subscriber's DCV step."""
     from ..services.operator_dcv import check_operator_validation
 
     with _context() as ctx:
-        held = check_operator_validation(ctx, domain, actor="operator")
+        held = check_operator_validation(ctx, domain, actor="operator", for_application=for_application)
     data = {
         "domain": held.domain,
         "method": held.method,

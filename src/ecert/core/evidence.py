@@ -18,6 +18,7 @@ __all__ = [
     "OrganisationEvidence",
     "covering_evidence",
     "covers_all",
+    "names_outside",
     "require_vetting_current",
     "refuse_ca_key",
     "refuse_forbidden_key",
@@ -115,6 +116,16 @@ def covers_all(names: Iterable[str], evidence: Iterable[DomainEvidence], now: da
     except ValidationFailed:
         return False
     return True
+
+
+def names_outside(names: Iterable[str], covered: Collection[str], namespaces: Iterable[str] = ()) -> tuple[str, ...]:
+    """The names an organisation may not be issued: neither among the names it was vetted for (its application)
+    nor under a namespace the operator validated for that organisation (issue 13 point 2; BR 3.2.2.4.7 lets a
+    validated Authorization Domain Name cover the names below it). Whether evidence is current is decided
+    later, per name, by :func:`covering_evidence`."""
+    held = tuple(namespaces)
+    return tuple(n for n in dict.fromkeys(names)
+                 if n not in covered and not any(dcv_rules.under_namespace(n, ns) for ns in held))
 
 
 def require_vetting_current(organisation: OrganisationEvidence, now: datetime) -> None:

@@ -49,13 +49,14 @@ from ..core.errors import (
     PolicyViolation,
     ValidationFailed,
 )
-from ..core.evidence import RULE_CA_KEY
+from ..core.evidence import RULE_CA_KEY, names_outside
 from ..core.names import normalize_names
 from ..core.profiles import CertType, names_for_application
 from ..store import acme_orders as store
 from ..store import audit
 from ..store import cas as ca_store
 from ..store import certificates as cert_store
+from ..store import registration as ra_store
 from ..store.models import Certificate
 from ..store.models_acme_orders import AcmeAuthorization, AcmeChallenge, AcmeOrder
 from . import acme_ari, acme_challenges, acme_limits, jobs
@@ -175,7 +176,8 @@ def _shaped(profile: CertType, names: Sequence[str]) -> tuple[str, ...]:
         raise _rejected(exc.message, exc.value, exc.rule or "BR 7.1.2.7.12") from None
 
 
-def _check_coverage(names: Sequence[str], profile: CertType, covered: Sequence[str], reference: str) -> None:
+def _check_coverage(names: Sequence[str], profile: CertType, covered: Sequence[str], reference: str,
+                    namespaces: Sequence[str] = ()) -> None:
     """Issue 13 point 2: an account orders only names its application covers (the RA decides at finalize)."""
     try:
         normal = normalize_names(tuple(names))
@@ -186,7 +188,7 @@ def _check_coverage(names: Sequence[str], profile: CertType, covered: Sequence[s
             "identifiers must be in their normalised (A-label, lower-case) form", list(names), "RFC 8555 7.1.4"
         )
     shaped = _shaped(profile, names)
-    outside = [n for n in (*names, *shaped) if n not in covered]
+    outside = names_outside((*names, *shaped), covered, namespaces)  # the RA's rule, asked early
     if outside:
         raise _rejected(
             f"{', '.join(dict.fromkeys(outside))} is not among the names of the account's application {reference}",
@@ -286,7 +288,8 @@ def new_order(
                 value=application.reference_number,
             )
         chosen = choose_profile(profile, CertType(application.cert_type), names)
-        _check_coverage(names, chosen, application_names(application), application.reference_number)
+        _check_coverage(names, chosen, application_names(application), application.reference_number,
+                        ra_store.held_namespaces_for(session, application.id))
         row = _order_row(session, account, names, chosen, now)
         if replaces is not None:  # RFC 9773 5: claimed in this transaction, so a refused order claims nothing
             acme_ari.claim_replaces_in(

@@ -94,7 +94,8 @@ def _read_operator_code(ctx: Context, name: str) -> _OperatorCode:
 
 
 def _record_operator_check(
-    ctx: Context, name: str, found: _OperatorCode, result: DomainResult | None, *, actor: str, now: datetime
+    ctx: Context, name: str, found: _OperatorCode, result: DomainResult | None, *, actor: str, now: datetime,
+    application_id: int | None = None,
 ) -> None:
     """The write step, committed whether the check passed or not: every attempt is audited.
 
@@ -128,6 +129,7 @@ def _record_operator_check(
                 "reason": reason[:500],
                 "br_version": rule_dates.BR_VERSION,
                 "evidence": evidence,
+                "for_application": application_id,
             },
             now=now,
         )
@@ -140,20 +142,26 @@ def _record_operator_check(
                 code=found.code,
                 validated_at=now,
                 evidence=evidence,
-                application_id=None,
+                application_id=application_id,  # the organisation it was held for, if the operator said so
                 operator_held=True,
                 namespace=True,
                 perspectives=jsonable(result.evidence.get("mpic")),
             )
 
 
-def check_operator_validation(ctx: Context, domain: str, *, actor: str) -> HeldValidation:
-    """Look the TXT record up now; on success record an operator-held namespace validation."""
+def check_operator_validation(ctx: Context, domain: str, *, actor: str,
+                              for_application: str | None = None) -> HeldValidation:
+    """Look the TXT record up now; on success record an operator-held namespace validation.
+
+    ``for_application`` names the application whose organisation the namespace belongs to (e.g. a government
+    department's own domain): its ACME accounts and direct issuance may then take any name under it.
+    """
     name = normalize_dns_name(domain, allow_wildcard=False)
     now = ctx.clock()
+    application_id = _application_id(ctx, for_application)
     found = _read_operator_code(ctx, name)
     result = None if found.expired else validator_for(ctx).check(DcvMethod.DNS, name, found.code)
-    _record_operator_check(ctx, name, found, result, actor=actor, now=now)
+    _record_operator_check(ctx, name, found, result, actor=actor, now=now, application_id=application_id)
     if result is None or not result.passed:
         reason = result.reason if result is not None else "the Validation Code is older than 30 days; start again"
         raise ValidationFailed(f"{name}: {reason}", rule="BR 3.2.2.4.7", value=name)
@@ -163,6 +171,14 @@ def check_operator_validation(ctx: Context, domain: str, *, actor: str) -> HeldV
         validated_at=now,
         reusable_until=now + timedelta(days=rule_dates.dcv_reuse_days(now)),
     )
+
+
+def _application_id(ctx: Context, reference_number: str | None) -> int | None:
+    if reference_number is None:
+        return None
+    from .applications import get_application_by_reference
+
+    return get_application_by_reference(ctx, reference_number).id
 
 
 def list_operator_validations(ctx: Context) -> list[HeldValidation]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -32,6 +32,7 @@ from ..core.evidence import (
     DomainEvidence,
     OrganisationEvidence,
     covering_evidence,
+    names_outside,
     refuse_ca_key,
     refuse_forbidden_key,
     require_vetting_current,
@@ -124,6 +125,7 @@ class _Organisation:
     application_id: int | None
     reference: str | None
     reviewed_at_approval: bool
+    held_namespaces: tuple[str, ...] = ()  # operator-held validations made for this organisation
 
 
 # --- step 1: the organisation -----------------------------------------------------------------------
@@ -184,6 +186,7 @@ def _organisation(session: Session, intent: IssuanceIntent, now: datetime) -> _O
         )
     if intent.application_id is not None:
         org = _application_organisation(load_application(session, intent.application_id), now)
+        org = replace(org, held_namespaces=tuple(ra_store.held_namespaces_for(session, intent.application_id)))
     else:
         assert intent.vetting_id is not None
         org = _vetting_organisation(session, intent.vetting_id)
@@ -209,7 +212,7 @@ def _names(intent: IssuanceIntent, org: _Organisation) -> tuple[str, ...]:
     normalized = normalize_names(intent.names)
     names = names_for_application(intent.cert_type, normalized[0], tuple(normalized[1:]))
     if org.allowed_names is not None:
-        outside = [n for n in names if n not in org.allowed_names]
+        outside = names_outside(names, org.allowed_names, org.held_namespaces)
         if outside:
             raise PolicyViolation(
                 f"{', '.join(outside)} is not among the names of application {org.reference} "
