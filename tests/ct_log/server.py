@@ -90,8 +90,7 @@ class TestLog:
     @property
     def url(self) -> str:
         assert self._server is not None, "start() the log first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://127.0.0.1:{self._server.server_port}/"  # start() binds 127.0.0.1 only
 
     def log_list_entry(
         self,
