@@ -19,6 +19,10 @@ BIGPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 TS = sa.DateTime(timezone=True)
 
 
+# The type of the ids these columns point at (store.models.BigIntPK): INTEGER on SQLite, BIGINT elsewhere.
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
 def upgrade() -> None:
     op.create_table(
         "precertificates",
@@ -29,7 +33,7 @@ def upgrade() -> None:
         sa.Column("tbs_sha256", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
         sa.Column("revocable", sa.Boolean(), server_default=sa.text("true"), nullable=False),
-        sa.Column("certificate_id", sa.BigInteger(), nullable=True),
+        sa.Column("certificate_id", _ID, nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
@@ -44,8 +48,8 @@ def upgrade() -> None:
     op.create_table(
         "scts",
         sa.Column("id", BIGPK, nullable=False),
-        sa.Column("precertificate_id", sa.BigInteger(), nullable=False),
-        sa.Column("certificate_id", sa.BigInteger(), nullable=True),
+        sa.Column("precertificate_id", _ID, nullable=False),
+        sa.Column("certificate_id", _ID, nullable=True),
         sa.Column("log_id", sa.Text(), nullable=False),
         sa.Column("log_name", sa.Text(), nullable=False),
         sa.Column("operator", sa.Text(), nullable=False),
