@@ -181,8 +181,20 @@ def test_closing_the_application_revokes_its_accounts(acme_ca: AcmeServer) -> No
     assert untouched.post(str(untouched.kid), untouched.jws(str(untouched.kid), None)).status_code == 200
 
 
-def test_the_subscriber_revoking_the_applications_certificate_revokes_its_accounts(acme_ca: AcmeServer) -> None:
+def test_the_operator_closing_the_application_revokes_its_accounts(acme_ca: AcmeServer) -> None:
+    sub = subscriber(acme_ca)
+    issue_to(acme_ca.ctx, sub.application_id, sub.server_name)
+    closed = applications.close_application(acme_ca.ctx, sub.reference, reason="organisation dissolved",
+                                            actor="operator:test")
+    assert closed.state == "closed"
+    assert_account_stopped(acme_ca, sub.client)
+    assert [e.subject for e in events(acme_ca, "application.closed")] == [sub.reference]
+
+
+def test_revoking_a_certificate_keeps_the_accounts_for_its_replacement(acme_ca: AcmeServer) -> None:
+    """A subscriber revoking a compromised certificate needs ACME to get the next one: the application stays."""
     sub = subscriber(acme_ca)
     issue_to(acme_ca.ctx, sub.application_id, sub.server_name)
     revocation.revoke_for_application(acme_ca.ctx, sub.application_id, None, "subscriber:test")
-    assert_account_stopped(acme_ca, sub.client)
+    account = sub.client
+    assert account.post(str(account.kid), account.jws(str(account.kid), None)).status_code == 200

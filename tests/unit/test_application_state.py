@@ -16,6 +16,8 @@ from ecert.core.errors import Conflict
     ("accepted", Action.REPLACE, "issuing"),  # a deliberate replacement (new key, lost key, renewal)
     ("issuing", Action.REPLACEMENT_FAILED, "accepted"),
     ("issued", Action.REJECT_REPLACEMENT, "accepted"),
+    ("accepted", Action.CLOSE, "closed"),  # the operator ends the application; its ACME accounts stop
+    ("approved", Action.CLOSE, "closed"),
     ("issuing", Action.SIGNED, "issued"),
     ("issued", Action.ACCEPT, "accepted"),
     ("issued", Action.REJECT_CERTIFICATE, "validated"),
@@ -30,6 +32,8 @@ def test_allowed_moves(state: str, action: Action, target: str) -> None:
     ("issuing", Action.SUBMIT_CSR),  # a second parallel submit
     ("accepted", Action.SUBMIT_CSR),  # a plain resubmission after Accept: only Replace makes a second certificate
     ("validated", Action.REPLACE),  # nothing accepted yet to replace
+    ("issuing", Action.CLOSE),  # never while a certificate is being signed
+    ("closed", Action.CONFIRM),
     ("validated", Action.ACCEPT),  # accept after reject
     ("accepted", Action.ACCEPT),
     ("rejected", Action.CONFIRM),

@@ -198,6 +198,27 @@ def unlock(
     output.console().print(f"Log-in with {row.reference_number} is open again.")
 
 
+@app.command("close")
+def close(
+    reference: Annotated[str, typer.Argument(help="The 9-digit reference number.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """End an application before its subscription end: no more certificates, its ACME accounts revoked (audited).
+
+    Its certificates are not revoked by this: use `ecert-ca cert revoke SERIAL --reason ...` for that.
+    """
+    from ..services import applications as apps
+    from .ca import _context
+
+    with _context() as ctx:
+        row = apps.close_application(ctx, reference, reason=reason, actor=_operator())
+    if json_out:
+        output.emit_json("application", {"reference_number": row.reference_number, "state": row.state})
+        return
+    output.console().print(f"Application {row.reference_number} is closed; its ACME accounts are revoked.")
+
+
 @app.command("reissue-pin")
 def reissue_pin(
     reference: Annotated[str, typer.Argument(help="The 9-digit reference number.")],

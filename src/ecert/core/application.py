@@ -50,6 +50,7 @@ class AppState(enum.StrEnum):
     ISSUED = "issued"  # signed; waiting for the subscriber to accept or reject it (seed C.6)
     ACCEPTED = "accepted"  # accepted and published; renewals may follow inside the subscription
     REJECTED = "rejected"  # the subscriber rejected the application data; nothing more happens
+    CLOSED = "closed"  # the operator ended the application before its subscription end; nothing more is issued
 
 
 class Action(enum.StrEnum):
@@ -65,6 +66,7 @@ class Action(enum.StrEnum):
     REPLACEMENT_FAILED = "replacement_failed"
     REJECT_REPLACEMENT = "reject_replacement"
     REOPEN = "reopen"
+    CLOSE = "close"
 
 
 TRANSITIONS: dict[tuple[AppState, Action], AppState] = {
@@ -85,6 +87,11 @@ TRANSITIONS: dict[tuple[AppState, Action], AppState] = {
     (AppState.ISSUED, Action.REJECT_REPLACEMENT): AppState.ACCEPTED,
     # The accepted certificate was revoked (by the subscriber or the operator): a new CSR may follow.
     (AppState.ACCEPTED, Action.REOPEN): AppState.VALIDATED,
+    # The operator closes an application (the organisation asked, or its vetting no longer holds); not while a
+    # certificate is being signed, so the signature and the closure never race.
+    **{(state, Action.CLOSE): AppState.CLOSED for state in (AppState.APPROVED, AppState.CONFIRMED,
+                                                             AppState.VALIDATED, AppState.ISSUED,
+                                                             AppState.ACCEPTED)},
 }
 
 # States in which domain control may be (re)shown: before the first CSR and before a renewal.
@@ -106,6 +113,7 @@ _MESSAGES: dict[Action, str] = {
     Action.REPLACEMENT_FAILED: "no certificate is being issued for this application",
     Action.REJECT_REPLACEMENT: "there is no certificate waiting for acceptance",
     Action.REOPEN: "a new CSR can follow only once the accepted certificate was revoked",
+    Action.CLOSE: "the application can be closed only when it is open and no certificate is being signed",
 }
 
 
@@ -129,6 +137,7 @@ _NEXT: dict[AppState, Step] = {
     AppState.ISSUED: Step.CERTIFICATE,
     AppState.ACCEPTED: Step.DOWNLOAD,
     AppState.REJECTED: Step.CLOSED,
+    AppState.CLOSED: Step.CLOSED,
 }
 
 

@@ -85,6 +85,7 @@ __all__ = [
     "reissue_pin",
     "confirm_application",
     "reject_application",
+    "close_application",
     "application_names",
     "subject_for",
     "dcv_exemption",
@@ -1069,6 +1070,24 @@ def confirm_application(ctx: Context, app_id: int, *, use_chinese: bool, actor: 
                 now=now,
             )
         return _view(row, now)
+
+
+def close_application(ctx: Context, reference_number: str, *, reason: str, actor: str) -> ApplicationSummary:
+    """The operator ends an application before its subscription end (issue 13 point 2: its ACME accounts stop
+    with it); audited. Its certificates stay as they are: revoking them is the operator's separate decision
+    (`ecert-ca cert revoke`), with its own BR 7.2.2 reason."""
+    now = ctx.clock()
+    reason = (reason or "").strip()[:500]
+    if not reason:
+        raise PolicyViolation("say why the application is closed", rule="BR 5.4.1")
+    with ctx.transaction() as session:
+        row = _load_by_reference(session, reference_number)
+        move_state(session, row.id, Action.CLOSE, now=now, current=row.state)
+        store.end_sessions_of_application(session, row.id, now=now)
+        audit.append(session, actor=actor, event="application.closed", subject=row.reference_number,
+                     details={"reason": reason}, now=now)
+        revoke_accounts_of_application(session, row.id, now=now, actor=actor, why="application closed")
+        return _summary(row)
 
 
 def reject_application(ctx: Context, app_id: int, *, reason: str, actor: str) -> ApplicationView:

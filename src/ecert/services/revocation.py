@@ -24,7 +24,6 @@ from ..signer.status import check_reason
 from ..store import audit, cas, repo, status
 from ..store.models import CA, Certificate
 from . import publication
-from .acme_closure import revoke_accounts_of_application
 from .context import Context
 
 __all__ = [
@@ -250,9 +249,9 @@ def revoke_for_application(ctx: Context, app_id: int, reason: str | None, actor:
         raise Conflict(
             "this certificate is waiting for acceptance: reject it instead of revoking it", value=row.serial_hex
         )
+    # The application stays open (a new CSR may follow), and so do its ACME accounts: a subscriber revoking a
+    # compromised certificate needs them for the replacement. Closing the application stops them.
     done = revoke_certificate(ctx, ca_label=row.ca_label, serial_hex=row.serial_hex, reason=reason, actor=actor)
-    with ctx.transaction() as session:  # issue 13 point 2: the application's ACME accounts stop with it
-        revoke_accounts_of_application(session, app_id, now=ctx.clock(), actor=actor, why="certificate revoked")
     return done
 
 
