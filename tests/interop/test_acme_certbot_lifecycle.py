@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from tests.integration.acme_order_helpers import make_csr, unique_label
-from tests.interop.acme_interop import TlsServer, certbot_http01, ecert_target, judge, names, run
+from tests.interop.acme_interop import CLIENT_TIMEOUT, TlsServer, certbot_http01, ecert_target, judge, names, run
 
 from ecert.client.acme_renew import ari_cert_id
 from ecert.core.acme_ari import RenewalWindow
@@ -173,6 +174,20 @@ def _ra_refuses_the_key(server: TlsServer, row: Certificate, key_pem: Path, name
     return str(refused.value)
 
 
+def _certbot_csr(server: TlsServer, workdir: Path, key_pem: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """certbot certonly --csr with a CSR made on ``key_pem``, from the same account (its result, not checked)."""
+    key = serialization.load_pem_private_key(key_pem.read_bytes(), password=None)
+    csr = workdir / "again.csr"
+    csr.write_bytes(make_csr([name], key).public_bytes(serialization.Encoding.PEM))
+    args = [CERTBOT, "certonly", "--non-interactive", "--agree-tos", "--server", server.directory, *_dirs(workdir)]
+    args += ["--csr", str(csr), "--cert-path", str(workdir / "again.pem"), "--fullchain-path", str(workdir / "f.pem")]
+    args += ["--chain-path", str(workdir / "c.pem"), "--standalone", "--preferred-challenges", "http"]
+    args += ["--http-01-address", "127.0.0.1", "--http-01-port", str(server.http01_port)]
+    return subprocess.run(
+        args, env=_env(server, workdir), cwd=workdir, capture_output=True, text=True, timeout=CLIENT_TIMEOUT
+    )
+
+
 def test_certbot_revoke_with_the_account_key_for_key_compromise_and_with_the_certificate_key(
     tls_server: TlsServer, tmp_path: Path
 ) -> None:
@@ -183,7 +198,10 @@ def test_certbot_revoke_with_the_account_key_for_key_compromise_and_with_the_cer
     row = _row(tls_server, _leaf(fullchain))
     assert (row.status, row.revocation_reason) == ("revoked", "keyCompromise")
     assert _crl_reason(tls_server, row) is x509.ReasonFlags.key_compromise
-    assert "blocked" in _ra_refuses_the_key(tls_server, row, by_account / "conf" / "live" / "t" / "privkey.pem", name)
+    privkey = by_account / "conf" / "live" / "t" / "privkey.pem"
+    assert "blocked" in _ra_refuses_the_key(tls_server, row, privkey, name)
+    refused = _certbot_csr(tls_server, by_account, privkey, name)
+    assert refused.returncode != 0 and "key is blocked" in refused.stdout + refused.stderr, refused
 
     _, other = _first_certificate(tls_server, by_key, "certbot-revoke-key")
     other_live = by_key / "conf" / "live" / "t"
