@@ -41,8 +41,11 @@ def main() -> None:
     url = db.normalize_url(args.pg).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         with tempfile.TemporaryDirectory(prefix="ecert-bench-crl-") as tmp:
-            settings = load_settings(data_dir=Path(tmp), database_url=url.render_as_string(hide_password=False),
-                                     base_url="http://pki.ecert-demo.hk")
+            settings = load_settings(
+                data_dir=Path(tmp),
+                database_url=url.render_as_string(hide_password=False),
+                base_url="http://pki.ecert-demo.hk",
+            )
             ctx = build_context(settings, PASSPHRASE)
             try:
                 init_hierarchy(ctx, load_hierarchy_config(None), demo=True)
@@ -50,7 +53,8 @@ def main() -> None:
                 start = time.perf_counter()
                 with ctx.transaction() as s:
                     ca_id = s.execute(text("SELECT id FROM cas WHERE label = :l"), {"l": label}).scalar_one()
-                    s.execute(text("""
+                    s.execute(
+                        text("""
                         INSERT INTO certificates (ca_id, serial_hex, der, not_before, not_after, names, spki_sha256,
                             profile, status, revoked_at, revocation_reason, created_at, updated_at)
                         SELECT :ca, to_hex(1000000000000 + g), '\\x00'::bytea, now() - interval '30 days',
@@ -58,7 +62,9 @@ def main() -> None:
                             now() - interval '1 day' + (g % 3600) * interval '1 second',
                             (ARRAY['keyCompromise', 'superseded', 'cessationOfOperation', NULL])[1 + g % 4],
                             now() - interval '30 days', now() - interval '1 day'
-                        FROM generate_series(1, :n) AS g"""), {"ca": ca_id, "n": args.rows})
+                        FROM generate_series(1, :n) AS g"""),
+                        {"ca": ca_id, "n": args.rows},
+                    )
                     s.execute(text("ANALYZE certificates"))
                 insert_s = time.perf_counter() - start
                 publication.publish_crl(ctx, label)  # warm: key loading, imports, plans

@@ -68,12 +68,8 @@ def main() -> None:
             seq = Validator(s, perspective_secret=secret, max_workers=1)
             par = Validator(s, perspective_secret=secret, max_workers=16)
             for method in ("dns", "http_file"):
-                base = timed(
-                    f"{method} sequential (baseline)", lambda v=seq, m=method: v.check_many(m, items)
-                )
-                fast = timed(
-                    f"{method} concurrent (16 workers)", lambda v=par, m=method: v.check_many(m, items)
-                )
+                base = timed(f"{method} sequential (baseline)", lambda v=seq, m=method: v.check_many(m, items))
+                fast = timed(f"{method} concurrent (16 workers)", lambda v=par, m=method: v.check_many(m, items))
                 print(f"  {'ratio baseline/concurrent':<44} {base / fast:8.1f}x")
             base = timed("CAA sequential (baseline)", lambda v=seq: v.check_caa(names))
             fast = timed("CAA concurrent (16 workers)", lambda v=par: v.check_caa(names))

@@ -62,8 +62,17 @@ def serve(data_dir: Path, port: int, workers: int) -> None:
     os.environ.update(PASSPHRASE)
     os.environ["ECERT_JOBS"] = "off"
     os.environ["ECERT_BENCH_DATA"] = str(data_dir)
-    uvicorn.run("bench.ocsp:app_factory", factory=True, host="127.0.0.1", port=port, workers=workers,
-                log_level="warning", access_log=False, http="httptools", loop="uvloop")
+    uvicorn.run(
+        "bench.ocsp:app_factory",
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+    )
 
 
 def app_factory():  # type: ignore[no-untyped-def]
@@ -90,16 +99,25 @@ def prepare(data_dir: Path) -> str:
     ctx = build_context(_settings(data_dir), PASSPHRASE)
     try:
         init_hierarchy(ctx, load_hierarchy_config(None), demo=True)
-        row = issuance.issue(ctx, issuance.IssueRequest(
-            cert_type=CertType.SERVER, names=("www.example.com",), subject=SubjectData("Example Limited"),
-            public_key=ec.generate_private_key(ec.SECP256R1()).public_key()))
+        row = issuance.issue(
+            ctx,
+            issuance.IssueRequest(
+                cert_type=CertType.SERVER,
+                names=("www.example.com",),
+                subject=SubjectData("Example Limited"),
+                public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+            ),
+        )
         with ctx.transaction() as s:
             ca = s.get(CA, row.ca_id)
             label, issuer = ca.label, x509.load_der_x509_certificate(ca.cert_der)
         publication.refresh_ocsp(ctx, label)
         name_hash, key_hash = issuer_hashes(issuer, hashes.SHA1())
-        req = ocsp.OCSPRequestBuilder().add_certificate_by_hash(name_hash, key_hash, int(row.serial_hex, 16),
-                                                                hashes.SHA1()).build()
+        req = (
+            ocsp.OCSPRequestBuilder()
+            .add_certificate_by_hash(name_hash, key_hash, int(row.serial_hex, 16), hashes.SHA1())
+            .build()
+        )
         der = req.public_bytes(serialization.Encoding.DER)
         return "/ocsp/" + urllib.parse.quote(base64.b64encode(der).decode(), safe="")
     finally:
@@ -129,17 +147,41 @@ http {{
 
 def serve_responder(data_dir: Path, port: int, root: Path) -> subprocess.Popen[bytes]:
     """``ecert-ca ocsp serve`` on the bench's data directory (polling every 30 s, its default)."""
-    env = {**os.environ, **PASSPHRASE, "PYTHONPATH": str(root / "src"), "ECERT_DATA_DIR": str(data_dir),
-           "ECERT_BASE_URL": "http://pki.ecert-demo.hk", "ECERT_OCSP_ENABLED": "true"}
+    env = {
+        **os.environ,
+        **PASSPHRASE,
+        "PYTHONPATH": str(root / "src"),
+        "ECERT_DATA_DIR": str(data_dir),
+        "ECERT_BASE_URL": "http://pki.ecert-demo.hk",
+        "ECERT_OCSP_ENABLED": "true",
+    }
     env.pop("ECERT_DATABASE_URL", None)
-    return subprocess.Popen([sys.executable, "-c", "from ecert.cli.ca import main; main()", "ocsp", "serve",
-                             "--host", "127.0.0.1", "--port", str(port)], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from ecert.cli.ca import main; main()",
+            "ocsp",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def wrk(url: str, seconds: int, connections: int) -> float:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url], capture_output=True, text=True,
-                         timeout=seconds + 30, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not match or "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit(f"wrk output unexpected:\n{out}")
@@ -168,8 +210,19 @@ def main() -> None:
         path = prepare(data_dir)
         port = _free_port()
         env = {**os.environ, "PYTHONPATH": f"{root}:{root / 'src'}"}
-        server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(data_dir), str(port),
-                                   "--workers", str(args.workers)], cwd=root, env=env)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--serve",
+                str(data_dir),
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            cwd=root,
+            env=env,
+        )
         nginx = responder = None
         try:
             body = _wait(f"http://127.0.0.1:{port}{path}")
@@ -183,8 +236,11 @@ def main() -> None:
             rport = _free_port()
             responder = serve_responder(data_dir, rport, root)
             assert _wait(f"http://127.0.0.1:{rport}{path}") == body
-            urls = {"nginx": f"http://127.0.0.1:{nport}/ocsp.der", "app": f"http://127.0.0.1:{port}{path}",
-                    "responder": f"http://127.0.0.1:{rport}{path}"}
+            urls = {
+                "nginx": f"http://127.0.0.1:{nport}/ocsp.der",
+                "app": f"http://127.0.0.1:{port}{path}",
+                "responder": f"http://127.0.0.1:{rport}{path}",
+            }
             best = dict.fromkeys(urls, 0.0)
             for _ in range(max(1, args.rounds)):
                 for name, url in urls.items():
@@ -198,12 +254,16 @@ def main() -> None:
                         proc.wait(10)
                     except subprocess.TimeoutExpired:
                         proc.kill()
-    print(f"OCSP GET, wrk -t1 -c{args.connections} -d{args.seconds}s on 127.0.0.1, best of {max(1, args.rounds)} "
-          f"(nginx and the app: {args.workers} worker(s); the responder: one process)")
+    print(
+        f"OCSP GET, wrk -t1 -c{args.connections} -d{args.seconds}s on 127.0.0.1, best of {max(1, args.rounds)} "
+        f"(nginx and the app: {args.workers} worker(s); the responder: one process)"
+    )
     print(f"  nginx static file       : {nginx_rps:10.0f} responses/s  (baseline)")
     print(f"  main app /ocsp          : {ecert_rps:10.0f} responses/s  ratio {ecert_rps / nginx_rps:5.2f}")
-    print(f"  ecert-ca ocsp serve     : {responder_rps:10.0f} responses/s  ratio {responder_rps / nginx_rps:5.2f}"
-          "  (goal >= 0.50)")
+    print(
+        f"  ecert-ca ocsp serve     : {responder_rps:10.0f} responses/s  ratio {responder_rps / nginx_rps:5.2f}"
+        "  (goal >= 0.50)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ BASE_URL = "http://pki.ecert-demo.hk"
 
 
 def make_ctx(tmp_path: Path, db_url: str | None = None, **overrides: object) -> Context:
-    settings = load_settings(**{"data_dir": tmp_path / "data", "database_url": db_url, "base_url": BASE_URL,
-                                **overrides})
+    settings = load_settings(
+        **{"data_dir": tmp_path / "data", "database_url": db_url, "base_url": BASE_URL, **overrides}
+    )
     return build_context(settings, PASSPHRASE_ENV)
 
 

@@ -184,8 +184,9 @@ def test_closing_the_application_revokes_its_accounts(acme_ca: AcmeServer) -> No
 def test_the_operator_closing_the_application_revokes_its_accounts(acme_ca: AcmeServer) -> None:
     sub = subscriber(acme_ca)
     issue_to(acme_ca.ctx, sub.application_id, sub.server_name)
-    closed = applications.close_application(acme_ca.ctx, sub.reference, reason="organisation dissolved",
-                                            actor="operator:test")
+    closed = applications.close_application(
+        acme_ca.ctx, sub.reference, reason="organisation dissolved", actor="operator:test"
+    )
     assert closed.state == "closed"
     assert_account_stopped(acme_ca, sub.client)
     assert [e.subject for e in events(acme_ca, "application.closed")] == [sub.reference]

@@ -28,22 +28,34 @@ def client_for(ctx: Context) -> TestClient:
 
 @pytest.fixture
 def api_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink) -> Context:
-    return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True,
-                         smtp_port=smtp_sink.port, smtp_port_for_dcv=smtp_sink.port)
+    return make_demo_ctx(
+        dns_resolvers=(knot_dns.resolver_addr,),
+        allow_private_addresses=True,
+        smtp_port=smtp_sink.port,
+        smtp_port_for_dcv=smtp_sink.port,
+    )
 
 
 def register(client: TestClient, host: str, **extra: object) -> dict[str, object]:
-    body = {"server_name": host, "cert_type": "server", "org_name_en": "Example Company Limited",
-            "reg_doc_type": "br", "reg_doc_number": "12345678", "subscription_years": 1,
-            "rep_email": "webmaster@example.com", **extra}
+    body = {
+        "server_name": host,
+        "cert_type": "server",
+        "org_name_en": "Example Company Limited",
+        "reg_doc_type": "br",
+        "reg_doc_number": "12345678",
+        "subscription_years": 1,
+        "rep_email": "webmaster@example.com",
+        **extra,
+    }
     r = client.post("/api/v1/operator/applications", json=body, headers=OP)
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
 def login(client: TestClient, host: str, reg: dict[str, object]) -> dict[str, str]:
-    r = client.post("/api/v1/sessions", json={"server_name": host, "reference_number": reg["reference_number"],
-                                             "pin": reg["pin"]})
+    r = client.post(
+        "/api/v1/sessions", json={"server_name": host, "reference_number": reg["reference_number"], "pin": reg["pin"]}
+    )
     assert r.status_code == 201, r.text
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
@@ -100,8 +112,11 @@ def test_accept_after_reject_is_409(api_ctx: Context, knot_dns: KnotDns) -> None
 def test_wrong_pin_many_times_locks_out(demo_ctx: Context) -> None:
     client = client_for(demo_ctx)
     reg = register(client, "www.example.com")
-    wrong = {"server_name": "www.example.com", "reference_number": reg["reference_number"],
-             "pin": "0000 0000 0000 0000" if reg["pin"] != "0" * 16 else "1" * 16}
+    wrong = {
+        "server_name": "www.example.com",
+        "reference_number": reg["reference_number"],
+        "pin": "0000 0000 0000 0000" if reg["pin"] != "0" * 16 else "1" * 16,
+    }
     codes = [client.post("/api/v1/sessions", json=wrong).status_code for _ in range(6)]
     assert codes == [401, 401, 401, 401, 429, 429]
     unknown = client.post("/api/v1/sessions", json={**wrong, "reference_number": "123123123"})
@@ -122,13 +137,16 @@ def test_search_injection_matches_literally(api_ctx: Context, knot_dns: KnotDns,
         assert r.status_code == 200 and r.json() == []
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/certificates/../../keys/x/download",
-    "/api/v1/certificates/%2e%2e%2fkeys%2fx/download",
-    "/api/v1/certificates/..%2F..%2Fkeys%2Fdemo-root-ca-1.key/download",
-    "/api/v1/certificates/%00/download",
-    "/api/v1/certificates/ffff/download?format=../../x",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/certificates/../../keys/x/download",
+        "/api/v1/certificates/%2e%2e%2fkeys%2fx/download",
+        "/api/v1/certificates/..%2F..%2Fkeys%2Fdemo-root-ca-1.key/download",
+        "/api/v1/certificates/%00/download",
+        "/api/v1/certificates/ffff/download?format=../../x",
+    ],
+)
 def test_download_traversal_is_refused(demo_ctx: Context, path: str) -> None:
     r = client_for(demo_ctx).get(path)
     assert r.status_code in (404, 422) and b"BEGIN" not in r.content
@@ -146,14 +164,14 @@ def test_oversized_csr_is_413_and_nothing_changes(api_ctx: Context, knot_dns: Kn
 
 
 @pytest.mark.parametrize(("headers", "status"), [({}, 403), ({"Authorization": "Bearer nope"}, 403)])
-def test_operator_api_refused_without_token_configured(demo_ctx: Context, headers: dict[str, str],
-                                                       status: int) -> None:
+def test_operator_api_refused_without_token_configured(demo_ctx: Context, headers: dict[str, str], status: int) -> None:
     client = TestClient(create_app(demo_ctx.settings, DEMO_ENV, context=demo_ctx))
     assert client.post("/api/v1/operator/applications", json={}, headers=headers).status_code == status
 
 
-@pytest.mark.parametrize(("path", "method"), [("/api/v1/application", "get"), ("/api/v1/certificate", "get"),
-                                              ("/api/v1/dcv/methods", "get")])
+@pytest.mark.parametrize(
+    ("path", "method"), [("/api/v1/application", "get"), ("/api/v1/certificate", "get"), ("/api/v1/dcv/methods", "get")]
+)
 def test_session_required(demo_ctx: Context, path: str, method: str) -> None:
     r = getattr(client_for(demo_ctx), method)(path, headers={"Authorization": "Bearer not-a-session"})
     assert r.status_code == 401 and r.json()["status"] == 401
@@ -172,11 +190,17 @@ def test_bad_csr_problem_names_the_rule(api_ctx: Context, knot_dns: KnotDns) -> 
 
 
 @pytest.fixture
-def web_api_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink,
-                http_file_server: HttpFileServer) -> Context:
-    return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True,
-                         smtp_port=smtp_sink.port, smtp_port_for_dcv=smtp_sink.port,
-                         http_port=http_file_server.http_port, https_port=http_file_server.https_port)
+def web_api_ctx(
+    make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, smtp_sink: SmtpSink, http_file_server: HttpFileServer
+) -> Context:
+    return make_demo_ctx(
+        dns_resolvers=(knot_dns.resolver_addr,),
+        allow_private_addresses=True,
+        smtp_port=smtp_sink.port,
+        smtp_port_for_dcv=smtp_sink.port,
+        http_port=http_file_server.http_port,
+        https_port=http_file_server.https_port,
+    )
 
 
 def _api_publish(method: str, d: dict[str, str], knot: KnotDns, web: HttpFileServer) -> None:
@@ -187,10 +211,12 @@ def _api_publish(method: str, d: dict[str, str], knot: KnotDns, web: HttpFileSer
         web.serve_file(d["domain"], d["file_content"])
 
 
-@pytest.mark.parametrize("order", [("dns_txt", "http_file", "dns_txt"), ("http_file", "dns_txt", "http_file"),
-                                   ("http_file", "dns_txt")])
-def test_api_check_runs_the_method_last_started(web_api_ctx: Context, knot_dns: KnotDns,
-                                                http_file_server: HttpFileServer, order: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "order", [("dns_txt", "http_file", "dns_txt"), ("http_file", "dns_txt", "http_file"), ("http_file", "dns_txt")]
+)
+def test_api_check_runs_the_method_last_started(
+    web_api_ctx: Context, knot_dns: KnotDns, http_file_server: HttpFileServer, order: tuple[str, ...]
+) -> None:
     host = f"sw{uuid.uuid4().hex[:8]}.example.com"
     client = client_for(web_api_ctx)
     auth = login(client, host, register(client, host))
@@ -220,14 +246,18 @@ def test_api_email_to_a_parent_adn(web_api_ctx: Context, smtp_sink: SmtpSink) ->
     client = client_for(web_api_ctx)
     auth = login(client, host, register(client, host))
     client.post("/api/v1/application/confirm", json={"use_chinese": False}, headers=auth)
-    r = client.post("/api/v1/dcv/start", json={"method": "email", "email_local_part": "hostmaster",
-                                               "email_domain": "example.com"}, headers=auth)
+    r = client.post(
+        "/api/v1/dcv/start",
+        json={"method": "email", "email_local_part": "hostmaster", "email_domain": "example.com"},
+        headers=auth,
+    )
     assert r.status_code == 200 and r.json()["domains"][0]["email_address"] == "hostmaster@example.com"
     code = smtp_sink.messages[-1]["content"].split("Validation Code:")[1].split()[0]
     checked = client.post("/api/v1/dcv/check", json={"email_code": code}, headers=auth).json()
     assert checked["passed"], checked
-    bad = client.post("/api/v1/dcv/start", json={"method": "email", "email_local_part": "admin",
-                                                 "email_domain": "com"}, headers=auth)
+    bad = client.post(
+        "/api/v1/dcv/start", json={"method": "email", "email_local_part": "admin", "email_domain": "com"}, headers=auth
+    )
     assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
 
 
@@ -241,8 +271,10 @@ def test_download_before_accept_is_409_and_audited_after(api_ctx: Context, knot_
     client.post("/api/v1/certificate/accept", headers=auth)
     assert client.get("/api/v1/certificate/download", params={"format": "der"}, headers=auth).status_code == 200
     with api_ctx.sessions() as s:
-        channels = [e.details["channel"] for e in s.scalars(
-            select(AuditEvent).where(AuditEvent.event == "cert.downloaded")).all()]
+        channels = [
+            e.details["channel"]
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.event == "cert.downloaded")).all()
+        ]
     assert channels == ["api"]
 
 
@@ -264,11 +296,24 @@ def _asgi_post(app: object, path: str, chunks: int, chunk: bytes = b"x" * 65536)
     async def send(message: dict[str, object]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
-                         (b"transfer-encoding", b"chunked")], "client": ("127.0.0.1", 5000),
-             "server": ("testserver", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"transfer-encoding", b"chunked"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
     asyncio.run(app(scope, receive, send))  # type: ignore[operator]
     start = next(m for m in sent if m["type"] == "http.response.start")
     ctype = dict(start["headers"]).get(b"content-type", b"")  # type: ignore[arg-type]
@@ -281,22 +326,29 @@ def test_a_20_mb_chunked_post_is_refused_after_the_cap_not_read_in_full(demo_ctx
     assert pulled <= 2  # 64 KiB per chunk: the count passed the cap on the second chunk and reading stopped
 
 
-@pytest.mark.parametrize(("path", "headers"), [
-    ("/api/v1/sessions", {}),
-    ("/api/v1/operator/applications", OP),
-    ("/api/v1/dcv/check", {"Authorization": "Bearer x"}),
-])
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/api/v1/sessions", {}),
+        ("/api/v1/operator/applications", OP),
+        ("/api/v1/dcv/check", {"Authorization": "Bearer x"}),
+    ],
+)
 def test_api_bodies_over_64_kib_are_413_problems(demo_ctx: Context, path: str, headers: dict[str, str]) -> None:
-    r = client_for(demo_ctx).post(path, content=b"{" + b" " * 70_000 + b"}",
-                                  headers={**headers, "content-type": "application/json"})
+    r = client_for(demo_ctx).post(
+        path, content=b"{" + b" " * 70_000 + b"}", headers={**headers, "content-type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["type"] == "urn:ecert:problem:too-large"
 
 
-@pytest.mark.parametrize(("path", "accept", "ctype"), [
-    ("/nonexistent", "text/html,application/xhtml+xml", "text/html; charset=utf-8"),
-    ("/nonexistent", "*/*", "application/problem+json"),
-    ("/api/v1/nonexistent", "text/html", "application/problem+json"),
-])
+@pytest.mark.parametrize(
+    ("path", "accept", "ctype"),
+    [
+        ("/nonexistent", "text/html,application/xhtml+xml", "text/html; charset=utf-8"),
+        ("/nonexistent", "*/*", "application/problem+json"),
+        ("/api/v1/nonexistent", "text/html", "application/problem+json"),
+    ],
+)
 def test_unknown_paths_get_a_page_or_a_problem(demo_ctx: Context, path: str, accept: str, ctype: str) -> None:
     r = client_for(demo_ctx).get(path, headers={"Accept": accept})
     assert r.status_code == 404 and r.headers["content-type"] == ctype
@@ -321,8 +373,9 @@ def test_api_resubmission_is_refused_and_replacement_is_deliberate(api_ctx: Cont
     auth, first = _accepted_over_api(client, knot_dns, host)
     again = client.post("/api/v1/csr", json={"csr": make_csr([host])}, headers=auth)
     assert again.status_code == 409 and "Replace certificate" in again.json()["detail"]
-    replaced = client.post("/api/v1/certificate/replace", json={"csr": make_csr([host]), "revoke_current": True},
-                           headers=auth)
+    replaced = client.post(
+        "/api/v1/certificate/replace", json={"csr": make_csr([host]), "revoke_current": True}, headers=auth
+    )
     assert replaced.status_code == 201, replaced.text
     assert replaced.json()["replaces_serial"] == first and replaced.json()["revoke_replaced"] is True
     assert client.post("/api/v1/certificate/accept", headers=auth).status_code == 200
@@ -336,8 +389,9 @@ def test_operator_api_issues_only_with_evidence(api_ctx: Context, knot_dns: Knot
     from ecert.services.registration import record_vetting
 
     client = client_for(api_ctx)
-    vetting = record_vetting(api_ctx, SubjectData(organization="Operator Vetted Ltd"), source="BR 87654321",
-                             actor="test")
+    vetting = record_vetting(
+        api_ctx, SubjectData(organization="Operator Vetted Ltd"), source="BR 87654321", actor="test"
+    )
     host = f"op{uuid.uuid4().hex[:8]}.example.net"
     body = {"csr": make_csr([host]), "profile": "server", "names": [host], "vetting_id": vetting}
     refused = client.post("/api/v1/operator/certificates", json=body, headers=OP)

@@ -169,13 +169,15 @@ def test_a_second_csr_after_accept_is_refused_and_changes_nothing(dns_ctx: Conte
 
 @pytest.mark.parametrize("revoke_current", [True, False])
 def test_replacement_is_deliberate_and_says_what_happens_to_the_current_one(
-        dns_ctx: Context, knot_dns: KnotDns, revoke_current: bool) -> None:
+    dns_ctx: Context, knot_dns: KnotDns, revoke_current: bool
+) -> None:
     host = _unique_host()
     app_id = _validated(dns_ctx, knot_dns, host)
     first = certificates.submit_csr(dns_ctx, app_id, make_csr([host]), actor="s")
     certificates.accept_certificate(dns_ctx, app_id, actor="s")
-    second = certificates.replace_certificate(dns_ctx, app_id, make_csr([host]), revoke_current=revoke_current,
-                                              actor="s")
+    second = certificates.replace_certificate(
+        dns_ctx, app_id, make_csr([host]), revoke_current=revoke_current, actor="s"
+    )
     assert second.serial_hex != first.serial_hex and second.state == "issued"
     assert second.replaces_serial == first.serial_hex and second.revoke_replaced is revoke_current
     # Until the replacement is accepted, the current certificate stands either way.
@@ -418,10 +420,15 @@ def test_pin_envelope_escapes_and_groups() -> None:
 
 
 @pytest.mark.postgres
-def test_journey_and_race_on_postgresql(make_demo_ctx: Callable[..., Context], pg_url: str,
-                                        knot_dns: KnotDns, smtp_sink: SmtpSink) -> None:
-    ctx = make_demo_ctx(database_url=pg_url, dns_resolvers=(knot_dns.resolver_addr,),
-                        allow_private_addresses=True, smtp_port=smtp_sink.port)
+def test_journey_and_race_on_postgresql(
+    make_demo_ctx: Callable[..., Context], pg_url: str, knot_dns: KnotDns, smtp_sink: SmtpSink
+) -> None:
+    ctx = make_demo_ctx(
+        database_url=pg_url,
+        dns_resolvers=(knot_dns.resolver_addr,),
+        allow_private_addresses=True,
+        smtp_port=smtp_sink.port,
+    )
     host = _unique_host()
     app_id = _validated(ctx, knot_dns, host)
     results: list[object] = []
@@ -446,13 +453,19 @@ def test_journey_and_race_on_postgresql(make_demo_ctx: Callable[..., Context], p
 
 
 @pytest.fixture
-def web_ctx(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, http_file_server: HttpFileServer,
-            smtp_sink: SmtpSink) -> Context:
+def web_ctx(
+    make_demo_ctx: Callable[..., Context], knot_dns: KnotDns, http_file_server: HttpFileServer, smtp_sink: SmtpSink
+) -> Context:
     """DNS, HTTP and SMTP all pointed at the loopback fixtures, so every DCV method can pass."""
-    return make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True,
-                         caa_identities=("ecert.example.hk",), http_port=http_file_server.http_port,
-                         https_port=http_file_server.https_port, smtp_port=smtp_sink.port,
-                         smtp_port_for_dcv=smtp_sink.port)
+    return make_demo_ctx(
+        dns_resolvers=(knot_dns.resolver_addr,),
+        allow_private_addresses=True,
+        caa_identities=("ecert.example.hk",),
+        http_port=http_file_server.http_port,
+        https_port=http_file_server.https_port,
+        smtp_port=smtp_sink.port,
+        smtp_port_for_dcv=smtp_sink.port,
+    )
 
 
 def _confirmed(ctx: Context, host: str) -> int:
@@ -470,13 +483,18 @@ def publish(method: str, view: enrolment.ChallengeView, knot: KnotDns, web: Http
         web.serve_file(view.domain, str(view.file_content))
 
 
-SWITCHES = [("dns_txt", "http_file", "dns_txt"), ("http_file", "dns_txt", "http_file"),
-            ("http_file", "dns_txt"), ("dns_txt", "http_file")]
+SWITCHES = [
+    ("dns_txt", "http_file", "dns_txt"),
+    ("http_file", "dns_txt", "http_file"),
+    ("http_file", "dns_txt"),
+    ("dns_txt", "http_file"),
+]
 
 
 @pytest.mark.parametrize("order", SWITCHES)
-def test_confirm_checks_the_method_last_opened(web_ctx: Context, knot_dns: KnotDns,
-                                                http_file_server: HttpFileServer, order: tuple[str, ...]) -> None:
+def test_confirm_checks_the_method_last_opened(
+    web_ctx: Context, knot_dns: KnotDns, http_file_server: HttpFileServer, order: tuple[str, ...]
+) -> None:
     host = _unique_host()
     app_id = _confirmed(web_ctx, host)
     seen: dict[str, list[str | None]] = {}
@@ -491,8 +509,9 @@ def test_confirm_checks_the_method_last_opened(web_ctx: Context, knot_dns: KnotD
     assert outcome.results[0].method == enrolment.parse_method(order[-1]).value
 
 
-def test_confirm_may_name_the_method_and_the_other_code_stays_live(web_ctx: Context, knot_dns: KnotDns,
-                                                                     http_file_server: HttpFileServer) -> None:
+def test_confirm_may_name_the_method_and_the_other_code_stays_live(
+    web_ctx: Context, knot_dns: KnotDns, http_file_server: HttpFileServer
+) -> None:
     host = _unique_host()
     app_id = _confirmed(web_ctx, host)
     dns_view = enrolment.dcv_start(web_ctx, app_id, method="dns_txt")[0]
@@ -509,8 +528,7 @@ def test_reopening_a_method_audits_no_new_start(web_ctx: Context) -> None:
     for method in ("dns_txt", "dns_txt", "http_file", "dns_txt"):
         enrolment.dcv_start(web_ctx, app_id, method=method)
     with web_ctx.sessions() as s:
-        events = s.scalars(select(AuditEvent.event).where(AuditEvent.event.like("dcv.%"))
-                           .order_by(AuditEvent.id)).all()
+        events = s.scalars(select(AuditEvent.event).where(AuditEvent.event.like("dcv.%")).order_by(AuditEvent.id)).all()
     assert events.count("dcv.started") == 2  # one per code made: DNS once, Website Change once
     assert events.count("dcv.method_selected") == 3  # dns, http_file, dns again
 
@@ -520,8 +538,9 @@ def _mailed_code(sink: SmtpSink) -> str:
     return content.split("Validation Code:")[1].split()[0]
 
 
-def test_email_offers_every_authorization_domain_name_and_passes_at_a_parent(web_ctx: Context,
-                                                                              smtp_sink: SmtpSink) -> None:
+def test_email_offers_every_authorization_domain_name_and_passes_at_a_parent(
+    web_ctx: Context, smtp_sink: SmtpSink
+) -> None:
     host = f"www.{uuid.uuid4().hex[:8]}.example.com"
     app_id = _confirmed(web_ctx, host)
     listed = enrolment.dcv_start(web_ctx, app_id, method="email")[0].email_addresses
@@ -535,20 +554,22 @@ def test_email_offers_every_authorization_domain_name_and_passes_at_a_parent(web
 
 
 @pytest.mark.parametrize("email_domain", ["com", "other.example.com", "example.net", "x.www.{host}"])
-def test_email_refuses_a_domain_that_is_not_an_adn(web_ctx: Context, smtp_sink: SmtpSink,
-                                                   email_domain: str) -> None:
+def test_email_refuses_a_domain_that_is_not_an_adn(web_ctx: Context, smtp_sink: SmtpSink, email_domain: str) -> None:
     host = f"www.{uuid.uuid4().hex[:8]}.example.com"
     app_id = _confirmed(web_ctx, host)
     with pytest.raises(PolicyViolation, match="Authorization Domain Name"):
-        enrolment.dcv_start(web_ctx, app_id, method="email", email_local_part="admin",
-                            email_domain=email_domain.format(host=host))
+        enrolment.dcv_start(
+            web_ctx, app_id, method="email", email_local_part="admin", email_domain=email_domain.format(host=host)
+        )
     assert all(m["to"] == ["webmaster@example.com"] for m in smtp_sink.messages)  # only the invitation went out
 
 
-def test_undeliverable_email_says_so_plainly_and_audits_the_reason(make_demo_ctx: Callable[..., Context],
-                                                                   knot_dns: KnotDns) -> None:
-    ctx = make_demo_ctx(dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True, smtp_port=9,
-                        smtp_port_for_dcv=9)  # nothing listens on port 9: the relay refuses the connection
+def test_undeliverable_email_says_so_plainly_and_audits_the_reason(
+    make_demo_ctx: Callable[..., Context], knot_dns: KnotDns
+) -> None:
+    ctx = make_demo_ctx(
+        dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True, smtp_port=9, smtp_port_for_dcv=9
+    )  # nothing listens on port 9: the relay refuses the connection
     host = _unique_host()
     app_id = _confirmed(ctx, host)
     with pytest.raises(ValidationFailed) as caught:
@@ -591,15 +612,15 @@ def test_a_high_risk_name_needs_a_recorded_review(demo_ctx: Context) -> None:
     with pytest.raises(PolicyViolation, match="manual high-risk review") as err:
         application_input("p\u0430ypal.com")
     assert err.value.rule == "BR 4.2.1"
-    reg = apps.register_application(demo_ctx, application_input("p\u0430ypal.com", high_risk_reviewed=True),
-                                    actor="operator:test")
+    reg = apps.register_application(
+        demo_ctx, application_input("p\u0430ypal.com", high_risk_reviewed=True), actor="operator:test"
+    )
     with demo_ctx.read() as s:
         event = s.scalar(select(AuditEvent).where(AuditEvent.event == "application.registered"))
         assert event.details["high_risk_reviewed"] is True and event.subject == reg.reference_number
 
 
-def test_a_namespace_held_for_an_organisation_widens_what_it_may_be_issued(
-        dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
+def test_a_namespace_held_for_an_organisation_widens_what_it_may_be_issued(dns_ctx: Context, knot_dns: KnotDns) -> None:  # noqa: F811
     """Issue 13 point 2: names under an operator-held validation made for that organisation may be issued to
     it (direct issuance and ACME share the rule, core.evidence.names_outside); other organisations may not."""
     from ecert.services import operator_dcv
@@ -608,14 +629,31 @@ def test_a_namespace_held_for_an_organisation_widens_what_it_may_be_issued(
     other = _registered(dns_ctx, f"www.{uuid.uuid4().hex[:8]}.example.org")
     started = operator_dcv.start_operator_validation(dns_ctx, "example.org", actor="operator:test")
     knot_dns.add_txt(started.txt_hosts[0], started.txt_value)
-    operator_dcv.check_operator_validation(dns_ctx, "example.org", actor="operator:test",
-                                           for_application=owner.reference_number)
+    operator_dcv.check_operator_validation(
+        dns_ctx, "example.org", actor="operator:test", for_application=owner.reference_number
+    )
     name = f"new{uuid.uuid4().hex[:6]}.example.org"
-    issued = certificates.issue_direct(dns_ctx, csr=make_csr([name]), profile="server", names=(name,),
-                                       vetting_id=None, reference_number=owner.reference_number, days=None,
-                                       high_risk_reviewed=False, actor="operator:test")
+    issued = certificates.issue_direct(
+        dns_ctx,
+        csr=make_csr([name]),
+        profile="server",
+        names=(name,),
+        vetting_id=None,
+        reference_number=owner.reference_number,
+        days=None,
+        high_risk_reviewed=False,
+        actor="operator:test",
+    )
     assert issued.names == (name,) and "operator" in issued.evidence_summary[name]
     with pytest.raises(PolicyViolation, match="not among the names of application"):
-        certificates.issue_direct(dns_ctx, csr=make_csr([name]), profile="server", names=(name,),
-                                  vetting_id=None, reference_number=other.reference_number, days=None,
-                                  high_risk_reviewed=False, actor="operator:test")
+        certificates.issue_direct(
+            dns_ctx,
+            csr=make_csr([name]),
+            profile="server",
+            names=(name,),
+            vetting_id=None,
+            reference_number=other.reference_number,
+            days=None,
+            high_risk_reviewed=False,
+            actor="operator:test",
+        )

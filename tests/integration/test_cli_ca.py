@@ -27,8 +27,13 @@ def _caa_resolver(knot_dns: KnotDns) -> None:
 
 def _run(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     # No ECERT_BASE_URL: the defaults must give certificates the linter accepts.
-    env = {"PATH": "/usr/bin:/bin", "ECERT_DATA_DIR": str(tmp_path / "data"),
-           "ECERT_KEY_PASSPHRASE": "cli-test-passphrase", "NO_COLOR": "1", "ECERT_DNS_RESOLVERS": RESOLVER["addr"]}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "ECERT_DATA_DIR": str(tmp_path / "data"),
+        "ECERT_KEY_PASSPHRASE": "cli-test-passphrase",
+        "NO_COLOR": "1",
+        "ECERT_DNS_RESOLVERS": RESOLVER["addr"],
+    }
     result = subprocess.run([str(VENV_BIN / "ecert-ca"), *args], capture_output=True, text=True, env=env, timeout=120)
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -40,9 +45,12 @@ def _csr(tmp_path: Path, *names: str, ou: str | None = None) -> Path:
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, names[0])]
     if ou:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
-    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
-           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-           .sign(key, __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256()))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name(attrs))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(key, __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256())
+    )
     path = tmp_path / "req.csr"
     path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
     return path
@@ -56,8 +64,9 @@ def initialised(tmp_path: Path) -> Path:
 
 def _vetting(tmp_path: Path, org: str = "Example Limited") -> str:
     """The operator records an organisation it vetted (BR 3.2.2.1); direct issuance names it."""
-    out = _run(tmp_path, "vetting", "add", "--org", org, "--source", "BR extract 12345678 checked by A. Chan",
-               "--json").stdout
+    out = _run(
+        tmp_path, "vetting", "add", "--org", org, "--source", "BR extract 12345678 checked by A. Chan", "--json"
+    ).stdout
     return str(json.loads(out)["data"]["id"])
 
 
@@ -84,8 +93,22 @@ def test_init_lists_the_demo_hierarchy_as_json(initialised: Path) -> None:
 def test_issue_show_and_audit_verify(validated: tuple[Path, str]) -> None:
     initialised, vetting = validated
     csr = _csr(initialised, "www.example.com", ou="IT Department")
-    issued = json.loads(_run(initialised, "cert", "issue", "--csr", str(csr), "--profile", "server",
-                             "--name", "WWW.Example.COM", "--vetting", vetting, "--json").stdout)
+    issued = json.loads(
+        _run(
+            initialised,
+            "cert",
+            "issue",
+            "--csr",
+            str(csr),
+            "--profile",
+            "server",
+            "--name",
+            "WWW.Example.COM",
+            "--vetting",
+            vetting,
+            "--json",
+        ).stdout
+    )
     assert issued["data"]["names"] == ["www.example.com"]
     assert any("OU" in note for note in issued["data"]["ignored_from_csr"])
     shown = json.loads(_run(initialised, "cert", "show", issued["data"]["serial"], "--json").stdout)
@@ -107,8 +130,9 @@ def test_issue_show_and_audit_verify(validated: tuple[Path, str]) -> None:
         (("--profile", "server", "--name", "localhost"), "localhost"),
     ],
 )
-def test_issue_refusals_are_one_line_with_non_zero_exit(validated: tuple[Path, str], args: tuple[str, ...],
-                                                        message: str) -> None:
+def test_issue_refusals_are_one_line_with_non_zero_exit(
+    validated: tuple[Path, str], args: tuple[str, ...], message: str
+) -> None:
     initialised, vetting = validated
     csr = _csr(initialised, "www.example.com")
     result = _run(initialised, "cert", "issue", "--csr", str(csr), "--vetting", vetting, *args, check=False)
@@ -122,8 +146,20 @@ def test_no_issuance_without_recorded_domain_validation(initialised: Path) -> No
     """Issue 10 point 1: a vetted organisation is not enough; every name needs DCV evidence (BR 3.2.2.4)."""
     vetting = _vetting(initialised, "Someone Else Ltd")
     csr = _csr(initialised, "www.never-demo.hk")
-    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--profile", "server", "--name",
-                   "www.never-demo.hk", "--vetting", vetting, check=False)
+    refused = _run(
+        initialised,
+        "cert",
+        "issue",
+        "--csr",
+        str(csr),
+        "--profile",
+        "server",
+        "--name",
+        "www.never-demo.hk",
+        "--vetting",
+        vetting,
+        check=False,
+    )
     assert refused.returncode == 1 and "www.never-demo.hk" in refused.stderr and "BR 3.2.2.4" in refused.stderr
     listed = _run(initialised, "audit", "verify").stdout
     assert "intact" in listed
@@ -134,11 +170,24 @@ def test_no_issuance_without_recorded_domain_validation(initialised: Path) -> No
 def test_no_issuance_without_a_vetted_organisation(initialised: Path, knot_dns: KnotDns) -> None:
     _operator_validates(initialised, knot_dns, "example.com")
     csr = _csr(initialised, "www.example.com")
-    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--profile", "server", "--name",
-                   "www.example.com", check=False)
+    refused = _run(
+        initialised, "cert", "issue", "--csr", str(csr), "--profile", "server", "--name", "www.example.com", check=False
+    )
     assert refused.returncode == 1 and "vetted organisation" in refused.stderr
-    unknown = _run(initialised, "cert", "issue", "--csr", str(csr), "--profile", "server", "--name",
-                   "www.example.com", "--vetting", "999", check=False)
+    unknown = _run(
+        initialised,
+        "cert",
+        "issue",
+        "--csr",
+        str(csr),
+        "--profile",
+        "server",
+        "--name",
+        "www.example.com",
+        "--vetting",
+        "999",
+        check=False,
+    )
     assert unknown.returncode == 1 and "no organisation vetting number 999" in unknown.stderr
 
 
@@ -150,14 +199,28 @@ def test_a_ca_key_is_never_a_subscriber_key(validated: tuple[Path, str]) -> None
     passphrase = b"cli-test-passphrase"
     for key_file in keys:
         key = serialization.load_pem_private_key(key_file.read_bytes(), passphrase)
-        csr = (x509.CertificateSigningRequestBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "www.example.com")]))
-               .add_extension(x509.SubjectAlternativeName([x509.DNSName("www.example.com")]), critical=False)
-               .sign(key, __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256()))
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "www.example.com")]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("www.example.com")]), critical=False)
+            .sign(key, __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256())
+        )
         path = initialised / "ca-key.csr"
         path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-        refused = _run(initialised, "cert", "issue", "--csr", str(path), "--profile", "server", "--name",
-                       "www.example.com", "--vetting", vetting, check=False)
+        refused = _run(
+            initialised,
+            "cert",
+            "issue",
+            "--csr",
+            str(path),
+            "--profile",
+            "server",
+            "--name",
+            "www.example.com",
+            "--vetting",
+            vetting,
+            check=False,
+        )
         assert refused.returncode == 1, key_file.name
         assert "belongs to the CA certificate" in refused.stderr and "BR 6.1.1.3" in refused.stderr
 
@@ -175,8 +238,7 @@ def _audit_events(tmp_path: Path) -> list[dict[str, object]]:
 
 def test_missing_passphrase_is_a_clear_error(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "ECERT_DATA_DIR": str(tmp_path / "data"), "NO_COLOR": "1"}
-    result = subprocess.run([str(VENV_BIN / "ecert-ca"), "init"], capture_output=True, text=True, env=env,
-                            timeout=60)
+    result = subprocess.run([str(VENV_BIN / "ecert-ca"), "init"], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 1 and "no passphrase" in result.stderr
 
 
@@ -189,8 +251,18 @@ def test_rollover_then_list_shows_retired_and_new(initialised: Path) -> None:
 def test_offline_ceremony_through_the_cli(initialised: Path) -> None:
     req = initialised / "ov3.csr"
     cert = initialised / "ov3.pem"
-    _run(initialised, "ca", "request", "ov", "--label", "ov-offline-3", "--common-name", "ecert DEMO OV CA 3",
-         "--out", str(req))
+    _run(
+        initialised,
+        "ca",
+        "request",
+        "ov",
+        "--label",
+        "ov-offline-3",
+        "--common-name",
+        "ecert DEMO OV CA 3",
+        "--out",
+        str(req),
+    )
     _run(initialised, "ca", "sign-request", str(req), "--role", "ov", "--out", str(cert))
     _run(initialised, "ca", "import", str(cert), "--role", "ov", "--label", "ov-offline-3")
     out = _run(initialised, "ca", "cross-request", "--out-dir", str(initialised / "cross")).stdout
@@ -199,8 +271,9 @@ def test_offline_ceremony_through_the_cli(initialised: Path) -> None:
 
 
 def test_rollover_schedules_the_old_ca_into_the_arl(initialised: Path) -> None:
-    out = json.loads(_run(initialised, "ca", "rollover", "ev", "--revoke-old-at", "2027-01-31T00:00:00",
-                          "--json").stdout)
+    out = json.loads(
+        _run(initialised, "ca", "rollover", "ev", "--revoke-old-at", "2027-01-31T00:00:00", "--json").stdout
+    )
     assert out["data"]["revocation_scheduled"][0]["label"] == "demo-ev-ca-1"
     rows = {ca["label"]: ca for ca in json.loads(_run(initialised, "ca", "list", "--json").stdout)["data"]}
     assert rows["demo-ev-ca-1"]["status"] == "retired"  # revoked by the jobs when the date comes
@@ -229,8 +302,20 @@ def test_direct_issuance_checks_caa_and_records_it(validated: tuple[Path, str], 
     initialised, vetting = validated
     knot_dns.set_records("caa-cli.example.com", "CAA", ['0 issue "another-ca.example.net"'])
     csr = _csr(initialised, "caa-cli.example.com")
-    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--vetting", vetting, "--profile",
-                   "server", "--name", "caa-cli.example.com", check=False)
+    refused = _run(
+        initialised,
+        "cert",
+        "issue",
+        "--csr",
+        str(csr),
+        "--vetting",
+        vetting,
+        "--profile",
+        "server",
+        "--name",
+        "caa-cli.example.com",
+        check=False,
+    )
     assert refused.returncode == 1 and "CAA for caa-cli.example.com does not permit" in refused.stderr
     assert "BR 3.2.2.8" in refused.stderr
 
@@ -239,9 +324,34 @@ def test_a_mixed_script_look_alike_needs_a_manual_review(validated: tuple[Path, 
     initialised, vetting = validated
     lookalike = "p\u0430ypal.example.com"  # Cyrillic a: BR 4.2.1 high-risk
     csr = _csr(initialised, "xn--pypal-4ve.example.com")
-    refused = _run(initialised, "cert", "issue", "--csr", str(csr), "--vetting", vetting, "--profile", "server",
-                   "--name", lookalike, check=False)
+    refused = _run(
+        initialised,
+        "cert",
+        "issue",
+        "--csr",
+        str(csr),
+        "--vetting",
+        vetting,
+        "--profile",
+        "server",
+        "--name",
+        lookalike,
+        check=False,
+    )
     assert refused.returncode == 1 and "manual high-risk review" in refused.stderr and "BR 4.2.1" in refused.stderr
-    reviewed = _run(initialised, "cert", "issue", "--csr", str(csr), "--vetting", vetting, "--profile",
-                    "server", "--name", lookalike, "--high-risk-reviewed", "--json")
+    reviewed = _run(
+        initialised,
+        "cert",
+        "issue",
+        "--csr",
+        str(csr),
+        "--vetting",
+        vetting,
+        "--profile",
+        "server",
+        "--name",
+        lookalike,
+        "--high-risk-reviewed",
+        "--json",
+    )
     assert json.loads(reviewed.stdout)["data"]["names"] == ["xn--pypal-4ve.example.com"]

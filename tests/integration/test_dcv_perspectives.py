@@ -133,8 +133,9 @@ def test_perspective_serve_command_runs_and_refuses_unsigned_requests(tmp_path):
     port = free_port()
     exe = Path(sys.executable).with_name("ecert-ca")
     env = {**os.environ, "ECERT_PERSPECTIVE_SECRET": "cli-secret", "ECERT_DATA_DIR": str(tmp_path)}
-    proc = subprocess.Popen([str(exe), "perspective", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(exe), "perspective", "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 30
         answer = None

@@ -50,8 +50,7 @@ def test_a_started_validation_survives_a_restart(data_dir: Path, knot_dns: KnotD
         second.close()
 
 
-def test_a_code_older_than_30_days_is_refused_and_a_new_one_is_given(data_dir: Path,
-                                                                     knot_dns: KnotDns) -> None:
+def test_a_code_older_than_30_days_is_refused_and_a_new_one_is_given(data_dir: Path, knot_dns: KnotDns) -> None:
     host = f"x{uuid.uuid4().hex[:10]}.example.com"
     ctx = build_demo_ctx(data_dir, **_settings(knot_dns))
     try:

@@ -139,8 +139,16 @@ def test_every_ceremony_step_is_in_the_audit_chain(sqlite_ctx: Context) -> None:
     assert events.count("ca.created") == 6 and "ca.retired" in events
 
 
-@pytest.mark.parametrize("base_url", ["http://127.0.0.1:8000", "http://localhost:8000", "http://ca.corp",
-                                      "https://pki.example.com", "ftp://pki.ecert-demo.hk"])
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:8000",
+        "http://localhost:8000",
+        "http://ca.corp",
+        "https://pki.example.com",
+        "ftp://pki.ecert-demo.hk",
+    ],
+)
 def test_init_refuses_a_base_url_no_certificate_may_carry(tmp_path: Path, base_url: str) -> None:
     from ecert.core.errors import ConfigError
 

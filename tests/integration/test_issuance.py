@@ -165,20 +165,56 @@ def test_a_crash_after_the_reservation_is_settled_by_the_jobs(any_db_ctx: Contex
 
     now = any_db_ctx.clock()
     with any_db_ctx.transaction() as s:
-        app = Application(reference_number="123456780", pin_hash="x", server_name="www.example.com",
-                          additional_names=[], cert_type="server", org_name_en="Example Limited",
-                          reg_doc_type="br", reg_doc_number="1", subscription_start=now,
-                          subscription_end=now + timedelta(days=365), rep_email="a@example.com", state="issuing",
-                          created_at=now, updated_at=now)
+        app = Application(
+            reference_number="123456780",
+            pin_hash="x",
+            server_name="www.example.com",
+            additional_names=[],
+            cert_type="server",
+            org_name_en="Example Limited",
+            reg_doc_type="br",
+            reg_doc_number="1",
+            subscription_start=now,
+            subscription_end=now + timedelta(days=365),
+            rep_email="a@example.com",
+            state="issuing",
+            created_at=now,
+            updated_at=now,
+        )
         s.add(app)
         s.flush()
         ca_id = s.scalar(select(CA.id).where(CA.role == "ov"))
-        s.add(IssuanceRecord(ca_id=ca_id, serial_hex="abc123def4567890", application_id=app.id, profile="server",
-                             state="linted", tbs_sha256="00" * 32, lint_findings=[], created_at=now, updated_at=now))
-        s.add(Certificate(ca_id=ca_id, serial_hex="abc123def4567890", der=None, tbs_sha256="00" * 32,
-                          not_before=now, not_after=now + timedelta(days=10), subject_cn="www.example.com",
-                          names=["www.example.com"], spki_sha256="11" * 32, profile="server", status="signing",
-                          application_id=app.id, created_at=now - timedelta(hours=1), updated_at=now))
+        s.add(
+            IssuanceRecord(
+                ca_id=ca_id,
+                serial_hex="abc123def4567890",
+                application_id=app.id,
+                profile="server",
+                state="linted",
+                tbs_sha256="00" * 32,
+                lint_findings=[],
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        s.add(
+            Certificate(
+                ca_id=ca_id,
+                serial_hex="abc123def4567890",
+                der=None,
+                tbs_sha256="00" * 32,
+                not_before=now,
+                not_after=now + timedelta(days=10),
+                subject_cn="www.example.com",
+                names=["www.example.com"],
+                spki_sha256="11" * 32,
+                profile="server",
+                status="signing",
+                application_id=app.id,
+                created_at=now - timedelta(hours=1),
+                updated_at=now,
+            )
+        )
         app_id = app.id
     jobs.run_once(any_db_ctx)
     with any_db_ctx.read() as s:

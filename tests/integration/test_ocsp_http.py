@@ -36,8 +36,9 @@ def _ca(ctx: Context, role: str) -> CA:
         return s.scalar(select(CA).where(CA.role == role, CA.status == "active"))
 
 
-def _request(ctx: Context, serial: int, issuer: x509.Certificate | None = None,
-             algorithm: hashes.HashAlgorithm | None = None) -> bytes:
+def _request(
+    ctx: Context, serial: int, issuer: x509.Certificate | None = None, algorithm: hashes.HashAlgorithm | None = None
+) -> bytes:
     issuer = issuer or x509.load_der_x509_certificate(_ca(ctx, "ov").cert_der)
     # The builder wants a leaf; build the CertID from hashes as a client with only the serial would.
     from ecert.signer.status import issuer_hashes
@@ -94,33 +95,43 @@ def test_ocsp_get_answers_good_with_rfc5019_cache_headers(client: TestClient, sq
 
 def test_ocsp_post_answers_and_is_not_cached(client: TestClient, sqlite_ctx: Context) -> None:
     row, _ = issue_leaf(sqlite_ctx)
-    resp = client.post("/ocsp", content=_request(sqlite_ctx, int(row.serial_hex, 16)),
-                       headers={"Content-Type": "application/ocsp-request"})
+    resp = client.post(
+        "/ocsp",
+        content=_request(sqlite_ctx, int(row.serial_hex, 16)),
+        headers={"Content-Type": "application/ocsp-request"},
+    )
     assert ocsp.load_der_ocsp_response(resp.content).certificate_status is ocsp.OCSPCertStatus.GOOD
     assert resp.headers["cache-control"] == "no-store"
 
 
-@pytest.mark.parametrize(("case", "status"), [
-    ("garbage", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
-    ("empty", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
-    ("other-issuer", ocsp.OCSPResponseStatus.UNAUTHORIZED),
-])
-def test_ocsp_error_responses(client: TestClient, sqlite_ctx: Context, case: str,
-                              status: ocsp.OCSPResponseStatus) -> None:
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("garbage", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
+        ("empty", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
+        ("other-issuer", ocsp.OCSPResponseStatus.UNAUTHORIZED),
+    ],
+)
+def test_ocsp_error_responses(
+    client: TestClient, sqlite_ctx: Context, case: str, status: ocsp.OCSPResponseStatus
+) -> None:
     if case == "garbage":
         resp = client.post("/ocsp", content=b"\x30\x03\x02\x01\x01")
     elif case == "empty":
         resp = client.get("/ocsp/")
     else:
-        resp = _get(client, _request(sqlite_ctx, 5, issuer=x509.load_der_x509_certificate(
-            _ca(sqlite_ctx, "external-root").cert_der)))
+        resp = _get(
+            client,
+            _request(sqlite_ctx, 5, issuer=x509.load_der_x509_certificate(_ca(sqlite_ctx, "external-root").cert_der)),
+        )
     assert resp.status_code == 200
     assert ocsp.load_der_ocsp_response(resp.content).response_status is status
 
 
 @pytest.mark.parametrize("algorithm", [hashes.SHA1(), hashes.SHA256()], ids=["sha1", "sha256"])
-def test_a_serial_never_issued_is_unknown_never_good(client: TestClient, sqlite_ctx: Context,
-                                                     algorithm: hashes.HashAlgorithm) -> None:
+def test_a_serial_never_issued_is_unknown_never_good(
+    client: TestClient, sqlite_ctx: Context, algorithm: hashes.HashAlgorithm
+) -> None:
     resp = _get(client, _request(sqlite_ctx, 0x7EADBEEF, algorithm=algorithm))
     answer = ocsp.load_der_ocsp_response(resp.content)
     assert answer.certificate_status is ocsp.OCSPCertStatus.UNKNOWN
@@ -131,8 +142,11 @@ def test_operator_api_revocation_shows_in_ocsp_at_once(client: TestClient, sqlit
     row, _ = issue_leaf(sqlite_ctx)
     request = _request(sqlite_ctx, int(row.serial_hex, 16))
     assert ocsp.load_der_ocsp_response(_get(client, request).content).certificate_status is ocsp.OCSPCertStatus.GOOD
-    resp = client.post(f"/api/v1/operator/certificates/{row.serial_hex}/revoke", json={"reason": "superseded"},
-                       headers={"Authorization": f"Bearer {TOKEN}"})
+    resp = client.post(
+        f"/api/v1/operator/certificates/{row.serial_hex}/revoke",
+        json={"reason": "superseded"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     assert resp.status_code == 200, resp.text
     answer = ocsp.load_der_ocsp_response(_get(client, request).content)
     assert answer.certificate_status is ocsp.OCSPCertStatus.REVOKED
@@ -140,16 +154,18 @@ def test_operator_api_revocation_shows_in_ocsp_at_once(client: TestClient, sqlit
 
 
 @pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"Authorization": "Bearer wrong"}, 401)])
-def test_operator_revocation_needs_the_token(client: TestClient, sqlite_ctx: Context, headers: dict[str, str],
-                                             status: int) -> None:
+def test_operator_revocation_needs_the_token(
+    client: TestClient, sqlite_ctx: Context, headers: dict[str, str], status: int
+) -> None:
     row, _ = issue_leaf(sqlite_ctx)
     resp = client.post(f"/api/v1/operator/certificates/{row.serial_hex}/revoke", json={}, headers=headers)
     assert resp.status_code == status
     assert resp.headers["content-type"] == "application/problem+json"
 
 
-def test_key_holder_revokes_through_challenge_and_proof(client: TestClient, sqlite_ctx: Context,
-                                                        tmp_path: Path) -> None:
+def test_key_holder_revokes_through_challenge_and_proof(
+    client: TestClient, sqlite_ctx: Context, tmp_path: Path
+) -> None:
     row, key = issue_leaf(sqlite_ctx)
     nonce = client.post("/api/v1/revocation/challenge", json={"serial": row.serial_hex}).json()["nonce"]
     proof = _openssl_proof(tmp_path, key, nonce).decode()
@@ -169,10 +185,22 @@ def test_subscriber_api_revokes_its_own_certificate(client: TestClient, sqlite_c
 
     now = sqlite_ctx.clock()
     with sqlite_ctx.transaction() as s:
-        app = Application(reference_number="A00000009", pin_hash="x", server_name="www.example.com",
-                          additional_names=[], cert_type="server", org_name_en="Example Limited", reg_doc_type="br",
-                          reg_doc_number="1", subscription_start=now, subscription_end=now + timedelta(days=365),
-                          rep_email="a@example.com", state="accepted", created_at=now, updated_at=now)
+        app = Application(
+            reference_number="A00000009",
+            pin_hash="x",
+            server_name="www.example.com",
+            additional_names=[],
+            cert_type="server",
+            org_name_en="Example Limited",
+            reg_doc_type="br",
+            reg_doc_number="1",
+            subscription_start=now,
+            subscription_end=now + timedelta(days=365),
+            rep_email="a@example.com",
+            state="accepted",
+            created_at=now,
+            updated_at=now,
+        )
         s.add(app)
         s.flush()
         app_id = app.id
@@ -180,9 +208,16 @@ def test_subscriber_api_revokes_its_own_certificate(client: TestClient, sqlite_c
 
     from .test_revocation import SUBJECT
 
-    row = issuance.issue(sqlite_ctx, issuance.IssueRequest(
-        cert_type=CertType.SERVER, names=("www.example.com",), subject=SUBJECT,
-        public_key=ec.generate_private_key(ec.SECP256R1()).public_key(), application_id=app_id))
+    row = issuance.issue(
+        sqlite_ctx,
+        issuance.IssueRequest(
+            cert_type=CertType.SERVER,
+            names=("www.example.com",),
+            subject=SUBJECT,
+            public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+            application_id=app_id,
+        ),
+    )
     from ecert.store.models import Certificate
 
     with sqlite_ctx.transaction() as s:  # accepted (seed C.6), as in the portal flow
@@ -211,11 +246,14 @@ def _worker_sees_revocation(ctx: Context, other_url: str | None, tmp_path: Path,
         with TestClient(create_app(other.settings, {**ENV, **PASSPHRASE_ENV}, context=other)) as worker_b:
             good = ocsp.load_der_ocsp_response(_get(worker_b, der).content)
             assert good.certificate_status is ocsp.OCSPCertStatus.GOOD  # now in worker B's memory
-            revocation.revoke_certificate(ctx, ca_label=None, serial_hex=leaf.serial_hex, reason="keyCompromise",
-                                          actor="t")  # through worker A's context
+            revocation.revoke_certificate(
+                ctx, ca_label=None, serial_hex=leaf.serial_hex, reason="keyCompromise", actor="t"
+            )  # through worker A's context
             started = time.monotonic()
-            while ocsp.load_der_ocsp_response(_get(worker_b, der).content).certificate_status \
-                    is not ocsp.OCSPCertStatus.REVOKED:
+            while (
+                ocsp.load_der_ocsp_response(_get(worker_b, der).content).certificate_status
+                is not ocsp.OCSPCertStatus.REVOKED
+            ):
                 assert time.monotonic() - started < bound, f"worker B still says good after {bound} s"
                 time.sleep(0.05)
             return time.monotonic() - started

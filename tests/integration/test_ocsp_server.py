@@ -104,8 +104,22 @@ def _start_responder(tmp: Path, db_url: str | None) -> Iterator[Responder]:
     if db_url is not None:
         env["ECERT_DATABASE_URL"] = db_url
     log = (tmp / "responder.log").open("wb")  # a file, not a pipe: a full pipe would stall the server
-    proc = subprocess.Popen([str(VENV_BIN / "ecert-ca"), "ocsp", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--idle-timeout", str(IDLE_TIMEOUT)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "ecert-ca"),
+            "ocsp",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--idle-timeout",
+            str(IDLE_TIMEOUT),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_listening(proc, port, tmp / "responder.log")
         yield Responder(port, ctx, tmp, proc)
@@ -131,8 +145,9 @@ def _published_leaf(r: Responder, name: str) -> Certificate:
     return row
 
 
-def _request(r: Responder, serial: int, *, issuer: x509.Certificate | None = None,
-             algorithm: hashes.HashAlgorithm | None = None) -> bytes:
+def _request(
+    r: Responder, serial: int, *, issuer: x509.Certificate | None = None, algorithm: hashes.HashAlgorithm | None = None
+) -> bytes:
     issuer = issuer or x509.load_der_x509_certificate(r.ca("ov").cert_der)
     algorithm = algorithm or hashes.SHA1()
     name_hash, key_hash = issuer_hashes(issuer, algorithm)
@@ -144,8 +159,9 @@ def _get_path(der: bytes) -> str:
     return "/ocsp/" + urllib.parse.quote(base64.b64encode(der).decode(), safe="")
 
 
-def _fetch(r: Responder, method: str, path: str, body: bytes | None = None,
-           headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def _fetch(
+    r: Responder, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     conn = r.connection()
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -156,9 +172,25 @@ def _fetch(r: Responder, method: str, path: str, body: bytes | None = None,
 
 
 def _openssl(r: Responder, *target: str) -> str:
-    out = subprocess.run(["openssl", "ocsp", "-url", r.url, "-issuer", r.pem("ov", r.ca("ov").cert_der), *target,
-                          "-CAfile", r.pem("root", r.ca("root").cert_der), "-no_nonce", "-timeout", "10"],
-                         capture_output=True, text=True, timeout=TIMEOUT)
+    out = subprocess.run(
+        [
+            "openssl",
+            "ocsp",
+            "-url",
+            r.url,
+            "-issuer",
+            r.pem("ov", r.ca("ov").cert_der),
+            *target,
+            "-CAfile",
+            r.pem("root", r.ca("root").cert_der),
+            "-no_nonce",
+            "-timeout",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert out.returncode == 0, out.stdout + out.stderr  # rc 0 on revoked too: read the text
     assert "Response verify OK" in out.stderr + out.stdout
     return out.stdout
@@ -194,8 +226,9 @@ def test_openssl_reports_good_then_revoked_at_once(responder: Responder) -> None
     leaf = responder.pem("revokee", row.der)
     assert f"{leaf}: good" in _openssl(responder, "-cert", leaf)
 
-    revocation.revoke_certificate(responder.ctx, ca_label=None, serial_hex=row.serial_hex, reason="keyCompromise",
-                                  actor="t")
+    revocation.revoke_certificate(
+        responder.ctx, ca_label=None, serial_hex=row.serial_hex, reason="keyCompromise", actor="t"
+    )
     latency = _seconds_until(responder, int(row.serial_hex, 16), ocsp.OCSPCertStatus.REVOKED, SQLITE_BOUND)
     assert latency < BACKSTOP / 10
     out = _openssl(responder, "-cert", leaf)
@@ -251,8 +284,9 @@ def test_openssl_reports_a_serial_never_issued_as_unknown(responder: Responder) 
 
 def test_a_sha256_certid_is_answered_with_the_same_hash(responder: Responder) -> None:
     row = _published_leaf(responder, "sha256.example.com")
-    status, _, body = _fetch(responder, "GET", _get_path(_request(responder, int(row.serial_hex, 16),
-                                                                 algorithm=hashes.SHA256())))
+    status, _, body = _fetch(
+        responder, "GET", _get_path(_request(responder, int(row.serial_hex, 16), algorithm=hashes.SHA256()))
+    )
     answer = ocsp.load_der_ocsp_response(body)
     assert status == 200 and answer.certificate_status is ocsp.OCSPCertStatus.GOOD
     assert answer.hash_algorithm.name == "sha256"
@@ -278,22 +312,31 @@ def test_get_carries_rfc5019_cache_headers_and_honours_if_none_match(responder: 
 
 def test_post_answers_are_not_cacheable(responder: Responder) -> None:
     row = _published_leaf(responder, "post.example.com")
-    status, headers, body = _fetch(responder, "POST", "/ocsp", _request(responder, int(row.serial_hex, 16)),
-                                   {"Content-Type": "application/ocsp-request"})
+    status, headers, body = _fetch(
+        responder,
+        "POST",
+        "/ocsp",
+        _request(responder, int(row.serial_hex, 16)),
+        {"Content-Type": "application/ocsp-request"},
+    )
     assert status == 200 and headers["cache-control"] == "no-store"
     assert ocsp.load_der_ocsp_response(body).certificate_status is ocsp.OCSPCertStatus.GOOD
 
 
-@pytest.mark.parametrize(("case", "expected"), [
-    ("garbage-post", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
-    ("garbage-get", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
-    ("not-base64-get", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
-    ("empty-get", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
-    ("empty-post", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
-    ("other-issuer", ocsp.OCSPResponseStatus.UNAUTHORIZED),
-])
-def test_bad_requests_get_unsigned_ocsp_errors(responder: Responder, case: str,
-                                               expected: ocsp.OCSPResponseStatus) -> None:
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("garbage-post", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
+        ("garbage-get", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
+        ("not-base64-get", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
+        ("empty-get", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
+        ("empty-post", ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
+        ("other-issuer", ocsp.OCSPResponseStatus.UNAUTHORIZED),
+    ],
+)
+def test_bad_requests_get_unsigned_ocsp_errors(
+    responder: Responder, case: str, expected: ocsp.OCSPResponseStatus
+) -> None:
     if case == "garbage-post":
         status, headers, body = _fetch(responder, "POST", "/ocsp", b"\x30\x03\x02\x01\x01")
     elif case == "garbage-get":
@@ -312,14 +355,18 @@ def test_bad_requests_get_unsigned_ocsp_errors(responder: Responder, case: str,
     assert ocsp.load_der_ocsp_response(body).response_status is expected
 
 
-@pytest.mark.parametrize(("method", "path", "body", "expected"), [
-    ("POST", "/ocsp", b"\x30" * (10 * 1024 + 1), 413),
-    ("GET", "/ocsp/" + "A" * 20_000, None, 414),
-    ("DELETE", "/ocsp", None, 405),
-    ("GET", "/crl/demo.crl", None, 404),
-])
-def test_requests_outside_the_protocol_are_refused(responder: Responder, method: str, path: str,
-                                                   body: bytes | None, expected: int) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    [
+        ("POST", "/ocsp", b"\x30" * (10 * 1024 + 1), 413),
+        ("GET", "/ocsp/" + "A" * 20_000, None, 414),
+        ("DELETE", "/ocsp", None, 405),
+        ("GET", "/crl/demo.crl", None, 404),
+    ],
+)
+def test_requests_outside_the_protocol_are_refused(
+    responder: Responder, method: str, path: str, body: bytes | None, expected: int
+) -> None:
     assert _fetch(responder, method, path, body)[0] == expected
 
 
@@ -330,13 +377,17 @@ def test_keep_alive_answers_two_requests_on_one_connection(responder: Responder)
     try:
         conn.request("GET", _get_path(der))
         first = conn.getresponse()
-        assert first.status == 200 and ocsp.load_der_ocsp_response(first.read()).certificate_status \
-            is ocsp.OCSPCertStatus.GOOD
+        assert (
+            first.status == 200
+            and ocsp.load_der_ocsp_response(first.read()).certificate_status is ocsp.OCSPCertStatus.GOOD
+        )
         sock = conn.sock
         conn.request("POST", "/ocsp", body=der, headers={"Content-Type": "application/ocsp-request"})
         second = conn.getresponse()
-        assert second.status == 200 and ocsp.load_der_ocsp_response(second.read()).certificate_status \
-            is ocsp.OCSPCertStatus.GOOD
+        assert (
+            second.status == 200
+            and ocsp.load_der_ocsp_response(second.read()).certificate_status is ocsp.OCSPCertStatus.GOOD
+        )
         assert conn.sock is sock, "the connection was not kept alive"
     finally:
         conn.close()

@@ -69,12 +69,16 @@ def test_a_revocation_replaces_the_answer_at_the_next_poll(ctx: Context) -> None
     assert before.stale, "the GET cache could still serve the old answer"
 
 
-@pytest.mark.parametrize(("signed_before_poll", "seen_by_next_poll"), [
-    (SLACK / 2, True),  # committed late, within SLACK: the next poll reads it
-    (SLACK * 2, False),  # beyond SLACK: only the full reload reads it
-])
-def test_a_row_committed_after_a_poll_began(ctx: Context, signed_before_poll: timedelta,
-                                            seen_by_next_poll: bool) -> None:
+@pytest.mark.parametrize(
+    ("signed_before_poll", "seen_by_next_poll"),
+    [
+        (SLACK / 2, True),  # committed late, within SLACK: the next poll reads it
+        (SLACK * 2, False),  # beyond SLACK: only the full reload reads it
+    ],
+)
+def test_a_row_committed_after_a_poll_began(
+    ctx: Context, signed_before_poll: timedelta, seen_by_next_poll: bool
+) -> None:
     row, _ = issue_leaf(ctx)
     label = ca_label(ctx, row)
     publication.refresh_ocsp(ctx, label)
@@ -85,8 +89,11 @@ def test_a_row_committed_after_a_poll_began(ctx: Context, signed_before_poll: ti
     # A re-signed response whose thisUpdate predates the poll that missed it (a long transaction).
     publication.refresh_ocsp(ctx, label, force=True)
     with ctx.transaction() as s:
-        s.execute(update(OcspResponse).where(OcspResponse.serial_hex == row.serial_hex)
-                  .values(this_update=poll_start - signed_before_poll))
+        s.execute(
+            update(OcspResponse)
+            .where(OcspResponse.serial_hex == row.serial_hex)
+            .values(this_update=poll_start - signed_before_poll)
+        )
         etag = s.scalar(select(OcspResponse.etag).where(OcspResponse.serial_hex == row.serial_hex))
 
     store.refresh()

@@ -32,8 +32,9 @@ def portal_context(make_demo_ctx: Callable[..., Context], knot_dns: KnotDns) -> 
     """The demo CA the page tests run against (test_portal_revoke builds its ``ctx`` from it too)."""
     # CAA is looked up on the loopback Knot server (no records: issuance permitted). SMTP on a closed
     # port: the registration mail fails fast and is audited; the pages do not need it.
-    ctx = make_demo_ctx(login_max_failures=3, smtp_port=9, dns_resolvers=(knot_dns.resolver_addr,),
-                        allow_private_addresses=True)
+    ctx = make_demo_ctx(
+        login_max_failures=3, smtp_port=9, dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True
+    )
     # The operator holds a validation of example.com, so these page tests skip the DCV step (the DNS
     # method itself is the browser test's); the seed's government exemption alone would not (BR 3.2.2.4).
     hold_namespace(ctx, knot_dns)
@@ -244,7 +245,8 @@ def test_confirm_opt_with_chinese_is_absent_without_chinese_names(ctx: Context, 
 def _dns_names(cert: x509.Certificate) -> list[str]:
     try:
         return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.DNSName)
+            x509.DNSName
+        )
     except x509.ExtensionNotFound:
         return []
 
@@ -364,8 +366,9 @@ def test_login_page_has_no_sub_ca_notice_with_one_generation(client: TestClient)
 
 
 @pytest.mark.parametrize("lang", ["en", "zh_HK"])
-def test_login_page_announces_the_rollover_and_the_old_sub_cas_revocation(ctx: Context, client: TestClient,
-                                                                          lang: str) -> None:
+def test_login_page_announces_the_rollover_and_the_old_sub_cas_revocation(
+    ctx: Context, client: TestClient, lang: str
+) -> None:
     from datetime import timedelta
 
     from ecert.services import ceremony
@@ -408,8 +411,9 @@ def _cn(ca: x509.Certificate) -> str:
     return str(ca.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
 
 
-def test_download_page_names_only_the_certificates_own_issuer_after_a_rollover(ctx: Context,
-                                                                               client: TestClient) -> None:
+def test_download_page_names_only_the_certificates_own_issuer_after_a_rollover(
+    ctx: Context, client: TestClient
+) -> None:
     from datetime import timedelta
 
     from ecert.services import ceremony
@@ -423,8 +427,9 @@ def test_download_page_names_only_the_certificates_own_issuer_after_a_rollover(c
     new_cn = _cn(x509.load_der_x509_certificate(new.cert_der))
     page = client.get("/portal/download", params={"lang": "en"}).text
     assert _cn(issuer) in page and new_cn not in page
-    assert re.search(rf'Install the Sub CA "{re.escape(_cn(issuer))}" issued by .*Effective from \d\d/\d\d/\d{{4}}',
-                     page, re.S)
+    assert re.search(
+        rf'Install the Sub CA "{re.escape(_cn(issuer))}" issued by .*Effective from \d\d/\d\d/\d{{4}}', page, re.S
+    )
     assert "EV" not in re.sub(r"<[^>]+>", "", page.split('id="issuing-ca"')[1].split("</ol>")[0])
     assert re.search(r'cross-certificate "[^"]+" issued by "[^"]+"', page)
     assert 'id="arl"' in page
@@ -460,8 +465,11 @@ def test_downloads_are_audited(ctx: Context, client: TestClient) -> None:
     client.get(f"/search/download/{leaf.serial_number:x}/der")
     with ctx.sessions() as s:
         rows = s.scalars(select(AuditEvent).where(AuditEvent.event == "cert.downloaded")).all()
-    assert [(r.details["channel"], r.details["format"]) for r in rows] == [("portal", "p7b"), ("portal", "pem"),
-                                                                          ("search", "der")]
+    assert [(r.details["channel"], r.details["format"]) for r in rows] == [
+        ("portal", "p7b"),
+        ("portal", "pem"),
+        ("search", "der"),
+    ]
 
 
 # --- DCV through the portal: switching methods, audit, the Validation File (items 1 and 7) ---------------
@@ -472,8 +480,9 @@ def _at_dcv_step(ctx: Context, client: TestClient) -> tuple[str, apps.Registered
     host, reg = register(ctx, host=f"w{uuid.uuid4().hex[:10]}.example.net")
     log_in(client, host, reg)
     page = client.get("/portal/confirm")
-    done = client.post("/portal/confirm", data={"csrf_token": csrf_of(page.text), "action": "confirm"},
-                       follow_redirects=False)
+    done = client.post(
+        "/portal/confirm", data={"csrf_token": csrf_of(page.text), "action": "confirm"}, follow_redirects=False
+    )
     assert done.headers.get("location") == "/portal/dcv"
     return host, reg
 
@@ -551,8 +560,9 @@ def test_back_then_confirm_moves_on_to_the_current_step(ctx: Context, client: Te
     log_in(client, host, reg)
     stale = client.get("/portal/confirm", params={"lang": "en"}).text  # the tab that stays on the confirm page
     client.post("/portal/confirm", data={"csrf_token": csrf_of(stale), "action": "confirm"})
-    again = client.post("/portal/confirm", data={"csrf_token": csrf_of(stale), "action": "confirm"},
-                        follow_redirects=False)
+    again = client.post(
+        "/portal/confirm", data={"csrf_token": csrf_of(stale), "action": "confirm"}, follow_redirects=False
+    )
     assert (again.status_code, again.headers["location"]) == (303, "/portal/csr")
     landed = client.get("/portal/csr")
     assert landed.status_code == 200 and 'id="notice"' in landed.text
@@ -562,12 +572,20 @@ def test_back_then_confirm_moves_on_to_the_current_step(ctx: Context, client: Te
 
 
 @pytest.mark.parametrize("lang", ["en", "zh_HK"])
-def test_every_step_page_reached_out_of_turn_lands_where_the_application_is(ctx: Context, client: TestClient,
-                                                                          lang: str) -> None:
+def test_every_step_page_reached_out_of_turn_lands_where_the_application_is(
+    ctx: Context, client: TestClient, lang: str
+) -> None:
     host, reg = _to_csr_step(ctx, client)
     client.get("/notices", params={"lang": lang})
-    for path in ("/portal/reject/application", "/portal/reject/certificate", "/portal/certificate",
-                 "/portal/download", "/portal/replace", "/portal/", "/portal/dcv"):
+    for path in (
+        "/portal/reject/application",
+        "/portal/reject/certificate",
+        "/portal/certificate",
+        "/portal/download",
+        "/portal/replace",
+        "/portal/",
+        "/portal/dcv",
+    ):
         landed = client.get(path)
         assert landed.status_code == 200 and landed.url.path == "/portal/csr", path
         assert 'class="error"' not in landed.text, path
@@ -594,8 +612,9 @@ def test_a_form_from_before_a_new_login_offers_the_way_on(ctx: Context, client: 
     assert apps.get_application(ctx, reg.application_id).state == "approved"
 
 
-def test_after_accept_a_csr_at_the_csr_step_issues_nothing_and_explains_replace(ctx: Context,
-                                                                                client: TestClient) -> None:
+def test_after_accept_a_csr_at_the_csr_step_issues_nothing_and_explains_replace(
+    ctx: Context, client: TestClient
+) -> None:
     host = _accepted(ctx, client)
     app_id = next(iter(_app_ids_for(ctx, host)))
     page = client.get("/portal/csr", params={"lang": "en"})
@@ -625,20 +644,25 @@ def test_replace_needs_a_choice_for_the_current_certificate(ctx: Context, client
     assert page.status_code == 200 and 'name="current"' in page.text
     replaces = re.search(r'name="replaces" value="([0-9a-f]+)"', page.text)
     assert replaces is not None
-    missing = client.post("/portal/replace", data={"csrf_token": csrf_of(page.text), "csr_text": "x",
-                                                   "replaces": replaces.group(1)})
+    missing = client.post(
+        "/portal/replace", data={"csrf_token": csrf_of(page.text), "csr_text": "x", "replaces": replaces.group(1)}
+    )
     assert missing.status_code == 400 and "Please choose what should happen" in missing.text
 
 
 # --- errors speak to people (issue 10 points 11 and 12) ------------------------------------------------
 
 
-@pytest.mark.parametrize(("lang", "sentence", "listing"), [
-    ("en", "The CSR names domains that this application does not cover", "This application covers these names:"),
-    ("zh_HK", "證書簽署要求列出了本申請並不涵蓋的域名", "本申請涵蓋以下名稱："),
-])
+@pytest.mark.parametrize(
+    ("lang", "sentence", "listing"),
+    [
+        ("en", "The CSR names domains that this application does not cover", "This application covers these names:"),
+        ("zh_HK", "證書簽署要求列出了本申請並不涵蓋的域名", "本申請涵蓋以下名稱："),
+    ],
+)
 def test_a_names_mismatch_says_it_plainly_first_and_lists_the_covered_names(
-        ctx: Context, client: TestClient, lang: str, sentence: str, listing: str) -> None:
+    ctx: Context, client: TestClient, lang: str, sentence: str, listing: str
+) -> None:
     client.get("/notices", params={"lang": lang})
     host, _ = _to_csr_step(ctx, client)
     page = client.get("/portal/csr")
@@ -654,8 +678,11 @@ def test_a_names_mismatch_says_it_plainly_first_and_lists_the_covered_names(
 def test_plain_sentences_never_show_an_exception_class_name() -> None:
     from ecert.web import messages
 
-    said = messages.plain("could not fetch http://w.example.com/.well-known/pki-validation/fileauth.txt: "
-                          "ConnectError; could not fetch https://w.example.com/x: ReadTimeout", "zh_HK")
+    said = messages.plain(
+        "could not fetch http://w.example.com/.well-known/pki-validation/fileauth.txt: "
+        "ConnectError; could not fetch https://w.example.com/x: ReadTimeout",
+        "zh_HK",
+    )
     assert "Error" not in said and "Timeout" not in said and "未能取得" in said
     assert "ConnectError" not in messages.plain("the relay broke off (ConnectError)", "en")
 
@@ -663,10 +690,12 @@ def test_plain_sentences_never_show_an_exception_class_name() -> None:
 # --- the front door: home page and offline API docs (issue 10 point 15) --------------------------------
 
 
-@pytest.mark.parametrize(("lang", "title"), [("en", "e-Cert (Server) certification authority"),
-                                              ("zh_HK", "電子證書（伺服器）核證機關")])
-def test_the_home_page_leads_to_portal_search_ca_certificates_and_api_docs(client: TestClient, lang: str,
-                                                                           title: str) -> None:
+@pytest.mark.parametrize(
+    ("lang", "title"), [("en", "e-Cert (Server) certification authority"), ("zh_HK", "電子證書（伺服器）核證機關")]
+)
+def test_the_home_page_leads_to_portal_search_ca_certificates_and_api_docs(
+    client: TestClient, lang: str, title: str
+) -> None:
     home = client.get("/", params={"lang": lang})
     assert home.status_code == 200 and title in home.text
     for href in ("/portal/login", "/search", "/repository/", "/docs"):
@@ -686,14 +715,19 @@ def test_api_docs_are_served_from_this_site_only(client: TestClient) -> None:
 
 @pytest.mark.parametrize("choice", ["revoke", "keep"])
 def test_replace_issues_a_new_certificate_and_says_what_happens_to_the_old_one(
-        ctx: Context, client: TestClient, choice: str) -> None:
+    ctx: Context, client: TestClient, choice: str
+) -> None:
     host = _accepted(ctx, client)
     app_id = next(iter(_app_ids_for(ctx, host)))
     old_serial = re.search(r'<code id="serial">([0-9a-f ]+)</code>', client.get("/portal/certificate").text)
     page = client.get("/portal/replace", params={"lang": "en"})
     assert 'id="replace-form"' in page.text, "services.certificates.replace_certificate is not there yet"
-    form = {"csrf_token": csrf_of(page.text), "csr_text": make_csr([host]), "current": choice,
-            "replaces": re.search(r'name="replaces" value="([0-9a-f]+)"', page.text).group(1)}  # type: ignore[union-attr]
+    form = {
+        "csrf_token": csrf_of(page.text),
+        "csr_text": make_csr([host]),
+        "current": choice,
+        "replaces": re.search(r'name="replaces" value="([0-9a-f]+)"', page.text).group(1),
+    }  # type: ignore[union-attr]
     done = client.post("/portal/replace", data=form)
     assert done.status_code == 200 and done.url.path == "/portal/certificate" and 'id="accept"' in done.text
     new_serial = re.search(r'<code id="serial">([0-9a-f ]+)</code>', done.text)
@@ -709,8 +743,11 @@ def test_replace_issues_a_new_certificate_and_says_what_happens_to_the_old_one(
 def test_reloading_the_rejection_result_shows_it_again(ctx: Context, client: TestClient) -> None:
     _issued(ctx, client)
     form = client.get("/portal/reject/certificate")
-    done = client.post("/portal/reject/certificate", data={"csrf_token": csrf_of(form.text), "reason": "wrong key"},
-                       follow_redirects=False)
+    done = client.post(
+        "/portal/reject/certificate",
+        data={"csrf_token": csrf_of(form.text), "reason": "wrong key"},
+        follow_redirects=False,
+    )
     assert done.status_code == 303 and done.headers["location"] == "/portal/rejected/certificate"
     reload = client.get(done.headers["location"], params={"lang": "en"})
     assert reload.status_code == 200 and "has been rejected" in reload.text and 'class="error"' not in reload.text

@@ -39,10 +39,12 @@ def client(ctx: Context) -> Iterator[TestClient]:
 
 
 def csr_for(names: list[str], key: ec.EllipticCurvePrivateKey) -> str:
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, names[0])]))
-           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-           .sign(key, hashes.SHA256()))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, names[0])]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -51,8 +53,9 @@ def submit_csr(client: TestClient, csr_text: str):  # type: ignore[no-untyped-de
     return client.post("/portal/csr", data={"csrf_token": csrf_of(page.text), "csr_text": csr_text})
 
 
-def accepted_certificate(ctx: Context, client: TestClient,
-                         key: ec.EllipticCurvePrivateKey | None = None) -> tuple[str, apps.RegisteredApplication, str]:
+def accepted_certificate(
+    ctx: Context, client: TestClient, key: ec.EllipticCurvePrivateKey | None = None
+) -> tuple[str, apps.RegisteredApplication, str]:
     """Walk to the download page (operator-held example.com: no DCV); returns host, application, serial hex."""
     host, reg = _to_csr_step(ctx, client)
     info = submit_csr(client, csr_for([host], key or ec.generate_private_key(ec.SECP256R1())))
@@ -64,8 +67,13 @@ def accepted_certificate(ctx: Context, client: TestClient,
     return host, reg, cert.serial_hex
 
 
-def revoke(client: TestClient, reason: str = "superseded", confirm: str | None = "yes",
-           token: str | None = None, follow: bool = False):  # type: ignore[no-untyped-def]
+def revoke(
+    client: TestClient,
+    reason: str = "superseded",
+    confirm: str | None = "yes",
+    token: str | None = None,
+    follow: bool = False,
+):  # type: ignore[no-untyped-def]
     data = {"reason": reason, "csrf_token": token if token is not None else csrf_of(client.get("/portal/revoke").text)}
     if confirm is not None:
         data["confirm"] = confirm
@@ -74,8 +82,9 @@ def revoke(client: TestClient, reason: str = "superseded", confirm: str | None =
 
 def cert_row(ctx: Context, serial_hex: str) -> tuple[Certificate, CA]:
     with ctx.sessions() as s:
-        row = s.execute(select(Certificate, CA).join(CA, CA.id == Certificate.ca_id)
-                        .where(Certificate.serial_hex == serial_hex)).one()
+        row = s.execute(
+            select(Certificate, CA).join(CA, CA.id == Certificate.ca_id).where(Certificate.serial_hex == serial_hex)
+        ).one()
         return row[0], row[1]
 
 
@@ -83,13 +92,27 @@ def is_revoked(ctx: Context, serial_hex: str) -> bool:
     return cert_row(ctx, serial_hex)[0].revoked_at is not None
 
 
-@pytest.mark.parametrize(("lang", "texts"), [
-    ("en", ["Revoke certificate", "My private key was lost or compromised", "I understand this cannot be undone",
-            "The organisation name or other details in the certificate have changed"]),
-    ("zh_HK", ["撤銷證書", "我的私人密碼匙已遺失或外洩", "我明白撤銷後不能復原", "證書內的機構名稱或其他資料已更改"]),
-])
+@pytest.mark.parametrize(
+    ("lang", "texts"),
+    [
+        (
+            "en",
+            [
+                "Revoke certificate",
+                "My private key was lost or compromised",
+                "I understand this cannot be undone",
+                "The organisation name or other details in the certificate have changed",
+            ],
+        ),
+        (
+            "zh_HK",
+            ["撤銷證書", "我的私人密碼匙已遺失或外洩", "我明白撤銷後不能復原", "證書內的機構名稱或其他資料已更改"],
+        ),
+    ],
+)
 def test_the_revoke_form_shows_the_certificate_and_only_the_subscriber_reasons(
-        ctx: Context, client: TestClient, lang: str, texts: list[str]) -> None:
+    ctx: Context, client: TestClient, lang: str, texts: list[str]
+) -> None:
     client.get("/notices", params={"lang": lang})
     host, reg, serial = accepted_certificate(ctx, client)
     assert 'href="/portal/revoke"' in client.get("/portal/download").text
@@ -107,12 +130,16 @@ def test_the_revoke_form_shows_the_certificate_and_only_the_subscriber_reasons(
         assert text in page.text
 
 
-@pytest.mark.parametrize(("lang", "done", "live"), [
-    ("en", "has been revoked", "show it as revoked from now on"),
-    ("zh_HK", "已被撤銷", "由現在起"),
-])
+@pytest.mark.parametrize(
+    ("lang", "done", "live"),
+    [
+        ("en", "has been revoked", "show it as revoked from now on"),
+        ("zh_HK", "已被撤銷", "由現在起"),
+    ],
+)
 def test_revoking_shows_the_result_and_the_subscriber_can_submit_a_new_csr(
-        ctx: Context, client: TestClient, lang: str, done: str, live: str) -> None:
+    ctx: Context, client: TestClient, lang: str, done: str, live: str
+) -> None:
     client.get("/notices", params={"lang": lang})
     host, reg, serial = accepted_certificate(ctx, client)
     posted = revoke(client, "superseded")
@@ -135,14 +162,16 @@ def test_the_revoked_serial_is_on_the_crl_and_ocsp_says_revoked(ctx: Context, cl
     crl = x509.load_der_x509_crl(client.get(f"/crl/{ca.label}.crl").content)
     entry = crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
     assert entry is not None
-    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason is \
-        x509.ReasonFlags.cessation_of_operation
+    assert (
+        entry.extensions.get_extension_for_class(x509.CRLReason).value.reason is x509.ReasonFlags.cessation_of_operation
+    )
 
     issuer = x509.load_der_x509_certificate(ca.cert_der)
     request = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()
     der = request.public_bytes(serialization.Encoding.DER)
     answer = ocsp.load_der_ocsp_response(
-        client.get("/ocsp/" + urllib.parse.quote(base64.b64encode(der).decode(), safe="")).content)
+        client.get("/ocsp/" + urllib.parse.quote(base64.b64encode(der).decode(), safe="")).content
+    )
     assert answer.certificate_status is ocsp.OCSPCertStatus.REVOKED
     assert answer.revocation_reason is x509.ReasonFlags.cessation_of_operation
 
@@ -162,18 +191,22 @@ def test_key_compromise_blocks_the_key_and_says_a_new_key_is_needed(ctx: Context
     assert new_key.url.path == "/portal/certificate"
 
 
-@pytest.mark.parametrize(("reason", "confirm", "message"), [
-    ("", "yes", "Please choose the reason"),
-    ("privilegeWithdrawn", "yes", "cannot be chosen by a subscriber"),  # the CA's own reason (BR 7.2.2)
-    ("unspecified", "yes", "cannot be chosen by a subscriber"),  # BR 7.2.2: never on an entry
-    ("certificateHold", "yes", "cannot be chosen by a subscriber"),
-    ("cACompromise", "yes", "cannot be chosen by a subscriber"),
-    ("<script>x</script>", "yes", "cannot be chosen by a subscriber"),
-    ("superseded", None, "Please tick the box"),
-    ("superseded", "no", "Please tick the box"),
-])
-def test_refused_revocation_forms_change_nothing(ctx: Context, client: TestClient, reason: str,
-                                                 confirm: str | None, message: str) -> None:
+@pytest.mark.parametrize(
+    ("reason", "confirm", "message"),
+    [
+        ("", "yes", "Please choose the reason"),
+        ("privilegeWithdrawn", "yes", "cannot be chosen by a subscriber"),  # the CA's own reason (BR 7.2.2)
+        ("unspecified", "yes", "cannot be chosen by a subscriber"),  # BR 7.2.2: never on an entry
+        ("certificateHold", "yes", "cannot be chosen by a subscriber"),
+        ("cACompromise", "yes", "cannot be chosen by a subscriber"),
+        ("<script>x</script>", "yes", "cannot be chosen by a subscriber"),
+        ("superseded", None, "Please tick the box"),
+        ("superseded", "no", "Please tick the box"),
+    ],
+)
+def test_refused_revocation_forms_change_nothing(
+    ctx: Context, client: TestClient, reason: str, confirm: str | None, message: str
+) -> None:
     _, _, serial = accepted_certificate(ctx, client)
     refused = revoke(client, reason, confirm, follow=True)
     assert refused.status_code == 400 and message in refused.text
@@ -183,8 +216,7 @@ def test_refused_revocation_forms_change_nothing(ctx: Context, client: TestClien
 
 
 @pytest.mark.parametrize("token", [None, "", "forged.token.value", "other-session"])
-def test_revocation_without_a_valid_csrf_token_is_refused(ctx: Context, client: TestClient,
-                                                          token: str | None) -> None:
+def test_revocation_without_a_valid_csrf_token_is_refused(ctx: Context, client: TestClient, token: str | None) -> None:
     _, _, serial = accepted_certificate(ctx, client)
     data = {"reason": "keyCompromise", "confirm": "yes"}
     if token == "other-session":
@@ -214,8 +246,9 @@ def test_without_an_accepted_certificate_there_is_nothing_to_revoke(ctx: Context
     submit_csr(client, csr_for([host], ec.generate_private_key(ec.SECP256R1())))  # issued, not yet accepted
     waiting = client.get("/portal/revoke")
     assert "has not been accepted yet" in waiting.text and 'href="/portal/certificate"' in waiting.text
-    refused = client.post("/portal/revoke", data={"csrf_token": csrf_of(waiting.text), "reason": "superseded",
-                                                  "confirm": "yes"})
+    refused = client.post(
+        "/portal/revoke", data={"csrf_token": csrf_of(waiting.text), "reason": "superseded", "confirm": "yes"}
+    )
     assert refused.status_code == 409
     cert = certificates.get_certificate(ctx, reg.application_id)
     assert cert is not None and not is_revoked(ctx, cert.serial_hex)
@@ -228,7 +261,8 @@ def test_the_revoke_pages_need_a_session(client: TestClient) -> None:
 
 
 def test_when_publishing_fails_the_result_page_does_not_claim_the_crl_shows_it(
-        ctx: Context, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx: Context, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ecert.services import publication
 
     def down(*_args: object, **_kwargs: object) -> None:

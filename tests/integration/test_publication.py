@@ -90,8 +90,10 @@ def test_scheduled_ca_revocation_waits_for_its_date_then_the_job_applies_it(sqli
     assert arl.get_revoked_certificate_by_serial_number(_ca_cert(sqlite_ctx, old).serial_number) is not None
 
 
-@pytest.mark.parametrize(("case", "error"), [("active", Conflict), ("root", PolicyViolation),
-                                             ("certificateHold", PolicyViolation), ("twice", Conflict)])
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [("active", Conflict), ("root", PolicyViolation), ("certificateHold", PolicyViolation), ("twice", Conflict)],
+)
 def test_refused_ca_revocations(sqlite_ctx: Context, case: str, error: type[Exception]) -> None:
     label = _label(sqlite_ctx)
     reason = "superseded"
@@ -189,9 +191,16 @@ def test_four_workers_on_one_postgresql_publish_once_without_errors(pg_ctx: Cont
     issue_leaf(pg_ctx)
     # Four workers: own engines (connection pools) on one database, the same key store.
     engines = [store_db.make_engine(pg_url) for _ in range(4)]
-    workers = [Context(settings=pg_ctx.settings, engine=e, sessions=store_db.session_factory(e),
-                       readers=store_db.read_only_session_factory(e),
-                       keys_factory=pg_ctx.keys_factory) for e in engines]
+    workers = [
+        Context(
+            settings=pg_ctx.settings,
+            engine=e,
+            sessions=store_db.session_factory(e),
+            readers=store_db.read_only_session_factory(e),
+            keys_factory=pg_ctx.keys_factory,
+        )
+        for e in engines
+    ]
     reports: list[jobs.JobReport] = []
     barrier = threading.Barrier(4)
 

@@ -25,11 +25,14 @@ from ecert.store.models import AuditEvent, BlockedKey, Certificate, OcspResponse
 SUBJECT = SubjectData("Example Limited")
 
 
-def issue_leaf(ctx: Context, key: ec.EllipticCurvePrivateKey | None = None,
-               name: str = "www.example.com") -> tuple[Certificate, ec.EllipticCurvePrivateKey]:
+def issue_leaf(
+    ctx: Context, key: ec.EllipticCurvePrivateKey | None = None, name: str = "www.example.com"
+) -> tuple[Certificate, ec.EllipticCurvePrivateKey]:
     key = key or ec.generate_private_key(ec.SECP256R1())
-    row = issuance.issue(ctx, issuance.IssueRequest(cert_type=CertType.SERVER, names=(name,), subject=SUBJECT,
-                                                    public_key=key.public_key()))
+    row = issuance.issue(
+        ctx,
+        issuance.IssueRequest(cert_type=CertType.SERVER, names=(name,), subject=SUBJECT, public_key=key.public_key()),
+    )
     return row, key
 
 
@@ -59,8 +62,9 @@ def test_operator_revocation_shows_in_crl_and_ocsp_at_once(any_db_ctx: Context) 
     publication.refresh_ocsp(any_db_ctx, label)
     assert stored_ocsp(any_db_ctx, row.serial_hex).certificate_status is ocsp.OCSPCertStatus.GOOD
 
-    result = revocation.revoke_certificate(any_db_ctx, ca_label=None, serial_hex=row.serial_hex,
-                                           reason="superseded", actor="operator:test")
+    result = revocation.revoke_certificate(
+        any_db_ctx, ca_label=None, serial_hex=row.serial_hex, reason="superseded", actor="operator:test"
+    )
 
     assert result.revoked == ((label, row.serial_hex),) and result.published
     entry = crl_entry(any_db_ctx, label, row.serial_hex)
@@ -82,21 +86,25 @@ def test_revocation_without_reason_has_no_reason_code(sqlite_ctx: Context) -> No
 
 def test_revocation_is_audited(sqlite_ctx: Context) -> None:
     row, _ = issue_leaf(sqlite_ctx)
-    revocation.revoke_certificate(sqlite_ctx, ca_label=None, serial_hex=row.serial_hex,
-                                  reason="cessationOfOperation", actor="operator:alice")
+    revocation.revoke_certificate(
+        sqlite_ctx, ca_label=None, serial_hex=row.serial_hex, reason="cessationOfOperation", actor="operator:alice"
+    )
     with sqlite_ctx.transaction() as s:
         event = s.scalar(select(AuditEvent).where(AuditEvent.event == "cert.revoked"))
     assert event.subject == row.serial_hex and event.actor == "operator:alice"
     assert event.details["reason"] == "cessationOfOperation"
 
 
-@pytest.mark.parametrize(("reason", "error"), [
-    ("unspecified", PolicyViolation),
-    ("certificateHold", PolicyViolation),
-    ("removeFromCRL", PolicyViolation),
-    ("cACompromise", PolicyViolation),  # a CA reason, not for subscriber certificates
-    ("because", PolicyViolation),
-])
+@pytest.mark.parametrize(
+    ("reason", "error"),
+    [
+        ("unspecified", PolicyViolation),
+        ("certificateHold", PolicyViolation),
+        ("removeFromCRL", PolicyViolation),
+        ("cACompromise", PolicyViolation),  # a CA reason, not for subscriber certificates
+        ("because", PolicyViolation),
+    ],
+)
 def test_refused_reasons(sqlite_ctx: Context, reason: str, error: type[Exception]) -> None:
     row, _ = issue_leaf(sqlite_ctx)
     with pytest.raises(error) as caught:
@@ -112,13 +120,16 @@ def test_unknown_serials_are_refused(sqlite_ctx: Context, serial: str, error: ty
 
 def test_revoking_twice_conflicts_unless_upgrading_to_key_compromise(sqlite_ctx: Context) -> None:
     row, _ = issue_leaf(sqlite_ctx)
-    first = revocation.revoke_certificate(sqlite_ctx, ca_label=None, serial_hex=row.serial_hex,
-                                          reason="superseded", actor="t")
+    first = revocation.revoke_certificate(
+        sqlite_ctx, ca_label=None, serial_hex=row.serial_hex, reason="superseded", actor="t"
+    )
     with pytest.raises(Conflict):
-        revocation.revoke_certificate(sqlite_ctx, ca_label=None, serial_hex=row.serial_hex, reason="superseded",
-                                      actor="t")
-    revocation.revoke_certificate(sqlite_ctx, ca_label=None, serial_hex=row.serial_hex, reason="keyCompromise",
-                                  actor="t")
+        revocation.revoke_certificate(
+            sqlite_ctx, ca_label=None, serial_hex=row.serial_hex, reason="superseded", actor="t"
+        )
+    revocation.revoke_certificate(
+        sqlite_ctx, ca_label=None, serial_hex=row.serial_hex, reason="keyCompromise", actor="t"
+    )
     entry = crl_entry(sqlite_ctx, ca_label(sqlite_ctx, row), row.serial_hex)
     assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason is x509.ReasonFlags.key_compromise
     assert entry.revocation_date_utc == first.revoked_at.replace(microsecond=0)  # the date stays
@@ -129,8 +140,9 @@ def test_key_compromise_blocks_the_key_and_revokes_every_certificate_with_it(any
     second, _ = issue_leaf(any_db_ctx, key=key, name="shop.example.com")
     other, _ = issue_leaf(any_db_ctx, name="other.example.com")
 
-    result = revocation.revoke_certificate(any_db_ctx, ca_label=None, serial_hex=first.serial_hex,
-                                           reason="keyCompromise", actor="t")
+    result = revocation.revoke_certificate(
+        any_db_ctx, ca_label=None, serial_hex=first.serial_hex, reason="keyCompromise", actor="t"
+    )
 
     assert {s for _c, s in result.revoked} == {first.serial_hex, second.serial_hex}
     with any_db_ctx.transaction() as s:
@@ -146,17 +158,36 @@ def test_subscriber_revokes_the_certificate_of_its_application(sqlite_ctx: Conte
 
     now = sqlite_ctx.clock()
     with sqlite_ctx.transaction() as s:
-        app = Application(reference_number="A00000001", pin_hash="x", server_name="www.example.com",
-                          additional_names=[], cert_type="server", org_name_en="Example Limited", reg_doc_type="br",
-                          reg_doc_number="1", subscription_start=now, subscription_end=now + timedelta(days=365),
-                          rep_email="a@example.com", state="accepted", created_at=now, updated_at=now)
+        app = Application(
+            reference_number="A00000001",
+            pin_hash="x",
+            server_name="www.example.com",
+            additional_names=[],
+            cert_type="server",
+            org_name_en="Example Limited",
+            reg_doc_type="br",
+            reg_doc_number="1",
+            subscription_start=now,
+            subscription_end=now + timedelta(days=365),
+            rep_email="a@example.com",
+            state="accepted",
+            created_at=now,
+            updated_at=now,
+        )
         s.add(app)
         s.flush()
         app_id = app.id
     key = ec.generate_private_key(ec.SECP256R1())
-    row = issuance.issue(sqlite_ctx, issuance.IssueRequest(cert_type=CertType.SERVER, names=("www.example.com",),
-                                                           subject=SUBJECT, public_key=key.public_key(),
-                                                           application_id=app_id))
+    row = issuance.issue(
+        sqlite_ctx,
+        issuance.IssueRequest(
+            cert_type=CertType.SERVER,
+            names=("www.example.com",),
+            subject=SUBJECT,
+            public_key=key.public_key(),
+            application_id=app_id,
+        ),
+    )
     with sqlite_ctx.transaction() as s:  # the subscriber accepted it (seed C.6), as the portal flow does
         s.get(Certificate, row.id).status = "accepted"
     result = revocation.revoke_for_application(sqlite_ctx, app_id, "cessationOfOperation", actor="subscriber:x")
@@ -167,10 +198,15 @@ def test_subscriber_revokes_the_certificate_of_its_application(sqlite_ctx: Conte
 
 def _openssl_proof(tmp_path: Path, key: ec.EllipticCurvePrivateKey, cn: str) -> bytes:
     key_file = tmp_path / "leaf.key"
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    out = subprocess.run(["openssl", "req", "-new", "-key", str(key_file), "-subj", f"/CN={cn}"],
-                         capture_output=True, timeout=30, check=True)
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    out = subprocess.run(
+        ["openssl", "req", "-new", "-key", str(key_file), "-subj", f"/CN={cn}"],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
     return out.stdout
 
 
@@ -198,8 +234,13 @@ def test_a_blocked_key_csr_is_refused_at_intake(sqlite_ctx: Context, tmp_path: P
 
 
 def _proof_cases() -> list[tuple[str, type[Exception]]]:
-    return [("other-key", Forbidden), ("wrong-nonce", Forbidden), ("used-nonce", Forbidden),
-            ("expired-nonce", Forbidden), ("garbage", BadCSR)]
+    return [
+        ("other-key", Forbidden),
+        ("wrong-nonce", Forbidden),
+        ("used-nonce", Forbidden),
+        ("expired-nonce", Forbidden),
+        ("garbage", BadCSR),
+    ]
 
 
 @pytest.mark.parametrize(("case", "error"), _proof_cases())
@@ -219,8 +260,11 @@ def test_refused_proofs(sqlite_ctx: Context, tmp_path: Path, case: str, error: t
         real = sqlite_ctx.clock
         later = real() + revocation.CHALLENGE_LIFETIME + timedelta(minutes=1)
         sqlite_ctx.clock = lambda: later
-    proof = b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n" if case == "garbage" \
+    proof = (
+        b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+        if case == "garbage"
         else _openssl_proof(tmp_path, signer, cn)
+    )
     with pytest.raises(error):
         revocation.revoke_by_key_proof(sqlite_ctx, row.serial_hex, proof)
     with sqlite_ctx.transaction() as s:
@@ -233,10 +277,12 @@ def test_nonce_in_challenge_password_attribute_also_works(sqlite_ctx: Context) -
 
     row, key = issue_leaf(sqlite_ctx)
     nonce = revocation.revocation_challenge(sqlite_ctx, row.serial_hex)
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "www.example.com")]))
-           .add_attribute(AttributeOID.CHALLENGE_PASSWORD, nonce.encode())
-           .sign(key, hashes.SHA256()))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "www.example.com")]))
+        .add_attribute(AttributeOID.CHALLENGE_PASSWORD, nonce.encode())
+        .sign(key, hashes.SHA256())
+    )
     result = revocation.revoke_by_key_proof(sqlite_ctx, row.serial_hex, csr.public_bytes(serialization.Encoding.DER))
     assert result.reason == "keyCompromise"
 
@@ -244,8 +290,14 @@ def test_nonce_in_challenge_password_attribute_also_works(sqlite_ctx: Context) -
 def test_revoking_in_the_future_is_refused_for_a_leaf(sqlite_ctx: Context) -> None:
     row, _ = issue_leaf(sqlite_ctx)
     with pytest.raises(PolicyViolation):
-        revocation.revoke_certificate(sqlite_ctx, ca_label=None, serial_hex=row.serial_hex, reason=None, actor="t",
-                                      at=sqlite_ctx.clock() + timedelta(days=1))
+        revocation.revoke_certificate(
+            sqlite_ctx,
+            ca_label=None,
+            serial_hex=row.serial_hex,
+            reason=None,
+            actor="t",
+            at=sqlite_ctx.clock() + timedelta(days=1),
+        )
 
 
 def test_subscriber_revocation_of_a_certificate_awaiting_acceptance_points_to_reject(tmp_path) -> None:  # type: ignore[no-untyped-def]

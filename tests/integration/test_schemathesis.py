@@ -22,8 +22,12 @@ OPERATOR_TOKEN = "schemathesis-operator-token"
 
 @pytest.fixture(scope="module")
 def fuzz_ctx(tmp_path_factory: pytest.TempPathFactory, knot_dns: KnotDns) -> Iterator[Context]:
-    ctx = build_demo_ctx(Path(tmp_path_factory.mktemp("fuzz")), smtp_port=9,  # discard port: mail fails fast
-                         dns_resolvers=(knot_dns.resolver_addr,), allow_private_addresses=True)
+    ctx = build_demo_ctx(
+        Path(tmp_path_factory.mktemp("fuzz")),
+        smtp_port=9,  # discard port: mail fails fast
+        dns_resolvers=(knot_dns.resolver_addr,),
+        allow_private_addresses=True,
+    )
     hold_namespace(ctx, knot_dns)  # so the fuzzed CSR endpoint reaches issuance without a DCV step
     yield ctx
     ctx.close()
@@ -31,8 +35,11 @@ def fuzz_ctx(tmp_path_factory: pytest.TempPathFactory, knot_dns: KnotDns) -> Ite
 
 @pytest.fixture(scope="module")
 def fuzz_app(fuzz_ctx: Context) -> FastAPI:
-    return create_app(fuzz_ctx.settings, {**DEMO_ENV, "ECERT_OPERATOR_TOKEN": OPERATOR_TOKEN,
-                                          "ECERT_SESSION_SECRET": "f" * 48}, context=fuzz_ctx)
+    return create_app(
+        fuzz_ctx.settings,
+        {**DEMO_ENV, "ECERT_OPERATOR_TOKEN": OPERATOR_TOKEN, "ECERT_SESSION_SECRET": "f" * 48},
+        context=fuzz_ctx,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +63,7 @@ def test_no_server_errors(fuzz_app: FastAPI, session_token: str) -> None:
             response = case.call(headers=headers)
             statuses.append(response.status_code)
             if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "
-                                f"{response.text[:300]}")
+                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
 
         return run
 

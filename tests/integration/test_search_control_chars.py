@@ -20,12 +20,28 @@ def test_a_control_character_matches_nothing(
         ca = make_ca(session)
         for serial, cn in (("1", "www.example.hk"), ("2", "shop.example.hk")):
             app = make_application(session, f"B0000000{serial}", server_name=cn)
-            record_id = certs.reserve_issuance(session, certs.Reservation(
-                ca_id=ca.id, serial_hex=serial, profile="ov", application_id=app.id, tbs_sha256="cd" * 32,
-                lint_findings=[], evidence=None, channel="test", not_before=now,
-                not_after=now + timedelta(days=199), subject_cn=cn, names=(cn,), spki_sha256="ab" * 32), now)
-            certs.store_signed_der(session, ca_id=ca.id, serial_hex=serial, record_id=record_id, der=b"0",
-                                   accepted=True, now=now)
+            record_id = certs.reserve_issuance(
+                session,
+                certs.Reservation(
+                    ca_id=ca.id,
+                    serial_hex=serial,
+                    profile="ov",
+                    application_id=app.id,
+                    tbs_sha256="cd" * 32,
+                    lint_findings=[],
+                    evidence=None,
+                    channel="test",
+                    not_before=now,
+                    not_after=now + timedelta(days=199),
+                    subject_cn=cn,
+                    names=(cn,),
+                    spki_sha256="ab" * 32,
+                ),
+                now,
+            )
+            certs.store_signed_der(
+                session, ca_id=ca.id, serial_hex=serial, record_id=record_id, der=b"0", accepted=True, now=now
+            )
     with session_factory() as session:
         found = [c.serial_hex for c in repo.find_certificates(session, query, by)]  # type: ignore[arg-type]
     assert found == []  # "%00" is literal text, which no name holds

@@ -24,8 +24,9 @@ from ecert.store.models import Application, Certificate
 T = TypeVar("T")
 
 
-def _cert(session: Any, ca_id: int, serial_hex: str, now: datetime, *, status: str = "signing",
-          **kwargs: Any) -> Certificate:
+def _cert(
+    session: Any, ca_id: int, serial_hex: str, now: datetime, *, status: str = "signing", **kwargs: Any
+) -> Certificate:
     """A certificate row as the pipeline makes it: reserved (``signing``), then moved through core/lifecycle."""
     fields: dict[str, Any] = {
         "profile": "ov",
@@ -43,11 +44,19 @@ def _cert(session: Any, ca_id: int, serial_hex: str, now: datetime, *, status: s
     fields.update(kwargs)
     record_id = certs.reserve_issuance(session, certs.Reservation(ca_id=ca_id, serial_hex=serial_hex, **fields), now)
     if status != "signing":
-        certs.store_signed_der(session, ca_id=ca_id, serial_hex=serial_hex, record_id=record_id, der=b"0",
-                               accepted=status == "accepted", now=now)
+        certs.store_signed_der(
+            session,
+            ca_id=ca_id,
+            serial_hex=serial_hex,
+            record_id=record_id,
+            der=b"0",
+            accepted=status == "accepted",
+            now=now,
+        )
     if status == "rejected":
-        certs.move_certificate(session, ca_id=ca_id, serial_hex=serial_hex, action=CertAction.REJECT,
-                               current=CertStatus.ISSUED, now=now)
+        certs.move_certificate(
+            session, ca_id=ca_id, serial_hex=serial_hex, action=CertAction.REJECT, current=CertStatus.ISSUED, now=now
+        )
     found = certs.certificate_by_serial(session, serial_hex)
     assert found is not None
     return found
@@ -131,11 +140,13 @@ def test_a_move_the_lifecycle_has_not_is_refused_and_changes_nothing(  # type: i
         _cert(session, ca_id, "1", now, status="accepted")
     with session_factory() as session, session.begin():
         with pytest.raises(Conflict):  # accepted -> accept again: not in core/lifecycle.py
-            certs.move_certificate(session, ca_id=ca_id, serial_hex="1", action=CertAction.ACCEPT,
-                                   current=CertStatus.ACCEPTED, now=now)
+            certs.move_certificate(
+                session, ca_id=ca_id, serial_hex="1", action=CertAction.ACCEPT, current=CertStatus.ACCEPTED, now=now
+            )
         with pytest.raises(Conflict):  # the row is not where the caller thinks: compare-and-set misses
-            certs.move_certificate(session, ca_id=ca_id, serial_hex="1", action=CertAction.ACCEPT,
-                                   current=CertStatus.ISSUED, now=now)
+            certs.move_certificate(
+                session, ca_id=ca_id, serial_hex="1", action=CertAction.ACCEPT, current=CertStatus.ISSUED, now=now
+            )
     with session_factory() as session:
         assert session.scalar(select(Certificate.status)) == "accepted"
 
@@ -181,10 +192,25 @@ def test_a_failed_issuance_keeps_its_record_and_frees_the_reservation(  # type: 
     with session_factory() as session, session.begin():
         ca, app = make_ca(session), make_application(session)
         ca_id, app_id = ca.id, app.id
-        record_id = certs.reserve_issuance(session, certs.Reservation(
-            ca_id=ca_id, serial_hex="1", profile="ov", application_id=app_id, tbs_sha256="cd" * 32,
-            lint_findings=[], evidence={"domains": {}}, channel="portal", not_before=now, not_after=now,
-            subject_cn=None, names=("www.example.hk",), spki_sha256="ab" * 32), now)
+        record_id = certs.reserve_issuance(
+            session,
+            certs.Reservation(
+                ca_id=ca_id,
+                serial_hex="1",
+                profile="ov",
+                application_id=app_id,
+                tbs_sha256="cd" * 32,
+                lint_findings=[],
+                evidence={"domains": {}},
+                channel="portal",
+                not_before=now,
+                not_after=now,
+                subject_cn=None,
+                names=("www.example.hk",),
+                spki_sha256="ab" * 32,
+            ),
+            now,
+        )
     with session_factory() as session, session.begin():
         certs.fail_reservation(session, record_id, "signed but not stored: OperationalError", now)
     with session_factory() as session:
@@ -201,9 +227,18 @@ def test_a_refused_lint_is_recorded_with_its_findings(session_factory, make_ca, 
     findings: list[dict[str, object]] = [{"validator": "x", "severity": "ERROR", "message": "y"}]
     with session_factory() as session, session.begin():
         ca_id = make_ca(session).id
-        certs.record_refused_lint(session, ca_id=ca_id, serial_hex="2", application_id=None, profile="ov",
-                                  error="lint refused", findings=findings, evidence=None, channel="operator-cli",
-                                  now=now)
+        certs.record_refused_lint(
+            session,
+            ca_id=ca_id,
+            serial_hex="2",
+            application_id=None,
+            profile="ov",
+            error="lint refused",
+            findings=findings,
+            evidence=None,
+            channel="operator-cli",
+            now=now,
+        )
     with session_factory() as session:
         record = certs.record_for(session, ca_id, "2")
         assert record is not None and (record.state, record.lint_findings) == ("failed", findings)

@@ -87,8 +87,25 @@ def service(sqlite_ctx: Context, tmp_path: Path) -> Iterator[Service]:
 def _openssl_ocsp(svc: Service, *target: str) -> tuple[str, str]:
     ov = svc.ca_pem(svc.ca("ov"))
     root = svc.ca_pem(svc.ca("root"))
-    out = subprocess.run(["openssl", "ocsp", "-url", f"{svc.url}/ocsp", "-issuer", ov, *target, "-CAfile", root,
-                          "-no_nonce", "-timeout", "10"], capture_output=True, text=True, timeout=TIMEOUT)
+    out = subprocess.run(
+        [
+            "openssl",
+            "ocsp",
+            "-url",
+            f"{svc.url}/ocsp",
+            "-issuer",
+            ov,
+            *target,
+            "-CAfile",
+            root,
+            "-no_nonce",
+            "-timeout",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert out.returncode == 0, out.stdout + out.stderr  # rc 0 on revoked too: read the text
     assert "Response verify OK" in out.stderr + out.stdout
     return out.stdout, out.stderr
@@ -97,8 +114,9 @@ def _openssl_ocsp(svc: Service, *target: str) -> tuple[str, str]:
 def test_openssl_ocsp_url_reports_good_revoked_and_unknown(service: Service) -> None:
     good, _ = issue_leaf(service.ctx, name="good.example.com")
     bad, _ = issue_leaf(service.ctx, name="bad.example.com")
-    revocation.revoke_certificate(service.ctx, ca_label=None, serial_hex=bad.serial_hex, reason="keyCompromise",
-                                  actor="t")
+    revocation.revoke_certificate(
+        service.ctx, ca_label=None, serial_hex=bad.serial_hex, reason="keyCompromise", actor="t"
+    )
     good_pem = service.pem("good", x509.load_der_x509_certificate(good.der))
     bad_pem = service.pem("bad", x509.load_der_x509_certificate(bad.der))
 
@@ -117,10 +135,31 @@ def test_gnutls_ocsptool_verifies_the_served_response(service: Service) -> None:
     leaf = service.pem("leaf", x509.load_der_x509_certificate(row.der))
     ov = service.ca_pem(service.ca("ov"))
     response = service.dir / "resp.der"
-    subprocess.run(["openssl", "ocsp", "-url", f"{service.url}/ocsp", "-issuer", ov, "-cert", leaf, "-no_nonce",
-                    "-noverify", "-respout", str(response)], capture_output=True, timeout=TIMEOUT, check=True)
-    out = subprocess.run(["ocsptool", "--verify-response", "--load-response", str(response), "--load-signer", ov],
-                         capture_output=True, text=True, timeout=TIMEOUT)
+    subprocess.run(
+        [
+            "openssl",
+            "ocsp",
+            "-url",
+            f"{service.url}/ocsp",
+            "-issuer",
+            ov,
+            "-cert",
+            leaf,
+            "-no_nonce",
+            "-noverify",
+            "-respout",
+            str(response),
+        ],
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    out = subprocess.run(
+        ["ocsptool", "--verify-response", "--load-response", str(response), "--load-signer", ov],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Verifying OCSP Response: Success" in out.stdout
 
@@ -136,15 +175,15 @@ def _verify(svc: Service, leaf: str, ov: str, crls: list[str]) -> subprocess.Com
 def test_openssl_verify_with_crl_and_arl_refuses_a_revoked_leaf(service: Service) -> None:
     good, _ = issue_leaf(service.ctx, name="good.example.com")
     bad, _ = issue_leaf(service.ctx, name="bad.example.com")
-    revocation.revoke_certificate(service.ctx, ca_label=None, serial_hex=bad.serial_hex, reason="superseded",
-                                  actor="t")
+    revocation.revoke_certificate(service.ctx, ca_label=None, serial_hex=bad.serial_hex, reason="superseded", actor="t")
     ov_row, root_row = service.ca("ov"), service.ca("root")
     ov = service.ca_pem(ov_row)
-    crls = [service.fetch(f"/crl/{ov_row.label}.crl", "ov.crl"), service.fetch(f"/crl/{root_row.label}-arl.crl",
-                                                                                 "root-arl.crl")]
+    crls = [
+        service.fetch(f"/crl/{ov_row.label}.crl", "ov.crl"),
+        service.fetch(f"/crl/{root_row.label}-arl.crl", "root-arl.crl"),
+    ]
     for path in crls:  # openssl -CRLfile reads PEM by default
-        Path(path).write_bytes(x509.load_der_x509_crl(Path(path).read_bytes()).public_bytes(
-            serialization.Encoding.PEM))
+        Path(path).write_bytes(x509.load_der_x509_crl(Path(path).read_bytes()).public_bytes(serialization.Encoding.PEM))
     ok = _verify(service, service.pem("good", x509.load_der_x509_certificate(good.der)), ov, crls)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     refused = _verify(service, service.pem("bad", x509.load_der_x509_certificate(bad.der)), ov, crls)
@@ -159,28 +198,35 @@ def test_openssl_verify_refuses_a_leaf_under_a_revoked_sub_ca(service: Service) 
     root = service.ca("root")
     crls = [service.fetch(f"/crl/{old.label}.crl", "old.crl"), service.fetch(f"/crl/{root.label}-arl.crl", "arl.crl")]
     for path in crls:
-        Path(path).write_bytes(x509.load_der_x509_crl(Path(path).read_bytes()).public_bytes(
-            serialization.Encoding.PEM))
+        Path(path).write_bytes(x509.load_der_x509_crl(Path(path).read_bytes()).public_bytes(serialization.Encoding.PEM))
     result = _verify(service, service.pem("leaf", x509.load_der_x509_certificate(leaf.der)), service.ca_pem(old), crls)
     assert result.returncode != 0 and "error 23 at 1 depth" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("kind", "path_of"), [
-    ("CRL", lambda s: f"/crl/{s.ca('ov').label}.crl"),
-    ("ARL", lambda s: f"/crl/{s.ca('root').label}-arl.crl"),
-])
+@pytest.mark.parametrize(
+    ("kind", "path_of"),
+    [
+        ("CRL", lambda s: f"/crl/{s.ca('ov').label}.crl"),
+        ("ARL", lambda s: f"/crl/{s.ca('root').label}-arl.crl"),
+    ],
+)
 def test_pkilint_finds_no_error_in_served_crls(service: Service, kind: str, path_of) -> None:  # type: ignore[no-untyped-def]
     leaf, _ = issue_leaf(service.ctx)
-    revocation.revoke_certificate(service.ctx, ca_label=None, serial_hex=leaf.serial_hex, reason="keyCompromise",
-                                  actor="t")
+    revocation.revoke_certificate(
+        service.ctx, ca_label=None, serial_hex=leaf.serial_hex, reason="keyCompromise", actor="t"
+    )
     if kind == "ARL":
         rollover(service.ctx, load_hierarchy_config(None), "ov")
         revocation.revoke_ca(service.ctx, service.ca("ov", "retired").label, "superseded")
     der = service.fetch(path_of(service), "served.crl")
     pem = Path(der).with_suffix(".pem")
     pem.write_bytes(x509.load_der_x509_crl(Path(der).read_bytes()).public_bytes(serialization.Encoding.PEM))
-    out = subprocess.run([str(VENV_BIN / "lint_crl"), "lint", "-t", kind, "-p", "BR", "-s", "ERROR", str(pem)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(VENV_BIN / "lint_crl"), "lint", "-t", kind, "-p", "BR", "-s", "ERROR", str(pem)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -188,14 +234,38 @@ def test_pkilint_finds_no_error_in_served_crls(service: Service, kind: str, path
 def test_pkilint_finds_no_error_in_served_ocsp_responses(service: Service, status: str) -> None:
     row, _ = issue_leaf(service.ctx)
     if status == "revoked":
-        revocation.revoke_certificate(service.ctx, ca_label=None, serial_hex=row.serial_hex, reason="superseded",
-                                      actor="t")
+        revocation.revoke_certificate(
+            service.ctx, ca_label=None, serial_hex=row.serial_hex, reason="superseded", actor="t"
+        )
     ov = service.ca_pem(service.ca("ov"))
-    target = ["-serial", "0x42"] if status == "unknown" else [
-        "-cert", service.pem("leaf", x509.load_der_x509_certificate(row.der))]
+    target = (
+        ["-serial", "0x42"]
+        if status == "unknown"
+        else ["-cert", service.pem("leaf", x509.load_der_x509_certificate(row.der))]
+    )
     response = service.dir / "resp.der"
-    subprocess.run(["openssl", "ocsp", "-url", f"{service.url}/ocsp", "-issuer", ov, *target, "-no_nonce",
-                    "-noverify", "-respout", str(response)], capture_output=True, timeout=TIMEOUT, check=True)
-    out = subprocess.run([str(VENV_BIN / "lint_ocsp_response"), "lint", "-s", "ERROR", str(response)],
-                         capture_output=True, text=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "ocsp",
+            "-url",
+            f"{service.url}/ocsp",
+            "-issuer",
+            ov,
+            *target,
+            "-no_nonce",
+            "-noverify",
+            "-respout",
+            str(response),
+        ],
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    out = subprocess.run(
+        [str(VENV_BIN / "lint_ocsp_response"), "lint", "-s", "ERROR", str(response)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -11,11 +11,35 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "ecert"
 
 FORBIDDEN = {
     # core/ is pure: it imports nothing of ours outside core, and no I/O library.
-    "core": ("ecert.signer", "ecert.store", "ecert.validation", "ecert.web", "ecert.services", "ecert.client",
-             "ecert.cli", "sqlalchemy", "httpx", "socket", "requests", "smtplib", "dns.resolver"),
+    "core": (
+        "ecert.signer",
+        "ecert.store",
+        "ecert.validation",
+        "ecert.web",
+        "ecert.services",
+        "ecert.client",
+        "ecert.cli",
+        "sqlalchemy",
+        "httpx",
+        "socket",
+        "requests",
+        "smtplib",
+        "dns.resolver",
+    ),
     # The signer never fetches anything and never opens a transaction.
-    "signer": ("ecert.store", "ecert.validation", "ecert.web", "ecert.services", "ecert.client", "ecert.cli",
-               "sqlalchemy", "httpx", "socket", "requests", "smtplib"),
+    "signer": (
+        "ecert.store",
+        "ecert.validation",
+        "ecert.web",
+        "ecert.services",
+        "ecert.client",
+        "ecert.cli",
+        "sqlalchemy",
+        "httpx",
+        "socket",
+        "requests",
+        "smtplib",
+    ),
     # The validator never sees a key or the database.
     "validation": ("ecert.signer", "ecert.store", "ecert.web", "ecert.cli"),
     "store": ("ecert.signer", "ecert.validation", "ecert.web", "ecert.services", "ecert.cli"),
@@ -25,13 +49,26 @@ FORBIDDEN = {
     "services": ("ecert.web", "ecert.cli", "ecert.client"),
     # The edges parse, call a service and render: no models, no queries, no transactions, no signer, no
     # network validation, and never the issuance pipeline past the registration authority.
-    "web": ("ecert.store", "sqlalchemy", "ecert.signer.issuer", "ecert.validation",
-            "ecert.services.issuance", "ecert.cli", "ecert.client"),
-    "cli": ("ecert.store", "sqlalchemy", "ecert.signer.issuer",
-            "ecert.services.issuance"),
+    "web": (
+        "ecert.store",
+        "sqlalchemy",
+        "ecert.signer.issuer",
+        "ecert.validation",
+        "ecert.services.issuance",
+        "ecert.cli",
+        "ecert.client",
+    ),
+    "cli": ("ecert.store", "sqlalchemy", "ecert.signer.issuer", "ecert.services.issuance"),
     # The subscriber's side talks to the CA over HTTP only.
-    "client": ("ecert.services", "ecert.store", "ecert.signer", "ecert.web", "ecert.cli", "ecert.validation",
-               "sqlalchemy"),
+    "client": (
+        "ecert.services",
+        "ecert.store",
+        "ecert.signer",
+        "ecert.web",
+        "ecert.cli",
+        "ecert.validation",
+        "sqlalchemy",
+    ),
 }
 
 # The edges may name the driver's exceptions to answer a lost database (503, one CLI line); nothing more.
@@ -78,8 +115,9 @@ def test_only_the_registration_authority_reaches_the_pipeline() -> None:
         package = ".".join(path.relative_to(SRC.parent).with_suffix("").parts[:-1])
         if str(rel) in PIPELINE_CALLERS:
             continue
-        if any(n == "ecert.services.issuance" or n.startswith("ecert.services.issuance.")
-               for n in _imports(path, package)):
+        if any(
+            n == "ecert.services.issuance" or n.startswith("ecert.services.issuance.") for n in _imports(path, package)
+        ):
             callers.append(str(rel))
     assert not callers, f"only the registration authority may call the issuance pipeline: {callers}"
 
@@ -87,8 +125,11 @@ def test_only_the_registration_authority_reaches_the_pipeline() -> None:
 @pytest.mark.parametrize("edge", ["web", "cli"])
 def test_edges_never_open_a_transaction(edge: str) -> None:
     """services/ is the only place that opens a transaction (docs/architecture.md)."""
-    found = [f"{p.relative_to(SRC)}" for p in sorted((SRC / edge).rglob("*.py"))
-             if ".transaction()" in p.read_text(encoding="utf-8") or ".sessions()" in p.read_text(encoding="utf-8")]
+    found = [
+        f"{p.relative_to(SRC)}"
+        for p in sorted((SRC / edge).rglob("*.py"))
+        if ".transaction()" in p.read_text(encoding="utf-8") or ".sessions()" in p.read_text(encoding="utf-8")
+    ]
     assert not found, f"transactions opened at the edge: {found}"
 
 
@@ -107,7 +148,11 @@ def test_only_the_store_builds_queries() -> None:
                 bad = [a.name for a in node.names if a.name in QUERY_BUILDERS]
                 if bad:
                     found.append(f"{path.relative_to(SRC)} imports {', '.join(bad)} from {node.module}")
-            elif (isinstance(node, ast.Attribute) and node.attr in SESSION_METHODS
-                  and isinstance(node.value, ast.Name) and node.value.id == "session"):
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr in SESSION_METHODS
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "session"
+            ):
                 found.append(f"{path.relative_to(SRC)}:{node.lineno} calls session.{node.attr}")
     assert not found, "services must reach the database through named store functions:\n" + "\n".join(found)

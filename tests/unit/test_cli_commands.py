@@ -8,10 +8,27 @@ from click.testing import CliRunner
 from ecert.cli import ca
 
 PATHS = [
-    ("perspective", "serve"), ("application", "add"), ("application", "list"), ("dcv", "start"), ("dcv", "check"),
-    ("audit", "verify"), ("cert", "issue"), ("cert", "show"), ("cert", "revoke"), ("vetting", "add"),
-    ("crl", "publish"), ("ocsp", "serve"), ("jobs", "run-once"), ("ct", "logs"), ("notices", "list"),
-    ("incident", "open"), ("acme", "eab", "new"), ("doctor",), ("serve",), ("init",), ("ca", "list"),
+    ("perspective", "serve"),
+    ("application", "add"),
+    ("application", "list"),
+    ("dcv", "start"),
+    ("dcv", "check"),
+    ("audit", "verify"),
+    ("cert", "issue"),
+    ("cert", "show"),
+    ("cert", "revoke"),
+    ("vetting", "add"),
+    ("crl", "publish"),
+    ("ocsp", "serve"),
+    ("jobs", "run-once"),
+    ("ct", "logs"),
+    ("notices", "list"),
+    ("incident", "open"),
+    ("acme", "eab", "new"),
+    ("doctor",),
+    ("serve",),
+    ("init",),
+    ("ca", "list"),
 ]
 
 

@@ -87,9 +87,7 @@ REFUSED_VECTORS = [
 @pytest.mark.parametrize(
     ("filename", "error", "code", "rule", "message"), REFUSED_VECTORS, ids=[v[0] for v in REFUSED_VECTORS]
 )
-def test_refused_vectors_say_why(
-    filename: str, error: type[EcertError], code: str, rule: str, message: str
-) -> None:
+def test_refused_vectors_say_why(filename: str, error: type[EcertError], code: str, rule: str, message: str) -> None:
     with pytest.raises(error) as caught:
         check_csr(vector(filename))
     assert caught.value.code == code
@@ -199,9 +197,7 @@ HOSTILE_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("data", "message"), [h[1:] for h in HOSTILE_INPUTS], ids=[h[0] for h in HOSTILE_INPUTS]
-)
+@pytest.mark.parametrize(("data", "message"), [h[1:] for h in HOSTILE_INPUTS], ids=[h[0] for h in HOSTILE_INPUTS])
 def test_hostile_inputs_are_refused_saying_which(data: bytes | str, message: str) -> None:
     with pytest.raises(BadCSR) as caught:
         load_csr(data)
@@ -249,9 +245,7 @@ def test_cn_that_is_not_a_domain_is_noted() -> None:
         ("2001:db8::1", ["www.example.com"], BadCSR, "IP address '2001:db8::1' in the CN"),
     ],
 )
-def test_bad_names_in_a_csr_are_named(
-    cn: str | None, sans: list[str], error: type[EcertError], message: str
-) -> None:
+def test_bad_names_in_a_csr_are_named(cn: str | None, sans: list[str], error: type[EcertError], message: str) -> None:
     with pytest.raises(error) as caught:
         check_csr(make_csr(cn, sans))
     assert message in caught.value.message

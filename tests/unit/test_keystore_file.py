@@ -50,12 +50,7 @@ def self_signed(key: PrivateKeyTypes) -> x509.Certificate:
 
 
 def crl_signed_by(key: PrivateKeyTypes, issuer: x509.Certificate) -> x509.CertificateRevocationList:
-    revoked = (
-        x509.RevokedCertificateBuilder()
-        .serial_number(0x99)
-        .revocation_date(NOW - dt.timedelta(hours=1))
-        .build()
-    )
+    revoked = x509.RevokedCertificateBuilder().serial_number(0x99).revocation_date(NOW - dt.timedelta(hours=1)).build()
     return (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.subject)
@@ -97,9 +92,7 @@ def test_key_spec_prints_a_form_it_reads_back(spec: str) -> None:
     assert str(KeySpec.parse(spec)) == spec
 
 
-@pytest.mark.parametrize(
-    "text", ["rsa1024", "rsa2047", "rsa8192", "ec-p521", "ed25519", "dsa2048", "p-255", ""]
-)
+@pytest.mark.parametrize("text", ["rsa1024", "rsa2047", "rsa8192", "ec-p521", "ed25519", "dsa2048", "p-255", ""])
 def test_key_spec_refuses_keys_outside_br_6_1_5(text: str) -> None:
     with pytest.raises(BadKey) as info:
         KeySpec.parse(text)
@@ -127,9 +120,7 @@ def test_key_spec_refuses_inconsistent_fields(algorithm: str, size: int | None, 
 def test_passphrase_file_wins_over_the_environment(tmp_path: Path) -> None:
     file = tmp_path / "pass"
     file.write_bytes(b"from-file\n")
-    assert (
-        resolve_passphrase({"ECERT_KEY_PASSPHRASE": "from-env"}, "ECERT_KEY_PASSPHRASE", file) == b"from-file"
-    )
+    assert resolve_passphrase({"ECERT_KEY_PASSPHRASE": "from-env"}, "ECERT_KEY_PASSPHRASE", file) == b"from-file"
 
 
 @pytest.mark.parametrize(
@@ -182,9 +173,7 @@ def test_file_key_signs_a_certificate_and_a_crl_after_reloading(backend: FileKey
     assert backend.public_key(key_ref) == cert.public_key()
 
 
-@pytest.mark.parametrize(
-    ("spec", "kind"), [("rsa3072", rsa.RSAPrivateKey), ("p384", ec.EllipticCurvePrivateKey)]
-)
+@pytest.mark.parametrize(("spec", "kind"), [("rsa3072", rsa.RSAPrivateKey), ("p384", ec.EllipticCurvePrivateKey)])
 def test_file_key_has_the_requested_algorithm(backend: FileKeyBackend, spec: str, kind: type) -> None:
     key = backend.load_key(backend.create_key("k", KeySpec.parse(spec)))
     assert isinstance(key, kind)
@@ -198,9 +187,7 @@ def test_key_file_is_private_and_encrypted(backend: FileKeyBackend) -> None:
     pem = path.read_bytes()
     assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     assert PASSPHRASE not in pem
-    assert sorted(p.name for p in backend.directory.iterdir()) == [
-        "issuing-1.key"
-    ]  # no temp file, no passphrase
+    assert sorted(p.name for p in backend.directory.iterdir()) == ["issuing-1.key"]  # no temp file, no passphrase
 
 
 def test_wrong_passphrase_is_refused_without_revealing_either_passphrase(backend: FileKeyBackend) -> None:
@@ -310,9 +297,7 @@ def test_settings_build_a_file_backend_under_the_data_dir(tmp_path: Path) -> Non
     backend = backend_from_settings(settings, {"ECERT_KEY_PASSPHRASE": "pw-from-env"})
     key_ref = backend.create_key("root", KeySpec.parse("ec-p256"))
     assert (tmp_path / "keys" / "root.key").is_file()
-    assert isinstance(
-        FileKeyBackend(tmp_path / "keys", b"pw-from-env").load_key(key_ref), ec.EllipticCurvePrivateKey
-    )
+    assert isinstance(FileKeyBackend(tmp_path / "keys", b"pw-from-env").load_key(key_ref), ec.EllipticCurvePrivateKey)
 
 
 def test_settings_without_a_passphrase_are_refused(tmp_path: Path) -> None:

@@ -22,11 +22,21 @@ from ecert.core.profiles import (
 
 EC_KEY = ec.generate_private_key(ec.SECP256R1()).public_key()
 RSA_KEY = rsa.generate_private_key(65537, 2048).public_key()
-ISSUER = IssuerFacts(subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test OV CA")]), ski=b"\x01" * 20,
-                     ca_issuers_url="http://pki.ecert-demo.hk/repository/ca/ov.crt",
-                     crl_url="http://pki.ecert-demo.hk/crl/ov.crl", policy_oid="1.3.6.1.4.1.99999.1.1")
-EV_ISSUER = IssuerFacts(subject=ISSUER.subject, ski=ISSUER.ski, ca_issuers_url=ISSUER.ca_issuers_url,
-                        crl_url=ISSUER.crl_url, policy_oid=ISSUER.policy_oid, is_ev_capable=True)
+ISSUER = IssuerFacts(
+    subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test OV CA")]),
+    ski=b"\x01" * 20,
+    ca_issuers_url="http://pki.ecert-demo.hk/repository/ca/ov.crt",
+    crl_url="http://pki.ecert-demo.hk/crl/ov.crl",
+    policy_oid="1.3.6.1.4.1.99999.1.1",
+)
+EV_ISSUER = IssuerFacts(
+    subject=ISSUER.subject,
+    ski=ISSUER.ski,
+    ca_issuers_url=ISSUER.ca_issuers_url,
+    crl_url=ISSUER.crl_url,
+    policy_oid=ISSUER.policy_oid,
+    is_ev_capable=True,
+)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
@@ -73,8 +83,9 @@ def test_an_ended_subscription_gets_no_certificate() -> None:
         (CertType.EV_MULTI, "a.example.com", ("b.example.com", "a.example.com"), ("a.example.com", "b.example.com")),
     ],
 )
-def test_names_for_each_certificate_type(cert_type: CertType, server: str, extra: tuple[str, ...],
-                                         expected: tuple[str, ...]) -> None:
+def test_names_for_each_certificate_type(
+    cert_type: CertType, server: str, extra: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
     assert names_for_application(cert_type, server, extra) == expected
 
 
@@ -90,8 +101,9 @@ def test_names_for_each_certificate_type(cert_type: CertType, server: str, extra
         (CertType.WILDCARD, "example.com", (), "server name starts with '\\*\\.'"),
     ],
 )
-def test_names_refused_per_certificate_type(cert_type: CertType, server: str, extra: tuple[str, ...],
-                                            message: str) -> None:
+def test_names_refused_per_certificate_type(
+    cert_type: CertType, server: str, extra: tuple[str, ...], message: str
+) -> None:
     with pytest.raises(PolicyViolation, match=message):
         names_for_application(cert_type, server, extra)
 
@@ -107,10 +119,18 @@ def test_chinese_organisation_name_of_64_characters_fits_and_65_is_refused() -> 
         SubjectData(organization="香" * 65)
 
 
-def _plan(cert_type: CertType = CertType.SERVER, key: object = EC_KEY, subject: SubjectData | None = None,
-          names: tuple[str, ...] = ("www.example.com",), issuer: IssuerFacts = ISSUER):
-    return plan_leaf(LeafRequest(cert_type=cert_type, names=names, subject=subject or SubjectData("Example Ltd"),
-                                 public_key=key), issuer, NOW)  # type: ignore[arg-type]
+def _plan(
+    cert_type: CertType = CertType.SERVER,
+    key: object = EC_KEY,
+    subject: SubjectData | None = None,
+    names: tuple[str, ...] = ("www.example.com",),
+    issuer: IssuerFacts = ISSUER,
+):
+    return plan_leaf(
+        LeafRequest(cert_type=cert_type, names=names, subject=subject or SubjectData("Example Ltd"), public_key=key),
+        issuer,
+        NOW,
+    )  # type: ignore[arg-type]
 
 
 def _ext(plan, cls):  # type: ignore[no-untyped-def]
@@ -138,10 +158,13 @@ def test_key_usage_adds_key_encipherment_only_for_rsa() -> None:
 
 def test_policies_are_ov_or_ev_first_then_the_cas_own() -> None:
     ov = [p.policy_identifier.dotted_string for p in _ext(_plan(), x509.CertificatePolicies)]
-    ev_subject = SubjectData("Example Ltd", business_category="Private Organization", jurisdiction_country="HK",
-                             serial_number="12345678")
-    ev = [p.policy_identifier.dotted_string
-          for p in _ext(_plan(CertType.EV, subject=ev_subject, issuer=EV_ISSUER), x509.CertificatePolicies)]
+    ev_subject = SubjectData(
+        "Example Ltd", business_category="Private Organization", jurisdiction_country="HK", serial_number="12345678"
+    )
+    ev = [
+        p.policy_identifier.dotted_string
+        for p in _ext(_plan(CertType.EV, subject=ev_subject, issuer=EV_ISSUER), x509.CertificatePolicies)
+    ]
     assert ov == ["2.23.140.1.2.2", "1.3.6.1.4.1.99999.1.1"]
     assert ev == ["2.23.140.1.1", "1.3.6.1.4.1.99999.1.1"]
 
@@ -149,13 +172,19 @@ def test_policies_are_ov_or_ev_first_then_the_cas_own() -> None:
 def test_ev_needs_its_subject_fields_and_an_ev_issuer() -> None:
     with pytest.raises(PolicyViolation, match="EV needs"):
         _plan(CertType.EV, issuer=EV_ISSUER)
-    ev_subject = SubjectData("Example Ltd", business_category="Private Organization", jurisdiction_country="HK",
-                             serial_number="12345678")
+    ev_subject = SubjectData(
+        "Example Ltd", business_category="Private Organization", jurisdiction_country="HK", serial_number="12345678"
+    )
     with pytest.raises(PolicyViolation, match="EV issuing CA"):
         _plan(CertType.EV, subject=ev_subject, issuer=ISSUER)
 
 
 def test_common_name_must_be_one_of_the_names() -> None:
     with pytest.raises(PolicyViolation, match="common name"):
-        LeafRequest(cert_type=CertType.SERVER, names=("a.example.com",), subject=SubjectData("X"),
-                    public_key=EC_KEY, common_name="b.example.com")  # type: ignore[arg-type]
+        LeafRequest(
+            cert_type=CertType.SERVER,
+            names=("a.example.com",),
+            subject=SubjectData("X"),
+            public_key=EC_KEY,
+            common_name="b.example.com",
+        )  # type: ignore[arg-type]

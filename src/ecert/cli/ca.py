@@ -40,8 +40,12 @@ __all__ = ["app", "main"]
 
 # Plain help at the top (rich_markup_mode=None): the rich help renderer pulls in a Markdown parser, a third
 # of `ecert-ca --help`'s start-up; the command groups keep rich help.
-app = typer.Typer(help="ecert-ca: run the certificate authority (e-Cert (Server) style).", no_args_is_help=True,
-                  pretty_exceptions_enable=False, rich_markup_mode=None)
+app = typer.Typer(
+    help="ecert-ca: run the certificate authority (e-Cert (Server) style).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
 ca_app = typer.Typer(help="CA hierarchy: list, show, rollover, ceremonies.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
 
@@ -53,8 +57,12 @@ def _settings(demo: bool = False) -> Settings:
     from ..settings import load_settings
 
     settings = load_settings()
-    if demo and settings.key_backend == "file" and not settings.key_passphrase_file \
-            and settings.key_passphrase_env not in os.environ:
+    if (
+        demo
+        and settings.key_backend == "file"
+        and not settings.key_passphrase_file
+        and settings.key_passphrase_env not in os.environ
+    ):
         # Demo convenience only: a random passphrase in a 0600 file outside the key directory.
         path = settings.data_dir / DEMO_PASSPHRASE_FILE
         if not path.exists():
@@ -95,8 +103,10 @@ def _cert_of(row: Any) -> x509.Certificate:
 
 
 @app.command()
-def init(demo: Annotated[bool, typer.Option("--demo", help="Demo names and a stand-in cross-signing root.")] = False,
-         json_out: JsonOpt = False) -> None:
+def init(
+    demo: Annotated[bool, typer.Option("--demo", help="Demo names and a stand-in cross-signing root.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """Make the hierarchy: root, OV and EV issuing CAs (and, with --demo, a cross-certificate)."""
     from ..services.ceremony import init_hierarchy
 
@@ -124,19 +134,33 @@ def ca_list(json_out: JsonOpt = False) -> None:
     """Every CA certificate: roots, cross-certificates, issuing CAs old and new."""
     with _context() as ctx:
         rows = _ca_rows(ctx)
-        data = [{"label": r.label, "role": r.role, "status": r.status, "subject": r.subject_dn,
-                 "effective_from": r.effective_from, "not_after": r.not_after} for r in rows]
+        data = [
+            {
+                "label": r.label,
+                "role": r.role,
+                "status": r.status,
+                "subject": r.subject_dn,
+                "effective_from": r.effective_from,
+                "not_after": r.not_after,
+            }
+            for r in rows
+        ]
         if json_out:
             output.emit_json("ca-list", data)
         else:
-            output.table("CA certificates", ("label", "role", "status", "effective from", "expires", "subject"),
-                         [(d["label"], d["role"], d["status"], d["effective_from"], d["not_after"], d["subject"])
-                          for d in data])
+            output.table(
+                "CA certificates",
+                ("label", "role", "status", "effective from", "expires", "subject"),
+                [(d["label"], d["role"], d["status"], d["effective_from"], d["not_after"], d["subject"]) for d in data],
+            )
 
 
 @ca_app.command("show")
-def ca_show(label: str, pem: Annotated[bool, typer.Option("--pem", help="Print the certificate as PEM.")] = False,
-            json_out: JsonOpt = False) -> None:
+def ca_show(
+    label: str,
+    pem: Annotated[bool, typer.Option("--pem", help="Print the certificate as PEM.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """One CA certificate's details (or its PEM)."""
     with _context() as ctx:
         row = next((r for r in _ca_rows(ctx) if r.label == label), None)
@@ -146,21 +170,34 @@ def ca_show(label: str, pem: Annotated[bool, typer.Option("--pem", help="Print t
         if pem:
             sys.stdout.write(cert.public_bytes(serialization.Encoding.PEM).decode())
             return
-        data = {"label": row.label, "role": row.role, "status": row.status, "subject": row.subject_dn,
-                "issuer": cert.issuer.rfc4514_string(), "serial": format(cert.serial_number, "x"),
-                "not_before": row.not_before, "not_after": row.not_after, "effective_from": row.effective_from,
-                "ski": row.ski_hex, "spki_sha256": row.spki_sha256, "key_ref": row.key_ref}
+        data = {
+            "label": row.label,
+            "role": row.role,
+            "status": row.status,
+            "subject": row.subject_dn,
+            "issuer": cert.issuer.rfc4514_string(),
+            "serial": format(cert.serial_number, "x"),
+            "not_before": row.not_before,
+            "not_after": row.not_after,
+            "effective_from": row.effective_from,
+            "ski": row.ski_hex,
+            "spki_sha256": row.spki_sha256,
+            "key_ref": row.key_ref,
+        }
         output.emit_json("ca", data) if json_out else output.fields(f"CA {label}", data)
 
 
 @ca_app.command("rollover")
-def ca_rollover(role: Annotated[str, typer.Argument(help="ov or ev")],
-                label: Annotated[str | None, typer.Option(help="Label of the new CA.")] = None,
-                common_name: Annotated[str | None, typer.Option(help="CN of the new CA.")] = None,
-                effective_from: Annotated[datetime | None, typer.Option(help="When it starts issuing (UTC).")] = None,
-                revoke_old_at: Annotated[datetime | None, typer.Option(
-                    help="Revoke the old CA(s) into the ARL at this time (UTC), reason superseded.")] = None,
-                json_out: JsonOpt = False) -> None:
+def ca_rollover(
+    role: Annotated[str, typer.Argument(help="ov or ev")],
+    label: Annotated[str | None, typer.Option(help="Label of the new CA.")] = None,
+    common_name: Annotated[str | None, typer.Option(help="CN of the new CA.")] = None,
+    effective_from: Annotated[datetime | None, typer.Option(help="When it starts issuing (UTC).")] = None,
+    revoke_old_at: Annotated[
+        datetime | None, typer.Option(help="Revoke the old CA(s) into the ARL at this time (UTC), reason superseded.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """A new issuing CA for ROLE; the old one stops issuing, and is revoked into the ARL when you say."""
     from ..services.ceremony import rollover
     from ..services.revocation import revoke_ca
@@ -169,40 +206,52 @@ def ca_rollover(role: Annotated[str, typer.Argument(help="ov or ev")],
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     with _context() as ctx:
-        new, old = rollover(ctx, _config(ctx.settings), role, label=label, common_name=common_name,
-                            effective_from=_utc(effective_from))
+        new, old = rollover(
+            ctx, _config(ctx.settings), role, label=label, common_name=common_name, effective_from=_utc(effective_from)
+        )
         revoked = [revoke_ca(ctx, o.label, "superseded", _utc(revoke_old_at)) for o in old] if revoke_old_at else []
-        data = {"new": new.label, "effective_from": new.effective_from, "retired": [o.label for o in old],
-                "revocation_scheduled": [{"label": o.label, "at": _utc(revoke_old_at)} for o in old] if revoked else []}
+        data = {
+            "new": new.label,
+            "effective_from": new.effective_from,
+            "retired": [o.label for o in old],
+            "revocation_scheduled": [{"label": o.label, "at": _utc(revoke_old_at)} for o in old] if revoked else [],
+        }
         if json_out:
             output.emit_json("rollover", data)
         else:
             retired = ", ".join(o.label for o in old) or "none"
-            output.console().print(f"New {role.upper()} issuing CA {new.label}, effective from "
-                                   f"{new.effective_from:%d/%m/%Y}; retired: {retired}")
+            output.console().print(
+                f"New {role.upper()} issuing CA {new.label}, effective from "
+                f"{new.effective_from:%d/%m/%Y}; retired: {retired}"
+            )
 
 
 @ca_app.command("revoke")
-def ca_revoke(label: str,
-              reason: Annotated[str | None, typer.Option(help="superseded, cessationOfOperation, cACompromise, ...")]
-              = None,
-              at: Annotated[datetime | None, typer.Option(help="When (UTC); a future date is applied by the jobs.")]
-              = None,
-              json_out: JsonOpt = False) -> None:
+def ca_revoke(
+    label: str,
+    reason: Annotated[str | None, typer.Option(help="superseded, cessationOfOperation, cACompromise, ...")] = None,
+    at: Annotated[datetime | None, typer.Option(help="When (UTC); a future date is applied by the jobs.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Revoke an issuing CA certificate into the root's ARL, now or at a date (the end of a rollover)."""
     from ..services.revocation import revoke_ca
 
     with _context() as ctx:
         when = at.replace(tzinfo=UTC) if at and at.tzinfo is None else at
         result = revoke_ca(ctx, label, reason, when, actor="operator:cli")
-        data = {"ca": result.label, "revoked_at": result.revoked_at, "reason": result.reason,
-                "scheduled": result.scheduled}
+        data = {
+            "ca": result.label,
+            "revoked_at": result.revoked_at,
+            "reason": result.reason,
+            "scheduled": result.scheduled,
+        }
         if json_out:
             output.emit_json("ca-revocation", data)
         else:
             verb = "will be revoked on" if result.scheduled else "revoked on"
-            output.console().print(f"CA {label} {verb} {result.revoked_at:%d/%m/%Y %H:%M} UTC "
-                                   f"({result.reason or 'no reason stated'})")
+            output.console().print(
+                f"CA {label} {verb} {result.revoked_at:%d/%m/%Y %H:%M} UTC ({result.reason or 'no reason stated'})"
+            )
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -212,10 +261,12 @@ def _write(path: Path, data: bytes) -> None:
 
 
 @ca_app.command("request")
-def ca_request(role: Annotated[str, typer.Argument(help="ov or ev")],
-               label: Annotated[str, typer.Option(help="Label of the new CA (also its key's label).")],
-               common_name: Annotated[str, typer.Option(help="CN of the new CA.")],
-               out: Annotated[Path, typer.Option(help="Where to write the PKCS#10 request (PEM).")]) -> None:
+def ca_request(
+    role: Annotated[str, typer.Argument(help="ov or ev")],
+    label: Annotated[str, typer.Option(help="Label of the new CA (also its key's label).")],
+    common_name: Annotated[str, typer.Option(help="CN of the new CA.")],
+    out: Annotated[Path, typer.Option(help="Where to write the PKCS#10 request (PEM).")],
+) -> None:
     """Offline-root ceremony 1: make an issuing CA key here and write its request for the root."""
     from ..services.ceremony import make_ca_request
 
@@ -226,10 +277,12 @@ def ca_request(role: Annotated[str, typer.Argument(help="ov or ev")],
 
 
 @ca_app.command("sign-request")
-def ca_sign_request(csr_file: Annotated[Path, typer.Argument(help="The issuing CA's request (PEM).")],
-                    role: Annotated[str, typer.Option(help="ov or ev")],
-                    out: Annotated[Path, typer.Option(help="Where to write the certificate (PEM).")],
-                    days: int = 1825) -> None:
+def ca_sign_request(
+    csr_file: Annotated[Path, typer.Argument(help="The issuing CA's request (PEM).")],
+    role: Annotated[str, typer.Option(help="ov or ev")],
+    out: Annotated[Path, typer.Option(help="Where to write the certificate (PEM).")],
+    days: int = 1825,
+) -> None:
     """Offline-root ceremony 2 (on the root's machine): certify an issuing CA request."""
     from ..services.ceremony import sign_ca_request
 
@@ -244,8 +297,11 @@ def ca_sign_request(csr_file: Annotated[Path, typer.Argument(help="The issuing C
 
 
 @ca_app.command("import")
-def ca_import(cert_file: Path, role: Annotated[str, typer.Option(help="ov or ev")],
-              label: Annotated[str, typer.Option(help="The label used with `ca request`.")]) -> None:
+def ca_import(
+    cert_file: Path,
+    role: Annotated[str, typer.Option(help="ov or ev")],
+    label: Annotated[str, typer.Option(help="The label used with `ca request`.")],
+) -> None:
     """Offline-root ceremony 3: install the signed issuing CA certificate."""
     from ..services.ceremony import import_ca_certificate
 
@@ -256,7 +312,8 @@ def ca_import(cert_file: Path, role: Annotated[str, typer.Option(help="ov or ev"
 
 @ca_app.command("cross-request")
 def ca_cross_request(
-        out_dir: Annotated[Path, typer.Option(help="Directory for root.pem and root-request.pem.")]) -> None:
+    out_dir: Annotated[Path, typer.Option(help="Directory for root.pem and root-request.pem.")],
+) -> None:
     """What another root needs to cross-certify ours: our root certificate and a request signed by its key."""
     from ..services.ceremony import cross_request
 
@@ -278,15 +335,18 @@ def _load_cert(path: Path) -> x509.Certificate:
 
 
 @ca_app.command("import-cross")
-def ca_import_cross(cross_file: Path,
-                    external_root: Annotated[Path, typer.Option(help="The other root's certificate.")],
-                    external_label: Annotated[str, typer.Option(help="A label for the other root.")]) -> None:
+def ca_import_cross(
+    cross_file: Path,
+    external_root: Annotated[Path, typer.Option(help="The other root's certificate.")],
+    external_label: Annotated[str, typer.Option(help="A label for the other root.")],
+) -> None:
     """Install a cross-certificate for our root issued by another root."""
     from ..services.ceremony import import_cross_certificate
 
     with _context() as ctx:
-        row = import_cross_certificate(ctx, _load_cert(cross_file), _load_cert(external_root),
-                                       external_label=external_label)
+        row = import_cross_certificate(
+            ctx, _load_cert(cross_file), _load_cert(external_root), external_label=external_label
+        )
         output.console().print(f"Installed cross-certificate {row.label}")
 
 
@@ -328,9 +388,12 @@ def _worker_environment(settings: Settings) -> None:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000,
-          demo: Annotated[bool, typer.Option("--demo", help="Make the demo hierarchy first if there is none.")] = False,
-          workers: Annotated[int, typer.Option(min=1, help="Worker processes (they share sessions).")] = 1) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    demo: Annotated[bool, typer.Option("--demo", help="Make the demo hierarchy first if there is none.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (they share sessions).")] = 1,
+) -> None:
     """Run the CA's web service (repository, CRLs, OCSP, portal and API)."""
     import uvicorn
 
@@ -357,11 +420,16 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         f"  API docs:        http://{host}:{port}/docs\n"
         f"  Certificates and CRLs name {settings.base_url} (set ECERT_BASE_URL to change it)\n"
         f"  Certificate Transparency: "
-        + (f"on, logs from {settings.ct_log_list}" if settings.ct_enabled else
-           "OFF: certificates carry no SCTs and Chrome and Safari will refuse them (set ECERT_CT_ENABLED and "
-           "ECERT_CT_LOG_LIST)"))
-    uvicorn.run(FACTORY, factory=True, host=host, port=port, log_level="info", workers=workers,
-                **uvicorn_options())  # idle connections closed after 5 s (web/server.py)
+        + (
+            f"on, logs from {settings.ct_log_list}"
+            if settings.ct_enabled
+            else "OFF: certificates carry no SCTs and Chrome and Safari will refuse them (set ECERT_CT_ENABLED and "
+            "ECERT_CT_LOG_LIST)"
+        )
+    )
+    uvicorn.run(
+        FACTORY, factory=True, host=host, port=port, log_level="info", workers=workers, **uvicorn_options()
+    )  # idle connections closed after 5 s (web/server.py)
 
 
 class _LoadedOnUse(TyperGroup):
@@ -421,8 +489,13 @@ def _command_line() -> TyperGroup:
             group.add_command(_LoadedOnUse(name, module, attr, "").real(), name)
     return group
 
-_EXTRA: list[tuple[str, str, str]] = [("perspective", "app", "perspective"), ("applications", "app", "application"),
-                                     ("dcv", "app", "dcv"), ("audit", "app", "audit")]
+
+_EXTRA: list[tuple[str, str, str]] = [
+    ("perspective", "app", "perspective"),
+    ("applications", "app", "application"),
+    ("dcv", "app", "dcv"),
+    ("audit", "app", "audit"),
+]
 _EXTRA += [("certs", "cert_app", "cert"), ("certs", "vetting_app", "vetting")]
 _EXTRA += [("status", "crl_app", "crl"), ("status", "ocsp_app", "ocsp"), ("status", "jobs_app", "jobs")]
 _EXTRA += [("ct", "app", "ct")]
@@ -442,8 +515,9 @@ def _expected_failure(exc: Exception) -> str | None:
     The exception classes are looked up only in libraries already imported: an exception cannot come from
     a library that was never loaded, and `--help` should not load pydantic or SQLAlchemy to find out.
     """
-    pydantic, pydantic_settings, sa_exc = (sys.modules.get(m) for m in ("pydantic", "pydantic_settings",
-                                                                         "sqlalchemy.exc"))
+    pydantic, pydantic_settings, sa_exc = (
+        sys.modules.get(m) for m in ("pydantic", "pydantic_settings", "sqlalchemy.exc")
+    )
     if pydantic is not None and isinstance(exc, pydantic.ValidationError):
         return _settings_error(exc)
     if pydantic_settings is not None and isinstance(exc, pydantic_settings.SettingsError):
@@ -466,4 +540,3 @@ def main(argv: list[str] | None = None) -> None:
         if message is None:
             raise
         output.fail(message)
-

@@ -40,10 +40,18 @@ def start(domain: str, json_out: JsonOpt = False) -> None:
 
 
 @app.command("check")
-def check(domain: str, for_application: Annotated[str | None, typer.Option(
-              "--for", help="The application (reference number) of the organisation this namespace belongs to: "
-                            "its ACME accounts and direct issuance may then take any name under DOMAIN.")] = None,
-          json_out: JsonOpt = False) -> None:
+def check(
+    domain: str,
+    for_application: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            help="The application (reference number) of the organisation this namespace belongs to: "
+            "its ACME accounts and direct issuance may then take any name under DOMAIN.",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Look the TXT record up now; on success every name under DOMAIN skips the subscriber's DCV step."""
     from ..services.operator_dcv import check_operator_validation
 

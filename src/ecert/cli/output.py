@@ -30,8 +30,13 @@ def console() -> Console:
 
 
 def err_console() -> Console:
-    return Console(stderr=True, no_color=not (sys.stderr.isatty() and "NO_COLOR" not in os.environ),
-                   highlight=False, soft_wrap=True, emoji=False)
+    return Console(
+        stderr=True,
+        no_color=not (sys.stderr.isatty() and "NO_COLOR" not in os.environ),
+        highlight=False,
+        soft_wrap=True,
+        emoji=False,
+    )
 
 
 def _default(value: Any) -> Any:
@@ -44,8 +49,11 @@ def _default(value: Any) -> Any:
 
 def emit_json(kind: str, data: Any) -> None:
     """Machine-readable output: a versioned envelope so scripts can detect format changes."""
-    print(json.dumps({"schema": JSON_SCHEMA_VERSION, "kind": kind, "data": data}, default=_default,
-                     ensure_ascii=False, indent=2))
+    print(
+        json.dumps(
+            {"schema": JSON_SCHEMA_VERSION, "kind": kind, "data": data}, default=_default, ensure_ascii=False, indent=2
+        )
+    )
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -53,8 +61,9 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     for col in columns:
         tbl.add_column(col, overflow="fold")
     for row in rows:
-        tbl.add_row(*("" if v is None else v.isoformat(timespec="seconds") if isinstance(v, datetime) else str(v)
-                      for v in row))
+        tbl.add_row(
+            *("" if v is None else v.isoformat(timespec="seconds") if isinstance(v, datetime) else str(v) for v in row)
+        )
     console().print(tbl)
 
 

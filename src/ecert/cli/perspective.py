@@ -14,8 +14,9 @@ from ecert.validation.validator import Validator
 
 __all__ = ["app", "build_app", "serve"]
 
-app = typer.Typer(help="Remote network perspectives for multi-perspective corroboration (BR 3.2.2.9).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Remote network perspectives for multi-perspective corroboration (BR 3.2.2.9).", no_args_is_help=True
+)
 
 
 def build_app(secret: bytes | str, settings: Settings, *, name: str | None = None) -> Starlette:
@@ -35,8 +36,10 @@ def serve(host: str, port: int, secret: bytes | str, settings: Settings) -> None
 
 
 @app.command("serve")
-def serve_command(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-                  port: Annotated[int, typer.Option(help="Port to listen on.")] = 8600) -> None:
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8600,
+) -> None:
     """Answer the primary's DNS, file-method and CAA checks from this vantage point.
 
     Requests and answers are authenticated with the shared secret named by ECERT_PERSPECTIVE_SECRET_ENV

@@ -89,9 +89,10 @@ TRANSITIONS: dict[tuple[AppState, Action], AppState] = {
     (AppState.ACCEPTED, Action.REOPEN): AppState.VALIDATED,
     # The operator closes an application (the organisation asked, or its vetting no longer holds); not while a
     # certificate is being signed, so the signature and the closure never race.
-    **{(state, Action.CLOSE): AppState.CLOSED for state in (AppState.APPROVED, AppState.CONFIRMED,
-                                                             AppState.VALIDATED, AppState.ISSUED,
-                                                             AppState.ACCEPTED)},
+    **{
+        (state, Action.CLOSE): AppState.CLOSED
+        for state in (AppState.APPROVED, AppState.CONFIRMED, AppState.VALIDATED, AppState.ISSUED, AppState.ACCEPTED)
+    },
 }
 
 # States in which domain control may be (re)shown: before the first CSR and before a renewal.

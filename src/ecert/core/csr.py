@@ -130,9 +130,7 @@ def _pem_to_der(text: str) -> bytes:
     """Exactly one PEM block with a CSR label; surrounding text, CRLF and indentation are tolerated."""
     begins = list(_BEGIN.finditer(text))
     if len(begins) > 1:
-        raise BadCSR(
-            f"several PEM blocks found ({len(begins)}); paste exactly one CSR", rule=_R_PEM, value=len(begins)
-        )
+        raise BadCSR(f"several PEM blocks found ({len(begins)}); paste exactly one CSR", rule=_R_PEM, value=len(begins))
     if not begins:
         raise BadCSR("not a CSR: no '-----BEGIN CERTIFICATE REQUEST-----' line", rule=_R_PEM)
     begin = begins[0]
@@ -160,9 +158,7 @@ def _pem_to_der(text: str) -> bytes:
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise BadCSR(
-            "not a CSR: the PEM block is not valid base64 (truncated or altered?)", rule=_R_PEM
-        ) from exc
+        raise BadCSR("not a CSR: the PEM block is not valid base64 (truncated or altered?)", rule=_R_PEM) from exc
 
 
 def _parse_der(der: bytes) -> x509.CertificateSigningRequest:
@@ -192,24 +188,18 @@ def _load(data: bytes | str) -> tuple[x509.CertificateSigningRequest, bytes]:
     elif raw[:1] == b"\x30":
         der = raw
     else:
-        raise BadCSR(
-            "not a CSR: expected a PEM block ('-----BEGIN CERTIFICATE REQUEST-----') or DER", rule=_R_PEM
-        )
+        raise BadCSR("not a CSR: expected a PEM block ('-----BEGIN CERTIFICATE REQUEST-----') or DER", rule=_R_PEM)
     csr = _parse_der(der)
     try:
         csr.public_key()
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise BadKey(
-            f"the CSR's public key is of an unsupported type or curve: {exc}", rule="BR 6.1.5"
-        ) from exc
+        raise BadKey(f"the CSR's public key is of an unsupported type or curve: {exc}", rule="BR 6.1.5") from exc
     try:
         valid = csr.is_signature_valid
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise BadCSR(f"the CSR's signature cannot be checked: {exc}", rule=_R_PKCS10) from exc
     if not valid:
-        raise BadCSR(
-            "the CSR's signature is invalid (altered after signing, or not signed by its key)", rule=_R_PKCS10
-        )
+        raise BadCSR("the CSR's signature is invalid (altered after signing, or not signed by its key)", rule=_R_PKCS10)
     return csr, der
 
 
@@ -310,8 +300,7 @@ def _san_names(csr: x509.CertificateSigningRequest) -> tuple[list[str], list[str
                 names.append(general_name.value)
             elif isinstance(general_name, x509.RFC822Name):
                 raise BadCSR(
-                    f"e-mail address '{general_name.value}' in the SAN is not allowed in a server"
-                    " certificate",
+                    f"e-mail address '{general_name.value}' in the SAN is not allowed in a server certificate",
                     rule=_R_SAN,
                     value=general_name.value,
                 )
@@ -323,8 +312,7 @@ def _san_names(csr: x509.CertificateSigningRequest) -> tuple[list[str], list[str
                 )
             elif isinstance(general_name, x509.IPAddress):
                 raise BadCSR(
-                    f"IP address {general_name.value} in the SAN is not allowed; this CA certifies"
-                    " domain names only",
+                    f"IP address {general_name.value} in the SAN is not allowed; this CA certifies domain names only",
                     rule=_R_SAN,
                     value=str(general_name.value),
                 )
@@ -355,8 +343,10 @@ def _require_named_curve(csr: x509.CertificateSigningRequest, public_key: Certif
         return
     named = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if named not in csr.tbs_certrequest_bytes:
-        raise BadKey("the EC key is given with explicit curve parameters; use the named curve P-256 or P-384",
-                     rule="BR 6.1.5 / RFC 5480 2.1.1")
+        raise BadKey(
+            "the EC key is given with explicit curve parameters; use the named curve P-256 or P-384",
+            rule="BR 6.1.5 / RFC 5480 2.1.1",
+        )
 
 
 def check_csr(data: bytes | str, *, blocked_spki: Container[str] = frozenset()) -> CSRInfo:
@@ -399,9 +389,7 @@ def check_csr(data: bytes | str, *, blocked_spki: Container[str] = frozenset()) 
             notes.append(f"CN '{common_name}' is not a domain name; ignored")
 
     if not names:
-        raise BadCSR(
-            "the CSR names no domain: put the server's names in the Subject Alternative Name", rule=_R_SAN
-        )
+        raise BadCSR("the CSR names no domain: put the server's names in the Subject Alternative Name", rule=_R_SAN)
     if len(names) > MAX_SANS:
         raise BadCSR(
             f"too many names: {len(names)} in the CSR; the limit is {MAX_SANS}",

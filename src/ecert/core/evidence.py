@@ -80,9 +80,9 @@ def _newest_first(evidence: Iterable[DomainEvidence]) -> list[DomainEvidence]:
     return sorted(evidence, key=lambda e: e.validated_at, reverse=True)
 
 
-def covering_evidence(names: Iterable[str], evidence: Iterable[DomainEvidence], now: datetime) -> dict[
-    str, DomainEvidence
-]:
+def covering_evidence(
+    names: Iterable[str], evidence: Iterable[DomainEvidence], now: datetime
+) -> dict[str, DomainEvidence]:
     """For every name, the newest evidence that covers it inside the BR 4.2.1 reuse period; else refuse.
 
     BR 3.2.2.4: the CA confirms control of every FQDN before issuance; BR 4.2.1: a validation may be reused
@@ -124,8 +124,9 @@ def names_outside(names: Iterable[str], covered: Collection[str], namespaces: It
     validated Authorization Domain Name cover the names below it). Whether evidence is current is decided
     later, per name, by :func:`covering_evidence`."""
     held = tuple(namespaces)
-    return tuple(n for n in dict.fromkeys(names)
-                 if n not in covered and not any(dcv_rules.under_namespace(n, ns) for ns in held))
+    return tuple(
+        n for n in dict.fromkeys(names) if n not in covered and not any(dcv_rules.under_namespace(n, ns) for ns in held)
+    )
 
 
 def require_vetting_current(organisation: OrganisationEvidence, now: datetime) -> None:
@@ -157,5 +158,6 @@ def refuse_ca_key(spki_sha256: str, ca_keys: Mapping[str, str]) -> None:
 def refuse_forbidden_key(spki_sha256: str, forbidden: Collection[str], what: str) -> None:
     """BR 6.1.1.3 (and RFC 8555 11.1): keys the caller names as never certifiable, e.g. the ACME account key."""
     if spki_sha256 in forbidden:
-        raise PolicyViolation(f"key rejected: the CSR's key is {what}; use a separate key", rule=RULE_CA_KEY,
-                              value=spki_sha256)
+        raise PolicyViolation(
+            f"key rejected: the CSR's key is {what}; use a separate key", rule=RULE_CA_KEY, value=spki_sha256
+        )

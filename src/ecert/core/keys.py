@@ -63,9 +63,7 @@ class KeyInfo:
 
 
 def _spki_der(public_key: PublicKeyTypes) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def spki_sha256(public_key: PublicKeyTypes) -> str:

@@ -135,9 +135,7 @@ def _check_a_label(label: str, name: str) -> None:
         try:
             round_trip = idna.encode(idna.decode(label), uts46=False).decode("ascii")
         except (idna.IDNAError, UnicodeError) as exc:
-            raise _refuse(
-                f"label '{label}' in '{name}' is not a valid IDN A-label: {exc}", _R_IDNA, name
-            ) from exc
+            raise _refuse(f"label '{label}' in '{name}' is not a valid IDN A-label: {exc}", _R_IDNA, name) from exc
         if round_trip != label:
             raise _refuse(f"label '{label}' in '{name}' is not a canonical IDN A-label", _R_IDNA, name)
 
@@ -195,9 +193,7 @@ def _check_shape(text: str, original: str) -> None:
     if not text:
         raise _refuse("the domain name is empty", _R_SYNTAX, original)
     if looks_like_ip_address(text):
-        raise _refuse(
-            f"'{original}' is an IP address; only domain names are certified", _R_INTERNAL, original
-        )
+        raise _refuse(f"'{original}' is an IP address; only domain names are certified", _R_INTERNAL, original)
     if "\x00" in text:
         raise _refuse(f"'{original}' contains NUL", _R_SYNTAX, original)
     if text.endswith("."):
@@ -213,9 +209,7 @@ def _split_wildcard(text: str, original: str, allow_wildcard: bool) -> tuple[boo
     wildcard = text.startswith("*.")
     rest = text[2:] if wildcard else text
     if "*" in rest:
-        raise _refuse(
-            f"'{original}': a wildcard may only be the whole leftmost label ('*.')", _R_WILDCARD, original
-        )
+        raise _refuse(f"'{original}': a wildcard may only be the whole leftmost label ('*.')", _R_WILDCARD, original)
     if wildcard and not allow_wildcard:
         raise _refuse(f"'{original}': a wildcard name is not allowed here", _R_WILDCARD, original)
     return wildcard, rest
@@ -230,9 +224,7 @@ def _check_length_and_form(result: str, ascii_rest: str, labels: list[str], orig
             original,
         )
     if labels[-1].isdigit() or looks_like_ip_address(ascii_rest):
-        raise _refuse(
-            f"'{original}' looks like an IP address; only domain names are certified", _R_INTERNAL, original
-        )
+        raise _refuse(f"'{original}' looks like an IP address; only domain names are certified", _R_INTERNAL, original)
 
 
 def _check_public(base: str, wildcard: bool, original: str) -> None:
@@ -284,9 +276,7 @@ def to_unicode(a_label_name: str) -> str:
     try:
         return prefix + idna.decode(base)
     except (idna.IDNAError, UnicodeError) as exc:
-        raise BadName(
-            f"'{a_label_name}' cannot be shown in Unicode: {exc}", rule=_R_IDNA, value=a_label_name
-        ) from exc
+        raise BadName(f"'{a_label_name}' cannot be shown in Unicode: {exc}", rule=_R_IDNA, value=a_label_name) from exc
 
 
 def registrable_domain(name: str) -> str:

@@ -80,11 +80,15 @@ def _check_text(label: str, value: str | None, *, required: bool, limit: int = M
             raise PolicyViolation(f"{label} is required", rule="BR 7.1.4.2")
         return
     if value != value.strip() or "\x00" in value or any(ord(c) < 0x20 for c in value):
-        raise PolicyViolation(f"{label} has leading/trailing spaces or control characters", value=value,
-                              rule="BR 7.1.4.2")
+        raise PolicyViolation(
+            f"{label} has leading/trailing spaces or control characters", value=value, rule="BR 7.1.4.2"
+        )
     if len(value) > limit:
-        raise PolicyViolation(f"{label} is {len(value)} characters; at most {limit} fit", value=value,
-                              rule="RFC 5280 Appendix A (ub-organization-name)")
+        raise PolicyViolation(
+            f"{label} is {len(value)} characters; at most {limit} fit",
+            value=value,
+            rule="RFC 5280 Appendix A (ub-organization-name)",
+        )
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,9 @@ class SubjectData:
     def __post_init__(self) -> None:
         _check_text("Organisation name", self.organization, required=True)
         if len(self.country) != 2 or not self.country.isascii() or not self.country.isupper():
-            raise PolicyViolation("Country must be an ISO 3166-1 two-letter code", value=self.country,
-                                  rule="BR 7.1.4.2")
+            raise PolicyViolation(
+                "Country must be an ISO 3166-1 two-letter code", value=self.country, rule="BR 7.1.4.2"
+            )
         _check_text("State or province", self.state, required=False, limit=128)
         _check_text("Locality", self.locality, required=False, limit=128)
         if not (self.state or self.locality):
@@ -144,8 +149,7 @@ class LeafRequest:
             raise PolicyViolation("A certificate needs at least one name", rule="BR 7.1.2.7.12")
         cn = self.common_name or self.names[0]
         if cn not in self.names:
-            raise PolicyViolation("The common name must be one of the certificate's names", value=cn,
-                                  rule="BR 7.1.4.3")
+            raise PolicyViolation("The common name must be one of the certificate's names", value=cn, rule="BR 7.1.4.3")
 
 
 @dataclass(frozen=True)
@@ -177,9 +181,12 @@ def names_for_application(cert_type: CertType, server_name: str, additional: tup
             raise PolicyViolation("A wildcard certificate has no additional server names", value=additional)
         if not server_name.startswith("*."):
             # The profile is chosen for its wildcard: a plain name here would silently become "*.name".
-            raise PolicyViolation(f"A wildcard certificate's server name starts with '*.' (e.g. *.{server_name}); "
-                                  "for a single name choose the server profile", value=server_name,
-                                  rule="BR 7.1.2.7.12")
+            raise PolicyViolation(
+                f"A wildcard certificate's server name starts with '*.' (e.g. *.{server_name}); "
+                "for a single name choose the server profile",
+                value=server_name,
+                rule="BR 7.1.2.7.12",
+            )
         base = server_name[2:]
         if "*" in base:
             raise PolicyViolation("Only the leftmost label may be a wildcard", value=server_name, rule="BR 7.1.2.7.12")
@@ -188,14 +195,18 @@ def names_for_application(cert_type: CertType, server_name: str, additional: tup
     for name in names:
         if "*" in name:
             rule = "EV Guidelines 9.8.1" if cert_type.is_ev else "e-Cert (Server) multi-domain feature"
-            raise PolicyViolation(f"Wildcard names are not allowed in {CERT_TYPE_LABELS[cert_type]}",
-                                  value=name, rule=rule)
+            raise PolicyViolation(
+                f"Wildcard names are not allowed in {CERT_TYPE_LABELS[cert_type]}", value=name, rule=rule
+            )
     if not cert_type.is_multi and len(names) > 1:
-        raise PolicyViolation(f"{CERT_TYPE_LABELS[cert_type]} carries one server name; "
-                              "additional names need the multi-domain feature", value=names)
+        raise PolicyViolation(
+            f"{CERT_TYPE_LABELS[cert_type]} carries one server name; additional names need the multi-domain feature",
+            value=names,
+        )
     if len(names) > MAX_MULTI_NAMES:
-        raise PolicyViolation(f"At most {MAX_MULTI_NAMES} names fit in one certificate, got {len(names)}",
-                              value=len(names))
+        raise PolicyViolation(
+            f"At most {MAX_MULTI_NAMES} names fit in one certificate, got {len(names)}", value=len(names)
+        )
     return names
 
 
@@ -216,8 +227,9 @@ def profile_allowed(vetted_for: CertType, requested: CertType) -> bool:
     return requested in _ALSO_ALLOWED[vetted_for]
 
 
-def leaf_validity(now: datetime, *, subscription_end: datetime | None, requested_days: int | None) -> tuple[
-        datetime, datetime]:
+def leaf_validity(
+    now: datetime, *, subscription_end: datetime | None, requested_days: int | None
+) -> tuple[datetime, datetime]:
     """notBefore/notAfter: one day under the BR 6.3.2 cap by default, never past the subscription.
 
     BR 6.3.2 counts the validity period inclusively (notAfter - notBefore + 1 second), so a
@@ -231,8 +243,9 @@ def leaf_validity(now: datetime, *, subscription_end: datetime | None, requested
     if days < 1:
         raise PolicyViolation("Validity must be at least one day", value=requested_days)
     if days > cap_days:
-        raise PolicyViolation(f"Validity of {days} days exceeds the {cap_days}-day maximum on this date",
-                              value=days, rule="BR 6.3.2")
+        raise PolicyViolation(
+            f"Validity of {days} days exceeds the {cap_days}-day maximum on this date", value=days, rule="BR 6.3.2"
+        )
     not_after = not_before + timedelta(days=days) - timedelta(seconds=1)
     if subscription_end is not None:
         if subscription_end <= not_before:
@@ -247,8 +260,9 @@ def _subject(req: LeafRequest, cn: str) -> x509.Name:
     if req.cert_type.is_ev:
         # EVG 7.1.4.2.3-7.1.4.2.5: businessCategory, jurisdiction and registration number.
         if not (s.business_category and s.jurisdiction_country and s.serial_number):
-            raise PolicyViolation("EV needs business category, jurisdiction country and registration number",
-                                  rule="EV Guidelines 7.1.4.2")
+            raise PolicyViolation(
+                "EV needs business category, jurisdiction country and registration number", rule="EV Guidelines 7.1.4.2"
+            )
     attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, s.country))
     if s.state:
         attrs.append(x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, s.state))
@@ -258,8 +272,9 @@ def _subject(req: LeafRequest, cn: str) -> x509.Name:
     if req.cert_type.is_ev:
         assert s.business_category and s.jurisdiction_country and s.serial_number
         attrs.append(x509.NameAttribute(NameOID.BUSINESS_CATEGORY, s.business_category))
-        attrs.append(x509.NameAttribute(OID_JURISDICTION_C, s.jurisdiction_country,
-                                        _type=x509.name._ASN1Type.PrintableString))
+        attrs.append(
+            x509.NameAttribute(OID_JURISDICTION_C, s.jurisdiction_country, _type=x509.name._ASN1Type.PrintableString)
+        )
         if s.jurisdiction_state:
             attrs.append(x509.NameAttribute(OID_JURISDICTION_ST, s.jurisdiction_state))
         if s.jurisdiction_locality:
@@ -291,24 +306,38 @@ def plan_leaf(req: LeafRequest, issuer: IssuerFacts, now: datetime) -> LeafPlan:
     if not isinstance(req.public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
         raise PolicyViolation("Only RSA and ECDSA keys are certified", rule="BR 6.1.5")
     cn = req.common_name or req.names[0]
-    not_before, not_after = leaf_validity(now, subscription_end=req.subscription_end,
-                                          requested_days=req.requested_days)
+    not_before, not_after = leaf_validity(now, subscription_end=req.subscription_end, requested_days=req.requested_days)
     policy = OID_EV if req.cert_type.is_ev else OID_OV
-    aia = [x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
-                                  x509.UniformResourceIdentifier(issuer.ca_issuers_url))]
+    aia = [
+        x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(issuer.ca_issuers_url)
+        )
+    ]
     if issuer.ocsp_url:
-        aia.insert(0, x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
-                                             x509.UniformResourceIdentifier(issuer.ocsp_url)))
+        aia.insert(
+            0,
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(issuer.ocsp_url)),
+        )
     extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (
         (x509.AuthorityKeyIdentifier(issuer.ski, None, None), False),  # BR 7.1.2.7.6
         (x509.AuthorityInformationAccess(aia), False),  # BR 7.1.2.7.7
-        (x509.CertificatePolicies([x509.PolicyInformation(policy, None),
-                                   x509.PolicyInformation(ObjectIdentifier(issuer.policy_oid), None)]),
-         False),  # BR 7.1.2.7.9
+        (
+            x509.CertificatePolicies(
+                [
+                    x509.PolicyInformation(policy, None),
+                    x509.PolicyInformation(ObjectIdentifier(issuer.policy_oid), None),
+                ]
+            ),
+            False,
+        ),  # BR 7.1.2.7.9
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),  # BR 7.1.2.7.10, serverAuth only
         (x509.BasicConstraints(ca=False, path_length=None), True),
-        (x509.CRLDistributionPoints([x509.DistributionPoint(
-            [x509.UniformResourceIdentifier(issuer.crl_url)], None, None, None)]), False),  # BR 7.1.2.11.2
+        (
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(issuer.crl_url)], None, None, None)]
+            ),
+            False,
+        ),  # BR 7.1.2.11.2
         (_key_usage(req.public_key), True),  # BR 7.1.2.7.11
         (x509.SubjectAlternativeName([x509.DNSName(n) for n in req.names]), False),  # BR 7.1.2.7.12
     )

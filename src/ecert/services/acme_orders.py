@@ -176,8 +176,9 @@ def _shaped(profile: CertType, names: Sequence[str]) -> tuple[str, ...]:
         raise _rejected(exc.message, exc.value, exc.rule or "BR 7.1.2.7.12") from None
 
 
-def _check_coverage(names: Sequence[str], profile: CertType, covered: Sequence[str], reference: str,
-                    namespaces: Sequence[str] = ()) -> None:
+def _check_coverage(
+    names: Sequence[str], profile: CertType, covered: Sequence[str], reference: str, namespaces: Sequence[str] = ()
+) -> None:
     """Issue 13 point 2: an account orders only names its application covers (the RA decides at finalize)."""
     try:
         normal = normalize_names(tuple(names))
@@ -288,8 +289,13 @@ def new_order(
                 value=application.reference_number,
             )
         chosen = choose_profile(profile, CertType(application.cert_type), names)
-        _check_coverage(names, chosen, application_names(application), application.reference_number,
-                        ra_store.held_namespaces_for(session, application.id))
+        _check_coverage(
+            names,
+            chosen,
+            application_names(application),
+            application.reference_number,
+            ra_store.held_namespaces_for(session, application.id),
+        )
         row = _order_row(session, account, names, chosen, now)
         if replaces is not None:  # RFC 9773 5: claimed in this transaction, so a refused order claims nothing
             acme_ari.claim_replaces_in(

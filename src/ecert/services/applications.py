@@ -1084,8 +1084,14 @@ def close_application(ctx: Context, reference_number: str, *, reason: str, actor
         row = _load_by_reference(session, reference_number)
         move_state(session, row.id, Action.CLOSE, now=now, current=row.state)
         store.end_sessions_of_application(session, row.id, now=now)
-        audit.append(session, actor=actor, event="application.closed", subject=row.reference_number,
-                     details={"reason": reason}, now=now)
+        audit.append(
+            session,
+            actor=actor,
+            event="application.closed",
+            subject=row.reference_number,
+            details={"reason": reason},
+            now=now,
+        )
         revoke_accounts_of_application(session, row.id, now=now, actor=actor, why="application closed")
         return _summary(row)
 

@@ -30,9 +30,16 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def check_caa_at_issuance(ctx: Context, names: Sequence[str], *, actor: str, application_id: int | None = None,
-                          reference: str | None = None, methods: Mapping[str, str | None] | None = None,
-                          account_uri: str | None = None) -> None:
+def check_caa_at_issuance(
+    ctx: Context,
+    names: Sequence[str],
+    *,
+    actor: str,
+    application_id: int | None = None,
+    reference: str | None = None,
+    methods: Mapping[str, str | None] | None = None,
+    account_uri: str | None = None,
+) -> None:
     """Look CAA up for ``names`` now; store and audit each decision; raise ValidationFailed if any forbids.
 
     ``methods`` maps a validated domain to the DCV method used, for RFC 8657's validationmethods;
@@ -50,13 +57,28 @@ def check_caa_at_issuance(ctx: Context, names: Sequence[str], *, actor: str, app
         decisions += validator.check_caa(group, now=now, method=method, account_uri=account_uri)
     with ctx.transaction() as session:
         for d in decisions:
-            ra_store.record_caa_check(session, application_id=application_id, domain=d.name, checked_at=now,
-                                      permitted=d.permitted, records=[str(r) for r in d.records],
-                                      reason=d.reason[:1000])
-            audit.append(session, actor=actor, event="caa.checked", subject=d.name,
-                         details=jsonable({"application": reference, **d.to_dict()}), now=now)
+            ra_store.record_caa_check(
+                session,
+                application_id=application_id,
+                domain=d.name,
+                checked_at=now,
+                permitted=d.permitted,
+                records=[str(r) for r in d.records],
+                reason=d.reason[:1000],
+            )
+            audit.append(
+                session,
+                actor=actor,
+                event="caa.checked",
+                subject=d.name,
+                details=jsonable({"application": reference, **d.to_dict()}),
+                now=now,
+            )
     refused = [d for d in decisions if not d.permitted]
     if refused:
         first = refused[0]
-        raise ValidationFailed(f"CAA for {first.name} does not permit this CA to issue: {first.reason}",
-                               rule="BR 3.2.2.8 / RFC 8659", value=first.name)
+        raise ValidationFailed(
+            f"CAA for {first.name} does not permit this CA to issue: {first.reason}",
+            rule="BR 3.2.2.8 / RFC 8659",
+            value=first.name,
+        )

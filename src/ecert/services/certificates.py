@@ -41,6 +41,7 @@ __all__ = [
     "CertificateDetails",
 ]
 
+
 @dataclass(frozen=True)
 class CertificateView:
     """The certificate information page (seed C.6)."""
@@ -68,7 +69,7 @@ def spaced_serial(serial_hex: str) -> str:
     digits = serial_hex.lower()
     if len(digits) % 2:
         digits = "0" + digits
-    return " ".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+    return " ".join(digits[i : i + 2] for i in range(0, len(digits), 2))
 
 
 def _unicode(name: str) -> str:
@@ -93,13 +94,23 @@ def _cert_view(session: Session, row: Certificate, app: Application) -> Certific
     names = tuple(row.names or ())
     replaced = cert_store.certificate_by_id(session, row.replaces_id) if row.replaces_id else None
     return CertificateView(
-        reference_number=app.reference_number, cert_type=cert_type.value,
-        cert_type_label=CERT_TYPE_LABELS[cert_type], issuer_cn=_issuer_cn(cert_store.ca_by_id(session, row.ca_id)),
-        serial_hex=row.serial_hex, serial_spaced=spaced_serial(row.serial_hex), not_before=row.not_before,
-        not_after=row.not_after, validity_days=(row.not_after - row.not_before).days + 1, names=names,
-        names_unicode=tuple(_unicode(n) for n in names), state=row.status, application_state=app.state,
-        certificate_id=row.id, replaces_serial=replaced.serial_hex if replaced else None,
-        revoke_replaced=row.revoke_replaced)
+        reference_number=app.reference_number,
+        cert_type=cert_type.value,
+        cert_type_label=CERT_TYPE_LABELS[cert_type],
+        issuer_cn=_issuer_cn(cert_store.ca_by_id(session, row.ca_id)),
+        serial_hex=row.serial_hex,
+        serial_spaced=spaced_serial(row.serial_hex),
+        not_before=row.not_before,
+        not_after=row.not_after,
+        validity_days=(row.not_after - row.not_before).days + 1,
+        names=names,
+        names_unicode=tuple(_unicode(n) for n in names),
+        state=row.status,
+        application_state=app.state,
+        certificate_id=row.id,
+        replaces_serial=replaced.serial_hex if replaced else None,
+        revoke_replaced=row.revoke_replaced,
+    )
 
 
 def _view_of(ctx: Context, app_id: int, cert_id: int) -> CertificateView:
@@ -121,9 +132,12 @@ def _check_size(csr_text: str | bytes) -> None:
 def _refuse_resubmission(state: str) -> None:
     """A plain CSR is taken once; what to do instead depends on where the application is."""
     if state == AppState.ACCEPTED.value:
-        raise Conflict("a certificate was already issued and accepted for this application; to get another one "
-                       "(new key, lost key, renewal) use Replace certificate, which says what happens to the "
-                       "current certificate", value=state)
+        raise Conflict(
+            "a certificate was already issued and accepted for this application; to get another one "
+            "(new key, lost key, renewal) use Replace certificate, which says what happens to the "
+            "current certificate",
+            value=state,
+        )
     if state == AppState.ISSUED.value:
         raise Conflict("a certificate is waiting for your Accept or Reject", value=state)
     if state == AppState.ISSUING.value:
@@ -131,26 +145,55 @@ def _refuse_resubmission(state: str) -> None:
     raise Conflict(f"a CSR cannot be submitted now (the application is {state})", value=state)
 
 
-def _intent(ctx: Context, app_id: int, csr_text: str | bytes, actor: str, channel: Channel,
-            replaces: Certificate | None = None, revoke_replaced: bool | None = None) -> IssuanceIntent:
+def _intent(
+    ctx: Context,
+    app_id: int,
+    csr_text: str | bytes,
+    actor: str,
+    channel: Channel,
+    replaces: Certificate | None = None,
+    revoke_replaced: bool | None = None,
+) -> IssuanceIntent:
     with ctx.read() as session:
         row = load_application(session, app_id)
         cert_type = CertType(row.cert_type)
-    return IssuanceIntent(requester=Requester(channel, actor), cert_type=cert_type, csr=csr_text,
-                          application_id=app_id, replaces_id=replaces.id if replaces else None,
-                          revoke_replaced=revoke_replaced)
+    return IssuanceIntent(
+        requester=Requester(channel, actor),
+        cert_type=cert_type,
+        csr=csr_text,
+        application_id=app_id,
+        replaces_id=replaces.id if replaces else None,
+        revoke_replaced=revoke_replaced,
+    )
 
 
-def _begin(ctx: Context, app_id: int, action: Action, origin: str, vetted: VettedRequest, actor: str,
-           details: dict[str, object]) -> None:
+def _begin(
+    ctx: Context,
+    app_id: int,
+    action: Action,
+    origin: str,
+    vetted: VettedRequest,
+    actor: str,
+    details: dict[str, object],
+) -> None:
     """The compare-and-set into ``issuing``, with its audit event: of two racing submits only one gets here."""
     now = ctx.clock()
     with ctx.transaction() as session:
         move_state(session, app_id, action, now=now, current=origin)
-        audit.append(session, actor=actor, event="csr.submitted", subject=vetted.reference or str(app_id),
-                     details={"names": list(vetted.request.names), "csr_names": list(vetted.csr.dns_names),
-                              "key": vetted.csr.key.description, "ignored": list(vetted.csr.ignored), **details},
-                     now=now)
+        audit.append(
+            session,
+            actor=actor,
+            event="csr.submitted",
+            subject=vetted.reference or str(app_id),
+            details={
+                "names": list(vetted.request.names),
+                "csr_names": list(vetted.csr.dns_names),
+                "key": vetted.csr.key.description,
+                "ignored": list(vetted.csr.ignored),
+                **details,
+            },
+            now=now,
+        )
 
 
 def _run(ctx: Context, app_id: int, origin: str, vetted: VettedRequest) -> Certificate:
@@ -163,11 +206,20 @@ def _run(ctx: Context, app_id: int, origin: str, vetted: VettedRequest) -> Certi
         return issue_vetted(ctx, vetted, on_signed=on_signed)
     except BaseException as exc:
         with ctx.transaction() as session:
-            back = move_state(session, app_id, issue_failed_action(origin), now=ctx.clock(),
-                              current=AppState.ISSUING.value)
-            audit.append(session, actor="system", event="csr.issuance_failed", subject=vetted.reference or "",
-                         details={"error": (exc.message if isinstance(exc, EcertError) else type(exc).__name__)[:500],
-                                  "back_to": back.value}, now=ctx.clock())
+            back = move_state(
+                session, app_id, issue_failed_action(origin), now=ctx.clock(), current=AppState.ISSUING.value
+            )
+            audit.append(
+                session,
+                actor="system",
+                event="csr.issuance_failed",
+                subject=vetted.reference or "",
+                details={
+                    "error": (exc.message if isinstance(exc, EcertError) else type(exc).__name__)[:500],
+                    "back_to": back.value,
+                },
+                now=ctx.clock(),
+            )
         raise
 
 
@@ -186,8 +238,9 @@ def _reopen_if_revoked(ctx: Context, app_id: int, origin: str) -> str:
         return move_state(session, app_id, Action.REOPEN, now=ctx.clock(), current=origin).value
 
 
-def submit_csr(ctx: Context, app_id: int, csr_text: str | bytes, *, actor: str,
-               channel: Channel = Channel.PORTAL) -> CertificateView:
+def submit_csr(
+    ctx: Context, app_id: int, csr_text: str | bytes, *, actor: str, channel: Channel = Channel.PORTAL
+) -> CertificateView:
     """Take the application's one CSR (any Exchange/IIS/OpenSSL header) and issue its certificate.
 
     The registration authority decides (subject from the application, names it covers, evidence, key, CAA);
@@ -203,8 +256,15 @@ def submit_csr(ctx: Context, app_id: int, csr_text: str | bytes, *, actor: str,
     return _view_of(ctx, app_id, _run(ctx, app_id, origin, vetted).id)
 
 
-def replace_certificate(ctx: Context, app_id: int, csr_text: str | bytes, *, revoke_current: bool, actor: str,
-                        channel: Channel = Channel.PORTAL) -> CertificateView:
+def replace_certificate(
+    ctx: Context,
+    app_id: int,
+    csr_text: str | bytes,
+    *,
+    revoke_current: bool,
+    actor: str,
+    channel: Channel = Channel.PORTAL,
+) -> CertificateView:
     """A deliberate replacement of the accepted certificate (new key, lost key, renewal in the subscription).
 
     ``revoke_current``: the current certificate is revoked as superseded (BR 4.9.1.1) the moment the
@@ -218,8 +278,15 @@ def replace_certificate(ctx: Context, app_id: int, csr_text: str | bytes, *, rev
     if origin != AppState.ACCEPTED.value or current is None:
         raise Conflict("a certificate can be replaced only after one was accepted", value=origin)
     vetted = authorize(ctx, _intent(ctx, app_id, csr_text, actor, channel, current, revoke_current))
-    _begin(ctx, app_id, Action.REPLACE, origin, vetted, actor,
-           {"replacement": True, "replaces": current.serial_hex, "revoke_current": revoke_current})
+    _begin(
+        ctx,
+        app_id,
+        Action.REPLACE,
+        origin,
+        vetted,
+        actor,
+        {"replacement": True, "replaces": current.serial_hex, "revoke_current": revoke_current},
+    )
     return _view_of(ctx, app_id, _run(ctx, app_id, origin, vetted).id)
 
 
@@ -249,17 +316,30 @@ def accept_certificate(ctx: Context, app_id: int, *, actor: str) -> CertificateV
         app = load_application(session, app_id)
         move_state(session, app_id, Action.ACCEPT, now=now, current=app.state)
         waiting = _waiting_certificate(session, app_id)
-        cert = cert_store.move_certificate(session, ca_id=waiting.ca_id, serial_hex=waiting.serial_hex,
-                                           action=CertAction.ACCEPT, current=CertStatus.ISSUED, now=now)
-        audit.append(session, actor=actor, event="cert.accepted", subject=cert.serial_hex,
-                     details={"application": app.reference_number}, now=now)
+        cert = cert_store.move_certificate(
+            session,
+            ca_id=waiting.ca_id,
+            serial_hex=waiting.serial_hex,
+            action=CertAction.ACCEPT,
+            current=CertStatus.ISSUED,
+            now=now,
+        )
+        audit.append(
+            session,
+            actor=actor,
+            event="cert.accepted",
+            subject=cert.serial_hex,
+            details={"application": app.reference_number},
+            now=now,
+        )
         replaced = cert_store.certificate_by_id(session, cert.replaces_id) if cert.replaces_id else None
         cert_id, revoke = cert.id, bool(cert.revoke_replaced)
     if replaced is not None and revoke and replaced.status == CertStatus.ACCEPTED.value:
         with ctx.read() as session:
             ca = cert_store.ca_by_id(session, replaced.ca_id)
-        revoke_certificate(ctx, ca_label=ca.label if ca else None, serial_hex=replaced.serial_hex,
-                           reason="superseded", actor=actor)
+        revoke_certificate(
+            ctx, ca_label=ca.label if ca else None, serial_hex=replaced.serial_hex, reason="superseded", actor=actor
+        )
     return _view_of(ctx, app_id, cert_id)
 
 
@@ -278,12 +358,25 @@ def reject_certificate(ctx: Context, app_id: int, *, reason: str, actor: str) ->
         app = load_application(session, app_id)
         waiting = _waiting_certificate(session, app_id)
         move_state(session, app_id, reject_action(waiting.replaces_id is not None), now=now, current=app.state)
-        cert = cert_store.move_certificate(session, ca_id=waiting.ca_id, serial_hex=waiting.serial_hex,
-                                           action=CertAction.REJECT, current=CertStatus.ISSUED, now=now,
-                                           revoked_at=now, revocation_reason=None,
-                                           rejection_reason=reason or "rejected by the subscriber")
-        audit.append(session, actor=actor, event="cert.rejected", subject=cert.serial_hex,
-                     details={"application": app.reference_number, "reason": reason, "revoked": True}, now=now)
+        cert = cert_store.move_certificate(
+            session,
+            ca_id=waiting.ca_id,
+            serial_hex=waiting.serial_hex,
+            action=CertAction.REJECT,
+            current=CertStatus.ISSUED,
+            now=now,
+            revoked_at=now,
+            revocation_reason=None,
+            rejection_reason=reason or "rejected by the subscriber",
+        )
+        audit.append(
+            session,
+            actor=actor,
+            event="cert.rejected",
+            subject=cert.serial_hex,
+            details={"application": app.reference_number, "reason": reason, "revoked": True},
+            now=now,
+        )
         ca = cert_store.ca_by_id(session, cert.ca_id)
         changed = [(ca.label, cert.serial_hex)] if ca is not None else []
         cert_id = cert.id
@@ -314,9 +407,19 @@ def _application_id(ctx: Context, reference_number: str | None) -> int | None:
     return get_application_by_reference(ctx, reference_number).id
 
 
-def issue_direct(ctx: Context, *, csr: bytes | str, profile: str, names: tuple[str, ...], vetting_id: int | None,
-                 reference_number: str | None, days: int | None, high_risk_reviewed: bool, actor: str,
-                 channel: Channel = Channel.OPERATOR_CLI) -> IssuedDirect:
+def issue_direct(
+    ctx: Context,
+    *,
+    csr: bytes | str,
+    profile: str,
+    names: tuple[str, ...],
+    vetting_id: int | None,
+    reference_number: str | None,
+    days: int | None,
+    high_risk_reviewed: bool,
+    actor: str,
+    channel: Channel = Channel.OPERATOR_CLI,
+) -> IssuedDirect:
     """The operator's direct issuance: the same registration authority and pipeline as every other path.
 
     No acceptance step follows (the operator hands the certificate over), so it is stored as accepted.
@@ -324,21 +427,36 @@ def issue_direct(ctx: Context, *, csr: bytes | str, profile: str, names: tuple[s
     try:
         cert_type = CertType(profile)
     except ValueError:
-        raise PolicyViolation(f"unknown profile {profile!r}; choose from {', '.join(t.value for t in CertType)}",
-                              value=profile) from None
+        raise PolicyViolation(
+            f"unknown profile {profile!r}; choose from {', '.join(t.value for t in CertType)}", value=profile
+        ) from None
     _check_size(csr)
-    intent = IssuanceIntent(requester=Requester(channel, actor), cert_type=cert_type, csr=csr, names=names,
-                            application_id=_application_id(ctx, reference_number), vetting_id=vetting_id,
-                            requested_days=days, high_risk_reviewed=high_risk_reviewed)
+    intent = IssuanceIntent(
+        requester=Requester(channel, actor),
+        cert_type=cert_type,
+        csr=csr,
+        names=names,
+        application_id=_application_id(ctx, reference_number),
+        vetting_id=vetting_id,
+        requested_days=days,
+        high_risk_reviewed=high_risk_reviewed,
+    )
     vetted = authorize(ctx, intent)
     row = issue_vetted(ctx, replace(vetted, request=replace(vetted.request, accepted_on_issue=True)))
     assert row.der is not None
     pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
     domains = (vetted.request.evidence or {}).get("domains", {})
     summary = {d: f"{e['method']} ({e['source']}, {e['validated_at'][:10]})" for d, e in domains.items()}
-    return IssuedDirect(serial_hex=row.serial_hex, names=tuple(row.names), not_before=row.not_before,
-                        not_after=row.not_after, profile=row.profile, ignored=vetted.csr.ignored, pem=pem,
-                        evidence_summary=summary)
+    return IssuedDirect(
+        serial_hex=row.serial_hex,
+        names=tuple(row.names),
+        not_before=row.not_before,
+        not_after=row.not_after,
+        profile=row.profile,
+        ignored=vetted.csr.ignored,
+        pem=pem,
+        evidence_summary=summary,
+    )
 
 
 @dataclass(frozen=True)
@@ -372,10 +490,19 @@ def certificate_details(ctx: Context, serial: str) -> CertificateDetails:
             raise NotFound(f"no certificate with serial {serial}", value=wanted)
         ca = cert_store.ca_by_id(session, row.ca_id)
         record = cert_store.record_for(session, row.ca_id, row.serial_hex)
-    pem = (x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
-           if row.der else None)
-    return CertificateDetails(serial_hex=row.serial_hex, issuer=ca.label if ca else "", status=row.status,
-                              names=tuple(row.names or ()), profile=row.profile, not_before=row.not_before,
-                              not_after=row.not_after, spki_sha256=row.spki_sha256, revoked_at=row.revoked_at,
-                              revocation_reason=row.revocation_reason, channel=record.channel if record else None,
-                              evidence=record.evidence if record else None, pem=pem)
+    pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode() if row.der else None
+    return CertificateDetails(
+        serial_hex=row.serial_hex,
+        issuer=ca.label if ca else "",
+        status=row.status,
+        names=tuple(row.names or ()),
+        profile=row.profile,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        spki_sha256=row.spki_sha256,
+        revoked_at=row.revoked_at,
+        revocation_reason=row.revocation_reason,
+        channel=record.channel if record else None,
+        evidence=record.evidence if record else None,
+        pem=pem,
+    )

@@ -97,17 +97,23 @@ class Context:
         self.engine.dispose()
 
 
-def build_context(settings: Settings, env: Mapping[str, str], *, migrate: bool = True,
-                  clock: Callable[[], datetime] = utcnow) -> Context:
+def build_context(
+    settings: Settings, env: Mapping[str, str], *, migrate: bool = True, clock: Callable[[], datetime] = utcnow
+) -> Context:
     """Open the database (migrating it to head unless told not to) and prepare the key backend."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = db.make_engine(settings.effective_database_url)
     if migrate:
         db.upgrade(engine)
     env_copy = dict(env)
-    return Context(settings=settings, engine=engine, sessions=db.session_factory(engine),
-                   readers=db.read_only_session_factory(engine),
-                   keys_factory=lambda: backend_from_settings(settings, env_copy), clock=clock,
-                   perspective_secret=env.get(settings.perspective_secret_env) or None,
-                   acme_secret=env.get(settings.acme_eab_secret_env) or None,
-                   ct=submitter_from_settings(settings))
+    return Context(
+        settings=settings,
+        engine=engine,
+        sessions=db.session_factory(engine),
+        readers=db.read_only_session_factory(engine),
+        keys_factory=lambda: backend_from_settings(settings, env_copy),
+        clock=clock,
+        perspective_secret=env.get(settings.perspective_secret_env) or None,
+        acme_secret=env.get(settings.acme_eab_secret_env) or None,
+        ct=submitter_from_settings(settings),
+    )

@@ -94,7 +94,13 @@ def _read_operator_code(ctx: Context, name: str) -> _OperatorCode:
 
 
 def _record_operator_check(
-    ctx: Context, name: str, found: _OperatorCode, result: DomainResult | None, *, actor: str, now: datetime,
+    ctx: Context,
+    name: str,
+    found: _OperatorCode,
+    result: DomainResult | None,
+    *,
+    actor: str,
+    now: datetime,
     application_id: int | None = None,
 ) -> None:
     """The write step, committed whether the check passed or not: every attempt is audited.
@@ -149,8 +155,9 @@ def _record_operator_check(
             )
 
 
-def check_operator_validation(ctx: Context, domain: str, *, actor: str,
-                              for_application: str | None = None) -> HeldValidation:
+def check_operator_validation(
+    ctx: Context, domain: str, *, actor: str, for_application: str | None = None
+) -> HeldValidation:
     """Look the TXT record up now; on success record an operator-held namespace validation.
 
     ``for_application`` names the application whose organisation the namespace belongs to (e.g. a government

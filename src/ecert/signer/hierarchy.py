@@ -61,17 +61,27 @@ def signature_hash(key: CaPrivateKey | CaPublicKey) -> hashes.SHA256 | hashes.SH
 
 def ca_name(common_name: str, organization: str, country: str) -> x509.Name:
     """CA subject: C, O, CN (BR 7.1.2.10.2)."""
-    return x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, country),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, country),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 def _ca_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                         data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                         encipher_only=False, decipher_only=False)
+    return x509.KeyUsage(
+        digital_signature=False,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _public(key: CaPrivateKey | CaPublicKey) -> CaPublicKey:
@@ -116,16 +126,29 @@ def _policies(oids: tuple[str, ...]) -> x509.CertificatePolicies:
     return x509.CertificatePolicies([x509.PolicyInformation(ObjectIdentifier(o), None) for o in oids])
 
 
-def _subordinate(*, issuer_cert: x509.Certificate, issuer_key: CaPrivateKey, subject: x509.Name,
-                 public_key: CaPublicKey, urls: CaUrls, policy_oids: tuple[str, ...], now: datetime,
-                 days: int, path_length: int | None) -> x509.Certificate:
+def _subordinate(
+    *,
+    issuer_cert: x509.Certificate,
+    issuer_key: CaPrivateKey,
+    subject: x509.Name,
+    public_key: CaPublicKey,
+    urls: CaUrls,
+    policy_oids: tuple[str, ...],
+    now: datetime,
+    days: int,
+    path_length: int | None,
+) -> x509.Certificate:
     not_before = now.replace(microsecond=0)
     not_after = min(not_before + timedelta(days=days) - timedelta(seconds=1), issuer_cert.not_valid_after_utc)
-    aia = [x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
-                                  x509.UniformResourceIdentifier(urls.ca_issuers_url))]
+    aia = [
+        x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(urls.ca_issuers_url)
+        )
+    ]
     if urls.ocsp_url:
-        aia.insert(0, x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
-                                             x509.UniformResourceIdentifier(urls.ocsp_url)))
+        aia.insert(
+            0, x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp_url))
+        )
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -138,8 +161,12 @@ def _subordinate(*, issuer_cert: x509.Certificate, issuer_key: CaPrivateKey, sub
         .add_extension(_ca_key_usage(), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(_policies(policy_oids), critical=False)
-        .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
-            [x509.UniformResourceIdentifier(urls.crl_url)], None, None, None)]), critical=False)
+        .add_extension(
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(urls.crl_url)], None, None, None)]
+            ),
+            critical=False,
+        )
         .add_extension(x509.AuthorityInformationAccess(aia), critical=False)
         .add_extension(_ski(public_key), critical=False)
         .add_extension(_aki(issuer_cert), critical=False)
@@ -147,35 +174,78 @@ def _subordinate(*, issuer_cert: x509.Certificate, issuer_key: CaPrivateKey, sub
     return builder.sign(issuer_key, signature_hash(issuer_key))
 
 
-def issuing_ca_certificate(*, root_cert: x509.Certificate, root_key: CaPrivateKey, subject: x509.Name,
-                           public_key: CaPublicKey, urls: CaUrls, own_policy_oid: str, ev: bool,
-                           now: datetime, days: int = 1825) -> x509.Certificate:
+def issuing_ca_certificate(
+    *,
+    root_cert: x509.Certificate,
+    root_key: CaPrivateKey,
+    subject: x509.Name,
+    public_key: CaPublicKey,
+    urls: CaUrls,
+    own_policy_oid: str,
+    ev: bool,
+    now: datetime,
+    days: int = 1825,
+) -> x509.Certificate:
     """An issuing CA (BR 7.1.2.6): serverAuth-only EKU, pathLen 0, the OV or EV policy plus the CA's own."""
     _check_days(days, 1, 3653, "Issuing CA", "BR 6.3.2")
     reserved = OID_EV.dotted_string if ev else OID_OV.dotted_string
-    return _subordinate(issuer_cert=root_cert, issuer_key=root_key, subject=subject, public_key=public_key,
-                        urls=urls, policy_oids=(reserved, own_policy_oid), now=now, days=days, path_length=0)
+    return _subordinate(
+        issuer_cert=root_cert,
+        issuer_key=root_key,
+        subject=subject,
+        public_key=public_key,
+        urls=urls,
+        policy_oids=(reserved, own_policy_oid),
+        now=now,
+        days=days,
+        path_length=0,
+    )
 
 
-def cross_certificate(*, external_root_cert: x509.Certificate, external_root_key: CaPrivateKey,
-                      our_root_cert: x509.Certificate, urls: CaUrls, now: datetime,
-                      days: int = 3650) -> x509.Certificate:
+def cross_certificate(
+    *,
+    external_root_cert: x509.Certificate,
+    external_root_key: CaPrivateKey,
+    our_root_cert: x509.Certificate,
+    urls: CaUrls,
+    now: datetime,
+    days: int = 3650,
+) -> x509.Certificate:
     """Another root certifies ours (BR 7.1.2.2): same subject and key as our root, restricted to serverAuth."""
-    return _subordinate(issuer_cert=external_root_cert, issuer_key=external_root_key,
-                        subject=our_root_cert.subject, public_key=_public(our_root_cert.public_key()),  # type: ignore[arg-type]
-                        urls=urls, policy_oids=(OID_OV.dotted_string, OID_EV.dotted_string), now=now,
-                        days=days, path_length=1)
+    return _subordinate(
+        issuer_cert=external_root_cert,
+        issuer_key=external_root_key,
+        subject=our_root_cert.subject,
+        public_key=_public(our_root_cert.public_key()),  # type: ignore[arg-type]
+        urls=urls,
+        policy_oids=(OID_OV.dotted_string, OID_EV.dotted_string),
+        now=now,
+        days=days,
+        path_length=1,
+    )
 
 
 def ca_request(*, subject: x509.Name, key: CaPrivateKey) -> x509.CertificateSigningRequest:
     """A PKCS#10 request for a CA key: what an offline root, or an external root, signs."""
-    return (x509.CertificateSigningRequestBuilder().subject_name(subject)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, signature_hash(key)))
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, signature_hash(key))
+    )
 
 
-def sign_ca_request(*, csr: x509.CertificateSigningRequest, root_cert: x509.Certificate, root_key: CaPrivateKey,
-                    urls: CaUrls, own_policy_oid: str, ev: bool, now: datetime, days: int = 1825) -> x509.Certificate:
+def sign_ca_request(
+    *,
+    csr: x509.CertificateSigningRequest,
+    root_cert: x509.Certificate,
+    root_key: CaPrivateKey,
+    urls: CaUrls,
+    own_policy_oid: str,
+    ev: bool,
+    now: datetime,
+    days: int = 1825,
+) -> x509.Certificate:
     """The offline-root ceremony step: check the request's self-signature, then certify it as an issuing CA.
 
     Only the subject and key are taken from the request; the profile decides every extension.
@@ -185,6 +255,14 @@ def sign_ca_request(*, csr: x509.CertificateSigningRequest, root_cert: x509.Cert
     public_key = csr.public_key()
     if not isinstance(public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
         raise PolicyViolation("CA keys must be RSA or ECDSA", rule="BR 6.1.5")
-    return issuing_ca_certificate(root_cert=root_cert, root_key=root_key, subject=csr.subject,
-                                  public_key=public_key, urls=urls, own_policy_oid=own_policy_oid, ev=ev,
-                                  now=now, days=days)
+    return issuing_ca_certificate(
+        root_cert=root_cert,
+        root_key=root_key,
+        subject=csr.subject,
+        public_key=public_key,
+        urls=urls,
+        own_policy_oid=own_policy_oid,
+        ev=ev,
+        now=now,
+        days=days,
+    )

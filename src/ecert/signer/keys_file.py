@@ -77,18 +77,14 @@ class FileKeyBackend(KeyBackend):
     def _path_for(self, key_ref: str) -> Path:
         """Map ``file:<name>.key`` to a path, refusing anything that would leave the directory."""
         if not isinstance(key_ref, str) or not key_ref.startswith(KEY_REF_PREFIX):
-            raise KeyBackendError(
-                f"not a file key reference (expected '{KEY_REF_PREFIX}<name>.key')", value=key_ref
-            )
+            raise KeyBackendError(f"not a file key reference (expected '{KEY_REF_PREFIX}<name>.key')", value=key_ref)
         name = key_ref[len(KEY_REF_PREFIX) :]
         if not name.endswith(_SUFFIX):
             raise KeyBackendError("file key reference must end in '.key'", value=key_ref)
         try:
             check_label(name[: -len(_SUFFIX)])
         except KeyBackendError:
-            raise KeyBackendError(
-                "file key reference names a path outside the key directory", value=key_ref
-            ) from None
+            raise KeyBackendError("file key reference names a path outside the key directory", value=key_ref) from None
         base = self._directory.resolve()
         path = (base / name).resolve()
         if path.parent != base:  # a symlink pointing elsewhere
@@ -102,9 +98,7 @@ class FileKeyBackend(KeyBackend):
         self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self._path_for(key_ref)
         if path.exists() or path.is_symlink():
-            raise KeyBackendError(
-                "a key with this label already exists; refusing to overwrite it", value=key_ref
-            )
+            raise KeyBackendError("a key with this label already exists; refusing to overwrite it", value=key_ref)
         key = _generate(spec)
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, _encryption(self._passphrase)
@@ -171,9 +165,7 @@ class FileKeyBackend(KeyBackend):
             # cryptography: "Password was given but private key is not encrypted."
             raise KeyBackendError("key file is not encrypted; refusing to use it", value=key_ref) from None
         except ValueError:
-            raise KeyBackendError(
-                "cannot decrypt key file: wrong passphrase or damaged file", value=key_ref
-            ) from None
+            raise KeyBackendError("cannot decrypt key file: wrong passphrase or damaged file", value=key_ref) from None
 
     def delete_key(self, key_ref: str) -> None:
         """Remove the key file (the caller's ceremony decides whether a backup must exist first)."""

@@ -82,9 +82,7 @@ def _check_hash(algorithm: hashes.HashAlgorithm) -> None:
         )
 
 
-def _digest(
-    data: bytes, algorithm: hashes.HashAlgorithm | utils.Prehashed
-) -> tuple[bytes, hashes.HashAlgorithm]:
+def _digest(data: bytes, algorithm: hashes.HashAlgorithm | utils.Prehashed) -> tuple[bytes, hashes.HashAlgorithm]:
     """Hash ``data`` (or accept it as a digest when ``Prehashed``) and return it with its hash algorithm."""
     if isinstance(algorithm, utils.Prehashed):
         inner = algorithm._algorithm
@@ -135,9 +133,7 @@ class Pkcs11KeyBackend(KeyBackend):
         except pkcs11.exceptions.NoSuchToken:
             raise KeyBackendError("no PKCS#11 token with this label", value=token_label) from None
         except pkcs11.exceptions.PKCS11Error as exc:
-            raise KeyBackendError(
-                f"cannot load PKCS#11 module: {type(exc).__name__}", value=module_path
-            ) from None
+            raise KeyBackendError(f"cannot load PKCS#11 module: {type(exc).__name__}", value=module_path) from None
         self._login_key = (
             module_path,
             self._token.serial.hex() if isinstance(self._token.serial, bytes) else str(self._token.serial),
@@ -168,13 +164,9 @@ class Pkcs11KeyBackend(KeyBackend):
             ):
                 raise KeyBackendError("PKCS#11 login failed: wrong PIN", value=self._token_label) from None
             except pkcs11.exceptions.PinLocked:
-                raise KeyBackendError(
-                    "PKCS#11 login failed: the PIN is locked", value=self._token_label
-                ) from None
+                raise KeyBackendError("PKCS#11 login failed: the PIN is locked", value=self._token_label) from None
             except pkcs11.exceptions.PKCS11Error as exc:
-                raise KeyBackendError(
-                    f"PKCS#11 login failed: {type(exc).__name__}", value=self._token_label
-                ) from None
+                raise KeyBackendError(f"PKCS#11 login failed: {type(exc).__name__}", value=self._token_label) from None
             _logins[self._login_key] = _Login(session, self._pin_digest)
 
     def _drop_login(self, seen: _Login | None) -> None:
@@ -243,9 +235,7 @@ class Pkcs11KeyBackend(KeyBackend):
     @staticmethod
     def _label_of(key_ref: str) -> str:
         if not isinstance(key_ref, str) or not key_ref.startswith(KEY_REF_PREFIX):
-            raise KeyBackendError(
-                f"not a PKCS#11 key reference (expected '{KEY_REF_PREFIX}<label>')", value=key_ref
-            )
+            raise KeyBackendError(f"not a PKCS#11 key reference (expected '{KEY_REF_PREFIX}<label>')", value=key_ref)
         return check_label(key_ref[len(KEY_REF_PREFIX) :])
 
     @staticmethod
@@ -278,9 +268,7 @@ class Pkcs11KeyBackend(KeyBackend):
             if self._find(session, ObjectClass.PRIVATE_KEY, label) or self._find(
                 session, ObjectClass.PUBLIC_KEY, label
             ):
-                raise KeyBackendError(
-                    "a key with this label already exists on the token; refusing", value=key_ref
-                )
+                raise KeyBackendError("a key with this label already exists on the token; refusing", value=key_ref)
             common = dict(
                 id=key_id,
                 label=label,
@@ -290,9 +278,7 @@ class Pkcs11KeyBackend(KeyBackend):
                 private_template=private_template,
             )
             if spec.algorithm == "RSA":
-                public_template[Attribute.PUBLIC_EXPONENT] = (
-                    b"\x01\x00\x01"  # 65537, minimal big-endian bytes
-                )
+                public_template[Attribute.PUBLIC_EXPONENT] = b"\x01\x00\x01"  # 65537, minimal big-endian bytes
                 session.generate_keypair(KeyType.RSA, spec.size, **common)
             else:
                 params = session.create_domain_parameters(
@@ -413,9 +399,7 @@ class Pkcs11RSAPrivateKey(_TokenKey, rsa.RSAPrivateKey):
             raise KeyBackendError("RSA signatures without a DigestInfo are not offered", value="NoDigestInfo")
         if isinstance(algorithm, utils.Prehashed):
             digest, inner = _digest(data, algorithm)
-            return self._backend.sign_raw(
-                self._label, _DIGEST_INFO_PREFIX[inner.name] + digest, Mechanism.RSA_PKCS
-            )
+            return self._backend.sign_raw(self._label, _DIGEST_INFO_PREFIX[inner.name] + digest, Mechanism.RSA_PKCS)
         _check_hash(algorithm)
         return self._backend.sign_raw(self._label, bytes(data), _RSA_MECHANISMS[type(algorithm)])
 
@@ -433,7 +417,6 @@ class Pkcs11RSAPrivateKey(_TokenKey, rsa.RSAPrivateKey):
         _refuse("reading the private numbers")
 
 
-
 class Pkcs11ECPrivateKey(_TokenKey, ec.EllipticCurvePrivateKey):
     """An EC private key on a token: ECDSA over a digest computed here (softhsm2 lacks CKM_ECDSA_SHA256)."""
 
@@ -447,16 +430,12 @@ class Pkcs11ECPrivateKey(_TokenKey, ec.EllipticCurvePrivateKey):
 
     def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
-            raise KeyBackendError(
-                "only ECDSA signatures are offered", value=type(signature_algorithm).__name__
-            )
+            raise KeyBackendError("only ECDSA signatures are offered", value=type(signature_algorithm).__name__)
         digest, _ = _digest(bytes(data), signature_algorithm.algorithm)
         raw = self._backend.sign_raw(self._label, digest, Mechanism.ECDSA)
         half = len(raw) // 2
         # PKCS#11 returns r || s; X.509 wants the DER SEQUENCE of two INTEGERs (RFC 5480 section 2.2.3).
-        return utils.encode_dss_signature(
-            int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
-        )
+        return utils.encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
 
     @property
     def curve(self) -> ec.EllipticCurve:
@@ -474,4 +453,3 @@ class Pkcs11ECPrivateKey(_TokenKey, ec.EllipticCurvePrivateKey):
 
     def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
         _refuse("reading the private numbers")
-

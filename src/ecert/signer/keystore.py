@@ -76,9 +76,7 @@ class KeySpec:
                 )
         elif self.algorithm == "EC":
             if self.curve not in EC_CURVES or self.size is not None:
-                raise BadKey(
-                    f"EC keys must use one of {', '.join(EC_CURVES)}", rule="BR 6.1.5", value=self.curve
-                )
+                raise BadKey(f"EC keys must use one of {', '.join(EC_CURVES)}", rule="BR 6.1.5", value=self.curve)
         else:
             raise BadKey("key algorithm must be RSA or EC", rule="BR 6.1.5", value=self.algorithm)
 
@@ -195,18 +193,14 @@ def make_backend(
         return FileKeyBackend(directory, passphrase)
     if kind == "pkcs11":
         if not module_path or not token_label or user_pin is None:
-            raise ConfigError(
-                "the pkcs11 key backend needs a module path, a token label and a PIN", value=kind
-            )
+            raise ConfigError("the pkcs11 key backend needs a module path, a token label and a PIN", value=kind)
         from ecert.signer.keys_pkcs11 import Pkcs11KeyBackend
 
         return Pkcs11KeyBackend(module_path, token_label, user_pin)
     raise ConfigError("key backend must be 'file' or 'pkcs11'", value=kind)
 
 
-def backend_from_settings(
-    settings: Settings, env: Mapping[str, str], *, key_dir: Path | None = None
-) -> KeyBackend:
+def backend_from_settings(settings: Settings, env: Mapping[str, str], *, key_dir: Path | None = None) -> KeyBackend:
     """Build the configured backend: files under ``data_dir/keys`` (or ``key_dir``), or the PKCS#11 token.
 
     Secrets come from ``env`` (``os.environ`` in ``main()``) under the names the settings give.

@@ -47,16 +47,23 @@ def _evidence(row: DomainValidation, source: str) -> DomainEvidence:
 def application_domain_evidence(session: Session, application_id: int) -> list[DomainEvidence]:
     """Every domain validation recorded for the application (the subscriber's DCV, or ACME's)."""
     rows = session.scalars(select(DomainValidation).where(DomainValidation.application_id == application_id))
-    return [_evidence(row, "operator" if row.operator_held else (row.evidence or {}).get("source", "application"))
-            for row in rows]
+    return [
+        _evidence(row, "operator" if row.operator_held else (row.evidence or {}).get("source", "application"))
+        for row in rows
+    ]
 
 
 def held_namespaces_for(session: Session, application_id: int) -> list[str]:
     """Namespaces the operator validated for this application's organisation (`ecert-ca dcv check --for REF`)."""
-    return list(session.scalars(
-        select(DomainValidation.domain).where(DomainValidation.operator_held.is_(True),
-                                              DomainValidation.namespace.is_(True),
-                                              DomainValidation.application_id == application_id)))
+    return list(
+        session.scalars(
+            select(DomainValidation.domain).where(
+                DomainValidation.operator_held.is_(True),
+                DomainValidation.namespace.is_(True),
+                DomainValidation.application_id == application_id,
+            )
+        )
+    )
 
 
 def operator_domain_evidence(session: Session) -> list[DomainEvidence]:

@@ -27,8 +27,13 @@ def create_app(settings: Settings, env: Mapping[str, str], *, context: Context |
     ctx = context or build_context(settings, env)
     if ctx.acme_secret is None:  # a context built elsewhere: the app's environment names the ACME secret
         ctx.acme_secret = env.get(settings.acme_eab_secret_env) or None
-    app = FastAPI(title="ecert CA", version="1", summary="e-Cert (Server) style certificate authority",
-                  docs_url=None, redoc_url=None)  # /docs is web/home.py's, served offline
+    app = FastAPI(
+        title="ecert CA",
+        version="1",
+        summary="e-Cert (Server) style certificate authority",
+        docs_url=None,
+        redoc_url=None,
+    )  # /docs is web/home.py's, served offline
     app.state.ctx = ctx
     app.state.env = dict(env)
     app.include_router(repository.router)

@@ -84,5 +84,10 @@ def _audit(request: Request, why: str) -> None:
     from ..services.refusals import record_refusal
 
     client = request.client.host if request.client else "unknown"
-    record_refusal(request.app.state.ctx, event="csrf.refused", actor=f"client:{client}", subject=request.url.path,
-                   details={"method": request.method, "why": why})
+    record_refusal(
+        request.app.state.ctx,
+        event="csrf.refused",
+        actor=f"client:{client}",
+        subject=request.url.path,
+        details={"method": request.method, "why": why},
+    )

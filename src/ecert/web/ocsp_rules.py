@@ -46,10 +46,15 @@ SIGN_RATE = 50.0
 SIGN_BURST = 200.0
 
 SUPPORTED_HASHES: dict[str, hashes.HashAlgorithm] = {
-    "sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+    "sha1": hashes.SHA1(),
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
 # RFC 6960 2.3: error responses are unsigned, so they are built once.
-ERROR_DER: dict[str, bytes] = {name: build_ocsp_error(name) for name in (
-    "malformedRequest", "unauthorized", "tryLater", "internalError")}
+ERROR_DER: dict[str, bytes] = {
+    name: build_ocsp_error(name) for name in ("malformedRequest", "unauthorized", "tryLater", "internalError")
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +126,13 @@ def sign_on_demand(ctx: Context, label: str, key: CertKey, limiter: Callable[[],
     """
     algorithm = SUPPORTED_HASHES[key.algorithm]
     try:
-        return publication.sign_ocsp_now(ctx, label, key.serial,
-                                         request_hash=None if isinstance(algorithm, hashes.SHA1) else algorithm,
-                                         limiter=limiter)
+        return publication.sign_ocsp_now(
+            ctx,
+            label,
+            key.serial,
+            request_hash=None if isinstance(algorithm, hashes.SHA1) else algorithm,
+            limiter=limiter,
+        )
     except RateLimited:
         raise OcspRefused("tryLater") from None
     except (OperationalError, InterfaceError):  # the database is away: a state to wait out, not a fault

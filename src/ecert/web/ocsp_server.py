@@ -70,11 +70,30 @@ class Answer:
     so a copy held by the GET cache is never served after a change.
     """
 
-    __slots__ = ("der", "etag_q", "cacheable", "valid_from", "valid_until", "next_update", "stale", "_get_head",
-                 "_nostore", "_memo_at", "_memo")
+    __slots__ = (
+        "der",
+        "etag_q",
+        "cacheable",
+        "valid_from",
+        "valid_until",
+        "next_update",
+        "stale",
+        "_get_head",
+        "_nostore",
+        "_memo_at",
+        "_memo",
+    )
 
-    def __init__(self, der: bytes, this_update: datetime | None = None, next_update: datetime | None = None,
-                 etag: str | None = None, *, ttl: float | None = None, now: float | None = None) -> None:
+    def __init__(
+        self,
+        der: bytes,
+        this_update: datetime | None = None,
+        next_update: datetime | None = None,
+        etag: str | None = None,
+        *,
+        ttl: float | None = None,
+        now: float | None = None,
+    ) -> None:
         self.der = der
         self.stale = False
         self.cacheable = this_update is not None and next_update is not None and etag is not None
@@ -90,23 +109,41 @@ class Answer:
         self.valid_from, self.next_update = this_update.timestamp(), next_update.timestamp()
         self.valid_until = self.next_update if ttl is None else min(self.next_update, (now or time.time()) + ttl)
         # RFC 5019 6.2: Last-Modified = thisUpdate, Expires = nextUpdate, a strong ETag; max-age is added per second.
-        self._get_head = (_CT + length + b"Last-Modified: " + _http_date(self.valid_from) + b"\r\nExpires: "
-                          + _http_date(self.next_update) + b"\r\nETag: " + self.etag_q + b"\r\n")
+        self._get_head = (
+            _CT
+            + length
+            + b"Last-Modified: "
+            + _http_date(self.valid_from)
+            + b"\r\nExpires: "
+            + _http_date(self.next_update)
+            + b"\r\nETag: "
+            + self.etag_q
+            + b"\r\n"
+        )
 
     def live(self, now: float) -> bool:
         return not self.stale and self.valid_from <= now < self.valid_until
 
     def _cache_control(self, now: float) -> bytes:
         return b"Cache-Control: max-age=%d, public, no-transform, must-revalidate\r\n" % max(
-            0, int(self.next_update - now))
+            0, int(self.next_update - now)
+        )
 
     def render(self, *, get: bool, now: float, date: bytes, if_none_match: bytes | None, extra: bytes) -> bytes:
         """The whole HTTP/1.1 response: GET answers cacheable until nextUpdate, POST and errors no-store."""
         if not (get and self.cacheable):
             return b"HTTP/1.1 200 OK\r\n" + date + self._nostore + extra + b"\r\n" + self.der
         if if_none_match is not None and (self.etag_q in if_none_match or if_none_match.strip() == b"*"):
-            return (b"HTTP/1.1 304 Not Modified\r\n" + date + b"ETag: " + self.etag_q + b"\r\n"
-                    + self._cache_control(now) + extra + b"\r\n")
+            return (
+                b"HTTP/1.1 304 Not Modified\r\n"
+                + date
+                + b"ETag: "
+                + self.etag_q
+                + b"\r\n"
+                + self._cache_control(now)
+                + extra
+                + b"\r\n"
+            )
         second = int(now)
         if not extra and second == self._memo_at:
             return self._memo
@@ -199,8 +236,13 @@ class ResponseStore:
             self.on_change(changed)
         return count
 
-    def _apply(self, target: dict[tuple[bytes, bytes, int], Answer], old: dict[tuple[bytes, bytes, int], Answer],
-               row: ocsp_feed.StoredResponse, changed: set[tuple[int, int]]) -> None:
+    def _apply(
+        self,
+        target: dict[tuple[bytes, bytes, int], Answer],
+        old: dict[tuple[bytes, bytes, int], Answer],
+        row: ocsp_feed.StoredResponse,
+        changed: set[tuple[int, int]],
+    ) -> None:
         hashes_ = self._sha1.get(row.ca_id)
         if hashes_ is None:
             return  # not an issuer we answer for (revoked or expired CA)
@@ -215,8 +257,13 @@ class ResponseStore:
             previous.stale = True
         changed.add((row.ca_id, serial))
 
-    def run(self, stop: threading.Event, interval: float, wake: threading.Event | None = None,
-            marker_seconds: float | None = None) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        interval: float,
+        wake: threading.Event | None = None,
+        marker_seconds: float | None = None,
+    ) -> None:
         """The refresher thread's loop until ``stop``: reload when ``wake`` is set (a NOTIFY), when the change
         marker moved (checked every ``marker_seconds``, the SQLite way), and every ``interval`` regardless."""
         wake = wake or threading.Event()
@@ -296,8 +343,9 @@ class OcspServer:
         if len(cache) > GET_CACHE_SIZE:
             cache.popitem(last=False)
 
-    def respond(self, method: bytes, url: bytes, body: bytes | None, if_none_match: bytes | None,
-                extra: bytes) -> bytes | tuple[_Pending, bool, bytes]:
+    def respond(
+        self, method: bytes, url: bytes, body: bytes | None, if_none_match: bytes | None, extra: bytes
+    ) -> bytes | tuple[_Pending, bool, bytes]:
         """The response bytes, or what to sign on demand (with whether it was a GET and its URL)."""
         now = time.time()
         get = method == b"GET"
@@ -310,7 +358,7 @@ class OcspServer:
         path = url.split(b"?", 1)[0]
         if not _is_ocsp_path(path, get):
             return _NOT_FOUND + self.date(now) + extra + b"\r\n"
-        der = decode_get(unquote_to_bytes(path[len(_OCSP):]).decode("latin-1")) if get else body
+        der = decode_get(unquote_to_bytes(path[len(_OCSP) :]).decode("latin-1")) if get else body
         return self._answer(der, get, url, now, if_none_match, extra)
 
     def _cached_get(self, url: bytes, now: float, if_none_match: bytes | None, extra: bytes) -> bytes | None:
@@ -324,8 +372,9 @@ class OcspServer:
         del self._get_cache[url]
         return None
 
-    def _answer(self, der: bytes | None, get: bool, url: bytes, now: float, if_none_match: bytes | None,
-                extra: bytes) -> bytes | tuple[_Pending, bool, bytes]:
+    def _answer(
+        self, der: bytes | None, get: bool, url: bytes, now: float, if_none_match: bytes | None, extra: bytes
+    ) -> bytes | tuple[_Pending, bool, bytes]:
         """A live stored or on-demand answer, an error response, or the request to sign on demand."""
         try:
             key = parse_request(der)
@@ -354,8 +403,9 @@ class OcspServer:
             return answer
         return None
 
-    async def respond_slow(self, pending: _Pending, get: bool, url: bytes, if_none_match: bytes | None,
-                           extra: bytes) -> bytes:
+    async def respond_slow(
+        self, pending: _Pending, get: bool, url: bytes, if_none_match: bytes | None, extra: bytes
+    ) -> bytes:
         """Storage, then a rate-limited signature, in a worker thread; identical requests share one."""
         future = self._inflight.get(pending.key)
         if future is None:
@@ -377,16 +427,18 @@ class OcspServer:
         try:
             answer = await asyncio.shield(future)
         except OcspRefused as refused:
-            return _ERRORS[refused.status].render(get=get, now=now, date=self.date(now), if_none_match=None,
-                                                  extra=extra)
+            return _ERRORS[refused.status].render(
+                get=get, now=now, date=self.date(now), if_none_match=None, extra=extra
+            )
         if get:
             self._remember_get(url, answer)
         return answer.render(get=get, now=now, date=self.date(now), if_none_match=if_none_match, extra=extra)
 
     async def _sign(self, pending: _Pending) -> Answer:
         loop = asyncio.get_running_loop()
-        signed = await loop.run_in_executor(self._executor, sign_on_demand, self.ctx, pending.label, pending.key,
-                                            self._bucket.take)
+        signed = await loop.run_in_executor(
+            self._executor, sign_on_demand, self.ctx, pending.label, pending.key, self._bucket.take
+        )
         answer = Answer(signed.der, signed.this_update, signed.next_update, signed.etag, ttl=ON_DEMAND_TTL)
         self._on_demand.setdefault((pending.ca_id, pending.key.serial), {})[pending.key] = answer
         return answer
@@ -492,8 +544,14 @@ class _Connection(asyncio.Protocol):
             extra = b"Connection: keep-alive\r\n"
         else:
             extra = b""
-        request = (self.parser.get_method(), self.url, b"".join(self.body) if self.body else b"",
-                   self.if_none_match, keep_alive, extra)
+        request = (
+            self.parser.get_method(),
+            self.url,
+            b"".join(self.body) if self.body else b"",
+            self.if_none_match,
+            keep_alive,
+            extra,
+        )
         if self.busy:
             self.queue.append(request)
             if len(self.queue) >= MAX_PIPELINED and self.transport is not None:
@@ -511,8 +569,7 @@ class _Connection(asyncio.Protocol):
             return
         self.busy = True
         pending, get, url = result
-        task = asyncio.get_running_loop().create_task(
-            self.server.respond_slow(pending, get, url, if_none_match, extra))
+        task = asyncio.get_running_loop().create_task(self.server.respond_slow(pending, get, url, if_none_match, extra))
         task.add_done_callback(lambda t: self._slow_done(t, keep_alive))
 
     def _slow_done(self, task: asyncio.Task[bytes], keep_alive: bool) -> None:
@@ -521,8 +578,10 @@ class _Connection(asyncio.Protocol):
             return
         if task.exception() is not None:
             _log.error("OCSP slow path failed", exc_info=task.exception())
-            self._write(_ERRORS["internalError"].render(get=False, now=time.time(), date=b"", if_none_match=None,
-                                                        extra=b""), keep_alive)
+            self._write(
+                _ERRORS["internalError"].render(get=False, now=time.time(), date=b"", if_none_match=None, extra=b""),
+                keep_alive,
+            )
         else:
             self._write(task.result(), keep_alive)
         while self.queue and not self.busy and self.transport is not None:
@@ -556,8 +615,14 @@ class _Connection(asyncio.Protocol):
         self._write(response, keep_alive=False)
 
 
-async def _main(ctx: Context, host: str, port: int, refresh_seconds: float,
-                ready: Callable[[int], None] | None, idle_timeout: float = IDLE_TIMEOUT) -> None:
+async def _main(
+    ctx: Context,
+    host: str,
+    port: int,
+    refresh_seconds: float,
+    ready: Callable[[int], None] | None,
+    idle_timeout: float = IDLE_TIMEOUT,
+) -> None:
     loop = asyncio.get_running_loop()
     store = ResponseStore(ctx)
     await loop.run_in_executor(None, lambda: store.refresh(full=True))
@@ -570,9 +635,12 @@ async def _main(ctx: Context, host: str, port: int, refresh_seconds: float,
     stop, wake = threading.Event(), threading.Event()
     # PostgreSQL tells us of every new response at commit; SQLite is asked every CHANGE_POLL_SECONDS.
     listens = ocsp_feed.notifies(ctx)
-    refresher = threading.Thread(target=store.run, args=(stop, refresh_seconds, wake,
-                                                         None if listens else CHANGE_POLL_SECONDS),
-                                 name="ocsp-refresh", daemon=True)
+    refresher = threading.Thread(
+        target=store.run,
+        args=(stop, refresh_seconds, wake, None if listens else CHANGE_POLL_SECONDS),
+        name="ocsp-refresh",
+        daemon=True,
+    )
     refresher.start()
     if listens:
         threading.Thread(target=ocsp_feed.listen, args=(ctx, stop, wake.set), name="ocsp-listen", daemon=True).start()
@@ -581,8 +649,14 @@ async def _main(ctx: Context, host: str, port: int, refresh_seconds: float,
     done = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
-    _log.info("OCSP responder on http://%s:%d%s with %d responses, polling every %ss", host, bound, OCSP_PATH,
-                 len(store), refresh_seconds)
+    _log.info(
+        "OCSP responder on http://%s:%d%s with %d responses, polling every %ss",
+        host,
+        bound,
+        OCSP_PATH,
+        len(store),
+        refresh_seconds,
+    )
     if ready is not None:
         ready(bound)
     try:
@@ -595,8 +669,15 @@ async def _main(ctx: Context, host: str, port: int, refresh_seconds: float,
         refresher.join(timeout=5)
 
 
-def serve(ctx: Context, *, host: str = "127.0.0.1", port: int = 8080, refresh_seconds: float = 30.0,
-          ready: Callable[[int], None] | None = None, idle_timeout: float = IDLE_TIMEOUT) -> None:
+def serve(
+    ctx: Context,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    refresh_seconds: float = 30.0,
+    ready: Callable[[int], None] | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+) -> None:
     """Run the responder until SIGTERM or SIGINT; ``ready`` is told the bound port once it listens.
 
     ``refresh_seconds`` is the backstop poll; changes arrive sooner (NOTIFY, or the 1 s change marker).

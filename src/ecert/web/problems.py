@@ -19,8 +19,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import EcertError, RateLimited, Unauthorized
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "problem", "problem_for", "install", "TITLES", "BodyLimit", "body_limit", "error_page",
-           "NeverReraise", "database_unavailable", "DB_ERRORS", "DB_RETRY_AFTER"]
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "problem",
+    "problem_for",
+    "install",
+    "TITLES",
+    "BodyLimit",
+    "body_limit",
+    "error_page",
+    "NeverReraise",
+    "database_unavailable",
+    "DB_ERRORS",
+    "DB_RETRY_AFTER",
+]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _INTERNAL = "The service could not complete the request; the event was logged."
@@ -44,10 +56,21 @@ TITLES: dict[str, str] = {
 }
 
 
-def problem(status: int, code: str, detail: str, *, title: str | None = None,
-            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    body: dict[str, Any] = {"type": f"urn:ecert:problem:{code}", "title": title or TITLES.get(code, "Error"),
-                            "status": status, "detail": detail}
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:ecert:problem:{code}",
+        "title": title or TITLES.get(code, "Error"),
+        "status": status,
+        "detail": detail,
+    }
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
@@ -57,8 +80,7 @@ def problem_for(exc: EcertError, request: Request | None = None) -> JSONResponse
     status = int(getattr(exc, "status", 400))
     if status >= 500:
         _log.error("internal error %s on %s: %s", exc.code, request.url.path if request else "?", exc)
-        return problem(status, exc.code if exc.code != "lint-failed" else "internal", _INTERNAL,
-                       title="Internal error")
+        return problem(status, exc.code if exc.code != "lint-failed" else "internal", _INTERNAL, title="Internal error")
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = "900"
@@ -113,11 +135,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if _wants_html(request):
         return error_page(request, exc.status_code)
-    code = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 401: "unauthorized",
-            403: "forbidden"}.get(exc.status_code, "http-error")
+    code = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 401: "unauthorized", 403: "forbidden"}.get(
+        exc.status_code, "http-error"
+    )
     detail = exc.detail if isinstance(exc.detail, str) else "request refused"
-    return problem(exc.status_code, code, detail, title=TITLES.get(code, "Request refused"),
-                   headers=getattr(exc, "headers", None))
+    return problem(
+        exc.status_code, code, detail, title=TITLES.get(code, "Request refused"), headers=getattr(exc, "headers", None)
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -128,15 +152,19 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 # --- the database went away ------------------------------------------------------------------------
 
 DB_RETRY_AFTER = 30  # seconds: long enough for a restart or fail-over, short enough that clients come back
-_DB_UNAVAILABLE = ("The service cannot reach its database just now; nothing was changed. "
-                   "Try again in a little while.")
+_DB_UNAVAILABLE = "The service cannot reach its database just now; nothing was changed. Try again in a little while."
 DB_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 
 def database_unavailable() -> JSONResponse:
     """503 with Retry-After (RFC 9110 15.6.4): a state the client can wait out, not a fault of the request."""
-    return problem(503, "unavailable", _DB_UNAVAILABLE, title="Service temporarily unavailable",
-                   headers={"Retry-After": str(DB_RETRY_AFTER)})
+    return problem(
+        503,
+        "unavailable",
+        _DB_UNAVAILABLE,
+        title="Service temporarily unavailable",
+        headers={"Retry-After": str(DB_RETRY_AFTER)},
+    )
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
@@ -280,9 +308,17 @@ def _audit_too_large(request: Request, limit: int) -> None:
         return
     client = request.client.host if request.client else "unknown"
     declared = request.headers.get("content-length")
-    record_refusal(ctx, event="request.too_large", actor=f"client:{client}", subject=request.url.path,
-                   details={"method": request.method, "limit": limit,
-                            "declared_length": int(declared) if declared and declared.isdigit() else None})
+    record_refusal(
+        ctx,
+        event="request.too_large",
+        actor=f"client:{client}",
+        subject=request.url.path,
+        details={
+            "method": request.method,
+            "limit": limit,
+            "declared_length": int(declared) if declared and declared.isdigit() else None,
+        },
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -111,14 +111,23 @@ def ca_rows(request: Request) -> list[CaRow]:
         elif crl is None and role == "root":
             crl = urls.arl_path(label)
         pem_url = str(_field(link, "pem_url", default=urls.ca_cert_path(label, "pem")))
-        rows.append(CaRow(
-            label=label, role=role, name=str(_field(link, "common_name", "name", default=label)),
-            effective_from=eff, not_after=_field(link, "not_after"),
-            crt_url=str(_field(link, "crt_url", "url", default=urls.ca_cert_path(label, "crt"))),
-            pem_url=pem_url,
-            crl_url=crl, generation=generation, status=str(_field(link, "status", default="active")),
-            revoked_at=_field(link, "revoked_at"), sha256=prints.get(pem_url, ""),
-            crl_sha256=prints.get(crl or "", "")))
+        rows.append(
+            CaRow(
+                label=label,
+                role=role,
+                name=str(_field(link, "common_name", "name", default=label)),
+                effective_from=eff,
+                not_after=_field(link, "not_after"),
+                crt_url=str(_field(link, "crt_url", "url", default=urls.ca_cert_path(label, "crt"))),
+                pem_url=pem_url,
+                crl_url=crl,
+                generation=generation,
+                status=str(_field(link, "status", default="active")),
+                revoked_at=_field(link, "revoked_at"),
+                sha256=prints.get(pem_url, ""),
+                crl_sha256=prints.get(crl or "", ""),
+            )
+        )
     order = {"root": 0, "cross": 1, "ov": 2, "ev": 3}
     rows.sort(key=lambda r: (order.get(r.role, 9), -(r.effective_from.timestamp() if r.effective_from else 0)))
     return rows
@@ -137,8 +146,11 @@ def rollover_notice(request: Request) -> datetime | None:
     for role in ISSUING_ROLES:
         generations = [r for r in rows if r.role == role]
         if len(generations) > 1:
-            dates += [r.effective_from for r in generations
-                      if r.effective_from is not None and r.generation in ("current", "new")]
+            dates += [
+                r.effective_from
+                for r in generations
+                if r.effective_from is not None and r.generation in ("current", "new")
+            ]
     return max(dates) if dates else None
 
 
@@ -149,8 +161,11 @@ def revocation_notice(request: Request) -> datetime | None:
     except (EcertError, ModuleNotFoundError):
         return None
     now = ctx_of(request).clock()
-    dates = [r.revoked_at for r in rows if r.role in ISSUING_ROLES and r.status == CaStatus.RETIRED
-             and r.revoked_at is not None and r.revoked_at > now]
+    dates = [
+        r.revoked_at
+        for r in rows
+        if r.role in ISSUING_ROLES and r.status == CaStatus.RETIRED and r.revoked_at is not None and r.revoked_at > now
+    ]
     return min(dates) if dates else None
 
 
@@ -176,8 +191,17 @@ def search_page(request: Request, by: str = "server_name", q: str = "") -> Respo
         except EcertError as exc:
             error = error_text(exc)
             hits = []
-    return render(request, "public/search.html", by=by, q=query, hits=hits, kinds=SEARCH_KINDS, error=error,
-                  formats=PUBLIC_FORMATS, status_code=400 if error else 200)
+    return render(
+        request,
+        "public/search.html",
+        by=by,
+        q=query,
+        hits=hits,
+        kinds=SEARCH_KINDS,
+        error=error,
+        formats=PUBLIC_FORMATS,
+        status_code=400 if error else 200,
+    )
 
 
 @router.get("/search/download/{serial_hex}/{fmt}")
@@ -190,8 +214,12 @@ def public_download(request: Request, serial_hex: str, fmt: str) -> Response:
         return render(request, "error.html", status_code=404, kind="not_found")
     try:
         item = services(request).downloads.public_download(
-            ctx_of(request), serial, fmt, actor=f"public:{request.client.host if request.client else 'unknown'}",
-            channel="search")
+            ctx_of(request),
+            serial,
+            fmt,
+            actor=f"public:{request.client.host if request.client else 'unknown'}",
+            channel="search",
+        )
     except EcertError:
         return render(request, "error.html", status_code=404, kind="not_found")
     return attachment(item)

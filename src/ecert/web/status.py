@@ -53,20 +53,35 @@ class _Answer:
 
     __slots__ = ("der", "this_update", "next_update", "etag", "cached_at", "expires_mono", "fixed")
 
-    def __init__(self, der: bytes, this_update: datetime | None = None, next_update: datetime | None = None,
-                 etag: str | None = None, *, now: datetime | None = None) -> None:
+    def __init__(
+        self,
+        der: bytes,
+        this_update: datetime | None = None,
+        next_update: datetime | None = None,
+        etag: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> None:
         self.der = der
         self.this_update, self.next_update, self.etag = this_update, next_update, etag
         self.cached_at = time.monotonic()
-        self.expires_mono = self.cached_at + ((next_update - now).total_seconds()
-                                              if next_update is not None and now is not None else 0.0)
+        self.expires_mono = self.cached_at + (
+            (next_update - now).total_seconds() if next_update is not None and now is not None else 0.0
+        )
         length = (b"content-length", str(len(der)).encode())
         if this_update is None or next_update is None:
             self.fixed: tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] = (
-                [_CT, (b"cache-control", b"no-store"), length], [_CT, (b"cache-control", b"no-store"), length])
+                [_CT, (b"cache-control", b"no-store"), length],
+                [_CT, (b"cache-control", b"no-store"), length],
+            )
             return
-        get = [_CT, (b"last-modified", _http_date(this_update).encode()),
-               (b"expires", _http_date(next_update).encode()), (b"etag", f'"{etag}"'.encode()), length]
+        get = [
+            _CT,
+            (b"last-modified", _http_date(this_update).encode()),
+            (b"expires", _http_date(next_update).encode()),
+            (b"etag", f'"{etag}"'.encode()),
+            length,
+        ]
         self.fixed = (get, [_CT, (b"cache-control", b"no-store"), length])
 
     def fresh(self, mono: float) -> bool:
@@ -169,8 +184,9 @@ def _error(name: str) -> _Answer:
     return _Answer(ERROR_DER[name])
 
 
-ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-                   Awaitable[None]]
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
+]
 
 
 class OcspFastPath:
@@ -185,8 +201,12 @@ class OcspFastPath:
             self._responder = responder_for(scope["app"].state.ctx)
         return self._responder
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]],
-                       send: Callable[[Any], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if path != OCSP_PATH and not path.startswith(OCSP_PATH + "/"):
             await self.app(scope, receive, send)
@@ -196,7 +216,7 @@ class OcspFastPath:
         if method == "GET":
             answer = responder.cached_get(path)
             if answer is None:
-                answer = await responder.answer(_decode_get(path[len(OCSP_PATH):]))
+                answer = await responder.answer(_decode_get(path[len(OCSP_PATH) :]))
                 if answer.next_update is None:  # an error (tryLater in an outage): fall back to the URL's last
                     answer = responder.stale_get(path) or answer
                 responder.remember_get(path, answer)
@@ -230,8 +250,9 @@ async def _read_body(receive: Callable[[], Awaitable[Any]]) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _send(send: Callable[[Any], Awaitable[None]], status: int, headers: list[tuple[bytes, bytes]],
-                body: bytes) -> None:
+async def _send(
+    send: Callable[[Any], Awaitable[None]], status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -260,8 +281,12 @@ def _crl_etag(ctx: Context, crl_id: int, der: bytes) -> str:
     return found
 
 
-@router.get("/crl/{filename}", response_class=Response, summary="A CRL (DER) or the root's ARL (<root>-arl.crl)",
-            responses={200: {"content": {CRL_MEDIA_TYPE: {}}}})
+@router.get(
+    "/crl/{filename}",
+    response_class=Response,
+    summary="A CRL (DER) or the root's ARL (<root>-arl.crl)",
+    responses={200: {"content": {CRL_MEDIA_TYPE: {}}}},
+)
 def get_crl(filename: str, request: Request) -> Response:
     if not filename.endswith(".crl"):
         raise NotFound("CRLs are named <label>.crl and <root>-arl.crl", value=filename)
@@ -278,8 +303,12 @@ def get_crl(filename: str, request: Request) -> Response:
     etag = f'"{_crl_etag(ctx, row.id, row.der)}"'
     now = ctx.clock()
     max_age = max(0, min(CRL_MAX_AGE, int((row.next_update - now).total_seconds())))
-    headers = {"Cache-Control": f"public, max-age={max_age}, no-transform", "ETag": etag,
-               "Last-Modified": _http_date(row.this_update), "Expires": _http_date(row.next_update)}
+    headers = {
+        "Cache-Control": f"public, max-age={max_age}, no-transform",
+        "ETag": etag,
+        "Last-Modified": _http_date(row.this_update),
+        "Expires": _http_date(row.next_update),
+    }
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(row.der, media_type=CRL_MEDIA_TYPE, headers=headers)
@@ -288,19 +317,30 @@ def get_crl(filename: str, request: Request) -> Response:
 async def _route_answer(request: Request, der: bytes | None, *, cacheable: bool) -> Response:
     responder = responder_for(_ctx(request))
     answer = await responder.answer(der)
-    headers = {k.decode(): v.decode() for k, v in answer.headers(cacheable=cacheable, mono=time.monotonic())
-               if k not in (b"content-type", b"content-length")}
+    headers = {
+        k.decode(): v.decode()
+        for k, v in answer.headers(cacheable=cacheable, mono=time.monotonic())
+        if k not in (b"content-type", b"content-length")
+    }
     return Response(answer.der, media_type=OCSP_MEDIA_TYPE, headers=headers)
 
 
-@router.get(OCSP_PATH + "/{encoded:path}", response_class=Response, summary="OCSP over GET (RFC 6960 A.1)",
-            responses={200: {"content": {OCSP_MEDIA_TYPE: {}}}})
+@router.get(
+    OCSP_PATH + "/{encoded:path}",
+    response_class=Response,
+    summary="OCSP over GET (RFC 6960 A.1)",
+    responses={200: {"content": {OCSP_MEDIA_TYPE: {}}}},
+)
 async def ocsp_get(encoded: str, request: Request) -> Response:
     return await _route_answer(request, _decode_get(encoded), cacheable=True)
 
 
-@router.post(OCSP_PATH, response_class=Response, summary="OCSP over POST (RFC 6960 A.1)",
-             responses={200: {"content": {OCSP_MEDIA_TYPE: {}}}})
+@router.post(
+    OCSP_PATH,
+    response_class=Response,
+    summary="OCSP over POST (RFC 6960 A.1)",
+    responses={200: {"content": {OCSP_MEDIA_TYPE: {}}}},
+)
 async def ocsp_post(request: Request) -> Response:
     body = await request.body()
     return await _route_answer(request, body if len(body) <= MAX_REQUEST_BYTES else None, cacheable=False)
@@ -314,9 +354,14 @@ class _In(BaseModel):
 
 
 class RevokeIn(_In):
-    reason: str | None = Field(default=None, max_length=40, description=(
-        "keyCompromise, superseded, cessationOfOperation, affiliationChanged or privilegeWithdrawn; "
-        "omit for no stated reason (BR 7.2.2)"))
+    reason: str | None = Field(
+        default=None,
+        max_length=40,
+        description=(
+            "keyCompromise, superseded, cessationOfOperation, affiliationChanged or privilegeWithdrawn; "
+            "omit for no stated reason (BR 7.2.2)"
+        ),
+    )
 
 
 class OperatorRevokeIn(RevokeIn):
@@ -352,15 +397,24 @@ class RevocationOut(BaseModel):
 
     @classmethod
     def of(cls, result: revocation.Revocation) -> RevocationOut:
-        return cls(revoked=[RevokedCert(ca=c, serial=s) for c, s in result.revoked], revoked_at=result.revoked_at,
-                   reason=result.reason, key_blocked=result.blocked_spki is not None)
+        return cls(
+            revoked=[RevokedCert(ca=c, serial=s) for c, s in result.revoked],
+            revoked_at=result.revoked_at,
+            reason=result.reason,
+            key_blocked=result.blocked_spki is not None,
+        )
 
 
-@router.post("/api/v1/certificate/revoke", response_model=RevocationOut, tags=["certificate"],
-             summary="Revoke the certificate of the logged-in application (BR 4.9.2)")
+@router.post(
+    "/api/v1/certificate/revoke",
+    response_model=RevocationOut,
+    tags=["certificate"],
+    summary="Revoke the certificate of the logged-in application (BR 4.9.2)",
+)
 def subscriber_revoke(body: RevokeIn, app_id: SessionApp, request: Request) -> RevocationOut:
-    return RevocationOut.of(revocation.revoke_for_application(_ctx(request), app_id, body.reason,
-                                                              actor=f"subscriber:app-{app_id}"))
+    return RevocationOut.of(
+        revocation.revoke_for_application(_ctx(request), app_id, body.reason, actor=f"subscriber:app-{app_id}")
+    )
 
 
 _challenge_limits: dict[str, list[float]] = {}
@@ -377,27 +431,46 @@ def _limit_addr(request: Request) -> None:
     _challenge_limits[addr] = recent
 
 
-@router.post("/api/v1/revocation/challenge", response_model=ChallengeOut, tags=["revocation"],
-             summary="A nonce to sign with the certificate's key to prove possession")
+@router.post(
+    "/api/v1/revocation/challenge",
+    response_model=ChallengeOut,
+    tags=["revocation"],
+    summary="A nonce to sign with the certificate's key to prove possession",
+)
 def challenge(body: ChallengeIn, request: Request) -> ChallengeOut:
     _limit_addr(request)
     nonce = revocation.revocation_challenge(_ctx(request), body.serial)
-    return ChallengeOut(serial=body.serial, nonce=nonce, expires_in=int(revocation.CHALLENGE_LIFETIME.total_seconds()),
-                        how=f'openssl req -new -key <private key> -subj "/CN={nonce}" -out proof.csr; then POST '
-                            "/api/v1/revocation/by-key with the serial and the CSR")
+    return ChallengeOut(
+        serial=body.serial,
+        nonce=nonce,
+        expires_in=int(revocation.CHALLENGE_LIFETIME.total_seconds()),
+        how=f'openssl req -new -key <private key> -subj "/CN={nonce}" -out proof.csr; then POST '
+        "/api/v1/revocation/by-key with the serial and the CSR",
+    )
 
 
-@router.post("/api/v1/revocation/by-key", response_model=RevocationOut, tags=["revocation"],
-             summary="Revoke (keyCompromise) with a CSR signed by the certificate's key carrying the nonce")
+@router.post(
+    "/api/v1/revocation/by-key",
+    response_model=RevocationOut,
+    tags=["revocation"],
+    summary="Revoke (keyCompromise) with a CSR signed by the certificate's key carrying the nonce",
+)
 def by_key(body: ByKeyIn, request: Request) -> RevocationOut:
     return RevocationOut.of(revocation.revoke_by_key_proof(_ctx(request), body.serial, body.csr))
 
 
-@router.post("/api/v1/operator/certificates/{serial}/revoke", response_model=RevocationOut, tags=["operator"],
-             summary="The operator revokes a certificate")
+@router.post(
+    "/api/v1/operator/certificates/{serial}/revoke",
+    response_model=RevocationOut,
+    tags=["operator"],
+    summary="The operator revokes a certificate",
+)
 def operator_revoke(serial: str, body: OperatorRevokeIn, operator: Operator, request: Request) -> RevocationOut:
-    return RevocationOut.of(revocation.revoke_certificate(_ctx(request), ca_label=body.ca, serial_hex=serial,
-                                                          reason=body.reason, actor=operator))
+    return RevocationOut.of(
+        revocation.revoke_certificate(
+            _ctx(request), ca_label=body.ca, serial_hex=serial, reason=body.reason, actor=operator
+        )
+    )
 
 
 # --- wiring --------------------------------------------------------------------------------------
@@ -420,9 +493,12 @@ def _forget_on_change(app: FastAPI) -> None:
                 yield state
             return
         stop = threading.Event()
-        watcher = threading.Thread(target=ocsp_feed.watch_changes,
-                                   args=(ctx, stop, lambda: publication.invalidate_ocsp_cache(ctx)),
-                                   name="ocsp-cache-watch", daemon=True)
+        watcher = threading.Thread(
+            target=ocsp_feed.watch_changes,
+            args=(ctx, stop, lambda: publication.invalidate_ocsp_cache(ctx)),
+            name="ocsp-cache-watch",
+            daemon=True,
+        )
         watcher.start()
         try:
             async with inner(asgi_app) as state:

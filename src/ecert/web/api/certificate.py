@@ -19,8 +19,11 @@ Fmt = Literal["pem", "der", "p7b", "fullchain"]
 
 
 def attachment(item: downloads.Download) -> Response:
-    return Response(item.data, media_type=item.media_type, headers={
-        "Content-Disposition": f'attachment; filename="{item.filename}"', "X-Content-Type-Options": "nosniff"})
+    return Response(
+        item.data,
+        media_type=item.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{item.filename}"', "X-Content-Type-Options": "nosniff"},
+    )
 
 
 def _actor(request: Request, app_id: int) -> str:
@@ -40,18 +43,31 @@ def accept(app_id: SessionApp, request: Request) -> CertificateOut:
     return CertificateOut.of(certificates.accept_certificate(ctx_of(request), app_id, actor=_actor(request, app_id)))
 
 
-@router.post("/certificate/reject", response_model=CertificateOut,
-             summary="Reject the certificate (it is revoked at once); a new CSR may follow")
+@router.post(
+    "/certificate/reject",
+    response_model=CertificateOut,
+    summary="Reject the certificate (it is revoked at once); a new CSR may follow",
+)
 def reject(body: ReasonIn, app_id: SessionApp, request: Request) -> CertificateOut:
-    return CertificateOut.of(certificates.reject_certificate(ctx_of(request), app_id, reason=body.reason,
-                                                          actor=_actor(request, app_id)))
+    return CertificateOut.of(
+        certificates.reject_certificate(ctx_of(request), app_id, reason=body.reason, actor=_actor(request, app_id))
+    )
 
 
-@router.get("/certificate/download", summary="The certificate: pem, der (.cer), p7b with the chain, fullchain",
-            response_class=Response, responses={200: {"content": {"application/x-pem-file": {},
-                                                                  "application/pkix-cert": {},
-                                                                  "application/x-pkcs7-certificates": {}}},
-                                       409: {"description": "the certificate has not been accepted yet"}})
+@router.get(
+    "/certificate/download",
+    summary="The certificate: pem, der (.cer), p7b with the chain, fullchain",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "application/x-pem-file": {},
+                "application/pkix-cert": {},
+                "application/x-pkcs7-certificates": {},
+            }
+        },
+        409: {"description": "the certificate has not been accepted yet"},
+    },
+)
 def download(app_id: SessionApp, request: Request, format: Annotated[Fmt, Query()] = "pem") -> Response:  # noqa: A002
-    return attachment(downloads.download(ctx_of(request), app_id, format, actor=_actor(request, app_id),
-                                         channel="api"))
+    return attachment(downloads.download(ctx_of(request), app_id, format, actor=_actor(request, app_id), channel="api"))

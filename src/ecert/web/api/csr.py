@@ -33,7 +33,7 @@ async def _parse(request: Request, model: type[_Body]) -> _Body:
     except ValueError as exc:
         if isinstance(exc, ValidationError):
             raise
-        raise BadCSR("the body must be JSON: {\"csr\": \"<PEM>\"}") from None
+        raise BadCSR('the body must be JSON: {"csr": "<PEM>"}') from None
 
 
 async def _read_capped(request: Request) -> bytes:
@@ -53,31 +53,48 @@ async def _read_capped(request: Request) -> bytes:
     return bytes(body)
 
 
-@router.post("/csr", status_code=201, response_model=CertificateOut,
-             summary="Submit a CSR (PEM; Exchange, IIS, OpenSSL or ecert headers) and get the certificate issued",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": CsrIn.model_json_schema()}}}},
-             responses={413: {"description": "body over 64 KiB"}, 409: {"description": "already issuing or issued"}})
+@router.post(
+    "/csr",
+    status_code=201,
+    response_model=CertificateOut,
+    summary="Submit a CSR (PEM; Exchange, IIS, OpenSSL or ecert headers) and get the certificate issued",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": CsrIn.model_json_schema()}}}
+    },
+    responses={413: {"description": "body over 64 KiB"}, 409: {"description": "already issuing or issued"}},
+)
 async def submit(request: Request, app_id: SessionApp) -> CertificateOut:
     body = await _parse(request, CsrIn)
     ctx = ctx_of(request)
     view = await run_in_threadpool(apps.get_application, ctx, app_id)
-    cert = await run_in_threadpool(certificates.submit_csr, ctx, app_id, body.csr,
-                                   actor=f"subscriber:{view.reference_number}", channel=Channel.API)
+    cert = await run_in_threadpool(
+        certificates.submit_csr, ctx, app_id, body.csr, actor=f"subscriber:{view.reference_number}", channel=Channel.API
+    )
     return CertificateOut.of(cert)
 
 
-@router.post("/certificate/replace", status_code=201, response_model=CertificateOut,
-             summary="Replace the accepted certificate (new key, lost key, renewal): say whether the current one "
-                     "is revoked as superseded when the replacement is accepted, or left to expire",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": ReplaceIn.model_json_schema()}}}},
-             responses={413: {"description": "body over 64 KiB"}, 409: {"description": "nothing accepted to replace"}})
+@router.post(
+    "/certificate/replace",
+    status_code=201,
+    response_model=CertificateOut,
+    summary="Replace the accepted certificate (new key, lost key, renewal): say whether the current one "
+    "is revoked as superseded when the replacement is accepted, or left to expire",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ReplaceIn.model_json_schema()}}}
+    },
+    responses={413: {"description": "body over 64 KiB"}, 409: {"description": "nothing accepted to replace"}},
+)
 async def replace(request: Request, app_id: SessionApp) -> CertificateOut:
     body = await _parse(request, ReplaceIn)
     ctx = ctx_of(request)
     view = await run_in_threadpool(apps.get_application, ctx, app_id)
-    cert = await run_in_threadpool(certificates.replace_certificate, ctx, app_id, body.csr,
-                                   revoke_current=body.revoke_current, actor=f"subscriber:{view.reference_number}",
-                                   channel=Channel.API)
+    cert = await run_in_threadpool(
+        certificates.replace_certificate,
+        ctx,
+        app_id,
+        body.csr,
+        revoke_current=body.revoke_current,
+        actor=f"subscriber:{view.reference_number}",
+        channel=Channel.API,
+    )
     return CertificateOut.of(cert)

@@ -41,8 +41,9 @@ class DcvStartIn(_In):
     method: ApiMethod
     email_local_part: str | None = Field(default=None, max_length=64)
     # BR 3.2.2.4.4: the constructed address may be at the name or at a parent above the public suffix.
-    email_domain: str | None = Field(default=None, max_length=253,
-                                     description="The Authorization Domain Name for the e-mail (default: the name)")
+    email_domain: str | None = Field(
+        default=None, max_length=253, description="The Authorization Domain Name for the e-mail (default: the name)"
+    )
 
 
 class DcvCheckIn(_In):
@@ -116,16 +117,31 @@ class ApplicationOut(BaseModel):
 
     @classmethod
     def of(cls, v: apps.ApplicationView) -> ApplicationOut:
-        return cls(reference_number=v.reference_number, server_name=v.server_name.a_label,
-                   server_name_unicode=v.server_name.unicode,
-                   additional_names=[NameOut(name=n.a_label, unicode=n.unicode) for n in v.additional_names],
-                   number_of_additional=v.number_of_additional, names=list(v.names), org_name_en=v.org_name_en,
-                   org_name_zh=v.org_name_zh, branch_name_en=v.branch_name_en, branch_name_zh=v.branch_name_zh,
-                   reg_doc_type=v.reg_doc_type, reg_doc_label=v.reg_doc_label, reg_doc_number=v.reg_doc_number,
-                   cert_type=v.cert_type.value, cert_type_label=v.cert_type_label,
-                   subscription_period=v.subscription_period, subscription_start=v.subscription_start,
-                   subscription_end=v.subscription_end, state=v.state, next_step=v.next_step.value,
-                   is_government=v.is_government, use_chinese=v.use_chinese, has_chinese=v.has_chinese)
+        return cls(
+            reference_number=v.reference_number,
+            server_name=v.server_name.a_label,
+            server_name_unicode=v.server_name.unicode,
+            additional_names=[NameOut(name=n.a_label, unicode=n.unicode) for n in v.additional_names],
+            number_of_additional=v.number_of_additional,
+            names=list(v.names),
+            org_name_en=v.org_name_en,
+            org_name_zh=v.org_name_zh,
+            branch_name_en=v.branch_name_en,
+            branch_name_zh=v.branch_name_zh,
+            reg_doc_type=v.reg_doc_type,
+            reg_doc_label=v.reg_doc_label,
+            reg_doc_number=v.reg_doc_number,
+            cert_type=v.cert_type.value,
+            cert_type_label=v.cert_type_label,
+            subscription_period=v.subscription_period,
+            subscription_start=v.subscription_start,
+            subscription_end=v.subscription_end,
+            state=v.state,
+            next_step=v.next_step.value,
+            is_government=v.is_government,
+            use_chinese=v.use_chinese,
+            has_chinese=v.has_chinese,
+        )
 
 
 class MethodOut(BaseModel):
@@ -153,11 +169,22 @@ class ChallengeOut(BaseModel):
 
     @classmethod
     def of(cls, c: enrolment.ChallengeView) -> ChallengeOut:
-        return cls(domain=c.domain, domain_unicode=c.domain_unicode, code=c.code, file_name=c.file_name,
-                   file_url=c.file_urls[0] if c.file_urls else None, file_urls=list(c.file_urls) or None,
-                   file_content=c.file_content, txt_name=c.txt_name, txt_names=list(c.txt_names) or None,
-                   txt_value=c.txt_value, txt_ttl=c.txt_ttl, email_addresses=list(c.email_addresses) or None,
-                   email_address=c.email_address, expires_at=c.expires_at)
+        return cls(
+            domain=c.domain,
+            domain_unicode=c.domain_unicode,
+            code=c.code,
+            file_name=c.file_name,
+            file_url=c.file_urls[0] if c.file_urls else None,
+            file_urls=list(c.file_urls) or None,
+            file_content=c.file_content,
+            txt_name=c.txt_name,
+            txt_names=list(c.txt_names) or None,
+            txt_value=c.txt_value,
+            txt_ttl=c.txt_ttl,
+            email_addresses=list(c.email_addresses) or None,
+            email_address=c.email_address,
+            expires_at=c.expires_at,
+        )
 
 
 class DcvStartOut(BaseModel):
@@ -199,12 +226,23 @@ class CertificateOut(BaseModel):
 
     @classmethod
     def of(cls, c: certificates.CertificateView) -> CertificateOut:
-        return cls(reference_number=c.reference_number, serial_hex=c.serial_hex, serial_spaced=c.serial_spaced,
-                   issuer=c.issuer_cn, not_before=c.not_before, not_after=c.not_after,
-                   validity_days=c.validity_days, names=list(c.names), names_unicode=list(c.names_unicode),
-                   type=c.cert_type, type_label=c.cert_type_label, state=c.state,
-                   application_state=c.application_state, replaces_serial=c.replaces_serial,
-                   revoke_replaced=c.revoke_replaced)
+        return cls(
+            reference_number=c.reference_number,
+            serial_hex=c.serial_hex,
+            serial_spaced=c.serial_spaced,
+            issuer=c.issuer_cn,
+            not_before=c.not_before,
+            not_after=c.not_after,
+            validity_days=c.validity_days,
+            names=list(c.names),
+            names_unicode=list(c.names_unicode),
+            type=c.cert_type,
+            type_label=c.cert_type_label,
+            state=c.state,
+            application_state=c.application_state,
+            replaces_serial=c.replaces_serial,
+            revoke_replaced=c.revoke_replaced,
+        )
 
 
 class SearchHitOut(BaseModel):
@@ -221,9 +259,18 @@ class SearchHitOut(BaseModel):
 
     @classmethod
     def of(cls, h: downloads.SearchHit) -> SearchHitOut:
-        return cls(serial_hex=h.serial_hex, serial_spaced=h.serial_spaced, common_name=h.common_name,
-                   names=list(h.names), names_unicode=list(h.names_unicode), organization=h.organization,
-                   issuer=h.issuer_cn, not_before=h.not_before, not_after=h.not_after, status=h.status)
+        return cls(
+            serial_hex=h.serial_hex,
+            serial_spaced=h.serial_spaced,
+            common_name=h.common_name,
+            names=list(h.names),
+            names_unicode=list(h.names_unicode),
+            organization=h.organization,
+            issuer=h.issuer_cn,
+            not_before=h.not_before,
+            not_after=h.not_after,
+            status=h.status,
+        )
 
 
 class RegisteredOut(BaseModel):

@@ -39,8 +39,14 @@ def install(app: FastAPI) -> None:
     secret = _session_secret(app)
     app.state.portal_secret = secret
     https = app.state.ctx.settings.base_url.startswith("https://")
-    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
-                       max_age=SESSION_MAX_AGE, same_site="lax", https_only=https)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret,
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE,
+        same_site="lax",
+        https_only=https,
+    )
     app.mount("/static", StaticFiles(directory=str(TEMPLATES_DIR.parent / "static")), name="static")
     app.include_router(public_pages.router)
     home.install(app)

@@ -31,8 +31,15 @@ def download_page(request: Request) -> Response:
         links = svc.downloads.certificate_links(ctx_of(request), app_id)
     except EcertError:
         links = None
-    return render(request, "portal/download.html", app=steps.application(request, app_id), cert=cert,
-                  formats=FORMATS, links=links, trust=_trust_offer(request, links))
+    return render(
+        request,
+        "portal/download.html",
+        app=steps.application(request, app_id),
+        cert=cert,
+        formats=FORMATS,
+        links=links,
+        trust=_trust_offer(request, links),
+    )
 
 
 def _trust_offer(request: Request, links: object) -> dict[str, object]:
@@ -56,8 +63,9 @@ def download_file(request: Request, fmt: str) -> Response:
     if fmt not in FORMATS:
         return render(request, "error.html", status_code=404, kind="not_found")
     try:
-        item = services(request).downloads.download(ctx_of(request), app_id, fmt,
-                                                    actor=steps.actor(request, app_id), channel="portal")
+        item = services(request).downloads.download(
+            ctx_of(request), app_id, fmt, actor=steps.actor(request, app_id), channel="portal"
+        )
     except EcertError as exc:
         if exc.status == 409:  # issued but not accepted yet (seed C.6 comes before C.7)
             return render(request, "error.html", status_code=409, kind="not_accepted")
