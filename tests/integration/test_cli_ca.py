@@ -56,6 +56,27 @@ def _csr(tmp_path: Path, *names: str, ou: str | None = None) -> Path:
     return path
 
 
+def _issue(
+    tmp_path: Path, csr: Path, name: str, *extra: str, vetting: str | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`ecert-ca cert issue` for one server name with the server profile, as an operator types it."""
+    chosen = ("--vetting", vetting) if vetting is not None else ()
+    return _run(
+        tmp_path,
+        "cert",
+        "issue",
+        "--csr",
+        str(csr),
+        "--profile",
+        "server",
+        "--name",
+        name,
+        *chosen,
+        *extra,
+        check=check,
+    )
+
+
 @pytest.fixture
 def initialised(tmp_path: Path) -> Path:
     _run(tmp_path, "init", "--demo")
@@ -93,22 +114,7 @@ def test_init_lists_the_demo_hierarchy_as_json(initialised: Path) -> None:
 def test_issue_show_and_audit_verify(validated: tuple[Path, str]) -> None:
     initialised, vetting = validated
     csr = _csr(initialised, "www.example.com", ou="IT Department")
-    issued = json.loads(
-        _run(
-            initialised,
-            "cert",
-            "issue",
-            "--csr",
-            str(csr),
-            "--profile",
-            "server",
-            "--name",
-            "WWW.Example.COM",
-            "--vetting",
-            vetting,
-            "--json",
-        ).stdout
-    )
+    issued = json.loads(_issue(initialised, csr, "WWW.Example.COM", "--json", vetting=vetting, check=True).stdout)
     assert issued["data"]["names"] == ["www.example.com"]
     assert any("OU" in note for note in issued["data"]["ignored_from_csr"])
     shown = json.loads(_run(initialised, "cert", "show", issued["data"]["serial"], "--json").stdout)
@@ -146,20 +152,7 @@ def test_no_issuance_without_recorded_domain_validation(initialised: Path) -> No
     """Issue 10 point 1: a vetted organisation is not enough; every name needs DCV evidence (BR 3.2.2.4)."""
     vetting = _vetting(initialised, "Someone Else Ltd")
     csr = _csr(initialised, "www.never-demo.hk")
-    refused = _run(
-        initialised,
-        "cert",
-        "issue",
-        "--csr",
-        str(csr),
-        "--profile",
-        "server",
-        "--name",
-        "www.never-demo.hk",
-        "--vetting",
-        vetting,
-        check=False,
-    )
+    refused = _issue(initialised, csr, "www.never-demo.hk", vetting=vetting)
     assert refused.returncode == 1 and "www.never-demo.hk" in refused.stderr and "BR 3.2.2.4" in refused.stderr
     listed = _run(initialised, "audit", "verify").stdout
     assert "intact" in listed
@@ -170,24 +163,9 @@ def test_no_issuance_without_recorded_domain_validation(initialised: Path) -> No
 def test_no_issuance_without_a_vetted_organisation(initialised: Path, knot_dns: KnotDns) -> None:
     _operator_validates(initialised, knot_dns, "example.com")
     csr = _csr(initialised, "www.example.com")
-    refused = _run(
-        initialised, "cert", "issue", "--csr", str(csr), "--profile", "server", "--name", "www.example.com", check=False
-    )
+    refused = _issue(initialised, csr, "www.example.com")
     assert refused.returncode == 1 and "vetted organisation" in refused.stderr
-    unknown = _run(
-        initialised,
-        "cert",
-        "issue",
-        "--csr",
-        str(csr),
-        "--profile",
-        "server",
-        "--name",
-        "www.example.com",
-        "--vetting",
-        "999",
-        check=False,
-    )
+    unknown = _issue(initialised, csr, "www.example.com", vetting="999")
     assert unknown.returncode == 1 and "no organisation vetting number 999" in unknown.stderr
 
 
@@ -207,20 +185,7 @@ def test_a_ca_key_is_never_a_subscriber_key(validated: tuple[Path, str]) -> None
         )
         path = initialised / "ca-key.csr"
         path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-        refused = _run(
-            initialised,
-            "cert",
-            "issue",
-            "--csr",
-            str(path),
-            "--profile",
-            "server",
-            "--name",
-            "www.example.com",
-            "--vetting",
-            vetting,
-            check=False,
-        )
+        refused = _issue(initialised, path, "www.example.com", vetting=vetting)
         assert refused.returncode == 1, key_file.name
         assert "belongs to the CA certificate" in refused.stderr and "BR 6.1.1.3" in refused.stderr
 
@@ -302,20 +267,7 @@ def test_direct_issuance_checks_caa_and_records_it(validated: tuple[Path, str], 
     initialised, vetting = validated
     knot_dns.set_records("caa-cli.example.com", "CAA", ['0 issue "another-ca.example.net"'])
     csr = _csr(initialised, "caa-cli.example.com")
-    refused = _run(
-        initialised,
-        "cert",
-        "issue",
-        "--csr",
-        str(csr),
-        "--vetting",
-        vetting,
-        "--profile",
-        "server",
-        "--name",
-        "caa-cli.example.com",
-        check=False,
-    )
+    refused = _issue(initialised, csr, "caa-cli.example.com", vetting=vetting)
     assert refused.returncode == 1 and "CAA for caa-cli.example.com does not permit" in refused.stderr
     assert "BR 3.2.2.8" in refused.stderr
 
@@ -324,34 +276,7 @@ def test_a_mixed_script_look_alike_needs_a_manual_review(validated: tuple[Path, 
     initialised, vetting = validated
     lookalike = "p\u0430ypal.example.com"  # Cyrillic a: BR 4.2.1 high-risk
     csr = _csr(initialised, "xn--pypal-4ve.example.com")
-    refused = _run(
-        initialised,
-        "cert",
-        "issue",
-        "--csr",
-        str(csr),
-        "--vetting",
-        vetting,
-        "--profile",
-        "server",
-        "--name",
-        lookalike,
-        check=False,
-    )
+    refused = _issue(initialised, csr, lookalike, vetting=vetting)
     assert refused.returncode == 1 and "manual high-risk review" in refused.stderr and "BR 4.2.1" in refused.stderr
-    reviewed = _run(
-        initialised,
-        "cert",
-        "issue",
-        "--csr",
-        str(csr),
-        "--vetting",
-        vetting,
-        "--profile",
-        "server",
-        "--name",
-        lookalike,
-        "--high-risk-reviewed",
-        "--json",
-    )
+    reviewed = _issue(initialised, csr, lookalike, "--high-risk-reviewed", "--json", vetting=vetting, check=True)
     assert json.loads(reviewed.stdout)["data"]["names"] == ["xn--pypal-4ve.example.com"]
