@@ -15,10 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from ecert.core.errors import Conflict, NotFound
 from ecert.core.lifecycle import CertAction, CertStatus
 from ecert.store import applications as store_apps
+from ecert.store import cas, repo
 from ecert.store import certificates as certs
 from ecert.store import db as store_db
 from ecert.store import registration as ra_store
-from ecert.store import repo
 from ecert.store.models import Application, Certificate
 
 T = TypeVar("T")
@@ -293,7 +293,7 @@ def test_crl_numbers_increase_atomically_under_eight_threads(db_url, session_fac
 
     assert sorted(taken) == list(range(1, 25))
     with session_factory() as session:
-        assert certs.ca_by_id(session, ca_id).crl_number == 24  # type: ignore[union-attr]
+        assert cas.ca_by_id(session, ca_id).crl_number == 24  # type: ignore[union-attr]
 
 
 def test_crl_number_of_an_unknown_ca_is_not_found(session_factory) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from ..core.lifecycle import CertAction, CertStatus
 from ..core.names import to_unicode
 from ..core.profiles import CERT_TYPE_LABELS, CertType
 from ..store import audit
+from ..store import cas as cas_store
 from ..store import certificates as cert_store
 from ..store.models import CA, Application, Certificate
 from .applications import load_application, move_state
@@ -97,7 +98,7 @@ def _cert_view(session: Session, row: Certificate, app: Application) -> Certific
         reference_number=app.reference_number,
         cert_type=cert_type.value,
         cert_type_label=CERT_TYPE_LABELS[cert_type],
-        issuer_cn=_issuer_cn(cert_store.ca_by_id(session, row.ca_id)),
+        issuer_cn=_issuer_cn(cas_store.ca_by_id(session, row.ca_id)),
         serial_hex=row.serial_hex,
         serial_spaced=spaced_serial(row.serial_hex),
         not_before=row.not_before,
@@ -336,7 +337,7 @@ def accept_certificate(ctx: Context, app_id: int, *, actor: str) -> CertificateV
         cert_id, revoke = cert.id, bool(cert.revoke_replaced)
     if replaced is not None and revoke and replaced.status == CertStatus.ACCEPTED.value:
         with ctx.read() as session:
-            ca = cert_store.ca_by_id(session, replaced.ca_id)
+            ca = cas_store.ca_by_id(session, replaced.ca_id)
         revoke_certificate(
             ctx, ca_label=ca.label if ca else None, serial_hex=replaced.serial_hex, reason="superseded", actor=actor
         )
@@ -377,7 +378,7 @@ def reject_certificate(ctx: Context, app_id: int, *, reason: str, actor: str) ->
             details={"application": app.reference_number, "reason": reason, "revoked": True},
             now=now,
         )
-        ca = cert_store.ca_by_id(session, cert.ca_id)
+        ca = cas_store.ca_by_id(session, cert.ca_id)
         changed = [(ca.label, cert.serial_hex)] if ca is not None else []
         cert_id = cert.id
     publish_status(ctx, changed)  # after the commit: CRL and OCSP say "revoked" now, not at the next job pass
@@ -488,7 +489,7 @@ def certificate_details(ctx: Context, serial: str) -> CertificateDetails:
         row = cert_store.certificate_by_serial(session, wanted)
         if row is None:
             raise NotFound(f"no certificate with serial {serial}", value=wanted)
-        ca = cert_store.ca_by_id(session, row.ca_id)
+        ca = cas_store.ca_by_id(session, row.ca_id)
         record = cert_store.record_for(session, row.ca_id, row.serial_hex)
     pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode() if row.der else None
     return CertificateDetails(

@@ -40,6 +40,7 @@ from ..core.profiles import CertType, IssuerFacts, LeafPlan, LeafRequest, Subjec
 from ..signer.hierarchy import new_serial
 from ..signer.issuer import Issuer, PreparedCertificate
 from ..store import audit
+from ..store import cas as cas_store
 from ..store import certificates as cert_store
 from ..store.models import CA, Certificate
 from . import process_cache
@@ -437,7 +438,7 @@ def _publish_revoked(ctx: Context, revoked: list[tuple[int, str]]) -> None:
     from .revocation import publish_status
 
     with ctx.read() as session:
-        rows = {ca_id: cert_store.ca_by_id(session, ca_id) for ca_id, _ in revoked}
+        rows = {ca_id: cas_store.ca_by_id(session, ca_id) for ca_id, _ in revoked}
     labels = {ca_id: row.label for ca_id, row in rows.items() if row is not None}
     publish_status(ctx, [(labels[ca_id], serial) for ca_id, serial in revoked if ca_id in labels])
 

@@ -52,7 +52,6 @@ __all__ = [
     "newest_live_for_application",
     "waiting_for_acceptance",
     "accepted_for_application",
-    "ca_by_id",
 ]
 
 
@@ -118,10 +117,6 @@ def issuing_check(session: Session, *, role: str, now: datetime, spki_sha256: st
     """
     row = session.execute(_ISSUING_CHECK, {"spki": spki_sha256, "role": role, "now": now}).one()
     return bool(row[0]), row[1]
-
-
-def ca_by_id(session: Session, ca_id: int) -> CA | None:
-    return session.get(CA, ca_id)
 
 
 def reserve_issuance(session: Session, r: Reservation, now: datetime) -> int:
