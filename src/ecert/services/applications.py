@@ -86,6 +86,7 @@ __all__ = [
     "confirm_application",
     "reject_application",
     "close_application",
+    "application_id_for",
     "application_names",
     "subject_for",
     "dcv_exemption",
@@ -1026,6 +1027,14 @@ def reference_of(ctx: Context, app_id: int) -> str:
             known.clear()
         known[app_id] = found
     return found
+
+
+def application_id_for(ctx: Context, reference_number: str | None) -> int | None:
+    """The id behind a reference number an operator typed (NotFound if none); None passes through."""
+    if reference_number is None:
+        return None
+    with ctx.read() as session:
+        return _load_by_reference(session, reference_number).id
 
 
 def get_application_by_reference(ctx: Context, reference_number: str) -> ApplicationView:

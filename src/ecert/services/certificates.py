@@ -23,7 +23,7 @@ from ..store import audit
 from ..store import cas as cas_store
 from ..store import certificates as cert_store
 from ..store.models import CA, Application, Certificate
-from .applications import load_application, move_state
+from .applications import application_id_for, load_application, move_state
 from .context import Context
 from .registration import Channel, IssuanceIntent, Requester, VettedRequest, authorize, issue_vetted
 from .revocation import publish_status, revoke_certificate
@@ -400,14 +400,6 @@ class IssuedDirect:
     evidence_summary: dict[str, str]
 
 
-def _application_id(ctx: Context, reference_number: str | None) -> int | None:
-    if reference_number is None:
-        return None
-    from .applications import get_application_by_reference
-
-    return get_application_by_reference(ctx, reference_number).id
-
-
 def issue_direct(
     ctx: Context,
     *,
@@ -437,7 +429,7 @@ def issue_direct(
         cert_type=cert_type,
         csr=csr,
         names=names,
-        application_id=_application_id(ctx, reference_number),
+        application_id=application_id_for(ctx, reference_number),
         vetting_id=vetting_id,
         requested_days=days,
         high_risk_reviewed=high_risk_reviewed,

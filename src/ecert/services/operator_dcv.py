@@ -18,6 +18,7 @@ from ..core.errors import NotFound, ValidationFailed
 from ..core.names import normalize_dns_name
 from ..store import audit
 from ..store import dcv as store_dcv
+from .applications import application_id_for
 from .caa import jsonable
 from .context import Context
 from .enrolment import validator_for
@@ -165,7 +166,7 @@ def check_operator_validation(
     """
     name = normalize_dns_name(domain, allow_wildcard=False)
     now = ctx.clock()
-    application_id = _application_id(ctx, for_application)
+    application_id = application_id_for(ctx, for_application)
     found = _read_operator_code(ctx, name)
     result = None if found.expired else validator_for(ctx).check(DcvMethod.DNS, name, found.code)
     _record_operator_check(ctx, name, found, result, actor=actor, now=now, application_id=application_id)
@@ -178,14 +179,6 @@ def check_operator_validation(
         validated_at=now,
         reusable_until=now + timedelta(days=rule_dates.dcv_reuse_days(now)),
     )
-
-
-def _application_id(ctx: Context, reference_number: str | None) -> int | None:
-    if reference_number is None:
-        return None
-    from .applications import get_application_by_reference
-
-    return get_application_by_reference(ctx, reference_number).id
 
 
 def list_operator_validations(ctx: Context) -> list[HeldValidation]:
