@@ -522,10 +522,12 @@ def orders_per_second(w: World, label: str, database_url: str | None, clients: i
         with ThreadPoolExecutor(max_workers=4 * workers) as pool:
             list(pool.map(lambda a: _one_order(w, a, a.names[0]), warm))
         cpu_before = _cpu_snapshot(w, started[0].pid)
+        profiler = _start_profiler(started[0].pid, label)
         started_at = time.perf_counter()
         with ThreadPoolExecutor(max_workers=clients) as pool:
             list(pool.map(run, accounts))
         elapsed = time.perf_counter() - started_at
+        _stop_profiler(profiler)
         cpu_after = _cpu_snapshot(w, started[0].pid)
     rate = len(latencies) / elapsed
     print(
@@ -534,6 +536,23 @@ def orders_per_second(w: World, label: str, database_url: str | None, clients: i
     )
     _print_cpu(cpu_before, cpu_after, len(latencies))
     return rate
+
+
+def _start_profiler(serve_pid: int, label: str) -> subprocess.Popen[bytes] | None:
+    """With ECERT_BENCH_PROFILE=DIR, py-spy samples the serve workers while the clock runs: the thread holding
+    the GIL, which is where the CPU goes (waits on the database or a lock would otherwise fill the profile)."""
+    out_dir = os.environ.get("ECERT_BENCH_PROFILE")
+    if not out_dir:
+        return None
+    out = Path(out_dir) / f"acme-{label}.txt"
+    args = [str(BIN / "py-spy"), "record", "--subprocesses", "--gil", "-r", "100", "-f", "raw", "-o", str(out)]
+    return subprocess.Popen([*args, "-p", str(serve_pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
 
 
 def part_orders(w: World, pg: str | None, clients: int, orders: int, workers: int) -> None:

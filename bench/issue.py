@@ -270,6 +270,14 @@ def _peers_report(engines: list[tuple[str, str | None]], count: int) -> None:
         rows.append(
             ("django-ca create_cert, no lint, SQLite", [peers.django_ca(work / f"dj{n}", csrs, n) for n in (1, 2)])
         )
+        pg_url = engines[-1][1]
+        if pg_url is not None:  # the same database as ecert's PostgreSQL row: the issue 11 goal compares these
+            rows.append(
+                (
+                    "django-ca create_cert, no lint, PostgreSQL",
+                    [peers.django_ca(work / f"djpg{n}", csrs, n, pg_url) for n in (1, 2)],
+                )
+            )
         rows.append(("openssl ca -batch, per call", [peers.openssl_per_call(work / f"op{n}", csrs, n) for n in (1, 2)]))
         rows.append(("openssl ca -batch -infiles", [peers.openssl_batched(work / f"ob{n}", csrs, n) for n in (1, 2)]))
     print(f"\nSame {count} P-256 CSRs: cert/s and CPU ms per certificate (all its processes), 1 process / 2 processes:")

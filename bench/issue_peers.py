@@ -3,8 +3,9 @@
 * ``openssl ca -batch``, once per certificate (a process per call, as a shell script would run it) and once
   for the whole batch (``-infiles``), with a P-256 CA and the usual server-certificate extensions;
 * django-ca's Python API (``Certificate.objects.create_cert``, no linting), in a bench-only virtualenv under
-  /tmp that this module creates on first use (``pip install django-ca``) with a throwaway Django project on
-  SQLite, so django-ca's dependencies never enter ecert's environment.
+  /tmp that this module creates on first use (``pip install django-ca psycopg``) with a throwaway Django
+  project on SQLite and on PostgreSQL (a schema of its own), so django-ca's dependencies never enter ecert's
+  environment.
 
 Each function returns certificates per second; with ``processes=2`` the work is split over two processes
 (openssl: each its own CA directory, since ``openssl ca`` has no locking of its index).
@@ -210,7 +211,7 @@ def openssl_batched(work: Path, csrs: Sequence[Path], processes: int = 1) -> Rat
 _DJANGO_SCRIPT = r"""
 import json, sys, time, os
 from pathlib import Path
-work = Path(sys.argv[1]); csr_paths = json.loads(sys.argv[2])
+work = Path(sys.argv[1]); csr_paths = json.loads(sys.argv[2]); pg = json.loads(sys.argv[3])
 (work / "bench_urls.py").write_text("from django.urls import include, path\n"
                                     "urlpatterns = [path('django_ca/', include('django_ca.urls'))]\n")
 sys.path.insert(0, str(work))
@@ -218,7 +219,10 @@ import django
 from django.conf import settings
 settings.configure(
     DEBUG=False, SECRET_KEY="bench", USE_TZ=True, TIME_ZONE="UTC",
-    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(work / "db.sqlite3")}},
+    DATABASES={"default": (
+        {"ENGINE": "django.db.backends.sqlite3", "NAME": str(work / "db.sqlite3")} if pg is None else
+        {"ENGINE": "django.db.backends.postgresql", "NAME": pg["database"], "USER": pg["user"],
+         "HOST": pg["host"], "PORT": pg["port"], "OPTIONS": {"options": "-c search_path=" + pg["schema"]}})},
     INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django_ca"],
     CA_DIR=str(work / "files"), CA_DEFAULT_HOSTNAME="ca.example.com", CA_MIN_KEY_SIZE=1024,
     CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}, ROOT_URLCONF="bench_urls",
@@ -227,6 +231,10 @@ settings.configure(
               "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}},
 )
 django.setup()
+if pg is not None:
+    from django.db import connection
+    with connection.cursor() as cursor:
+        cursor.execute('CREATE SCHEMA IF NOT EXISTS "%s"' % pg["schema"])
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from cryptography import x509
@@ -252,7 +260,11 @@ issue(csrs[0])
 c0, t0 = time.process_time(), time.perf_counter()
 for csr in csrs:
     issue(csr)
-print(json.dumps({"count": len(csrs), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}))
+result = {"count": len(csrs), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+if pg is not None:
+    with connection.cursor() as cursor:
+        cursor.execute('DROP SCHEMA "%s" CASCADE' % pg["schema"])
+print(json.dumps(result))
 """
 
 
@@ -261,10 +273,10 @@ def _django_ready() -> Path | None:
     python = DJANGO_CA_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(DJANGO_CA_VENV)], check=True)
-    probe = subprocess.run([str(python), "-c", "import django_ca"], capture_output=True)
+    probe = subprocess.run([str(python), "-c", "import django_ca, psycopg"], capture_output=True)
     if probe.returncode != 0:
         installed = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "django-ca"], capture_output=True, text=True
+            [str(python), "-m", "pip", "install", "-q", "django-ca", "psycopg[binary]"], capture_output=True, text=True
         )
         if installed.returncode != 0:
             print(f"  django-ca: install failed: {installed.stderr.strip()[-300:]}", file=sys.stderr)
@@ -272,12 +284,12 @@ def _django_ready() -> Path | None:
     return python
 
 
-def _django_run(job: tuple[str, list[str]]) -> tuple[int, float, float]:
+def _django_run(job: tuple[str, list[str], str | None]) -> tuple[int, float, float]:
     python = DJANGO_CA_VENV / "bin" / "python"
     work = Path(job[0])
     work.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
-        [str(python), "-c", _DJANGO_SCRIPT, str(work), json.dumps(job[1])],
+        [str(python), "-c", _DJANGO_SCRIPT, str(work), json.dumps(job[1]), json.dumps(_pg_settings(job[2], work))],
         capture_output=True,
         text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("DJANGO")},
@@ -288,14 +300,33 @@ def _django_run(job: tuple[str, list[str]]) -> tuple[int, float, float]:
     return int(result["count"]), float(result["seconds"]), float(result["cpu"])
 
 
-def django_ca(work: Path, csrs: Sequence[Path], processes: int = 1) -> Rate | None:
-    """Certificates/second through django-ca's ``create_cert`` (no lint); each process its own CA and SQLite.
+def _pg_settings(url: str | None, work: Path) -> dict[str, object] | None:
+    """Django's connection settings for a PostgreSQL URL (postgresql+psycopg://user@host:port/db), with a schema
+    of the run's own (made and dropped by the script); None for SQLite."""
+    if url is None:
+        return None
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    schema = f"bench_django_{abs(hash(str(work))) % 10**8}"
+    return {
+        "database": parsed.database,
+        "user": parsed.username or "postgres",
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "schema": schema,
+    }
+
+
+def django_ca(work: Path, csrs: Sequence[Path], processes: int = 1, pg_url: str | None = None) -> Rate | None:
+    """Certificates/second through django-ca's ``create_cert`` (no lint); each process its own CA and database:
+    SQLite, or with ``pg_url`` a schema of its own on that PostgreSQL (the database ecert runs on in the same run).
 
     Only the issuing loop is timed (Django start-up and migrations are not); None if django-ca cannot run.
     """
     if _django_ready() is None:
         return None
-    jobs = [(str(work / f"django{i}"), part) for i, part in enumerate(_split(csrs, processes))]
+    jobs = [(str(work / f"django{i}"), part, pg_url) for i, part in enumerate(_split(csrs, processes))]
     try:
         if processes == 1:
             results = [_django_run(jobs[0])]
