@@ -293,6 +293,7 @@ def profiled(prefix: str | None, name: str, pid: int, seconds: int) -> Iterator[
             "--pid",
             str(pid),
             "--subprocesses",
+            "--gil",  # the thread holding the GIL: where the CPU goes, not the waits
             "--format",
             "raw",
             "--duration",

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from ecert.core.errors import StorageFailure
@@ -18,26 +19,27 @@ from ecert.store.models import AuditEvent
 
 
 def _append_three(session_factory: Any, now: datetime) -> list[AuditEvent]:
+    """Three events in one transaction; the rows as stored, in chain order."""
     with session_factory() as session, session.begin():
-        return [
-            audit.append(session, actor="ra:alice", event="application.approved", subject="A00000001", now=now),
-            audit.append(
-                session,
-                actor="subscriber:A00000001",
-                event="csr.submitted",
-                subject="A00000001",
-                details={"names": ["www.example.hk"], "key": "EC P-256"},
-                now=now + timedelta(seconds=1),
-            ),
-            audit.append(
-                session,
-                actor="system",
-                event="certificate.issued",
-                subject="A00000001",
-                details={"serial": "1f", "ca": "ov-2026"},
-                now=now + timedelta(seconds=2),
-            ),
-        ]
+        audit.append(session, actor="ra:alice", event="application.approved", subject="A00000001", now=now)
+        audit.append(
+            session,
+            actor="subscriber:A00000001",
+            event="csr.submitted",
+            subject="A00000001",
+            details={"names": ["www.example.hk"], "key": "EC P-256"},
+            now=now + timedelta(seconds=1),
+        )
+        audit.append(
+            session,
+            actor="system",
+            event="certificate.issued",
+            subject="A00000001",
+            details={"serial": "1f", "ca": "ov-2026"},
+            now=now + timedelta(seconds=2),
+        )
+    with session_factory() as session:
+        return list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
 
 
 def _verify(session_factory: Any, **kwargs: Any) -> audit.AuditVerification:
@@ -222,7 +224,9 @@ def test_secrets_never_reach_the_log(session_factory, now, details) -> None:  # 
 )
 def test_ordinary_details_are_accepted(session_factory, now, details) -> None:  # type: ignore[no-untyped-def]
     with session_factory() as session, session.begin():
-        assert audit.append(session, actor="system", event="x", details=details, now=now).details == details
+        audit.append(session, actor="system", event="x", details=details, now=now)
+    with session_factory() as session:
+        assert session.scalars(select(AuditEvent.details)).one() == details
 
 
 @pytest.mark.parametrize(
@@ -241,3 +245,41 @@ def test_details_that_would_not_hash_reproducibly_are_refused(session_factory, n
 def test_a_naive_time_is_refused(session_factory) -> None:  # type: ignore[no-untyped-def]
     with session_factory() as session, pytest.raises(ValueError):
         audit.append(session, actor="system", event="x", now=datetime(2026, 11, 25, 12, 0))
+
+
+@pytest.mark.postgres
+def test_an_open_transaction_that_appended_does_not_hold_up_other_appenders(pg_url, now) -> None:  # type: ignore[no-untyped-def]
+    """The chain's lock is taken at commit: a slow request that audited early no longer stalls every other
+    audited request of the instance until it ends (it did, and ACME orders queued behind it)."""
+    engine = store_db.make_engine(pg_url, pool_size=2, max_overflow=0)
+    sessions = store_db.session_factory(engine)
+    try:
+        with sessions() as slow, slow.begin():
+            audit.append(slow, actor="system", event="slow.started", now=now)
+            with sessions() as quick, quick.begin():
+                quick.execute(text("SET LOCAL lock_timeout = '2s'"))  # blocked on the chain: fails, not hangs
+                audit.append(quick, actor="system", event="quick.done", now=now)
+        with sessions() as session:
+            events = list(session.scalars(select(AuditEvent.event).order_by(AuditEvent.id)))
+            verified = audit.verify_chain(session)
+    finally:
+        engine.dispose()
+    assert events == ["quick.done", "slow.started"]  # chained in commit order
+    assert verified.ok
+
+
+def test_an_event_in_a_rolled_back_savepoint_is_not_kept(session_factory, now) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        audit.append(session, actor="system", event="kept", now=now)
+        with pytest.raises(RuntimeError), session.begin_nested():
+            audit.append(session, actor="system", event="undone", now=now)
+            raise RuntimeError("the savepoint's change failed")
+    with session_factory() as session:
+        assert list(session.scalars(select(AuditEvent.event))) == ["kept"]
+    assert _verify(session_factory).ok
+
+
+def test_a_reader_in_the_same_transaction_sees_its_events(session_factory, now) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session, session.begin():
+        audit.append(session, actor="system", event="x", now=now)
+        assert audit.verify_chain(session) == audit.AuditVerification(ok=True, rows_checked=1)

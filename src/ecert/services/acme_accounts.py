@@ -49,6 +49,7 @@ from ..store import audit
 from ..store.applications import get_application
 from ..store.models import Application
 from ..store.models_acme import AcmeAccount, AcmeEabCredential
+from . import process_cache
 from .applications import _load_by_reference, application_names
 from .context import Context
 from .refusals import record_refusal
@@ -206,7 +207,8 @@ def make_eab(ctx: Context, reference_number: str, *, wrap_secret: str | None, ac
 
 
 def account_view(ctx: Context, account_id: int) -> AccountView | None:
-    with ctx.read() as session:
+    """The account behind a request's ``kid``: read on every ACME request, so one statement, no transaction."""
+    with process_cache.quick_read(ctx) as session:
         row = store.account_by_id(session, account_id)
         return _view(row) if row is not None else None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -34,8 +34,7 @@ __all__ = [
 
 def record_used_nonce(session: Session, value: str, *, expires_at: datetime) -> None:
     """Record a nonce as used; a second use of it fails on the primary key (the replay is refused)."""
-    session.add(AcmeNonce(value=value, expires_at=expires_at))
-    session.flush()
+    session.execute(insert(AcmeNonce), {"value": value, "expires_at": expires_at})
 
 
 def purge_expired_nonces(session: Session, *, now: datetime, limit: int = 500) -> int:

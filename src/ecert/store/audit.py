@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, event, insert, select, text
+from sqlalchemy.orm import Session, SessionTransaction
 
 from ecert.core.errors import StorageFailure
 from ecert.store.models import AuditEvent
@@ -36,6 +36,7 @@ __all__ = [
     "append",
     "append_many",
     "compute_hash",
+    "flush_pending",
     "verify_chain",
 ]
 
@@ -140,26 +141,11 @@ def _lock_chain(session: Session) -> None:
 
     PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback. SQLite: the engine
     from ecert.store.db starts every transaction with BEGIN IMMEDIATE, which already holds the write lock.
-    Append late in a transaction: the lock is held until it ends.
+    The rows are written just before COMMIT (:func:`_write_pending`), so the lock is held for the INSERT and
+    the commit only, not for the rest of the transaction.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_LOCK, {"key": AUDIT_LOCK_KEY})
-
-
-def append(
-    session: Session,
-    *,
-    actor: str,
-    event: str,
-    subject: str | None = None,
-    details: Mapping[str, Any] | None = None,
-    now: datetime,
-) -> AuditEvent:
-    """Add one event to the chain in the caller's transaction, so it commits with the change it records.
-
-    Returns the row as written (a detached copy: the INSERT is a plain statement, not a unit-of-work flush).
-    """
-    return _append_rows(session, [Entry(actor, event, subject, details, now)])[0]
 
 
 @dataclass(frozen=True)
@@ -173,26 +159,83 @@ class Entry:
     at: datetime
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """An entry checked and normalized: what is hashed and stored, ready before any lock is taken."""
+
+    entry: Entry
+    details: dict[str, Any]
+    at: datetime
+
+
+def append(
+    session: Session,
+    *,
+    actor: str,
+    event: str,
+    subject: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    now: datetime,
+) -> None:
+    """Add one event to the chain in the caller's transaction, so it commits with the change it records.
+
+    A bad event (secrets, floats, a naive time) is refused here, at the call. The row itself is written just
+    before the transaction commits, with every other event of the transaction: the chain's lock (one for the
+    whole instance) is then held for one INSERT and the COMMIT, not from the first event to the end of the
+    transaction, which is what serialized concurrent requests. A rollback drops the events with the change.
+    """
+    _queue(session, [Entry(actor, event, subject, details, now)])
+
+
 def append_many(session: Session, entries: Sequence[Entry]) -> None:
     """Add ``entries`` to the chain in order, in the caller's transaction: the same rows, hashes and ids as
-    calling :func:`append` for each, with one lock, one read of the chain's head and one INSERT.
-
-    For batches that share a transaction (downloads' group commit): per row, :func:`append` re-took the lock,
-    flushed, re-read the head and inserted alone, three round trips per row under the chain lock.
-    """
-    _append_rows(session, entries)
+    calling :func:`append` for each (downloads' group commit)."""
+    _queue(session, entries)
 
 
-def _append_rows(session: Session, entries: Sequence[Entry]) -> list[AuditEvent]:
-    prepared = []
-    for entry in entries:  # refuse a bad event before taking the lock
-        _refuse_secret_keys(entry.details)
-        clean = _normalize_details(entry.details)
-        if entry.at.tzinfo is None or entry.at.utcoffset() is None:
-            raise ValueError(f"audit time must be timezone-aware: {entry.at!r}")
-        prepared.append((entry, clean, entry.at.astimezone(UTC)))
+def flush_pending(session: Session) -> None:
+    """Write this transaction's events now: for a reader of the log inside the transaction that appended."""
+    pending: list[_Prepared] = session.info.pop(_PENDING, [])
+    if pending:
+        _write(session, pending)
+
+
+def _queue(session: Session, entries: Sequence[Entry]) -> None:
+    prepared = [_prepare(entry) for entry in entries]  # refuse a bad event at the call, not at commit
+    if session.in_nested_transaction():
+        # A savepoint can roll back without the transaction: write at once, so the rows go with it.
+        _write(session, prepared)
+        return
+    session.info.setdefault(_PENDING, []).extend(prepared)
+
+
+def _prepare(entry: Entry) -> _Prepared:
+    _refuse_secret_keys(entry.details)
+    clean = _normalize_details(entry.details)
+    if entry.at.tzinfo is None or entry.at.utcoffset() is None:
+        raise ValueError(f"audit time must be timezone-aware: {entry.at!r}")
+    return _Prepared(entry, clean, entry.at.astimezone(UTC))
+
+
+_PENDING = "ecert.audit.pending"
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    """The transaction's events, chained under the lock as the last statements before COMMIT."""
+    flush_pending(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
+    """Events never outlive their transaction: a rollback (or a close without commit) drops them."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+def _write(session: Session, prepared: Sequence[_Prepared]) -> None:
     if not prepared:
-        return []
+        return
     _lock_chain(session)
     session.flush()  # earlier events of this transaction must be visible to the SELECT below
     last = session.execute(_HEAD).first()
@@ -200,7 +243,8 @@ def _append_rows(session: Session, entries: Sequence[Entry]) -> list[AuditEvent]
     # gap, so a gap always means a removed row (a PostgreSQL sequence skips the values of rollbacks).
     prev_hash, next_id = (last.hash, last.id + 1) if last is not None else (GENESIS_HASH, 1)
     rows = []
-    for entry, clean, at in prepared:
+    for item in prepared:
+        entry, clean, at = item.entry, item.details, item.at
         digest = compute_hash(prev_hash, at, entry.actor, entry.event, entry.subject, clean)
         rows.append(
             {
@@ -216,7 +260,6 @@ def _append_rows(session: Session, entries: Sequence[Entry]) -> list[AuditEvent]
         )
         prev_hash, next_id = digest, next_id + 1
     session.execute(insert(_AUDIT_LOG), rows)
-    return [AuditEvent(**row) for row in rows]
 
 
 def verify_chain(
@@ -239,6 +282,7 @@ def verify_chain(
         AuditEvent.prev_hash,
         AuditEvent.hash,
     )
+    flush_pending(session)
     expected_prev = GENESIS_HASH
     checked = 0
     head_id: int | None = None

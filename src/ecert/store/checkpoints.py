@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .models import AuditEvent
 
 __all__ = [
@@ -65,6 +66,7 @@ class Checkpoint:
 
 def chain_head(session: Session) -> ChainHead:
     """Count the rows and read the newest one in one snapshot."""
+    audit.flush_pending(session)
     rows = session.scalar(select(func.count()).select_from(AuditEvent)) or 0
     last = session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
     return ChainHead(int(rows), last.id if last else None, last.hash if last else None)

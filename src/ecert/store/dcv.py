@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ecert.core.dcv_rules import LIVE_CHALLENGE_STATUSES, ChallengeStatus, DcvMethod
+from ecert.store import audit
 from ecert.store.models import Application, AuditEvent, DcvChallenge, DomainValidation
 
 __all__ = [
@@ -127,6 +128,7 @@ def newest_challenge_method(session: Session, app_id: int) -> str | None:
 
 def last_selected_method(session: Session, reference: str) -> str | None:
     """The method named by the application's newest ``dcv.method_selected`` audit event, if any."""
+    audit.flush_pending(session)
     details = session.scalars(
         select(AuditEvent.details)
         .where(AuditEvent.event == "dcv.method_selected", AuditEvent.subject == reference)
