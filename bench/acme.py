@@ -414,9 +414,25 @@ def _cpu_of_tree(root: int) -> float:
     return total / _TICK
 
 
+def _postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL server process on the machine (its backends serve ecert during the run;
+    zero when ecert is on SQLite, give or take the idle server)."""
+    total = 0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() != "postgres":
+                continue
+            fields = (comm.parent / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / _TICK
+
+
 def _cpu_snapshot(w: World, serve_pid: int) -> dict[str, float]:
     own = os.times()
     return {
+        "PostgreSQL": _postgres_cpu(),
         "ecert serve": _cpu_of_tree(serve_pid),
         "perspectives (4)": sum(_cpu_of_tree(pid) for pid in w.perspective_pids),
         "clients (this process)": own.user + own.system,

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
 
     # Web
     session_secret_env: str = "ECERT_SESSION_SECRET"
+    # Threads per web worker process for the blocking parts of requests (database, signing, lint). Fewer than
+    # anyio's default 40: past a few, threads only fight over the GIL, and under load the CPU per request rose
+    # by half (bench/acme.py, bench/portal.py).
+    web_threads: int = Field(default=8, ge=1, le=200)
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_minutes: int = Field(default=30, ge=1)
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs7
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from ecert.services.context import Context
+from ecert.store import audit
 from ecert.store.models import AuditEvent, Certificate
 from ecert.web.app import create_app
 from tests.integration.ca_fixtures import DEMO_ENV, hold_namespace
@@ -403,3 +406,39 @@ def test_operator_api_issues_only_with_evidence(api_ctx: Context, knot_dns: Knot
     issued = client.post("/api/v1/operator/certificates", json=body, headers=OP)
     assert issued.status_code == 201, issued.text
     assert issued.json()["names"] == [host] and "operator" in issued.json()["evidence"][host]
+
+
+def test_concurrent_downloads_each_return_once_logged(api_ctx: Context, knot_dns: KnotDns) -> None:
+    """16 downloads at once: every one that returned a certificate is in the audit chain (they share its
+    commits, written by one writer thread), and the chain verifies."""
+    client = client_for(api_ctx)
+    auth = _held_session(client, knot_dns)
+    assert client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth).status_code == 201
+    client.post("/api/v1/certificate/accept", headers=auth)
+
+    def fetch(_: int) -> int:
+        return client.get("/api/v1/certificate/download", params={"format": "pem"}, headers=auth).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(fetch, range(16)))
+    assert statuses == [200] * 16
+    with api_ctx.sessions() as s:
+        logged = s.scalars(select(AuditEvent).where(AuditEvent.event == "cert.downloaded")).all()
+        assert audit.verify_chain(s).ok
+    assert len(logged) == 16
+
+
+def test_a_download_that_cannot_be_logged_hands_nothing_out(
+    api_ctx: Context, knot_dns: KnotDns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = client_for(api_ctx)
+    auth = _held_session(client, knot_dns)
+    assert client.post("/api/v1/csr", json={"csr": make_csr(["www.example.com"])}, headers=auth).status_code == 201
+    client.post("/api/v1/certificate/accept", headers=auth)
+
+    def refuse(session: object, entries: object) -> None:
+        raise OperationalError("INSERT INTO audit_log", {}, Exception("disk full"))
+
+    monkeypatch.setattr(audit, "append_many", refuse)
+    answer = client.get("/api/v1/certificate/download", params={"format": "pem"}, headers=auth)
+    assert answer.status_code == 503 and b"BEGIN CERTIFICATE" not in answer.content

@@ -48,17 +48,19 @@ def create_app(settings: Settings, env: Mapping[str, str], *, context: Context |
             part.install(app)
         if hasattr(part, "router"):
             app.include_router(part.router)
-    _checkpoint_at_shutdown(app)
+    _around_the_service(app)
     app.add_middleware(problems.NeverReraise)  # added last: outermost, so it sees every part's failures
     return app
 
 
-def _checkpoint_at_shutdown(app: FastAPI) -> None:
-    """Sign the audit chain's head when the service stops (BR 5.4.4), after every other part has stopped."""
+def _around_the_service(app: FastAPI) -> None:
+    """At start, size the shared thread pool (``Settings.web_threads``, see web/lanes.py for why few); when the
+    service stops, after every other part has stopped, sign the audit chain's head (BR 5.4.4)."""
     inner = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = app.state.ctx.settings.web_threads
         try:
             async with inner(asgi_app) as state:
                 yield state

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from ...services import applications as apps
+from .. import lanes
 from .deps import SessionApp, ctx_of
 from .schemas import ApplicationOut, ConfirmIn, ReasonIn
 
@@ -16,8 +17,8 @@ def _actor(view: apps.ApplicationView) -> str:
 
 
 @router.get("/application", response_model=ApplicationOut, summary="The application data (seed C.3)")
-def read_application(app_id: SessionApp, request: Request) -> ApplicationOut:
-    return ApplicationOut.of(apps.get_application(ctx_of(request), app_id))
+async def read_application(app_id: SessionApp, request: Request) -> ApplicationOut:
+    return ApplicationOut.of(await lanes.quick(apps.get_application, ctx_of(request), app_id))
 
 
 @router.post("/application/confirm", response_model=ApplicationOut, summary="Confirm (or Confirm Opt with Chinese)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import Future
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -10,6 +12,8 @@ from fastapi.responses import Response
 from ...core.errors import NotFound
 from ...services import applications as apps
 from ...services import certificates, downloads
+from ...services.context import Context
+from .. import lanes
 from .deps import SessionApp, ctx_of
 from .schemas import CertificateOut, ReasonIn
 
@@ -69,5 +73,14 @@ def reject(body: ReasonIn, app_id: SessionApp, request: Request) -> CertificateO
         409: {"description": "the certificate has not been accepted yet"},
     },
 )
-def download(app_id: SessionApp, request: Request, format: Annotated[Fmt, Query()] = "pem") -> Response:  # noqa: A002
-    return attachment(downloads.download(ctx_of(request), app_id, format, actor=_actor(request, app_id), channel="api"))
+async def download(app_id: SessionApp, request: Request, format: Annotated[Fmt, Query()] = "pem") -> Response:  # noqa: A002
+    """The read in the quick-read lane; the audit row's commit (shared with concurrent downloads) is awaited
+    on the event loop, holding no thread: the certificate goes out only once its download is in the log."""
+    item, receipt = await lanes.quick(_start_download, ctx_of(request), app_id, format)
+    await asyncio.wrap_future(receipt)
+    return attachment(item)
+
+
+def _start_download(ctx: Context, app_id: int, fmt: str) -> tuple[downloads.Download, Future[None]]:
+    actor = f"subscriber:{apps.reference_of(ctx, app_id)}"
+    return downloads.start_download(ctx, app_id, fmt, actor=actor, channel="api")

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ...core.errors import Forbidden, Unauthorized
 from ...services import applications as apps
 from ...services.context import Context
+from .. import lanes
 
 __all__ = ["ctx_of", "client_addr", "SessionApp", "Operator", "bearer"]
 
@@ -29,11 +30,13 @@ def client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def session_app(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None) -> int:
-    """The application id bound to the bearer token (sliding 30-minute sessions)."""
+async def session_app(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None
+) -> int:
+    """The application id bound to the bearer token (sliding 30-minute sessions), in the quick-read lane."""
     if creds is None or not creds.credentials:
         raise Unauthorized("Send a session token: Authorization: Bearer <token> (POST /api/v1/sessions).")
-    return apps.resolve_session(ctx_of(request), creds.credentials)
+    return await lanes.quick(apps.resolve_session, ctx_of(request), creds.credentials)
 
 
 def operator(
