@@ -294,6 +294,8 @@ def profiled(prefix: str | None, name: str, pid: int, seconds: int) -> Iterator[
             str(pid),
             "--subprocesses",
             "--gil",  # the thread holding the GIL: where the CPU goes, not the waits
+            "--rate",
+            "400",
             "--format",
             "raw",
             "--duration",

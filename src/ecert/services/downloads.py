@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -97,7 +97,16 @@ def _cn(name: x509.Name) -> str | None:
     return str(attrs[0].value) if attrs else None
 
 
-def _safe_stem(cert: Certificate) -> str:
+class _Renderable(Protocol):
+    """A stored certificate as rendering reads it: a whole row, or a download's narrow read of one."""
+
+    @property
+    def der(self) -> bytes | None: ...
+    @property
+    def subject_cn(self) -> str | None: ...
+
+
+def _safe_stem(cert: _Renderable) -> str:
     stem = (cert.subject_cn or "certificate").replace("*", "wildcard")
     return re.sub(r"[^A-Za-z0-9.-]", "_", stem)[:80] or "certificate"
 
@@ -107,7 +116,7 @@ def render(cert: Certificate, issuer: CA, fmt: str) -> Download:
     return _render(cert, x509.load_der_x509_certificate(issuer.cert_der), fmt)
 
 
-def _render(cert: Certificate, ca: x509.Certificate, fmt: str) -> Download:
+def _render(cert: _Renderable, ca: x509.Certificate, fmt: str) -> Download:
     if fmt not in FORMATS:
         raise NotFound("no such download format", value=str(fmt)[:20])
     if cert.der is None:
@@ -140,21 +149,20 @@ def _issuer_cert(ctx: Context, session: Session, ca_id: int) -> x509.Certificate
 NOT_ACCEPTED = "accept the certificate before downloading it"
 
 
-def _accepted(session: Session, app_id: int) -> Certificate:
+def _accepted(session: Session, app_id: int) -> certificates.LiveCertificate:
     """The application's newest accepted certificate; Conflict while one only waits for acceptance.
 
     The seed offers the download only after "Accept" (C.6, C.7): an unaccepted certificate may still be
-    rejected (and then revoked), so it must not reach a server first.
+    rejected (and then revoked), so it must not reach a server first. (While a replacement waits, the
+    accepted certificate it would replace is still the one to download.)
     """
-    cert = certificates.newest_live_for_application(session, app_id)
-    if cert is not None and cert.status == CertStatus.ISSUED:
-        accepted = certificates.accepted_for_application(session, app_id)
-        if accepted is None:
-            raise Conflict(NOT_ACCEPTED, rule="seed C.6", value=cert.serial_hex)
-        cert = accepted
-    if cert is None:
+    live = certificates.live_for_download(session, app_id)
+    if not live:
         raise NotFound("this application has no certificate to download")
-    return cert
+    accepted = next((cert for cert in live if cert.status == CertStatus.ACCEPTED), None)
+    if accepted is None:
+        raise Conflict(NOT_ACCEPTED, rule="seed C.6", value=live[0].serial_hex)
+    return accepted
 
 
 @dataclass
