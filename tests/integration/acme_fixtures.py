@@ -177,14 +177,26 @@ def resign(jws: dict[str, Any], key: jose.JWK, change: Callable[[dict[str, Any]]
 
 
 def db_state(ctx: Context) -> tuple[Any, ...]:
-    """What a refused request must not change: accounts, credentials and the audit log (nonces aside)."""
+    """What a refused request must not change: accounts, credentials and the audit log (nonces aside), but for
+    the refusal's own audit row (see :func:`refusals_logged`)."""
     with ctx.read() as session:
         accounts = session.execute(select(AcmeAccount.id, AcmeAccount.status).order_by(AcmeAccount.id)).all()
         creds = session.execute(
             select(AcmeEabCredential.kid, AcmeEabCredential.status).order_by(AcmeEabCredential.id)
         ).all()
-        audit = session.scalar(select(func.count()).select_from(AuditEvent))
+        audit = session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.event != "acme.request.refused")
+        )
     return (tuple(accounts), tuple(creds), audit)
+
+
+def refusals_logged(ctx: Context) -> list[str]:
+    """The problem types of the refused ACME requests in the audit log, oldest first."""
+    with ctx.read() as session:
+        rows = session.scalars(
+            select(AuditEvent.details).where(AuditEvent.event == "acme.request.refused").order_by(AuditEvent.id)
+        ).all()
+    return [str(details["problem"]) for details in rows]
 
 
 URN = "urn:ietf:params:acme:error:"

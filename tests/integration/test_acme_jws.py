@@ -13,7 +13,9 @@ from typing import Any
 import josepy as jose
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
 
+from ecert.store.models import AuditEvent
 from tests.integration.acme_fixtures import (
     URN,
     AcmeServer,
@@ -23,6 +25,7 @@ from tests.integration.acme_fixtures import (
     ec_key,
     new_eab,
     nonce_of,
+    refusals_logged,
     resign,
 )
 
@@ -143,6 +146,7 @@ def test_new_account_refusal(
     response, sent_nonce = make(client, acme_server)
     assert_refused(response, status, problem, sent_nonce)
     assert db_state(acme_server.ctx)[0] == before[0]  # no account
+    assert refusals_logged(acme_server.ctx)[-1] == problem  # BR 5.4.1: the refusal is in the audit log
     if case not in {"replayed nonce"}:  # the other cases make one credential each, as the test's own setup
         assert [c for c in db_state(acme_server.ctx)[1] if c[1] != "unused"] == []
 
@@ -167,6 +171,7 @@ def test_unknown_account_kid(acme_server: AcmeServer, registered: Client) -> Non
     response = registered.post(ghost, jws)
     assert_refused(response, 400, "accountDoesNotExist", nonce_of(jws))
     assert db_state(acme_server.ctx) == before
+    assert refusals_logged(acme_server.ctx) == ["accountDoesNotExist"]
 
 
 def test_kid_of_another_account_is_unauthorized(acme_server: AcmeServer, registered: Client) -> None:
@@ -221,3 +226,20 @@ def test_account_post_as_get_and_p384_key(acme_server: AcmeServer) -> None:
     assert read.status_code == 200
     assert read.json() == {"status": "valid", "contact": ["mailto:admin@example.com"], "orders": orders}
     assert read.headers["Replay-Nonce"] and read.headers["Location"] == client.kid
+
+
+def test_a_flood_of_refusals_is_thinned_and_counted(acme_server: AcmeServer) -> None:
+    """Anyone can send bad requests: past 10 a minute from one source they are counted, not each written, and
+    the next row written says how many were left out."""
+    client = Client(acme_server.running.url)
+    url = client.url("new-account")
+    for _ in range(25):
+        assert client.post(url, {"protected": "e30", "payload": "", "signature": ""}).status_code == 400
+    assert len(refusals_logged(acme_server.ctx)) == 10
+    acme_server.clock.advance(timedelta(minutes=1))
+    assert client.post(url, {"protected": "e30", "payload": "", "signature": ""}).status_code == 400
+    with acme_server.ctx.read() as session:
+        last = session.scalars(
+            select(AuditEvent.details).where(AuditEvent.event == "acme.request.refused").order_by(AuditEvent.id.desc())
+        ).first()
+    assert last is not None and last["refusals_left_out_before"] == 15

@@ -15,7 +15,15 @@ from ecert.core.acme_limits import RateLimitRefusal
 from ecert.services import acme_limits
 from ecert.store.models import AuditEvent
 from tests.integration.acme_ca_fixtures import acme_ca_with, cert_id, issue_to, subscriber
-from tests.integration.acme_fixtures import Client, Clock, assert_refused, db_state, new_eab, nonce_of
+from tests.integration.acme_fixtures import (
+    Client,
+    Clock,
+    assert_refused,
+    db_state,
+    new_eab,
+    nonce_of,
+    refusals_logged,
+)
 from tests.integration.acme_order_helpers import b64_csr, make_csr, ready_order, wait_status
 from tests.integration.dcv_fixtures import KnotDns
 from tests.integration.foundation_fixtures import make_ctx
@@ -47,6 +55,7 @@ def test_new_accounts_per_address_refused_past_the_limit_until_the_window_ends(
         with ca.ctx.read() as session:
             event = session.scalars(select(AuditEvent).where(AuditEvent.event == "acme.rate_limited")).one()
         assert event.details["limit"] == "new_accounts_per_ip" and event.subject == "127.0.0.1"
+        assert refusals_logged(ca.ctx) == []  # audited once, by the service, not again by the edge
         clock.advance(timedelta(seconds=retry))
         assert client.register(made).status_code == 201  # a new window: the same credential binds now
 

@@ -43,6 +43,8 @@ class EcertError(Exception):
         self.message = message
         self.rule = rule
         self.value = value
+        # Set by the service that already put this refusal in the audit log, so the edge does not log it twice.
+        self.audited = False
 
     def __str__(self) -> str:
         parts = [self.message]

@@ -150,6 +150,7 @@ def check_and_claim_replaces(
             subject=str(refusal.value) if refusal.value is not None else None,
             details={"problem": refusal.problem.value, "why": str(refusal)[:300]},
         )
+        refusal.audited = True  # the edge does not log it again
         raise
 
 

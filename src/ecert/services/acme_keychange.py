@@ -98,4 +98,5 @@ def change_key(ctx: Context, change: KeyChange) -> None:
             subject=str(change.account_id),
             details={"problem": refusal.problem.value, "why": str(refusal)[:300], "new": change.new_thumbprint},
         )
+        refusal.audited = True  # the edge does not log it again
         raise

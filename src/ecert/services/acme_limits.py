@@ -81,6 +81,7 @@ def _refused(ctx: Context, limit: Limit, key: str, now: datetime, actor: str) ->
         subject=key,
         details={"limit": limit.name.value, "count": limit.count, "retry_after": refusal.retry_after},
     )
+    refusal.audited = True  # the edge does not log it again
     return refusal
 
 

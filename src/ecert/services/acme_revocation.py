@@ -114,4 +114,5 @@ def revoke(ctx: Context, request: RevokeRequest) -> revocation.Revocation:
             subject=str(refusal.value) if refusal.value is not None else None,
             details={"problem": refusal.problem.value, "why": str(refusal)[:300]},
         )
+        refusal.audited = True  # the edge does not log it again
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -47,6 +48,8 @@ class ProcessMemo:
     ocsp_responder: Any = None  # the web layer's OcspResponder (services never look inside)
     redis: Any = None  # a redis.Redis client when ECERT_REDIS_URL is set
     acme_nonce_key: bytes | None = None  # derived from the ACME secret on first use
+    refusal_counts: dict[tuple[str, str], tuple[datetime, int, int]] = field(default_factory=dict)  # refusals.py
+    refusal_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass

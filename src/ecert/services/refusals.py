@@ -8,24 +8,58 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..store import audit
 from .context import Context
 
-__all__ = ["record_refusal"]
+__all__ = ["REFUSALS_PER_WINDOW", "REFUSAL_WINDOW", "record_refusal"]
 
 _log = logging.getLogger("ecert.audit")
+
+# A flood of refusals from one source (anyone can send malformed requests) must not flood the chain, whose
+# one writer every audited request of the instance waits for: past this many of one event from one actor in
+# a window, refusals are counted, and the next one written says how many were left out. Per process.
+REFUSALS_PER_WINDOW = 10
+REFUSAL_WINDOW = timedelta(minutes=1)
+_KEYS_KEPT = 10_000
+
+
+def _admit(ctx: Context, event: str, actor: str, now: datetime) -> int | None:
+    """None: leave this refusal out (counted). Else how many were left out before it, to write with it.
+
+    Kept per process in ``ctx.memo``, by (event, actor): the window's start, rows written, rows left out.
+    """
+    seen = ctx.memo.refusal_counts
+    key = (event, actor)
+    with ctx.memo.refusal_lock:
+        start, written, skipped = seen.get(key, (now, 0, 0))
+        if now - start >= REFUSAL_WINDOW:
+            start, written = now, 0
+        if written >= REFUSALS_PER_WINDOW:
+            seen[key] = (start, written, skipped + 1)
+            return None
+        if len(seen) >= _KEYS_KEPT and key not in seen:
+            seen.clear()  # bounded memory; at worst a few more rows after a very wide flood
+        seen[key] = (start, written + 1, 0)
+        return skipped
 
 
 def record_refusal(ctx: Context, *, event: str, actor: str, subject: str | None, details: Mapping[str, Any]) -> None:
     """Append one refusal to the audit chain; a database that cannot take it is logged, not raised.
 
     The caller is already answering 4xx; failing that answer because the log is unavailable would turn a
-    refusal into an error page, and the event still reaches the process log below.
+    refusal into an error page, and the event still reaches the process log below. A flood from one actor
+    is thinned (see REFUSALS_PER_WINDOW): the rows say how many were left out, so the count is never lost.
     """
+    now = ctx.clock()
+    skipped = _admit(ctx, event, actor, now)
+    if skipped is None:
+        return
+    row = dict(details) | ({"refusals_left_out_before": skipped} if skipped else {})
     try:
         with ctx.transaction() as session:
-            audit.append(session, actor=actor, event=event, subject=subject, details=dict(details), now=ctx.clock())
+            audit.append(session, actor=actor, event=event, subject=subject, details=row, now=now)
     except Exception:  # noqa: BLE001 - see the docstring
         _log.exception("could not audit %s from %s: %s", event, actor, dict(details))

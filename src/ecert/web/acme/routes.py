@@ -6,7 +6,9 @@ refusal into an RFC 8555 6.7 problem and puts a fresh Replay-Nonce and the direc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 import anyio
@@ -19,7 +21,8 @@ from ...core.acme_rules import PROFILE_DESCRIPTIONS, AcmeRefusal, ProblemType
 from ...services import acme_accounts, acme_limits, acme_nonces
 from ...services.acme_accounts import AccountView, NewAccountRequest
 from ...services.context import Context
-from .problems import problem_for_exception
+from ...services.refusals import record_refusal
+from .problems import ACME_ERROR_URN, problem_for_exception
 from .verify import Verified, account_url, parse_eab, thumbprint, verify_post
 
 __all__ = ["AcmeRoute", "router"]
@@ -48,6 +51,7 @@ class AcmeRoute(APIRoute):
                 problem = problem_for_exception(exc)
                 if problem is None:
                     raise
+                await _audit_refusal(request, exc, problem)
                 response = problem
             # RFC 8555 6.5: a nonce on every response, errors included, so a client can retry at once.
             response.headers["Replay-Nonce"] = await anyio.to_thread.run_sync(acme_nonces.new_nonce, _ctx(request))
@@ -56,6 +60,31 @@ class AcmeRoute(APIRoute):
             return response
 
         return handler
+
+
+async def _audit_refusal(request: Request, exc: Exception, problem: JSONResponse) -> None:
+    """BR 5.4.1: a refused ACME request is an audit event (what was refused, why, from where; never what was
+    sent), unless the service that refused it logged it already. services/refusals thins a flood per source."""
+    if problem.status_code >= 500 or getattr(exc, "audited", False):
+        return
+    body = json.loads(bytes(problem.body))
+    source = request.client.host if request.client else "unknown"
+    details = {
+        "problem": str(body.get("type", "")).removeprefix(ACME_ERROR_URN),
+        "status": problem.status_code,
+        "method": request.method,
+        "why": str(body.get("detail", ""))[:300],
+    }
+    await anyio.to_thread.run_sync(
+        partial(
+            record_refusal,
+            _ctx(request),
+            event="acme.request.refused",
+            actor=f"acme:client:{source}",
+            subject=request.url.path[:200],
+            details=details,
+        )
+    )
 
 
 router = APIRouter(prefix="/acme", route_class=AcmeRoute, include_in_schema=False)
