@@ -54,7 +54,8 @@ class AcmeRoute(APIRoute):
                 await _audit_refusal(request, exc, problem)
                 response = problem
             # RFC 8555 6.5: a nonce on every response, errors included, so a client can retry at once.
-            response.headers["Replay-Nonce"] = await anyio.to_thread.run_sync(acme_nonces.new_nonce, _ctx(request))
+            # Sealing a nonce is an HMAC, no I/O: done here, not in a thread (a hop cost more than the HMAC).
+            response.headers["Replay-Nonce"] = acme_nonces.new_nonce(_ctx(request))
             response.headers.append("Link", f'<{_directory_url(request)}>;rel="index"')  # RFC 8555 7.1
             response.headers.setdefault("Cache-Control", "no-store")
             return response
@@ -64,8 +65,12 @@ class AcmeRoute(APIRoute):
 
 async def _audit_refusal(request: Request, exc: Exception, problem: JSONResponse) -> None:
     """BR 5.4.1: a refused ACME request is an audit event (what was refused, why, from where; never what was
-    sent), unless the service that refused it logged it already. services/refusals thins a flood per source."""
-    if problem.status_code >= 500 or getattr(exc, "audited", False):
+    sent), unless the service that refused it logged it already. services/refusals thins a flood per source.
+
+    POSTs only: every ACME request that acts is a signed POST, and a GET (the directory, a nonce, renewalInfo,
+    or a GET where POST-as-GET is needed, 405) changes nothing, not even the log (issue 10 point 4).
+    """
+    if request.method != "POST" or problem.status_code >= 500 or getattr(exc, "audited", False):
         return
     body = json.loads(bytes(problem.body))
     source = request.client.host if request.client else "unknown"
