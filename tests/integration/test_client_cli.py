@@ -239,7 +239,7 @@ def test_existing_request_is_not_overwritten_without_force(tmp_path: Path) -> No
 
 def test_export_prompts_for_password_twice(tmp_path: Path, pki: TestPKI, secrets, monkeypatch) -> None:
     store, _ = issued_store(tmp_path, pki, secrets)
-    monkeypatch.setattr("ecert.cli.subscriber._stdin_is_terminal", lambda: True)  # CliRunner types the answers
+    monkeypatch.setattr("ecert.cli.client_shared.stdin_is_terminal", lambda: True)  # CliRunner types the answers
     pfx = tmp_path / "p.pfx"
     r = run(
         store,

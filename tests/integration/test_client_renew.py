@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecert.cli import subscriber
+from ecert.cli import client_shared
 from ecert.client.store import LocalStore
 from tests.integration.pebble_fixtures import EAB_HMAC_KEY, EAB_KID, Pebble, free_port, start_pebble, write_dns_hook
 from tests.integration.test_client_cli import run
@@ -117,7 +117,7 @@ def test_due_renews_by_http01_standalone_new_key_new_version_redeployed(
 ) -> None:
     old_cert = _cert(issued / "live/web/cert.pem")
     old_key = (issued / "live/web/privkey.pem").read_bytes()
-    monkeypatch.setattr(subscriber, "_now", lambda: dt.datetime.now(dt.UTC) + LATER)
+    monkeypatch.setattr(client_shared, "now", lambda: dt.datetime.now(dt.UTC) + LATER)
     r = run(issued, "renew", "web", *standalone(pebble))
     assert r.exit_code == 0, r.output
     assert "renewed, version 2" in r.output

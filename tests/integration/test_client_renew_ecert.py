@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ecert.cli import subscriber
+from ecert.cli import client_shared
 from ecert.client.store import LocalStore
 from ecert.services import revocation
 from ecert.store import applications as store_apps
@@ -32,7 +32,7 @@ def _register(store: Path, server: AcmeServer, kid: str, hmac_key: str):  # type
 def lineage(tmp_path: Path, sqlite_acme_ca: AcmeServer, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
     """A store with an account bound to an application and that application's certificate as 'web'."""
     server = sqlite_acme_ca
-    monkeypatch.setattr(subscriber, "_now", server.clock)
+    monkeypatch.setattr(client_shared, "now", server.clock)
     reference = add_application(server.ctx)
     made = new_eab(server.ctx, reference)
     store = tmp_path / "store"

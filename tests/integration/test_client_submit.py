@@ -156,7 +156,7 @@ class FakeCA:
 def fake(monkeypatch) -> FakeCA:
     ca = FakeCA(TestPKI(start=datetime.now(UTC)), dcv_passes_after=2)
     ca.deps = cli.ClientDeps(transport=httpx.MockTransport(ca))  # the same seam main() uses
-    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)  # the PIN is typed by CliRunner's input
+    monkeypatch.setattr("ecert.cli.client_shared.stdin_is_terminal", lambda: True)  # CliRunner's input types the PIN
     monkeypatch.setattr("ecert.client.submit.time.sleep", lambda s: None)
     return ca
 
