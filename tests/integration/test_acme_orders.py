@@ -31,9 +31,11 @@ from sqlalchemy import select
 
 from ecert.cli.perspective import build_app
 from ecert.core import rule_dates
+from ecert.services import acme_challenges as challenge_jobs
 from ecert.services.acme_accounts import make_eab
 from ecert.services.ca_config import load_hierarchy_config
 from ecert.services.ceremony import init_hierarchy
+from ecert.store import acme_orders as store_orders
 from ecert.store import certificates as cert_store
 from ecert.store.models import AuditEvent, Certificate, DomainValidation
 from tests.conftest import FIXED_NOW
@@ -566,3 +568,36 @@ def test_a_wildcard_alone_is_issued_with_its_base_as_the_wildcard_profile_carrie
     leaf = x509.load_pem_x509_certificates(pem.content)[0]
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == [f"*.{base}", base]
+
+
+def test_two_authorizations_of_one_order_settled_at_once_make_it_ready(order_server: AcmeServer) -> None:
+    """The two challenges of an order are validated by two job threads at once: each transaction moves its
+    authorization to valid and looks at the order's others. The second must see the first (it waits for the
+    order's lock), or neither moves the order to ready and it stays pending for good (seen on PostgreSQL)."""
+    names = [_name(), _name("example.net")]
+    client = _account(order_server, tuple(names), cert_type="multi")
+    _, created = _new_order(client, names)
+    assert created.status_code == 201, created.text
+    order_id = int(created.headers["Location"].rsplit("/", 1)[1])
+    first, second = (int(url.rsplit("/", 1)[1]) for url in created.json()["authorizations"])
+    ctx = order_server.ctx
+
+    def validate(session: Any, authz_id: int) -> None:
+        assert store_orders.move_authorization(session, authz_id, source="pending", target="valid", now=ctx.clock())
+        challenge_jobs.settle_orders(session, authz_id, ctx.clock())
+
+    with ctx.transaction() as session:
+        validate(session, first)
+        other = threading.Thread(target=lambda: _in_transaction(ctx, validate, second))
+        other.start()
+        other.join(timeout=1.0)  # it reads (or waits) while the first is not yet committed
+    other.join(timeout=30)
+    assert not other.is_alive()
+    with ctx.read() as session:
+        settled = store_orders.order(session, order_id)
+    assert settled is not None and settled.status == "ready"
+
+
+def _in_transaction(ctx: Any, step: Any, *args: Any) -> None:
+    with ctx.transaction() as session:
+        step(session, *args)

@@ -81,10 +81,13 @@ def deps_of(ctx: typer.Context) -> ClientDeps:
 
 
 def console(stderr: bool = False) -> Console:
-    """Colour only on a terminal and never with NO_COLOR (rich honours both)."""
+    """Colour only on a terminal and never with NO_COLOR (rich honours both). No emoji codes: a fingerprint
+    such as ``A4:CD:1C`` printed ``A4💿1C``, and the person comparing it with the CA's page saw a mismatch."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, no_color=bool(os.environ.get("NO_COLOR")))
+    return Console(
+        stderr=stderr, highlight=False, soft_wrap=True, emoji=False, no_color=bool(os.environ.get("NO_COLOR"))
+    )
 
 
 def new_table(title: str, columns: Sequence[str]) -> Table:

@@ -160,8 +160,9 @@ def _record_validation(session: Session, job: _Job, result: DomainResult, now: d
 
 
 def settle_orders(session: Session, authz_id: int, now: datetime) -> None:
-    """RFC 8555 7.1.6: every pending order waiting on this authorization becomes ready or invalid."""
-    for order in store.orders_of_authorization(session, authz_id):
+    """RFC 8555 7.1.6: every pending order waiting on this authorization becomes ready or invalid (the orders
+    are locked first, so authorizations settled at once still see each other: see the store function)."""
+    for order in store.lock_orders_of_authorization(session, authz_id):
         if order.status != OrderStatus.PENDING:
             continue
         event = order_status_from(a.status for a in store.authorizations_of_order(session, order.id))

@@ -32,7 +32,7 @@ __all__ = [
     "move_order",
     "order",
     "order_ids_of_account",
-    "orders_of_authorization",
+    "lock_orders_of_authorization",
     "reusable_authorization",
     "stale_processing_challenges",
 ]
@@ -87,11 +87,21 @@ def authorizations_of_order(session: Session, order_id: int) -> list[AcmeAuthori
     return list(session.scalars(query))
 
 
-def orders_of_authorization(session: Session, authz_id: int) -> list[AcmeOrder]:
+def lock_orders_of_authorization(session: Session, authz_id: int) -> list[AcmeOrder]:
+    """The orders waiting on this authorization, locked until the transaction ends (in id order, so two
+    transactions never lock them crosswise).
+
+    Two authorizations of one order validated at once each read the other as still pending; without the lock
+    neither moved the order to ready (write skew under READ COMMITTED), and the order stayed pending for good.
+    With it the second waits, then reads the first's committed result. SQLite's writer lock already serializes.
+    """
     query = (
         select(AcmeOrder)
         .join(AcmeOrderAuthorization, AcmeOrderAuthorization.order_id == AcmeOrder.id)
         .where(AcmeOrderAuthorization.authz_id == authz_id)
+        .order_by(AcmeOrder.id)
+        .with_for_update(of=AcmeOrder)
+        .execution_options(populate_existing=True)
     )
     return list(session.scalars(query))
 

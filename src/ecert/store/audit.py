@@ -236,8 +236,10 @@ def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
 def _write(session: Session, prepared: Sequence[_Prepared]) -> None:
     if not prepared:
         return
+    # The transaction's own changes go out first, so every row lock it needs is taken before the chain's lock,
+    # never while holding it: two transactions that touch the same row then cannot deadlock on the chain.
+    session.flush()
     _lock_chain(session)
-    session.flush()  # earlier events of this transaction must be visible to the SELECT below
     last = session.execute(_HEAD).first()
     # Ids are numbered here, under the chain lock, not by a sequence: a rolled-back append then leaves no
     # gap, so a gap always means a removed row (a PostgreSQL sequence skips the values of rollbacks).
