@@ -24,22 +24,46 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo_dns.py"
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free for both UDP and TCP: the server binds both, and a port free for UDP alone was now and then
+    taken for TCP (the server then died at start, failing a CI run)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
+def _start(records: Path) -> tuple[subprocess.Popen[str], int]:
+    """The demo DNS server on a free port; another port if the first was taken between choosing and binding
+    (its first line is then a traceback, not the greeting)."""
+    for _ in range(5):
+        port = _free_port()
+        proc = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "serve", "--port", str(port), "--records", str(records)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        if "answering on 127.0.0.1" in first:
+            return proc, port
+        proc.kill()
+        proc.wait(timeout=10)
+    raise AssertionError(f"the demo DNS server did not start: {first}{proc.stdout.read()[-2000:]}")
 
 
 @pytest.fixture
 def demo_dns(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port, records = _free_port(), tmp_path / "demo-dns.json"
-    proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "serve", "--port", str(port), "--records", str(records)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    records = tmp_path / "demo-dns.json"
+    proc, port = _start(records)
     try:
-        assert proc.stdout is not None and "answering on 127.0.0.1" in proc.stdout.readline()
         yield f"127.0.0.1:{port}", records
     finally:
         proc.terminate()
