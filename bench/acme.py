@@ -394,18 +394,28 @@ def part_certbot(w: World, runs: int) -> None:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def _stat_fields(stat: Path) -> list[str]:
+    """/proc/PID/stat after the command name (which may hold spaces): state, ppid, ... (proc(5))."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu_ticks(fields: list[str]) -> int:
+    """utime + stime, in clock ticks."""
+    return int(fields[11]) + int(fields[12])
+
+
 def _cpu_of_tree(root: int) -> float:
     """CPU seconds (user + system) of ``root`` and every live descendant, from /proc."""
     parents: dict[int, int] = {}
     ticks: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(stat)
         except OSError:
             continue
         pid = int(stat.parent.name)
         parents[pid] = int(fields[1])
-        ticks[pid] = int(fields[11]) + int(fields[12])
+        ticks[pid] = _cpu_ticks(fields)
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
@@ -422,10 +432,10 @@ def _postgres_cpu() -> float:
         try:
             if comm.read_text().strip() != "postgres":
                 continue
-            fields = (comm.parent / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(comm.parent / "stat")
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
+        total += _cpu_ticks(fields)
     return total / _TICK
 
 

@@ -8,7 +8,6 @@ The resolver is started as demo.sh starts it (a subprocess on 127.0.0.1), and qu
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -19,31 +18,16 @@ import pytest
 
 from ecert.validation.caa import check_caa
 from ecert.validation.dns import DnsClient
+from tests.integration.dcv_fixtures import free_port
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo_dns.py"
-
-
-def _free_port() -> int:
-    """A port free for both UDP and TCP: the server binds both, and a port free for UDP alone was now and then
-    taken for TCP (the server then died at start, failing a CI run)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both UDP and TCP")
 
 
 def _start(records: Path) -> tuple[subprocess.Popen[str], int]:
     """The demo DNS server on a free port; another port if the first was taken between choosing and binding
     (its first line is then a traceback, not the greeting)."""
     for _ in range(5):
-        port = _free_port()
+        port = free_port()  # free for TCP and UDP: the server binds both
         proc = subprocess.Popen(
             [sys.executable, str(SCRIPT), "serve", "--port", str(port), "--records", str(records)],
             stdout=subprocess.PIPE,
