@@ -22,10 +22,10 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -56,6 +56,8 @@ from . import mailer, process_cache
 from .acme_closure import revoke_accounts_of_application
 from .context import Context
 
+T = TypeVar("T")
+
 __all__ = [
     "ApplicationInput",
     "RegisteredApplication",
@@ -76,6 +78,8 @@ __all__ = [
     "authenticate",
     "open_session",
     "resolve_session",
+    "session_application",
+    "within_session",
     "end_session",
     "get_application",
     "reference_of",
@@ -909,15 +913,47 @@ _SESSION_GONE = "The session has expired or is not valid; log in again."
 
 def resolve_session(ctx: Context, token: str) -> int:
     """The application id of a live session, extending it (sliding 30 minutes); Unauthorized otherwise."""
-    if not token or len(token) > 200:
-        raise Unauthorized(_SESSION_GONE)
-    now = ctx.clock()
-    sid = _token_id(token)
+    sid, now = _session_id(token), ctx.clock()
     with process_cache.quick_read(ctx) as session:
         found = store.find_portal_session(session, sid)
+    return _keep_alive(ctx, sid, found, now)
+
+
+def session_application(ctx: Context, token: str) -> ApplicationView:
+    """The application of a live session (extending it, as :func:`resolve_session`), read with the session in
+    one query: the subscriber API reads both on every ``GET /application``, and two reads were two queries."""
+    sid, now = _session_id(token), ctx.clock()
+    with process_cache.quick_read(ctx) as session:
+        found = store.find_session_application(session, sid)
+        view = _view(found[1], now) if found is not None else None
+    _keep_alive(ctx, sid, found[0] if found is not None else None, now)
+    assert view is not None  # _keep_alive refused a missing session
+    return view
+
+
+def within_session(ctx: Context, token: str, read: Callable[[Session, int], T]) -> T:
+    """``read(session, application_id)`` for the application of a live session, in the same database session
+    as the session's own check (one connection, one snapshot): a download needs both on every request."""
+    sid, now = _session_id(token), ctx.clock()
+    with process_cache.quick_read(ctx) as session:
+        found = store.find_portal_session(session, sid)
+        app_id = _keep_alive(ctx, sid, found, now, extend=False)
+        result = read(session, app_id)
+    _keep_alive(ctx, sid, found, now)
+    return result
+
+
+def _session_id(token: str) -> str:
+    if not token or len(token) > 200:
+        raise Unauthorized(_SESSION_GONE)
+    return _token_id(token)
+
+
+def _keep_alive(ctx: Context, sid: str, found: store.LiveSession | None, now: datetime, *, extend: bool = True) -> int:
+    """Refuse an unknown, ended or expired session; slide a live one's expiry (at most once a minute)."""
     if found is None or found.ended_at is not None or found.expires_at <= now:
         raise Unauthorized(_SESSION_GONE)
-    if found.expires_at - now < SESSION_LIFETIME - _SESSION_REFRESH_AFTER:
+    if extend and found.expires_at - now < SESSION_LIFETIME - _SESSION_REFRESH_AFTER:
         with ctx.transaction() as session:
             store.extend_portal_session(session, sid, expires_at=now + SESSION_LIFETIME)
     return found.application_id

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, func, select, update
+from sqlalchemy import CursorResult, Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -28,6 +28,7 @@ __all__ = [
     "extend_portal_session",
     "failure_times",
     "find_portal_session",
+    "find_session_application",
     "get_application",
     "get_application_by_reference",
     "last_reset",
@@ -204,15 +205,35 @@ def add_portal_session(
     session.flush()
 
 
+# The subscriber API's reads run on every request: their statements are built once (building one and
+# computing its cache key cost more than running it on SQLite: 0.73 ms against 0.32 ms per read).
+_PORTAL_SESSION = (
+    select(PortalSession.application_id, PortalSession.expires_at, PortalSession.ended_at)
+    .where(PortalSession.id == bindparam("session_id"))
+    .execution_options(sqlite_read_only=True)
+)
+_SESSION_APPLICATION = (
+    select(PortalSession.expires_at, PortalSession.ended_at, Application)
+    .join(Application, Application.id == PortalSession.application_id)
+    .where(PortalSession.id == bindparam("session_id"))
+    .execution_options(sqlite_read_only=True)
+)
+
+
 def find_portal_session(session: Session, session_id: str) -> LiveSession | None:
-    found = session.execute(
-        select(PortalSession.application_id, PortalSession.expires_at, PortalSession.ended_at)
-        .where(PortalSession.id == session_id)
-        .execution_options(sqlite_read_only=True)
-    ).one_or_none()
+    found = session.execute(_PORTAL_SESSION, {"session_id": session_id}).one_or_none()
     if found is None:
         return None
     return LiveSession(int(found.application_id), found.expires_at, found.ended_at)
+
+
+def find_session_application(session: Session, session_id: str) -> tuple[LiveSession, Application] | None:
+    """A portal session and its application in one query: the subscriber API's reads need both every time."""
+    found = session.execute(_SESSION_APPLICATION, {"session_id": session_id}).one_or_none()
+    if found is None:
+        return None
+    application: Application = found[2]
+    return LiveSession(application.id, found.expires_at, found.ended_at), application
 
 
 def extend_portal_session(session: Session, session_id: str, *, expires_at: datetime) -> None:

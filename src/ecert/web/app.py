@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -53,6 +54,14 @@ def create_app(settings: Settings, env: Mapping[str, str], *, context: Context |
     return app
 
 
+def _settle_the_heap() -> None:
+    """Move everything built at start (routes, models, SQLAlchemy's mappers, the CA's certificates) out of the
+    garbage collector's sight: a full collection walked all of it, 100-120 ms with the loop stopped, and
+    that pause was the p99 of every quick read under load (bench/portal.py: 113 ms before, 40 ms after)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _around_the_service(app: FastAPI) -> None:
     """At start, size the shared thread pool (``Settings.web_threads``, see web/lanes.py for why few); when the
     service stops, after every other part has stopped, sign the audit chain's head (BR 5.4.4)."""
@@ -63,6 +72,7 @@ def _around_the_service(app: FastAPI) -> None:
         anyio.to_thread.current_default_thread_limiter().total_tokens = app.state.ctx.settings.web_threads
         try:
             async with inner(asgi_app) as state:
+                _settle_the_heap()
                 yield state
         finally:
             await anyio.to_thread.run_sync(audit_checkpoints.write_checkpoint_quietly, app.state.ctx)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from ...services import applications as apps
 from .. import lanes
-from .deps import SessionApp, ctx_of
+from .deps import SessionApp, SessionToken, ctx_of
 from .schemas import ApplicationOut, ConfirmIn, ReasonIn
 
 router = APIRouter(tags=["application"])
@@ -17,8 +17,9 @@ def _actor(view: apps.ApplicationView) -> str:
 
 
 @router.get("/application", response_model=ApplicationOut, summary="The application data (seed C.3)")
-async def read_application(app_id: SessionApp, request: Request) -> ApplicationOut:
-    return ApplicationOut.of(await lanes.quick(apps.get_application, ctx_of(request), app_id))
+async def read_application(token: SessionToken, request: Request) -> ApplicationOut:
+    """The session's check and the read in one step of the quick-read lane (one hop to a thread, one query)."""
+    return ApplicationOut.of(await lanes.quick(apps.session_application, ctx_of(request), token))
 
 
 @router.post("/application/confirm", response_model=ApplicationOut, summary="Confirm (or Confirm Opt with Chinese)")

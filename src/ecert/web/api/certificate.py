@@ -14,7 +14,7 @@ from ...services import applications as apps
 from ...services import certificates, downloads
 from ...services.context import Context
 from .. import lanes
-from .deps import SessionApp, ctx_of
+from .deps import SessionApp, SessionToken, ctx_of
 from .schemas import CertificateOut, ReasonIn
 
 router = APIRouter(tags=["certificate"])
@@ -73,14 +73,14 @@ def reject(body: ReasonIn, app_id: SessionApp, request: Request) -> CertificateO
         409: {"description": "the certificate has not been accepted yet"},
     },
 )
-async def download(app_id: SessionApp, request: Request, format: Annotated[Fmt, Query()] = "pem") -> Response:  # noqa: A002
-    """The read in the quick-read lane; the audit row's commit (shared with concurrent downloads) is awaited
-    on the event loop, holding no thread: the certificate goes out only once its download is in the log."""
-    item, receipt = await lanes.quick(_start_download, ctx_of(request), app_id, format)
+async def download(token: SessionToken, request: Request, format: Annotated[Fmt, Query()] = "pem") -> Response:  # noqa: A002
+    """The session's check and the read in one step of the quick-read lane; the audit row's commit (shared
+    with concurrent downloads) is awaited on the event loop, holding no thread: the certificate goes out only
+    once its download is in the log."""
+    item, receipt = await lanes.quick(_start_download, ctx_of(request), token, format)
     await asyncio.wrap_future(receipt)
     return attachment(item)
 
 
-def _start_download(ctx: Context, app_id: int, fmt: str) -> tuple[downloads.Download, Future[None]]:
-    actor = f"subscriber:{apps.reference_of(ctx, app_id)}"
-    return downloads.start_download(ctx, app_id, fmt, actor=actor, channel="api")
+def _start_download(ctx: Context, token: str, fmt: str) -> tuple[downloads.Download, Future[None]]:
+    return downloads.start_session_download(ctx, token, fmt, channel="api")

@@ -14,7 +14,7 @@ from ...services import applications as apps
 from ...services.context import Context
 from .. import lanes
 
-__all__ = ["ctx_of", "client_addr", "SessionApp", "Operator", "bearer"]
+__all__ = ["ctx_of", "client_addr", "SessionApp", "SessionToken", "Operator", "bearer"]
 
 bearer = HTTPBearer(auto_error=False, description="A session token from POST /api/v1/sessions")
 operator_bearer = HTTPBearer(
@@ -30,13 +30,16 @@ def client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def session_app(
-    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None
-) -> int:
-    """The application id bound to the bearer token (sliding 30-minute sessions), in the quick-read lane."""
+async def session_token(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None) -> str:
+    """The bearer token as sent, not yet checked: for a read that checks it in the same step as it reads."""
     if creds is None or not creds.credentials:
         raise Unauthorized("Send a session token: Authorization: Bearer <token> (POST /api/v1/sessions).")
-    return await lanes.quick(apps.resolve_session, ctx_of(request), creds.credentials)
+    return creds.credentials
+
+
+async def session_app(request: Request, token: Annotated[str, Depends(session_token)]) -> int:
+    """The application id bound to the bearer token (sliding 30-minute sessions), in the quick-read lane."""
+    return await lanes.quick(apps.resolve_session, ctx_of(request), token)
 
 
 def operator(
@@ -55,4 +58,5 @@ def operator(
 
 
 SessionApp = Annotated[int, Depends(session_app)]
+SessionToken = Annotated[str, Depends(session_token)]
 Operator = Annotated[str, Depends(operator)]
