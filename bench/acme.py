@@ -524,6 +524,16 @@ def _drop_pg_schema(pg: str, schema: str) -> None:
     admin.dispose()
 
 
+def _acme_requests(log: Path) -> int:
+    """How many ACME requests the server has logged so far (uvicorn's access log): polling grows with latency,
+    so requests per order tell a slow server's extra load from its work per order."""
+    return sum(
+        1
+        for line in log.read_text(errors="replace").splitlines()
+        if '"POST /acme/' in line or '"GET /acme/' in line or '"HEAD /acme/' in line
+    )
+
+
 def orders_per_second(w: World, label: str, database_url: str | None, clients: int, orders: int, workers: int) -> float:
     env = _ecert_settings(w, w.work / f"ecert-{label}", database_url)
     port = free_port()
@@ -553,6 +563,7 @@ def orders_per_second(w: World, label: str, database_url: str | None, clients: i
         with ThreadPoolExecutor(max_workers=4 * workers) as pool:
             list(pool.map(lambda a: _one_order(w, a, a.names[0]), warm))
         cpu_before = _cpu_snapshot(w, started[0].pid)
+        requests_before = _acme_requests(log)
         profiler = _start_profiler(started[0].pid, label)
         started_at = time.perf_counter()
         with ThreadPoolExecutor(max_workers=clients) as pool:
@@ -560,10 +571,12 @@ def orders_per_second(w: World, label: str, database_url: str | None, clients: i
         elapsed = time.perf_counter() - started_at
         _stop_profiler(profiler)
         cpu_after = _cpu_snapshot(w, started[0].pid)
+        requests = _acme_requests(log) - requests_before
     rate = len(latencies) / elapsed
     print(
         f"   {label:<11} {rate:6.2f} orders/s  ({len(latencies)} orders in {elapsed:.1f} s; one order "
-        f"{statistics.median(latencies):.2f} s median, {max(latencies):.2f} s max)"
+        f"{statistics.median(latencies):.2f} s median, {max(latencies):.2f} s max; "
+        f"{requests / len(latencies):.1f} ACME requests per order)"
     )
     _print_cpu(cpu_before, cpu_after, len(latencies))
     return rate

@@ -118,7 +118,7 @@ class AccountView:
     created_at: datetime
 
 
-def _view(row: AcmeAccount) -> AccountView:
+def _view(row: AcmeAccount | store.AccountFields) -> AccountView:
     return AccountView(
         id=row.id,
         status=row.status,
@@ -209,8 +209,8 @@ def make_eab(ctx: Context, reference_number: str, *, wrap_secret: str | None, ac
 def account_view(ctx: Context, account_id: int) -> AccountView | None:
     """The account behind a request's ``kid``: read on every ACME request, so one statement, no transaction."""
     with process_cache.quick_read(ctx) as session:
-        row = store.account_by_id(session, account_id)
-        return _view(row) if row is not None else None
+        row = store.account_fields(session, account_id)
+    return _view(row) if row is not None else None
 
 
 def new_account(ctx: Context, request: NewAccountRequest, *, wrap_secret: str | None) -> tuple[AccountView, bool]:
