@@ -49,6 +49,13 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # an overflow connection is closed on return, so a smaller pool reconnected (and re-ran the PRAGMAs) per request.
 POOL_SIZE = 20
 
+# PostgreSQL: how long opening a connection may take, and how long sent data may stay unacknowledged before
+# the kernel drops the connection (libpq's connect_timeout and tcp_user_timeout). Without them a server that
+# stops answering (a host gone, a firewall dropping packets) held each request for the OS's TCP timeout,
+# minutes, instead of failing it with a clear "database unavailable" (issue 10's outage journey).
+PG_CONNECT_TIMEOUT_SECONDS = 10
+PG_TCP_USER_TIMEOUT_MS = 30_000
+
 # A pooled connection idle longer than this is pinged before use (``_ping_when_idle``).
 IDLE_PING_SECONDS = 2.0
 _IDLE_SINCE = "ecert_idle_since"
@@ -85,10 +92,24 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         return _make_sqlite_engine(parsed, **kwargs)
     if "poolclass" not in kwargs:  # NullPool and StaticPool take no size
         kwargs.setdefault("pool_size", POOL_SIZE)
+    if parsed.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = _pg_timeouts(parsed, kwargs.get("connect_args", {}))
     engine = create_engine(parsed, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine)
     return engine
+
+
+def _pg_timeouts(url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
+    """libpq's timeouts, unless the URL or the caller sets them: an operator's own choice wins."""
+    chosen = dict(connect_args)
+    for name, default in (
+        ("connect_timeout", PG_CONNECT_TIMEOUT_SECONDS),
+        ("tcp_user_timeout", PG_TCP_USER_TIMEOUT_MS),
+    ):
+        if name not in url.query:
+            chosen.setdefault(name, default)
+    return chosen
 
 
 def _ping_when_idle(engine: Engine) -> None:
