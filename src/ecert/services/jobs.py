@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import acme_challenges, audit_checkpoints, incidents, issuance, notices, publication, revocation
+from . import acme_challenges, audit_checkpoints, incidents, issuance, notices, publication, refusals, revocation
 from .context import Context
 
 __all__ = ["DEFAULT_INTERVAL_SECONDS", "JobReport", "Scheduler", "run_once", "submit"]
@@ -49,6 +49,7 @@ def run_once(ctx: Context) -> JobReport:
     errors: list[str] = []
     applied, arl = _hierarchy_jobs(ctx, errors)
     crls, signed = _issuer_jobs(ctx, errors)
+    _refusals_left_out(ctx, errors)
     _audit_checkpoint(ctx, errors)
     sent, incident_revoked = _operator_jobs(ctx, errors)
     return JobReport(tuple(applied), tuple(crls), arl, signed, tuple(errors), sent, incident_revoked)
@@ -97,6 +98,14 @@ def _issuer_jobs(ctx: Context, errors: list[str]) -> tuple[list[str], dict[str, 
             _log.exception("OCSP refresh for %s failed", label)
             errors.append(f"ocsp {label}: {type(exc).__name__}: {exc}")
     return crls, signed
+
+
+def _refusals_left_out(ctx: Context, errors: list[str]) -> None:
+    try:  # what the thinning of a refusal flood left out, counted in the chain once its window ends
+        refusals.write_left_out(ctx)
+    except Exception as exc:  # noqa: BLE001
+        _log.exception("writing the count of refusals left out failed")
+        errors.append(f"refusals-left-out: {type(exc).__name__}: {exc}")
 
 
 def _audit_checkpoint(ctx: Context, errors: list[str]) -> None:

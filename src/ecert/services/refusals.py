@@ -14,7 +14,7 @@ from typing import Any
 from ..store import audit
 from .context import Context
 
-__all__ = ["REFUSALS_PER_WINDOW", "REFUSAL_WINDOW", "record_refusal"]
+__all__ = ["LEFT_OUT_EVENT", "REFUSALS_PER_WINDOW", "REFUSAL_WINDOW", "record_refusal", "write_left_out"]
 
 _log = logging.getLogger("ecert.audit")
 
@@ -24,6 +24,9 @@ _log = logging.getLogger("ecert.audit")
 REFUSALS_PER_WINDOW = 10
 REFUSAL_WINDOW = timedelta(minutes=1)
 _KEYS_KEPT = 10_000
+LEFT_OUT_EVENT = "audit.refusals_left_out"
+# Where the counts go when more sources than _KEYS_KEPT flood at once: folded into one, never dropped.
+_FOLDED = ("refusals", "many sources")
 
 
 def _admit(ctx: Context, event: str, actor: str, now: datetime) -> int | None:
@@ -41,9 +44,53 @@ def _admit(ctx: Context, event: str, actor: str, now: datetime) -> int | None:
             seen[key] = (start, written, skipped + 1)
             return None
         if len(seen) >= _KEYS_KEPT and key not in seen:
-            seen.clear()  # bounded memory; at worst a few more rows after a very wide flood
+            _fold(seen, now)  # bounded memory; at worst a few more rows after a very wide flood
         seen[key] = (start, written + 1, 0)
         return skipped
+
+
+def _fold(seen: dict[tuple[str, str], tuple[datetime, int, int]], now: datetime) -> None:
+    """Forget every source but keep the sum of what was left out, under one key (written by write_left_out)."""
+    left_out = sum(skipped for _, _, skipped in seen.values())
+    seen.clear()
+    if left_out:
+        seen[_FOLDED] = (now, REFUSALS_PER_WINDOW, left_out)
+
+
+def write_left_out(ctx: Context, *, every_window: bool = False) -> int:
+    """One row per ended window that left refusals out, saying how many: a flood that stops has no "next
+    row" to carry its count, so the periodic jobs call this (and, with ``every_window``, the shutdown hook).
+
+    Returns how many refusals the rows account for. If the database cannot take them they are logged and
+    counted again, to be written at the next call.
+    """
+    now = ctx.clock()
+    seen = ctx.memo.refusal_counts
+    with ctx.memo.refusal_lock:
+        due = {
+            key: (start, skipped)
+            for key, (start, _written, skipped) in seen.items()
+            if skipped and (every_window or now - start >= REFUSAL_WINDOW)
+        }
+        for key in due:
+            del seen[key]
+    if not due:
+        return 0
+    entries = [
+        audit.Entry(actor, LEFT_OUT_EVENT, event, {"left_out": skipped, "window_start": start.isoformat()}, now)
+        for (event, actor), (start, skipped) in due.items()
+    ]
+    try:
+        with ctx.transaction() as session:
+            audit.append_many(session, entries)
+    except Exception:  # noqa: BLE001 - counted again below, written at the next call
+        _log.exception("could not audit %d counts of refusals left out", len(entries))
+        with ctx.memo.refusal_lock:
+            for key, (start, skipped) in due.items():
+                old_start, written, more = seen.get(key, (start, REFUSALS_PER_WINDOW, 0))
+                seen[key] = (min(old_start, start), written, more + skipped)
+        return 0
+    return sum(skipped for _, skipped in due.values())
 
 
 def record_refusal(ctx: Context, *, event: str, actor: str, subject: str | None, details: Mapping[str, Any]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 
-from ..services import audit_checkpoints
+from ..services import audit_checkpoints, refusals
 from ..services.context import Context, build_context
 from ..settings import Settings
 from . import problems, repository
@@ -65,9 +65,17 @@ def _settle_the_heap() -> None:
     gc.freeze()
 
 
+def _last_words(ctx: Context) -> None:
+    """What a stopping process still owes the audit chain: the refusals it left out, then a signed head.
+    Neither raises (each logs what it could not write): a process going down must still go down."""
+    refusals.write_left_out(ctx, every_window=True)
+    audit_checkpoints.write_checkpoint_quietly(ctx)
+
+
 def _around_the_service(app: FastAPI) -> None:
     """At start, size the shared thread pool (``Settings.web_threads``, see web/lanes.py for why few); when the
-    service stops, after every other part has stopped, sign the audit chain's head (BR 5.4.4)."""
+    service stops, after every other part has stopped, write what refusal thinning left out and sign the audit
+    chain's head (BR 5.4.4)."""
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -78,6 +86,6 @@ def _around_the_service(app: FastAPI) -> None:
                 _settle_the_heap()
                 yield state
         finally:
-            await anyio.to_thread.run_sync(audit_checkpoints.write_checkpoint_quietly, app.state.ctx)
+            await anyio.to_thread.run_sync(_last_words, app.state.ctx)
 
     app.router.lifespan_context = lifespan
