@@ -55,10 +55,12 @@ class Served:
     def conn(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
 
-    def get(self, path: str, conn: http.client.HTTPConnection | None = None) -> tuple[int, dict[str, str], bytes]:
+    def get(
+        self, path: str, conn: http.client.HTTPConnection | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         c = conn or self.conn()
         try:
-            c.request("GET", path)
+            c.request("GET", path, headers=headers or {})
             r = c.getresponse()
             return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
         finally:
@@ -162,6 +164,12 @@ def test_losing_the_database_answers_503_keeps_serving_memory_and_recovers(
         assert headers["content-type"] == "application/problem+json" and headers["retry-after"] == "30"
         assert b"urn:ecert:problem:unavailable" in body and name.encode() not in body
         assert served.get("/api/v1/search?q=again", neighbour)[0] == 503  # the same connection still answers
+        browser = {"Accept": "text/html,application/xhtml+xml"}
+        for lang, words in (("en", "cannot reach its database"), ("zh-HK", "暫時未能連接其資料庫")):
+            status, headers, body = served.get(f"/search?q=outage&lang={lang}", headers=browser)
+            assert (status, headers["retry-after"]) == (503, "30"), body
+            assert headers["content-type"].startswith("text/html") and words in body.decode()
+            assert name.encode() not in body
         assert served.get(ca_path, neighbour)[:3:2] == (200, ca_before[2])  # CA certificate from memory
         time.sleep(0.1)
         ocsp_during = served.get(ocsp_path)
@@ -242,3 +250,25 @@ def test_ecert_ca_serve_closes_a_connection_that_never_asks(tmp_path: Path) -> N
             proc.kill()
             proc.wait(5)
         log.close()
+
+
+def test_an_unexpected_error_is_a_page_for_a_browser_and_a_problem_for_a_program(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    app = create_app(ctx.settings, {**PASSPHRASE_ENV, "ECERT_JOBS": "off"}, context=ctx)
+
+    def boom() -> None:
+        raise RuntimeError("a bug, with a secret-looking detail: pin=1234")
+
+    app.add_api_route("/portal/boom", boom)
+    served = _serve(app)
+    try:
+        status, headers, body = served.get("/portal/boom?lang=zh-HK", headers={"Accept": "text/html"})
+        assert status == 500 and headers["content-type"].startswith("text/html")
+        assert "系統未能完成你的要求" in body.decode() and b"pin=1234" not in body
+        status, headers, body = served.get("/portal/boom", headers={"Accept": "application/json"})
+        assert status == 500 and headers["content-type"] == "application/problem+json"
+        assert b"urn:ecert:problem:internal" in body and b"pin=1234" not in body
+    finally:
+        served.server.should_exit = True
+        served.thread.join(10)
+        ctx.close()

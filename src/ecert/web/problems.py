@@ -121,7 +121,7 @@ def _wants_html(request: Request) -> bool:
     return not _is_api(request) and "text/html" in request.headers.get("accept", "")
 
 
-_PAGE_KINDS = {404: "not_found", 405: "method", 413: "too_large"}
+_PAGE_KINDS = {404: "not_found", 405: "method", 413: "too_large", 500: "internal", 503: "unavailable"}
 
 
 def error_page(request: Request, status: int) -> Response:
@@ -146,7 +146,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     _log.exception("unexpected error on %s", request.url.path)
-    return problem(500, "internal", _INTERNAL, title="Internal error")
+    return internal_error_for(request)
+
+
+def _page_instead(request: Request, status: int, headers: dict[str, str] | None = None) -> Response | None:
+    """The portal's page for a browser, None for everyone else or if the page itself cannot be made (the
+    caller then answers with the problem document: an error while reporting an error must not escape)."""
+    if not _wants_html(request):
+        return None
+    try:
+        page = error_page(request, status)
+    except Exception:  # noqa: BLE001 - see the docstring
+        _log.exception("could not render the %d page for %s", status, request.url.path)
+        return None
+    page.headers.update(headers or {})
+    return page
+
+
+def internal_error_for(request: Request) -> Response:
+    """500: a page for a person at a browser, a problem document for a program."""
+    return _page_instead(request, 500) or problem(500, "internal", _INTERNAL, title="Internal error")
 
 
 # --- the database went away ------------------------------------------------------------------------
@@ -167,10 +186,17 @@ def database_unavailable() -> JSONResponse:
     )
 
 
+def database_unavailable_for(request: Request) -> Response:
+    """:func:`database_unavailable`, or for a person at a browser the portal's page saying so in their
+    language (a raw JSON document is no answer to someone filling in the portal), with the same Retry-After."""
+    retry = {"Retry-After": str(DB_RETRY_AFTER)}
+    return _page_instead(request, 503, retry) or database_unavailable()
+
+
 async def _database_error(request: Request, exc: Exception) -> Response:
     # One line, no trace: an outage makes thousands of these, and the driver text may name hosts and users.
     _log.error("database unavailable on %s: %s", request.url.path, type(exc).__name__)
-    return database_unavailable()
+    return database_unavailable_for(request)
 
 
 class NeverReraise:
@@ -198,12 +224,13 @@ class NeverReraise:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:  # noqa: BLE001 - the point of this middleware
+            request = Request(scope)
             if isinstance(exc, DB_ERRORS):
                 _log.error("database unavailable on %s: %s", scope.get("path"), type(exc).__name__)
-                response: Response = database_unavailable()
+                response = database_unavailable_for(request)
             else:
                 _log.exception("unexpected error on %s", scope.get("path"))
-                response = problem(500, "internal", _INTERNAL, title="Internal error")
+                response = internal_error_for(request)
             if not started:
                 await response(scope, receive, send)
 
