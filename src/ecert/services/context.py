@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..settings import Settings
 from ..signer.keystore import KeyBackend, backend_from_settings
 from ..store import db
-from ..transparency import CtSubmitter, submitter_from_settings
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
     from cryptography import x509
 
+    from ..transparency import CtSubmitter
     from ..signer.issuer import Issuer
 
 if TYPE_CHECKING:
@@ -118,5 +118,15 @@ def build_context(
         clock=clock,
         perspective_secret=env.get(settings.perspective_secret_env) or None,
         acme_secret=env.get(settings.acme_eab_secret_env) or None,
-        ct=submitter_from_settings(settings),
+        ct=_ct_submitter(settings),
     )
+
+
+def _ct_submitter(settings: Settings) -> CtSubmitter | None:
+    """The CT submitter, its HTTP client imported only when CT is on: every CLI command builds a context, and
+    the import alone was a tenth of ``ecert-ca ca list``'s start-up."""
+    if not settings.ct_enabled:
+        return None
+    from ..transparency import submitter_from_settings
+
+    return submitter_from_settings(settings)
