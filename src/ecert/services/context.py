@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from argon2 import PasswordHasher
     from cryptography import x509
 
-    from ..transparency import CtSubmitter
     from ..signer.issuer import Issuer
+    from ..transparency import CtSubmitter
 
 if TYPE_CHECKING:
     from ..validation.protocol import DomainValidator

@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 from acme import messages
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
@@ -22,6 +22,7 @@ from ...services import acme_accounts, acme_limits, acme_nonces
 from ...services.acme_accounts import AccountView, NewAccountRequest
 from ...services.context import Context
 from ...services.refusals import record_refusal
+from ..routing import PrefixRouter
 from .problems import ACME_ERROR_URN, problem_for_exception
 from .verify import Verified, account_url, parse_eab, thumbprint, verify_post
 
@@ -92,7 +93,7 @@ async def _audit_refusal(request: Request, exc: Exception, problem: JSONResponse
     )
 
 
-router = APIRouter(prefix="/acme", route_class=AcmeRoute, include_in_schema=False)
+router = PrefixRouter(prefix="/acme", route_class=AcmeRoute, include_in_schema=False)
 
 
 def _post_only() -> AcmeRefusal:

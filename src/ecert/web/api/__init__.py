@@ -5,12 +5,11 @@ Bearer tokens, not cookies, so CSRF does not apply; every error is an RFC 9457 p
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
+from ..routing import PrefixRouter
 from . import application, certificate, csr, dcv, operator, operator_acme, operator_issue, public, sessions
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1")
+router = PrefixRouter(prefix="/api/v1")
 for _part in (sessions, application, dcv, csr, certificate, public, operator, operator_issue, operator_acme):
     router.include_router(_part.router)
