@@ -19,6 +19,7 @@ from ecert.core.profiles import CertType, LeafPlan, SubjectData
 from ecert.services import issuance
 from ecert.services.context import Context
 from ecert.store.models import CA, BlockedKey, Certificate, IssuanceRecord
+from tests.integration.foundation_fixtures import application_in_state
 
 VENV_BIN = Path(sys.executable).parent  # where this interpreter's console scripts are installed
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "csr"
@@ -163,32 +164,15 @@ def test_a_crash_after_the_reservation_is_settled_by_the_jobs(any_db_ctx: Contex
     from ecert.services import jobs
     from ecert.store.models import Application
 
+    app_id = application_in_state(any_db_ctx, "issuing", reference="123456780")
     now = any_db_ctx.clock()
     with any_db_ctx.transaction() as s:
-        app = Application(
-            reference_number="123456780",
-            pin_hash="x",
-            server_name="www.example.com",
-            additional_names=[],
-            cert_type="server",
-            org_name_en="Example Limited",
-            reg_doc_type="br",
-            reg_doc_number="1",
-            subscription_start=now,
-            subscription_end=now + timedelta(days=365),
-            rep_email="a@example.com",
-            state="issuing",
-            created_at=now,
-            updated_at=now,
-        )
-        s.add(app)
-        s.flush()
         ca_id = s.scalar(select(CA.id).where(CA.role == "ov"))
         s.add(
             IssuanceRecord(
                 ca_id=ca_id,
                 serial_hex="abc123def4567890",
-                application_id=app.id,
+                application_id=app_id,
                 profile="server",
                 state="linted",
                 tbs_sha256="00" * 32,
@@ -210,12 +194,12 @@ def test_a_crash_after_the_reservation_is_settled_by_the_jobs(any_db_ctx: Contex
                 spki_sha256="11" * 32,
                 profile="server",
                 status="signing",
-                application_id=app.id,
+                application_id=app_id,
                 created_at=now - timedelta(hours=1),
                 updated_at=now,
             )
         )
-        app_id = app.id
+        app_id = app_id
     jobs.run_once(any_db_ctx)
     with any_db_ctx.read() as s:
         assert s.scalar(select(Certificate.status).where(Certificate.serial_hex == "abc123def4567890")) == "failed"
@@ -254,31 +238,8 @@ def test_lint_error_refuses_issuance_and_records_the_findings(
 
 
 def test_a_second_live_certificate_for_one_application_is_a_conflict(sqlite_ctx: Context) -> None:
-    from datetime import timedelta
 
-    from ecert.store.models import Application
-
-    now = sqlite_ctx.clock()
-    with sqlite_ctx.transaction() as s:
-        app = Application(
-            reference_number="123456789",
-            pin_hash="x",
-            server_name="www.example.com",
-            additional_names=[],
-            cert_type="server",
-            org_name_en="Example Limited",
-            reg_doc_type="br",
-            reg_doc_number="1",
-            subscription_start=now,
-            subscription_end=now + timedelta(days=365),
-            rep_email="a@example.com",
-            state="validated",
-            created_at=now,
-            updated_at=now,
-        )
-        s.add(app)
-        s.flush()
-        app_id = app.id
+    app_id = application_in_state(sqlite_ctx, "validated", reference="123456789")
     _issue(sqlite_ctx, CertType.SERVER, ("www.example.com",), OV, application_id=app_id)
     with pytest.raises(Conflict):
         _issue(sqlite_ctx, CertType.SERVER, ("www.example.com",), OV, application_id=app_id)

@@ -18,6 +18,7 @@ from ecert.services.context import Context
 from ecert.store.models import CA
 from ecert.web.api.deps import session_app
 from ecert.web.app import create_app
+from tests.integration.foundation_fixtures import application_in_state
 
 from .test_revocation import _openssl_proof, issue_leaf
 
@@ -177,33 +178,11 @@ def test_key_holder_revokes_through_challenge_and_proof(
 
 
 def test_subscriber_api_revokes_its_own_certificate(client: TestClient, sqlite_ctx: Context) -> None:
-    from datetime import timedelta
 
     from ecert.core.profiles import CertType
     from ecert.services import issuance
-    from ecert.store.models import Application
 
-    now = sqlite_ctx.clock()
-    with sqlite_ctx.transaction() as s:
-        app = Application(
-            reference_number="A00000009",
-            pin_hash="x",
-            server_name="www.example.com",
-            additional_names=[],
-            cert_type="server",
-            org_name_en="Example Limited",
-            reg_doc_type="br",
-            reg_doc_number="1",
-            subscription_start=now,
-            subscription_end=now + timedelta(days=365),
-            rep_email="a@example.com",
-            state="accepted",
-            created_at=now,
-            updated_at=now,
-        )
-        s.add(app)
-        s.flush()
-        app_id = app.id
+    app_id = application_in_state(sqlite_ctx, "accepted", reference="A00000009")
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from .test_revocation import SUBJECT

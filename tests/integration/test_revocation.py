@@ -21,6 +21,7 @@ from ecert.core.profiles import CertType, SubjectData
 from ecert.services import issuance, publication, revocation
 from ecert.services.context import Context
 from ecert.store.models import AuditEvent, BlockedKey, Certificate, OcspResponse
+from tests.integration.foundation_fixtures import application_in_state
 
 SUBJECT = SubjectData("Example Limited")
 
@@ -154,29 +155,8 @@ def test_key_compromise_blocks_the_key_and_revokes_every_certificate_with_it(any
 
 
 def test_subscriber_revokes_the_certificate_of_its_application(sqlite_ctx: Context) -> None:
-    from ecert.store.models import Application
 
-    now = sqlite_ctx.clock()
-    with sqlite_ctx.transaction() as s:
-        app = Application(
-            reference_number="A00000001",
-            pin_hash="x",
-            server_name="www.example.com",
-            additional_names=[],
-            cert_type="server",
-            org_name_en="Example Limited",
-            reg_doc_type="br",
-            reg_doc_number="1",
-            subscription_start=now,
-            subscription_end=now + timedelta(days=365),
-            rep_email="a@example.com",
-            state="accepted",
-            created_at=now,
-            updated_at=now,
-        )
-        s.add(app)
-        s.flush()
-        app_id = app.id
+    app_id = application_in_state(sqlite_ctx, "accepted", reference="A00000001")
     key = ec.generate_private_key(ec.SECP256R1())
     row = issuance.issue(
         sqlite_ctx,
