@@ -102,3 +102,29 @@ def test_http_nonce_from_one_server_used_on_another(two_instances: tuple[Context
     finally:
         server_a.stop()
         server_b.stop()
+
+
+def test_an_audit_event_in_a_lone_write_is_refused_not_dropped(tmp_path: Path, db_url: str) -> None:
+    """lone_write skips the transaction on PostgreSQL, and audit rows are written at COMMIT: an event appended
+    there would vanish, so it fails loudly instead (and on SQLite, where it is a transaction, it is kept)."""
+    from ecert.services import process_cache
+    from ecert.store import audit
+    from ecert.store.models import AuditEvent
+
+    ctx = make_ctx(tmp_path, db_url)
+    try:
+
+        def append_in_lone_write() -> None:
+            with process_cache.lone_write(ctx) as session:
+                audit.append(session, actor="test", event="test.event", subject=None, details={}, now=ctx.clock())
+
+        if ctx.engine.dialect.name == "postgresql":
+            with pytest.raises(RuntimeError, match="needs a transaction"):
+                append_in_lone_write()
+        else:
+            append_in_lone_write()
+        with ctx.read() as session:
+            kept = session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.event == "test.event"))
+        assert kept == (0 if ctx.engine.dialect.name == "postgresql" else 1)
+    finally:
+        ctx.close()

@@ -31,7 +31,7 @@ from ..core.errors import ConfigError
 from ..store import acme as account_store
 from ..store import acme_orders as store
 from ..store import audit
-from . import acme_ari, acme_limits
+from . import acme_ari, acme_limits, process_cache
 from .caa import jsonable
 from .context import Context
 
@@ -61,7 +61,7 @@ class _Job:
 
 def _load_job(ctx: Context, challenge_id: int) -> _Job | None:
     """Step 1: what to check; None when the challenge is no longer processing (another worker settled it)."""
-    with ctx.read() as session:
+    with process_cache.quick_read(ctx) as session:
         challenge = store.challenge(session, challenge_id)
         if challenge is None or challenge.status != "processing":
             return None

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from ..core.acme_rules import NONCE_LIFETIME
 from ..core.errors import ConfigError
 from ..store import acme as store
+from . import process_cache
 from .context import Context
 
 __all__ = ["new_nonce", "use_nonce"]
@@ -94,7 +95,7 @@ def use_nonce(ctx: Context, value: str) -> bool:
     if redis_nonces is not None:
         return redis_nonces.mark_used(value, expires_at=expires, now=now)
     try:
-        with ctx.transaction() as session:
+        with process_cache.lone_write(ctx) as session:  # one INSERT, atomic alone: no BEGIN/COMMIT around it
             store.record_used_nonce(session, value, expires_at=expires)
             if secrets.randbelow(_PURGE_ONE_IN) == 0:  # now and then, a sweep of records past their nonce's life
                 store.purge_expired_nonces(session, now=now)

@@ -59,7 +59,7 @@ from ..store import certificates as cert_store
 from ..store import registration as ra_store
 from ..store.models import Certificate
 from ..store.models_acme_orders import AcmeAuthorization, AcmeChallenge, AcmeOrder
-from . import acme_ari, acme_challenges, acme_limits, jobs
+from . import acme_ari, acme_challenges, acme_limits, jobs, process_cache
 from .acme_accounts import AccountView
 from .applications import application_names, load_application
 from .context import Context
@@ -337,12 +337,12 @@ def _own_order(session: Session, account: AccountView, order_id: int) -> AcmeOrd
 
 
 def order_view(ctx: Context, account: AccountView, order_id: int) -> OrderView:
-    with ctx.read() as session:
+    with process_cache.quick_read(ctx) as session:
         return _order_view(session, _own_order(session, account, order_id), ctx.clock())
 
 
 def order_ids(ctx: Context, account: AccountView) -> list[int]:
-    with ctx.read() as session:
+    with process_cache.quick_read(ctx) as session:
         return store.order_ids_of_account(session, account.id)
 
 
@@ -356,12 +356,12 @@ def _own_authz(session: Session, account: AccountView, authz_id: int) -> AcmeAut
 
 
 def authz_view(ctx: Context, account: AccountView, authz_id: int) -> AuthzView:
-    with ctx.read() as session:
+    with process_cache.quick_read(ctx) as session:
         return _authz_view(session, _own_authz(session, account, authz_id), ctx.clock())
 
 
 def challenge_view(ctx: Context, account: AccountView, challenge_id: int) -> ChallengeView:
-    with ctx.read() as session:
+    with process_cache.quick_read(ctx) as session:
         row = store.challenge(session, challenge_id)
         if row is None:
             raise _missing("challenge", challenge_id)
@@ -534,7 +534,7 @@ def finalize(
     account_uri: str | None = None,
 ) -> OrderView:
     """RFC 8555 7.4: CSR names equal to the order's, then the registration authority decides and issues."""
-    with ctx.read() as session:
+    with process_cache.quick_read(ctx) as session:
         row = _own_order(session, account, order_id)
         # orderNotReady unless ready and not expired (RFC 8555 7.1.6)
         order_move(effective_order_status(row.status, row.expires_at, ctx.clock()), OrderEvent.FINALIZE)
@@ -578,7 +578,7 @@ def _pem(der: bytes) -> bytes:
 
 def certificate_chains(ctx: Context, account: AccountView, order_id: int) -> CertificateChains:
     """Leaf + issuing CA (chains to our root); each alternate adds the cross-certificate for our root."""
-    with ctx.read() as session:
+    with process_cache.quick_read(ctx) as session:
         row = _own_order(session, account, order_id)
         cert = cert_store.certificate_by_id(session, row.certificate_id) if row.certificate_id else None
         if cert is None or cert.der is None:

@@ -292,7 +292,7 @@ def _domain_evidence(
 
 
 def _decide(ctx: Context, intent: IssuanceIntent, now: datetime) -> VettedRequest:
-    with ctx.read() as session:
+    with process_cache.quick_read(ctx) as session:
         org = _organisation(session, intent, now)
         names = _names(intent, org)
         _require_review(names, intent, org)

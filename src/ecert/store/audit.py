@@ -37,6 +37,7 @@ __all__ = [
     "append_many",
     "compute_hash",
     "flush_pending",
+    "has_pending",
     "verify_chain",
 ]
 
@@ -191,6 +192,11 @@ def append_many(session: Session, entries: Sequence[Entry]) -> None:
     """Add ``entries`` to the chain in order, in the caller's transaction: the same rows, hashes and ids as
     calling :func:`append` for each (downloads' group commit)."""
     _queue(session, entries)
+
+
+def has_pending(session: Session) -> bool:
+    """Whether this session holds events not yet written (they would be written at its COMMIT)."""
+    return bool(session.info.get(_PENDING))
 
 
 def flush_pending(session: Session) -> None:
