@@ -7,9 +7,9 @@ Nonces live in the database by default and in Redis when configured; both answer
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,9 @@ __all__ = [
 # --- nonces in the database -------------------------------------------------------------------------
 
 
-_RECORD_NONCE = insert(AcmeNonce)  # built once: it runs on every ACME POST
+# Built once, on the table (a Core INSERT): it runs on every ACME POST, and the ORM's bulk-insert path cost
+# three times as much for one row.
+_RECORD_NONCE = insert(cast(Table, AcmeNonce.__table__))
 
 
 def record_used_nonce(session: Session, value: str, *, expires_at: datetime) -> None:
