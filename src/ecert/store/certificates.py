@@ -346,13 +346,19 @@ def certificate_by_id(session: Session, cert_id: int) -> Certificate | None:
     return session.get(Certificate, cert_id)
 
 
+# An application's usable certificates (waiting for acceptance, or accepted), newest first: one WHERE and
+# ORDER for the whole-row read and the download's narrow one.
+_LIVE_OF_APPLICATION = (
+    Certificate.application_id == bindparam("app_id"),
+    Certificate.status.in_([s.value for s in LIVE_STATUSES]),
+)
+_NEWEST_FIRST = (Certificate.created_at.desc(), Certificate.id.desc())
+_NEWEST_LIVE = select(Certificate).where(*_LIVE_OF_APPLICATION).order_by(*_NEWEST_FIRST).limit(1)
+
+
 def newest_live_for_application(session: Session, app_id: int) -> Certificate | None:
     """The application's newest usable certificate: waiting for acceptance, or accepted."""
-    return session.scalars(
-        select(Certificate)
-        .where(Certificate.application_id == app_id, Certificate.status.in_([s.value for s in LIVE_STATUSES]))
-        .order_by(Certificate.created_at.desc(), Certificate.id.desc())
-    ).first()
+    return session.scalars(_NEWEST_LIVE, {"app_id": app_id}).first()
 
 
 class LiveCertificate(NamedTuple):
@@ -367,11 +373,8 @@ class LiveCertificate(NamedTuple):
 
 _LIVE_FOR_DOWNLOAD = (
     select(Certificate.status, Certificate.serial_hex, Certificate.der, Certificate.ca_id, Certificate.subject_cn)
-    .where(
-        Certificate.application_id == bindparam("app_id"),
-        Certificate.status.in_([s.value for s in LIVE_STATUSES]),
-    )
-    .order_by(Certificate.created_at.desc(), Certificate.id.desc())
+    .where(*_LIVE_OF_APPLICATION)
+    .order_by(*_NEWEST_FIRST)
 )
 
 
