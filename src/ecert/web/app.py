@@ -86,6 +86,7 @@ def _around_the_service(app: FastAPI) -> None:
                 _settle_the_heap()
                 yield state
         finally:
+            gc.unfreeze()  # what was set aside at start may be collected again once the service is gone
             await anyio.to_thread.run_sync(_last_words, app.state.ctx)
 
     app.router.lifespan_context = lifespan
