@@ -225,7 +225,7 @@ def make_ca(now: datetime):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def make_application(now: datetime):  # type: ignore[no-untyped-def]
     """Insert an application: ``make_application(session, "A12345678", state="csr_submitted")``."""
-    from ecert.store.models import Application
+    from tests.rows import new_application
 
     def _make(  # type: ignore[no-untyped-def]
         session: Session,
@@ -234,26 +234,8 @@ def make_application(now: datetime):  # type: ignore[no-untyped-def]
         state: str = "approved",
         server_name: str = "www.example.hk",
     ):
-        app = Application(
-            reference_number=reference_number,
-            pin_hash="$argon2id$placeholder",
-            server_name=server_name,
-            additional_names=[],
-            cert_type="server",
-            org_name_en="Example Company Limited",
-            reg_doc_type="br",
-            reg_doc_number="12345678",
-            subscription_start=now,
-            subscription_end=now.replace(year=now.year + 1),
-            rep_email="admin@example.hk",
-            is_government=False,
-            state=state,
-            failed_logins=0,
-            created_at=now,
-            updated_at=now,
+        return new_application(
+            session, now=now, reference_number=reference_number, state=state, server_name=server_name
         )
-        session.add(app)
-        session.flush()
-        return app
 
     return _make

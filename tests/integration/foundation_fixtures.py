@@ -47,27 +47,10 @@ def sqlite_ctx(tmp_path: Path) -> Iterator[Context]:
 def application_in_state(ctx: Context, state: str, *, reference: str = "A00000001") -> int:
     """An OV application for www.example.com put straight into ``state`` (returns its id): for tests of what
     comes after (issuance, revocation, OCSP), not of how an application gets there."""
-    from datetime import timedelta
+    from tests.rows import new_application
 
-    from ecert.store import applications
-
-    now = ctx.clock()
     with ctx.transaction() as session:
-        row = applications.add_application(
-            session,
-            reference_number=reference,
-            pin_hash="x",
-            server_name="www.example.com",
-            additional_names=[],
-            cert_type="server",
-            org_name_en="Example Limited",
-            reg_doc_type="br",
-            reg_doc_number="1",
-            subscription_start=now,
-            subscription_end=now + timedelta(days=365),
-            rep_email="a@example.com",
-            state=state,
-            created_at=now,
-            updated_at=now,
+        row = new_application(
+            session, now=ctx.clock(), reference_number=reference, state=state, server_name="www.example.com"
         )
         return row.id

@@ -9,7 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ecert.core.profiles import CertType, SubjectData
 from ecert.services import issuance
 from ecert.services.context import Context
-from ecert.store.models import Application, Certificate
+from ecert.store.models import Certificate
+from tests.rows import new_application
 
 __all__ = ["add_application", "issue_for", "at"]
 
@@ -22,29 +23,16 @@ def at(ctx: Context, instant: datetime) -> None:
 def add_application(
     ctx: Context, reference: str, *, server_name: str = "www.example.com", contact: str = "admin@example.com"
 ) -> int:
-    now = ctx.clock()
-    with ctx.transaction() as s:
-        app = Application(
+    with ctx.transaction() as session:
+        app = new_application(
+            session,
+            now=ctx.clock(),
             reference_number=reference,
-            pin_hash="$argon2id$placeholder",
-            server_name=server_name,
-            additional_names=[],
-            cert_type="server",
-            org_name_en="Example Company Limited",
-            org_name_zh="範例有限公司",
-            reg_doc_type="br",
-            reg_doc_number="12345678",
-            subscription_start=now,
-            subscription_end=now.replace(year=now.year + 1),
-            rep_email=contact,
-            is_government=False,
             state="accepted",
-            failed_logins=0,
-            created_at=now,
-            updated_at=now,
+            server_name=server_name,
+            rep_email=contact,
+            org_name_zh="範例有限公司",
         )
-        s.add(app)
-        s.flush()
         return app.id
 
 
