@@ -105,6 +105,10 @@ class _Renderable(Protocol):
     def der(self) -> bytes | None: ...
     @property
     def subject_cn(self) -> str | None: ...
+    @property
+    def serial_hex(self) -> str: ...
+    @property
+    def ca_id(self) -> int: ...
 
 
 def _safe_stem(cert: _Renderable) -> str:
@@ -150,7 +154,7 @@ def _issuer_cert(ctx: Context, session: Session, ca_id: int) -> x509.Certificate
 _RENDERINGS_KEPT = 4_096
 
 
-def _rendered(ctx: Context, session: Session, cert: certificates.LiveCertificate, fmt: str) -> Download:
+def _rendered(ctx: Context, session: Session, cert: _Renderable, fmt: str) -> Download:
     """The certificate in ``fmt``, kept per process by serial and format: a signed certificate's bytes never
     change, and parsing and encoding it again was a tenth of a download's CPU under load."""
     known: dict[tuple[str, int, str], Download] = process_cache.slot(ctx).setdefault("renderings", {})
@@ -289,7 +293,7 @@ def start_download(
         raise NotFound("no such download format", value=str(fmt)[:20])
     with process_cache.quick_read(ctx) as session:
         cert = _accepted(session, app_id)
-        item = _render(cert, _issuer_cert(ctx, session, cert.ca_id), fmt)
+        item = _rendered(ctx, session, cert, fmt)
         serial = cert.serial_hex
     return item, _audit_download(ctx, serial, fmt, actor, channel)
 
@@ -323,7 +327,7 @@ def public_download(
         cert = status.accepted_by_serial(session, serial)
         if cert is None:
             raise NotFound("no such certificate")
-        item = _render(cert, _issuer_cert(ctx, session, cert.ca_id), fmt)
+        item = _rendered(ctx, session, cert, fmt)
         serial = cert.serial_hex
     _audit_download(ctx, serial, fmt, actor, channel).result()
     return item
