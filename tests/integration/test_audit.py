@@ -268,6 +268,51 @@ def test_an_open_transaction_that_appended_does_not_hold_up_other_appenders(pg_u
     assert verified.ok
 
 
+@pytest.mark.postgres
+def test_events_written_before_commit_do_not_take_the_chains_lock(pg_url, now) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL the chain's lock is taken inside COMMIT (migration 0013), not when a transaction writes
+    its events: events a savepoint wrote at once leave every other appender free until that COMMIT."""
+    engine = store_db.make_engine(pg_url, pool_size=2, max_overflow=0)
+    sessions = store_db.session_factory(engine)
+    try:
+        with sessions() as slow, slow.begin():
+            with slow.begin_nested():
+                audit.append(slow, actor="system", event="slow.written", now=now)  # in a savepoint: written now
+            with sessions() as quick, quick.begin():
+                quick.execute(text("SET LOCAL lock_timeout = '2s'"))  # blocked on the chain: fails, not hangs
+                audit.append(quick, actor="system", event="quick.done", now=now)
+        with sessions() as session:
+            events = list(session.scalars(select(AuditEvent.event).order_by(AuditEvent.id)))
+            waiting = session.scalar(text("SELECT count(*) FROM audit_inbox"))
+            verified = audit.verify_chain(session)
+    finally:
+        engine.dispose()
+    assert events == ["quick.done", "slow.written"]
+    assert waiting == 0  # COMMIT moved every event into the chain
+    assert verified.ok
+
+
+@pytest.mark.postgres
+def test_the_database_hashes_exactly_as_the_canonical_encoding_says(pg_url, now) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL finishes each hash inside COMMIT: it must be the digest an external verifier computes from
+    the canonical encoding, non-ASCII text, nested details and a null subject included."""
+    engine = store_db.make_engine(pg_url)
+    sessions = store_db.session_factory(engine)
+    details = {"b": True, "a": [1, "香港"], "nested": {"z": None, "y": "e-Cert (伺服器)"}}
+    try:
+        with sessions() as session, session.begin():
+            audit.append(session, actor="ra:alice", event="application.approved", details=details, now=now)
+            audit.append(session, actor="system", event="x", subject="A00000001", now=now)
+        with sessions() as session:
+            rows = list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+    finally:
+        engine.dispose()
+    first, second = rows
+    assert first.hash == audit.compute_hash(audit.GENESIS_HASH, now, "ra:alice", "application.approved", None, details)
+    assert second.hash == audit.compute_hash(first.hash, now, "system", "x", "A00000001", {})
+    assert second.prev_hash == first.hash
+
+
 def test_an_event_in_a_rolled_back_savepoint_is_not_kept(session_factory, now) -> None:  # type: ignore[no-untyped-def]
     with session_factory() as session, session.begin():
         audit.append(session, actor="system", event="kept", now=now)

@@ -27,6 +27,7 @@ EXPECTED_TABLES = {
     "acme_replacements",  # 0012 RFC 9773 replaces
     "applications",
     "audit_log",
+    "audit_inbox",  # 0013 PostgreSQL chains audit events inside COMMIT
     "blocked_keys",
     "caa_checks",
     "cas",

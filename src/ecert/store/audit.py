@@ -5,6 +5,12 @@ details), and each row names the previous row's hash, so an edited, deleted or r
 chain (BR 5.4.1 lists what a CA must log; 5.4.4 asks that logs be protected from modification and
 deletion). The database adds a second fence: triggers refuse UPDATE and DELETE (migration 0001), and
 ``UNIQUE(prev_hash)`` stops two writers from chaining onto the same row.
+
+Who writes the chain: on SQLite, this module, at the end of the transaction (the one writer holds the
+database anyway). On PostgreSQL the transaction's events go to ``audit_inbox`` and the database chains them
+inside COMMIT, under the one lock of the chain (migration 0013): the lock is then held for no round trip at
+all, where holding it across four, each waiting for the process's GIL under load, queued every audited
+write of every process behind it.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from sqlalchemy import Table, event, insert, select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
 from ecert.core.errors import StorageFailure
-from ecert.store.models import AuditEvent
+from ecert.store.models import AuditEvent, AuditInboxRow
 
 _AUDIT_LOG = cast(Table, AuditEvent.__table__)
+_AUDIT_INBOX = cast(Table, AuditInboxRow.__table__)
 # Built once: every audited action runs them, and building them cost more than running them.
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 _HEAD = select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+_CHAIN_INBOX = text("SELECT audit_chain_inbox()")
 
 __all__ = [
     "AUDIT_LOCK_KEY",
@@ -125,25 +133,32 @@ def compute_hash(
     prev_hash: str, at: datetime, actor: str, event: str, subject: str | None, details: Mapping[str, Any]
 ) -> str:
     """SHA-256 (hex) over the canonical encoding: JSON, sorted keys, compact, UTF-8, ISO time."""
-    document = {
-        "prev_hash": prev_hash,
-        "at": _iso(at),
-        "actor": actor,
-        "event": event,
-        "subject": subject,
-        "details": details,
-    }
-    encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    head, tail = canonical_halves(at, actor, event, subject, details)
+    return hashlib.sha256((head + prev_hash + tail).encode("utf-8")).hexdigest()
+
+
+def canonical_halves(
+    at: datetime, actor: str, event: str, subject: str | None, details: Mapping[str, Any]
+) -> tuple[str, str]:
+    """The canonical encoding of an event before and after its predecessor's hash: ``head + prev_hash + tail``
+    is the JSON document {actor, at, details, event, prev_hash, subject} with sorted keys, compact. Kept in
+    halves so that PostgreSQL can finish the hash inside COMMIT, where the predecessor is known."""
+    before = json.dumps(
+        {"actor": actor, "at": _iso(at), "details": details, "event": event},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    after = json.dumps(subject, ensure_ascii=False)
+    return before[:-1] + ',"prev_hash":"', '","subject":' + after + "}"
 
 
 def _lock_chain(session: Session) -> None:
-    """Serialize appenders so two transactions never read the same last row.
+    """Serialize appenders so two transactions never read the same last row (the SQLite path).
 
-    PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback. SQLite: the engine
-    from ecert.store.db starts every transaction with BEGIN IMMEDIATE, which already holds the write lock.
-    The rows are written just before COMMIT (:func:`_write_pending`), so the lock is held for the INSERT and
-    the commit only, not for the rest of the transaction.
+    SQLite: the engine from ecert.store.db starts every transaction with BEGIN IMMEDIATE, which already holds
+    the write lock. PostgreSQL: ``audit_chain_inbox()`` takes a transaction-scoped advisory lock itself.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_LOCK, {"key": AUDIT_LOCK_KEY})
@@ -200,10 +215,22 @@ def has_pending(session: Session) -> bool:
 
 
 def flush_pending(session: Session) -> None:
-    """Write this transaction's events now: for a reader of the log inside the transaction that appended."""
+    """Put this transaction's events in the chain now: for a reader of the log inside the transaction that
+    appended (on PostgreSQL this takes the chain's lock until the transaction ends, as any writer's would)."""
+    _stage_pending(session)
+    if _in_database(session):
+        session.execute(_CHAIN_INBOX)
+
+
+def _stage_pending(session: Session) -> None:
     pending: list[_Prepared] = session.info.pop(_PENDING, [])
     if pending:
         _write(session, pending)
+
+
+def _in_database(session: Session) -> bool:
+    """Whether the database chains the events itself (PostgreSQL, migration 0013)."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _queue(session: Session, entries: Sequence[Entry]) -> None:
@@ -228,8 +255,9 @@ _PENDING = "ecert.audit.pending"
 
 @event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
-    """The transaction's events, chained under the lock as the last statements before COMMIT."""
-    flush_pending(session)
+    """The transaction's events, as the last statements before COMMIT: chained here under the lock (SQLite),
+    or handed to the inbox that COMMIT itself chains (PostgreSQL)."""
+    _stage_pending(session)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -241,6 +269,9 @@ def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
 
 def _write(session: Session, prepared: Sequence[_Prepared]) -> None:
     if not prepared:
+        return
+    if _in_database(session):
+        _to_inbox(session, prepared)
         return
     # The transaction's own changes go out first, so every row lock it needs is taken before the chain's lock,
     # never while holding it: two transactions that touch the same row then cannot deadlock on the chain.
@@ -268,6 +299,26 @@ def _write(session: Session, prepared: Sequence[_Prepared]) -> None:
         )
         prev_hash, next_id = digest, next_id + 1
     session.execute(insert(_AUDIT_LOG), rows)
+
+
+def _to_inbox(session: Session, prepared: Sequence[_Prepared]) -> None:
+    """The events, in order, for PostgreSQL to chain at COMMIT (no lock taken here: see the module's text)."""
+    rows = []
+    for item in prepared:
+        entry, clean, at = item.entry, item.details, item.at
+        head, tail = canonical_halves(at, entry.actor, entry.event, entry.subject, clean)
+        rows.append(
+            {
+                "at": at,
+                "actor": entry.actor,
+                "event": entry.event,
+                "subject": entry.subject,
+                "details": clean,
+                "head": head,
+                "tail": tail,
+            }
+        )
+    session.execute(insert(_AUDIT_INBOX), rows)
 
 
 def verify_chain(

@@ -417,6 +417,26 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(CHAR(64), unique=True)
 
 
+class AuditInboxRow(Base):
+    """An event of an open transaction on its way into the chain (PostgreSQL; see ecert.store.audit).
+
+    A deferred trigger moves a transaction's rows into ``audit_log`` inside its COMMIT, under the chain's lock,
+    and deletes them here, so the table is empty outside a transaction. ``head`` and ``tail`` are the
+    canonical encoding before and after the predecessor's hash, which only the trigger knows.
+    """
+
+    __tablename__ = "audit_inbox"
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str]
+    event: Mapped[str]
+    subject: Mapped[str | None]
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    head: Mapped[str]
+    tail: Mapped[str]
+
+
 # Tables of later features live in modules of their own; importing them here puts them on Base.metadata.
 from . import (  # noqa: E402,F401
     models_acme,
