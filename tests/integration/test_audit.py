@@ -293,6 +293,26 @@ def test_events_written_before_commit_do_not_take_the_chains_lock(pg_url, now) -
 
 
 @pytest.mark.postgres
+def test_commit_takes_the_chains_lock(pg_url, now) -> None:  # type: ignore[no-untyped-def]
+    """The chaining inside COMMIT takes the one lock every appender shares (AUDIT_LOCK_KEY): while another
+    session holds it, a commit with events waits, and nothing of it is kept when it gives up."""
+    engine = store_db.make_engine(pg_url, pool_size=2, max_overflow=0)
+    sessions = store_db.session_factory(engine)
+    try:
+        with sessions() as holder, holder.begin():
+            holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": audit.AUDIT_LOCK_KEY})
+            with pytest.raises(DBAPIError, match="lock timeout"), sessions() as blocked, blocked.begin():
+                blocked.execute(text("SET LOCAL lock_timeout = '500ms'"))
+                audit.append(blocked, actor="system", event="blocked", now=now)
+        with sessions() as session:
+            events = list(session.scalars(select(AuditEvent.event)))
+            waiting = session.scalar(text("SELECT count(*) FROM audit_inbox"))
+    finally:
+        engine.dispose()
+    assert (events, waiting) == ([], 0)
+
+
+@pytest.mark.postgres
 def test_the_database_hashes_exactly_as_the_canonical_encoding_says(pg_url, now) -> None:  # type: ignore[no-untyped-def]
     """PostgreSQL finishes each hash inside COMMIT: it must be the digest an external verifier computes from
     the canonical encoding, non-ASCII text, nested details and a null subject included."""

@@ -32,7 +32,6 @@ from ecert.store.models import AuditEvent, AuditInboxRow
 _AUDIT_LOG = cast(Table, AuditEvent.__table__)
 _AUDIT_INBOX = cast(Table, AuditInboxRow.__table__)
 # Built once: every audited action runs them, and building them cost more than running them.
-_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 _HEAD = select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
 _CHAIN_INBOX = text("SELECT audit_chain_inbox()")
 
@@ -51,7 +50,8 @@ __all__ = [
 
 GENESIS_HASH = "0" * 64
 
-# pg_advisory_xact_lock key serializing appends on PostgreSQL: ASCII "ecertaud" as a signed 64-bit int.
+# The pg_advisory_xact_lock key that serializes appends on PostgreSQL (taken by the database's
+# audit_chain_inbox(), migration 0013): ASCII "ecertaud" as a signed 64-bit int.
 AUDIT_LOCK_KEY = int.from_bytes(b"ecertaud", "big", signed=True)
 
 # Words that mark a value as a secret; matched against the words of each key, at any depth.
@@ -152,16 +152,6 @@ def canonical_halves(
     )
     after = json.dumps(subject, ensure_ascii=False)
     return before[:-1] + ',"prev_hash":"', '","subject":' + after + "}"
-
-
-def _lock_chain(session: Session) -> None:
-    """Serialize appenders so two transactions never read the same last row (the SQLite path).
-
-    SQLite: the engine from ecert.store.db starts every transaction with BEGIN IMMEDIATE, which already holds
-    the write lock. PostgreSQL: ``audit_chain_inbox()`` takes a transaction-scoped advisory lock itself.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_LOCK, {"key": AUDIT_LOCK_KEY})
 
 
 @dataclass(frozen=True)
@@ -273,10 +263,9 @@ def _write(session: Session, prepared: Sequence[_Prepared]) -> None:
     if _in_database(session):
         _to_inbox(session, prepared)
         return
-    # The transaction's own changes go out first, so every row lock it needs is taken before the chain's lock,
-    # never while holding it: two transactions that touch the same row then cannot deadlock on the chain.
+    # SQLite: the engine from ecert.store.db begins every transaction with BEGIN IMMEDIATE, so this transaction
+    # already holds the database's one write lock, and no other can append between the head read and the INSERT.
     session.flush()
-    _lock_chain(session)
     last = session.execute(_HEAD).first()
     # Ids are numbered here, under the chain lock, not by a sequence: a rolled-back append then leaves no
     # gap, so a gap always means a removed row (a PostgreSQL sequence skips the values of rollbacks).
