@@ -393,8 +393,24 @@ def serve(
     port: int = 8000,
     demo: Annotated[bool, typer.Option("--demo", help="Make the demo hierarchy first if there is none.")] = False,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (they share sessions).")] = 1,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Serve HTTPS with this PEM certificate chain (ACME needs HTTPS: RFC 8555 6.1). With --tls-key.",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="The private key (PEM) of --tls-cert.")
+    ] = None,
 ) -> None:
-    """Run the CA's web service (repository, CRLs, OCSP, portal and API)."""
+    """Run the CA's web service (repository, CRLs, OCSP, portal, API and ACME).
+
+    ACME clients, the portal and the API want HTTPS; CRLs, OCSP and the repository are fetched over plain
+    HTTP (the URLs in certificates name http://). Run one process with --tls-cert and --tls-key on 443 and
+    one without on 80, on the same data directory or database, or put a TLS proxy in front of one.
+    """
     import uvicorn
 
     from ..services.ceremony import init_hierarchy
@@ -402,6 +418,8 @@ def serve(
     from ..web.server import uvicorn_options
     from ..web.worker import FACTORY
 
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("give --tls-cert and --tls-key together", param_hint="--tls-cert / --tls-key")
     settings = _settings(demo)
     ctx = build_context(settings, os.environ)  # migrates once, here, before any worker starts
     try:
@@ -412,12 +430,28 @@ def serve(
     finally:
         ctx.close()
     _worker_environment(settings)
+    _print_serving(settings, f"{'https' if tls_cert else 'http'}://{host}:{port}", workers)
+    uvicorn.run(
+        FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        log_level="info",
+        workers=workers,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        **uvicorn_options(),  # idle connections closed after 5 s (web/server.py)
+    )
+
+
+def _print_serving(settings: Settings, root: str, workers: int) -> None:
     output.console().print(
-        f"ecert CA serving on http://{host}:{port}/  (data: {settings.data_dir.resolve()}, "
+        f"ecert CA serving on {root}/  (data: {settings.data_dir.resolve()}, "
         f"database: {settings.effective_database_url.split('@')[-1]}, workers: {workers})\n"
-        f"  CA certificates: http://{host}:{port}/repository/\n"
-        f"  Subscriber portal: http://{host}:{port}/portal/  (register one with `ecert-ca application add --help`)\n"
-        f"  API docs:        http://{host}:{port}/docs\n"
+        f"  CA certificates: {root}/repository/\n"
+        f"  Subscriber portal: {root}/portal/  (register one with `ecert-ca application add --help`)\n"
+        f"  ACME directory:  {root}/acme/directory\n"
+        f"  API docs:        {root}/docs\n"
         f"  Certificates and CRLs name {settings.base_url} (set ECERT_BASE_URL to change it)\n"
         f"  Certificate Transparency: "
         + (
@@ -427,9 +461,6 @@ def serve(
             "ECERT_CT_LOG_LIST)"
         )
     )
-    uvicorn.run(
-        FACTORY, factory=True, host=host, port=port, log_level="info", workers=workers, **uvicorn_options()
-    )  # idle connections closed after 5 s (web/server.py)
 
 
 class _LoadedOnUse(TyperGroup):
