@@ -6,7 +6,6 @@ served ACME over plain HTTP, and certbot refused it or, worse, was told to accep
 
 from __future__ import annotations
 
-import os
 import ssl
 import subprocess
 import sys
@@ -17,24 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_serve_workers import _free_port
+from tests.integration.test_serve_workers import _free_port, serve_env, stop
 from tests.interop.acme_interop import tls_material
 
 ECERT_CA = Path(sys.executable).with_name("ecert-ca")
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECERT_")}
-    env.update(
-        {
-            "ECERT_DATA_DIR": str(tmp_path / "data"),
-            "ECERT_JOBS": "off",
-            "ECERT_SMTP_PORT": "9",
-            "ECERT_KEY_PASSPHRASE": "serve-tls-test-passphrase",
-            "ECERT_ACME_EAB_SECRET": "serve-tls-test-eab-secret",
-        }
-    )
-    return env
+    return serve_env(tmp_path, ECERT_ACME_EAB_SECRET="serve-tls-test-eab-secret")
 
 
 def _trusting(root: Path) -> ssl.SSLContext:
@@ -68,11 +57,7 @@ def served_tls(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         _wait_ready(f"{base}/acme/directory", root, proc)
         yield base, root
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def test_acme_is_served_over_https_and_names_https_urls(served_tls: tuple[str, Path]) -> None:

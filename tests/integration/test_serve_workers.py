@@ -34,6 +34,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of an ``ecert-ca serve`` under test: this test's data directory, no jobs, no mail."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECERT_")}
+    env.update(
+        {
+            "ECERT_DATA_DIR": str(tmp_path / "data"),
+            "ECERT_JOBS": "off",
+            "ECERT_SMTP_PORT": "9",
+            "ECERT_KEY_PASSPHRASE": "serve-test-passphrase",
+            **extra,
+        }
+    )
+    return env
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a served process as an operator would (SIGTERM, then its shutdown), killing it only if it hangs."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _worker_pids(parent: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -72,15 +96,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
 @pytest.fixture
 def served(tmp_path: Path, database_url: str | None) -> Iterator[tuple[str, Path, dict[str, str], int]]:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECERT_")}
-    env.update(
-        {
-            "ECERT_DATA_DIR": str(tmp_path / "data"),
-            "ECERT_JOBS": "off",
-            "ECERT_SMTP_PORT": "9",
-            "ECERT_KEY_PASSPHRASE": "serve-test-passphrase",
-        }
-    )
+    env = serve_env(tmp_path)
     if database_url:
         env["ECERT_DATABASE_URL"] = database_url
     proc = subprocess.Popen(
@@ -94,11 +110,7 @@ def served(tmp_path: Path, database_url: str | None) -> Iterator[tuple[str, Path
         _wait_ready(f"{base}/portal/login", proc)
         yield base, tmp_path / "data", env, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def _register(data_dir: Path, env: dict[str, str]) -> tuple[str, apps.RegisteredApplication]:
