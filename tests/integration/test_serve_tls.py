@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_serve_workers import _free_port, serve_env, stop
+from tests.integration.dcv_fixtures import free_port
+from tests.integration.test_serve_workers import serve_env, stop
 from tests.interop.acme_interop import tls_material
 
 ECERT_CA = Path(sys.executable).with_name("ecert-ca")
@@ -47,7 +48,7 @@ def _wait_ready(url: str, root: Path, proc: subprocess.Popen[bytes], timeout: fl
 @pytest.fixture
 def served_tls(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root, cert, key = tls_material(tmp_path)
-    port = _free_port()
+    port = free_port()
     args = ["serve", "--demo", "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)]
     proc = subprocess.Popen(
         [str(ECERT_CA), *args], env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -77,7 +78,7 @@ def test_plain_http_on_the_tls_port_gets_no_page(served_tls: tuple[str, Path]) -
 def test_a_certificate_without_its_key_is_refused_before_anything_starts(tmp_path: Path) -> None:
     _, cert, _ = tls_material(tmp_path)
     done = subprocess.run(
-        [str(ECERT_CA), "serve", "--port", str(_free_port()), "--tls-cert", str(cert)],
+        [str(ECERT_CA), "serve", "--port", str(free_port()), "--tls-cert", str(cert)],
         env=_env(tmp_path),
         capture_output=True,
         text=True,

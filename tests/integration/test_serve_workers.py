@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,11 @@ import pytest
 from ecert.services import applications as apps
 from ecert.services.context import build_context
 from ecert.settings import Settings
+from tests.integration.dcv_fixtures import free_port
 from tests.integration.test_applications import application_input
 
 ECERT_CA = Path(sys.executable).with_name("ecert-ca")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -95,7 +89,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
 
 @pytest.fixture
 def served(tmp_path: Path, database_url: str | None) -> Iterator[tuple[str, Path, dict[str, str], int]]:
-    port = _free_port()
+    port = free_port()
     env = serve_env(tmp_path)
     if database_url:
         env["ECERT_DATABASE_URL"] = database_url

@@ -173,6 +173,25 @@ class _Prepared:
     details: dict[str, Any]
     at: datetime
 
+    def columns(self) -> dict[str, Any]:
+        """What a chain row and an inbox row both store of the event."""
+        entry = self.entry
+        return {
+            "at": self.at,
+            "actor": entry.actor,
+            "event": entry.event,
+            "subject": entry.subject,
+            "details": self.details,
+        }
+
+    def hash_after(self, prev_hash: str) -> str:
+        entry = self.entry
+        return compute_hash(prev_hash, self.at, entry.actor, entry.event, entry.subject, self.details)
+
+    def halves(self) -> tuple[str, str]:
+        entry = self.entry
+        return canonical_halves(self.at, entry.actor, entry.event, entry.subject, self.details)
+
 
 def append(
     session: Session,
@@ -208,7 +227,7 @@ def flush_pending(session: Session) -> None:
     """Put this transaction's events in the chain now: for a reader of the log inside the transaction that
     appended (on PostgreSQL this takes the chain's lock until the transaction ends, as any writer's would)."""
     _stage_pending(session)
-    if _in_database(session):
+    if session.info.pop(_STAGED, False):
         session.execute(_CHAIN_INBOX)
 
 
@@ -241,6 +260,7 @@ def _prepare(entry: Entry) -> _Prepared:
 
 
 _PENDING = "ecert.audit.pending"
+_STAGED = "ecert.audit.staged"  # this transaction put events in the inbox (PostgreSQL) not yet chained
 
 
 @event.listens_for(Session, "before_commit")
@@ -255,6 +275,7 @@ def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
     """Events never outlive their transaction: a rollback (or a close without commit) drops them."""
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_STAGED, None)
 
 
 def _write(session: Session, prepared: Sequence[_Prepared]) -> None:
@@ -272,20 +293,8 @@ def _write(session: Session, prepared: Sequence[_Prepared]) -> None:
     prev_hash, next_id = (last.hash, last.id + 1) if last is not None else (GENESIS_HASH, 1)
     rows = []
     for item in prepared:
-        entry, clean, at = item.entry, item.details, item.at
-        digest = compute_hash(prev_hash, at, entry.actor, entry.event, entry.subject, clean)
-        rows.append(
-            {
-                "id": next_id,
-                "at": at,
-                "actor": entry.actor,
-                "event": entry.event,
-                "subject": entry.subject,
-                "details": clean,
-                "prev_hash": prev_hash,
-                "hash": digest,
-            }
-        )
+        digest = item.hash_after(prev_hash)
+        rows.append({**item.columns(), "id": next_id, "prev_hash": prev_hash, "hash": digest})
         prev_hash, next_id = digest, next_id + 1
     session.execute(insert(_AUDIT_LOG), rows)
 
@@ -294,20 +303,10 @@ def _to_inbox(session: Session, prepared: Sequence[_Prepared]) -> None:
     """The events, in order, for PostgreSQL to chain at COMMIT (no lock taken here: see the module's text)."""
     rows = []
     for item in prepared:
-        entry, clean, at = item.entry, item.details, item.at
-        head, tail = canonical_halves(at, entry.actor, entry.event, entry.subject, clean)
-        rows.append(
-            {
-                "at": at,
-                "actor": entry.actor,
-                "event": entry.event,
-                "subject": entry.subject,
-                "details": clean,
-                "head": head,
-                "tail": tail,
-            }
-        )
+        head, tail = item.halves()
+        rows.append({**item.columns(), "head": head, "tail": tail})
     session.execute(insert(_AUDIT_INBOX), rows)
+    session.info[_STAGED] = True
 
 
 def verify_chain(
