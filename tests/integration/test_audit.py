@@ -233,6 +233,7 @@ def test_ordinary_details_are_accepted(session_factory, now, details) -> None:  
     ("details", "message"),
     [
         ({"ratio": 0.5}, "floats"),
+        ({"checks": [{"perspective": "a", "ratio": 0.5}]}, "floats"),
         ({"when": datetime(2026, 1, 1)}, "plain JSON"),
         ({"bytes": b"\x00"}, "plain JSON"),
     ],
