@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from . import output
@@ -23,10 +21,8 @@ def eab_new(
     """Make a credential the subscriber's ACME client binds once to its account key; the MAC key is shown once."""
     from ..services.acme_accounts import make_eab
 
-    with _context() as ctx:
-        made = make_eab(
-            ctx, reference, wrap_secret=os.environ.get(ctx.settings.acme_eab_secret_env), actor="operator:cli"
-        )
+    with _context(acme_secret=True) as ctx:
+        made = make_eab(ctx, reference, wrap_secret=ctx.acme_secret, actor="operator:cli")
     if json_out:
         output.emit_json(
             "acme-eab",

@@ -79,10 +79,13 @@ def _settings(demo: bool = False) -> Settings:
 
 
 @contextmanager
-def _context(demo: bool = False) -> Iterator[Any]:
+def _context(demo: bool = False, *, acme_secret: bool = False) -> Iterator[Any]:
+    """The services' handles for one command; ``acme_secret`` makes the kept ACME secret if there is none yet
+    (only a command that seals with it: `acme eab new`)."""
     from ..services.context import build_context
 
-    ctx = build_context(_settings(demo), os.environ)
+    settings = _settings(demo)
+    ctx = build_context(settings, _with_kept_acme_secret(settings, create=acme_secret))
     try:
         yield ctx
     finally:
@@ -357,31 +360,52 @@ def ca_import_cross(
 
 
 SESSION_SECRET_FILE = "secrets/session-secret"
+ACME_SECRET_FILE = "secrets/acme-secret"
 
 
-def _shared_session_secret(settings: Settings) -> str:
-    """The cookie key every worker must share: the configured one, else one kept 0600 in the data dir.
+def _kept_secret(settings: Settings, env_name: str, relative: str) -> str:
+    """The secret configured in ``env_name``, else one kept 0600 in the data dir (made on first need).
 
-    A per-process random key would make a session cookie signed by one worker invalid at the next.
+    Every process on one data directory then shares it: serve's workers, and the operator's commands beside
+    them. Several hosts must be given the same value in the variable instead.
     """
-    configured = os.environ.get(settings.session_secret_env)
-    if configured:
-        return configured
-    path = settings.data_dir / SESSION_SECRET_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32))
+    return os.environ.get(env_name) or _read_kept(settings, relative) or _make_kept(settings, relative)
+
+
+def _read_kept(settings: Settings, relative: str) -> str | None:
+    path = settings.data_dir / relative
+    return path.read_text().strip() if path.exists() else None
+
+
+def _make_kept(settings: Settings, relative: str) -> str:
+    path = settings.data_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: share theirs
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
+def _with_kept_acme_secret(settings: Settings, *, create: bool) -> dict[str, str]:
+    """This process's environment, with the ACME secret (EAB keys are sealed and nonces signed with it) taken
+    from the data dir when the variable is unset: `acme eab new` must seal with the key serve unseals with."""
+    env = dict(os.environ)
+    name = settings.acme_eab_secret_env
+    kept = _kept_secret(settings, name, ACME_SECRET_FILE) if create else _read_kept(settings, ACME_SECRET_FILE)
+    if kept and not env.get(name):
+        env[name] = kept
+    return env
+
+
 def _worker_environment(settings: Settings) -> None:
-    """Hand the workers what the parent decided: they rebuild settings from the environment alone."""
-    os.environ[settings.session_secret_env] = _shared_session_secret(settings)
+    """Hand the workers what the parent decided: they rebuild settings from the environment alone. A
+    per-process random cookie key would make a session signed by one worker invalid at the next, and a
+    per-process ACME secret would refuse another worker's nonces and EAB keys."""
+    os.environ[settings.session_secret_env] = _kept_secret(settings, settings.session_secret_env, SESSION_SECRET_FILE)
+    os.environ[settings.acme_eab_secret_env] = _kept_secret(settings, settings.acme_eab_secret_env, ACME_SECRET_FILE)
     if settings.key_passphrase_file is not None:
         os.environ["ECERT_KEY_PASSPHRASE_FILE"] = str(settings.key_passphrase_file.resolve())
     os.environ["ECERT_DATA_DIR"] = str(settings.data_dir.resolve())

@@ -136,7 +136,9 @@ def _wrapping_key(secret: str | None) -> AESGCM:
     """AES-256-GCM under a key derived from the operator's wrapping secret (named by ECERT_ACME_EAB_SECRET)."""
     if not secret:
         raise ConfigError(
-            "no EAB wrapping secret: set the variable named by ECERT_ACME_EAB_SECRET_ENV", rule="RFC 8555 7.3.4"
+            "no EAB wrapping secret: set ECERT_ACME_EAB_SECRET (or the variable ECERT_ACME_EAB_SECRET_ENV "
+            "names), or run this beside `ecert-ca serve`, which keeps one in the data directory",
+            rule="RFC 8555 7.3.4",
         )
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ecert acme eab v1").derive(secret.encode())
     return AESGCM(key)

@@ -41,7 +41,8 @@ def _key(ctx: Context) -> bytes:
         secret = ctx.acme_secret
         if not secret:
             raise ConfigError(
-                "no ACME secret: set the variable named by ECERT_ACME_EAB_SECRET_ENV", rule="RFC 8555 6.5"
+                "no ACME secret: set ECERT_ACME_EAB_SECRET (or the variable ECERT_ACME_EAB_SECRET_ENV names)",
+                rule="RFC 8555 6.5",
             )
         ctx.memo.acme_nonce_key = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"ecert acme nonce v1"
