@@ -554,6 +554,29 @@ def test_get_on_an_order_resource_is_405_with_a_nonce(order_server: AcmeServer, 
     assert response.headers["Allow"] == "POST"
 
 
+@pytest.mark.parametrize("method", ["HEAD", "PUT", "DELETE", "OPTIONS"])
+def test_any_other_method_on_an_acme_resource_is_405_with_a_nonce(order_server: AcmeServer, method: str) -> None:
+    """RFC 8555 6.5: a nonce on every answer. certbot's acme library, asked to post without the newNonce URL,
+    takes its nonce with a HEAD on the target; Starlette's own 405 carried none."""
+    client = Client(order_server.running.url)
+    response = client.http.request(method, client.url("order/1"))
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert response.headers.get("Replay-Nonce")
+
+
+def test_a_path_that_is_no_acme_resource_is_a_404_problem_with_a_nonce(order_server: AcmeServer) -> None:
+    client = Client(order_server.running.url)
+    for method in ("GET", "POST"):
+        assert_refused(client.http.request(method, client.url("no-such-resource")), 404, "malformed")
+
+
+def test_post_on_the_directory_names_the_methods_it_takes(order_server: AcmeServer) -> None:
+    client = Client(order_server.running.url)
+    response = client.http.post(client.url("directory"), content=b"{}")
+    assert_refused(response, 405, "malformed")
+    assert response.headers["Allow"] == "GET"
+
+
 def test_a_wildcard_alone_is_issued_with_its_base_as_the_wildcard_profile_carries_it(
     order_server: AcmeServer, knot_dns: KnotDns
 ) -> None:

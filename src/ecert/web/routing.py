@@ -15,10 +15,10 @@ from fastapi import APIRouter
 from starlette.routing import Match
 from starlette.types import Scope
 
-__all__ = ["PrefixRouter"]
+__all__ = ["PrefixRouter", "route_path"]
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path the routes see: without the root path a proxy may put in front (as Starlette's routing does)."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
@@ -35,7 +35,7 @@ class PrefixRouter(APIRouter):
         self._inside = prefix + "/"
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        path = _route_path(scope)
+        path = route_path(scope)
         if path != self.prefix and not path.startswith(self._inside):
             return Match.NONE, {}
         return super().matches(scope)

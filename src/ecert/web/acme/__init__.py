@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import keychange, renewal_info, revocation
+from . import fallback, keychange, renewal_info, revocation
 from .orders import router as _orders
 from .routes import router
 
@@ -11,5 +11,6 @@ router.include_router(_orders)  # newOrder, order, authz, challenge, finalize, c
 router.include_router(revocation.router)  # revokeCert, RFC 8555 7.6
 router.include_router(keychange.router)  # keyChange, RFC 8555 7.3.5
 router.include_router(renewal_info.router)  # renewalInfo, RFC 9773
+router.include_router(fallback.router)  # last: a wrong method (405) or no such resource (404), with a nonce
 
 __all__ = ["router"]

@@ -20,7 +20,7 @@ from josepy.jwk import JWK
 from ...core.acme_rules import AcmeRefusal, ProblemType, check_alg
 from ...services import acme_keychange
 from ...services.acme_keychange import KeyChange, KeyInUse
-from .routes import AcmeRoute, _ctx, _post_only
+from .routes import AcmeRoute, _ctx
 from .verify import Verified, _flattened, _parse, _protected_header, account_url, thumbprint, verify_post
 
 __all__ = ["router"]
@@ -103,8 +103,3 @@ async def key_change(request: Request) -> Response:
     assert verified.account is not None
     body = {"status": verified.account.status, "contact": list(verified.account.contact)}
     return JSONResponse(body, headers={"Location": account_url(request, verified.account.id)})
-
-
-@router.get("/key-change")
-async def key_change_get() -> Response:
-    raise _post_only()

@@ -240,18 +240,3 @@ async def certificate(request: Request, order_id: int, alternate: int = 0) -> Re
         if index != alternate:
             response.headers.append("Link", f'<{base if index == 0 else f"{base}/{index}"}>;rel="alternate"')
     return response
-
-
-@router.get("/new-order")
-@router.get("/order/{order_id}")
-@router.get("/authz/{authz_id}")
-@router.get("/chall/{challenge_id}")
-@router.get("/cert/{order_id}")
-@router.get("/cert/{order_id}/{alternate}")
-@router.get("/order/{order_id}/finalize")
-@router.get("/orders/{account_id}")
-async def get_not_allowed() -> Response:
-    """RFC 8555 6.3: these resources are read with POST-as-GET."""
-    raise AcmeRefusal(
-        ProblemType.MALFORMED, "this resource takes POST (use POST-as-GET to read it)", status=405, rule="RFC 8555 6.3"
-    )

@@ -35,7 +35,7 @@ def acme_problem(
         body["algorithms"] = list(algorithms)  # RFC 8555 6.2: tell the client what would be accepted
     all_headers = dict(headers or {})
     if status == 405:
-        all_headers["Allow"] = "POST"
+        all_headers.setdefault("Allow", "POST")
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers)
 
 

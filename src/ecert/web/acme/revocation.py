@@ -10,7 +10,7 @@ from ...core.acme_rules import AcmeRefusal, ProblemType
 from ...core.keys import spki_sha256
 from ...services import acme_revocation
 from ...services.acme_revocation import RevokeRequest
-from .routes import AcmeRoute, _ctx, _post_only
+from .routes import AcmeRoute, _ctx
 from .verify import Verified, verify_post
 
 __all__ = ["router"]
@@ -52,8 +52,3 @@ async def revoke_cert(request: Request) -> Response:
     wanted = _revoke_request(request, verified)
     await anyio.to_thread.run_sync(acme_revocation.revoke, ctx, wanted)
     return Response(status_code=200)
-
-
-@router.get("/revoke-cert")
-async def revoke_get() -> Response:
-    raise _post_only()

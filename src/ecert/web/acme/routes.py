@@ -7,6 +7,7 @@ refusal into an RFC 8555 6.7 problem and puts a fresh Replay-Nonce and the direc
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
@@ -16,6 +17,7 @@ from acme import messages
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.routing import compile_path
 
 from ...core.acme_rules import PROFILE_DESCRIPTIONS, AcmeRefusal, ProblemType
 from ...services import acme_accounts, acme_limits, acme_nonces
@@ -39,8 +41,30 @@ def _directory_url(request: Request) -> str:
     return f"{request.base_url}acme/directory"
 
 
+ACME_PREFIX = "/acme"
+# Every ACME resource's path (below ACME_PREFIX) and methods, as its route is made: web/acme/fallback.py tells a
+# method a resource does not take (405) from a path that is no resource (404) with it.
+_RESOURCES: list[tuple[re.Pattern[str], frozenset[str]]] = []
+
+
+def methods_at(path: str) -> frozenset[str]:
+    """The methods the ACME resources at ``path`` (below ACME_PREFIX) take; empty when none is there."""
+    found: frozenset[str] = frozenset()
+    for pattern, methods in _RESOURCES:
+        if pattern.match(path):
+            found |= methods
+    return found
+
+
 class AcmeRoute(APIRoute):
     """A route whose refusals become ACME problems and whose every answer carries a fresh Replay-Nonce."""
+
+    is_resource = True  # the fallback's own catch-all route says False
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if self.is_resource:
+            _RESOURCES.append((compile_path(path.removeprefix(ACME_PREFIX))[0], frozenset(self.methods or ())))
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         inner = super().get_route_handler()
@@ -93,14 +117,7 @@ async def _audit_refusal(request: Request, exc: Exception, problem: JSONResponse
     )
 
 
-router = PrefixRouter(prefix="/acme", route_class=AcmeRoute, include_in_schema=False)
-
-
-def _post_only() -> AcmeRefusal:
-    """RFC 8555 6.3: resources other than the directory, newNonce and renewalInfo are read with POST-as-GET."""
-    return AcmeRefusal(
-        ProblemType.MALFORMED, "this resource takes POST (use POST-as-GET to read it)", status=405, rule="RFC 8555 6.3"
-    )
+router = PrefixRouter(prefix=ACME_PREFIX, route_class=AcmeRoute, include_in_schema=False)
 
 
 @router.get("/directory")
@@ -194,9 +211,3 @@ async def account(request: Request, account_id: int) -> JSONResponse:
     if payload:
         found = await anyio.to_thread.run_sync(lambda: acme_accounts.deactivate_account(ctx, account_id, client=client))
     return JSONResponse(_account_body(found, request), headers={"Location": account_url(request, account_id)})
-
-
-@router.get("/new-account")
-@router.get("/acct/{account_id}")
-async def get_not_allowed() -> Response:
-    raise _post_only()
