@@ -564,6 +564,26 @@ def test_any_other_method_on_an_acme_resource_is_405_with_a_nonce(order_server: 
     assert response.headers.get("Replay-Nonce")
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "order/99999999999999999999",
+        "orders/99999999999999999999",
+        "authz/99999999999999999999",
+        "chall/99999999999999999999",
+        "cert/99999999999999999999",
+        "acct/99999999999999999999",
+        "order/abc",
+    ],
+)
+def test_an_id_no_database_key_can_hold_is_a_malformed_problem_not_a_500(order_server: AcmeServer, path: str) -> None:
+    """SQLite raised OverflowError on such an id (PostgreSQL a range error): the client got a 500."""
+    client = _account(order_server, (_name(),))
+    url = client.url(path)
+    sent = client.nonce()
+    assert_refused(client.post(url, client.jws(url, None, nonce=sent)), 400, "malformed", sent)
+
+
 def test_a_path_that_is_no_acme_resource_is_a_404_problem_with_a_nonce(order_server: AcmeServer) -> None:
     client = Client(order_server.running.url)
     for method in ("GET", "POST"):

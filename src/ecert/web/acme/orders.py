@@ -21,7 +21,7 @@ from ...services.acme_accounts import AccountView
 from ...services.acme_orders import AuthzView, ChallengeView, OrderView
 from ...services.context import Context
 from .routes import AcmeRoute
-from .verify import Verified, account_url, verify_post
+from .verify import AcmeId, Verified, account_url, verify_post
 
 __all__ = ["router"]
 
@@ -143,14 +143,14 @@ async def new_order(request: Request) -> JSONResponse:
 
 
 @router.post("/order/{order_id}")
-async def order(request: Request, order_id: int) -> JSONResponse:
+async def order(request: Request, order_id: AcmeId) -> JSONResponse:
     ctx, _, account = await _verified(request, post_as_get=True)
     found = await anyio.to_thread.run_sync(acme_orders.order_view, ctx, account, order_id)
     return _order_response(request, found)
 
 
 @router.post("/orders/{account_id}")
-async def orders(request: Request, account_id: int) -> JSONResponse:
+async def orders(request: Request, account_id: AcmeId) -> JSONResponse:
     """RFC 8555 7.1.2.1: the account's orders (newest first, one page)."""
     ctx, _, account = await _verified(request, post_as_get=True)
     if account.id != account_id:
@@ -166,7 +166,7 @@ async def orders(request: Request, account_id: int) -> JSONResponse:
 
 
 @router.post("/authz/{authz_id}")
-async def authorization(request: Request, authz_id: int) -> JSONResponse:
+async def authorization(request: Request, authz_id: AcmeId) -> JSONResponse:
     ctx, _, account = await _verified(request, post_as_get=True)
     found = await anyio.to_thread.run_sync(acme_orders.authz_view, ctx, account, authz_id)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if found.status == "pending" else {}
@@ -174,7 +174,7 @@ async def authorization(request: Request, authz_id: int) -> JSONResponse:
 
 
 @router.post("/chall/{challenge_id}")
-async def challenge(request: Request, challenge_id: int) -> JSONResponse:
+async def challenge(request: Request, challenge_id: AcmeId) -> JSONResponse:
     """RFC 8555 7.5.1: {} asks for validation (run by the job runner, not here); POST-as-GET reads."""
     ctx, verified, account = await _verified(request, post_as_get=None)
     if verified.payload:
@@ -205,7 +205,7 @@ def _csr_der(payload: dict[str, Any]) -> bytes:
 
 
 @router.post("/order/{order_id}/finalize")
-async def finalize(request: Request, order_id: int) -> JSONResponse:
+async def finalize(request: Request, order_id: AcmeId) -> JSONResponse:
     ctx, verified, account = await _verified(request, post_as_get=False)
     csr = _csr_der(verified.payload or {})
     account_spki = spki_sha256(verified.jwk.key)  # the account key may never be certified
@@ -225,7 +225,7 @@ async def finalize(request: Request, order_id: int) -> JSONResponse:
 
 @router.post("/cert/{order_id}")
 @router.post("/cert/{order_id}/{alternate}")
-async def certificate(request: Request, order_id: int, alternate: int = 0) -> Response:
+async def certificate(request: Request, order_id: AcmeId, alternate: int = 0) -> Response:
     """RFC 8555 7.4.2: the chain through our root; rel="alternate" links to the chains through the cross."""
     ctx, _, account = await _verified(request, post_as_get=True)
     chains = await anyio.to_thread.run_sync(acme_orders.certificate_chains, ctx, account, order_id)

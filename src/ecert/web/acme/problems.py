@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
@@ -58,7 +59,19 @@ def problem_for_exception(exc: Exception) -> JSONResponse | None:
         return acme_problem(exc.problem, exc.status, str(exc), algorithms=exc.algorithms, headers=extra)
     if isinstance(exc, EcertError):
         return _from_ecert(exc)
+    if isinstance(exc, RequestValidationError):  # a path id out of range or not a number, say
+        return acme_problem(ProblemType.MALFORMED, 400, _first_error(exc))
     if isinstance(exc, HTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         return acme_problem(ProblemType.MALFORMED, exc.status_code, detail)
     return None
+
+
+def _first_error(exc: RequestValidationError) -> str:
+    """What was wrong, in a line: where (``path.order_id``) and why, never the value that was sent."""
+    errors = exc.errors()
+    if not errors:
+        return "the request is not valid"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return f"the request is not valid: {where}: {first.get('msg', 'invalid')}"[:300]

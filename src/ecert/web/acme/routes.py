@@ -26,7 +26,7 @@ from ...services.context import Context
 from ...services.refusals import record_refusal
 from ..routing import PrefixRouter
 from .problems import ACME_ERROR_URN, problem_for_exception
-from .verify import Verified, account_url, parse_eab, thumbprint, verify_post
+from .verify import AcmeId, Verified, account_url, parse_eab, thumbprint, verify_post
 
 __all__ = ["AcmeRoute", "router"]
 
@@ -185,7 +185,7 @@ async def new_account(request: Request) -> JSONResponse:
 
 
 @router.post("/acct/{account_id}")
-async def account(request: Request, account_id: int) -> JSONResponse:
+async def account(request: Request, account_id: AcmeId) -> JSONResponse:
     """RFC 8555 7.3.2 and 7.3.6: read the account (POST-as-GET or {}), or deactivate it."""
     ctx = _ctx(request)
     verified = await verify_post(request, ctx, jwk_allowed=False, post_as_get=None)

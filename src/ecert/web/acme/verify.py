@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from acme import jws as acme_jws
 from cryptography.hazmat.primitives import hashes
-from fastapi import Request
+from fastapi import Path, Request
 from josepy.b64 import b64decode, b64encode
 from josepy.errors import DeserializationError
 from josepy.jwk import JWK, JWKOct
@@ -41,7 +41,7 @@ from ...services import acme_accounts, acme_nonces
 from ...services.acme_accounts import AccountView, EabBinding
 from ...services.context import Context
 
-__all__ = ["MAX_BODY", "Verified", "account_url", "parse_eab", "thumbprint", "verify_post"]
+__all__ = ["MAX_BODY", "AcmeId", "Verified", "account_url", "parse_eab", "thumbprint", "verify_post"]
 
 # The largest ACME request: a finalize with a 64 KiB CSR, base64url twice over, fits with room to spare.
 MAX_BODY = 256 * 1024
@@ -155,6 +155,9 @@ def _kty_crv(jwk_json: dict[str, Any]) -> tuple[str, str | None]:
 # --- 4-5. who signed --------------------------------------------------------------------------------
 
 _ACCOUNT_PATH = re.compile(r"acme/acct/([1-9][0-9]{0,17})")
+# An id in an ACME URL, bounded as the kid's pattern above is: a larger one never reaches a query (SQLite raised
+# OverflowError on it, PostgreSQL a range error, and the client got a 500 instead of a problem).
+AcmeId = Annotated[int, Path(ge=1, le=10**18 - 1)]
 
 
 def _account_id_from_kid(request: Request, kid: str) -> int:
