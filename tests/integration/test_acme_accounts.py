@@ -258,3 +258,66 @@ def test_cli_makes_eab_credentials(sqlite_acme_server: AcmeServer) -> None:
     client = Client(sqlite_acme_server.running.url)
     assert client.register(made).status_code == 201
     assert URN  # the module's constants are shared with the JWS suite
+
+
+@pytest.mark.parametrize(
+    ("contact", "problem"),
+    [
+        (["tel:+85221234567"], "unsupportedContact"),
+        (["mailto:admin@example.com?subject=renew"], "invalidContact"),
+        (["mailto:admin@localhost"], "invalidContact"),
+        ([f"mailto:a{i}@example.com" for i in range(11)], "invalidContact"),
+    ],
+)
+def test_new_account_refuses_a_contact_it_could_not_mail(
+    sqlite_acme_server: AcmeServer, contact: list[str], problem: str
+) -> None:
+    """RFC 8555 7.3: the contacts are stored and audited, so only mailto: with one plain address, and few."""
+    client = Client(sqlite_acme_server.running.url)
+    made = new_eab(sqlite_acme_server.ctx)
+    before = db_state(sqlite_acme_server.ctx)
+    jws = client.jws(client.url("new-account"), client.new_account_body(made, contact=contact))
+    assert_refused(client.post(client.url("new-account"), jws), 400, problem, nonce_of(jws))
+    assert db_state(sqlite_acme_server.ctx) == before
+    assert client.register(made).status_code == 201  # the credential was not spent
+
+
+class _Body(jose.JSONDeSerializable):
+    """A request body as given, for what acme.messages would not send (fields the server must ignore)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+    def to_partial_json(self) -> dict[str, Any]:
+        return self.fields
+
+    @classmethod
+    def from_json(cls, jobj: Any) -> _Body:
+        return cls(dict(jobj))
+
+
+def test_certbot_acme_client_updates_the_accounts_contacts(acme_server: AcmeServer) -> None:
+    """RFC 8555 7.3.2 through certbot's protocol library: contacts replaced and audited; fields the server does not
+    take (termsOfServiceAgreed) ignored, not refused; a contact it could not mail refused, nothing changed."""
+    made = new_eab(acme_server.ctx)
+    key = ec_key()
+    net = acme_client.ClientNetwork(key, alg=jose.ES256, user_agent="ecert-test")
+    directory = acme_client.ClientV2.get_directory(acme_server.directory_url, net)
+    client = acme_client.ClientV2(directory, net)
+    eab = messages.ExternalAccountBinding.from_data(key.public_key(), made.kid, made.hmac_key, directory)
+    regr = client.new_account(
+        messages.NewRegistration.from_data(
+            email="old@example.com", terms_of_service_agreed=True, external_account_binding=eab
+        )
+    )
+    updated = client.update_registration(regr, messages.Registration(contact=("mailto:new@example.com",)))
+    assert updated.body.contact == ("mailto:new@example.com",)
+    assert client.query_registration(regr).body.contact == ("mailto:new@example.com",)
+    same = net.post(regr.uri, _Body({"termsOfServiceAgreed": True, "orders": "x"}), new_nonce_url=directory.newNonce)
+    assert same.json() == {**same.json(), "status": "valid", "contact": ["mailto:new@example.com"]}
+    with pytest.raises(messages.Error, match="unsupportedContact"):
+        client.update_registration(regr, messages.Registration(contact=("tel:+85221234567",)))
+    assert client.query_registration(regr).body.contact == ("mailto:new@example.com",)
+    with acme_server.ctx.read() as session:
+        updates = session.scalars(select(AuditEvent.details).where(AuditEvent.event == "acme.account.updated")).all()
+    assert [d["contact"] for d in updates] == [["mailto:new@example.com"]]

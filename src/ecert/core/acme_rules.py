@@ -55,6 +55,8 @@ class ProblemType(enum.StrEnum):
     EXTERNAL_ACCOUNT_REQUIRED = "externalAccountRequired"
     SERVER_INTERNAL = "serverInternal"
     RATE_LIMITED = "rateLimited"
+    UNSUPPORTED_CONTACT = "unsupportedContact"  # RFC 8555 7.3: a scheme other than mailto:
+    INVALID_CONTACT = "invalidContact"  # RFC 8555 7.3: a mailto: that is no plain address
     BAD_REVOCATION_REASON = "badRevocationReason"  # RFC 8555 7.6
     ALREADY_REVOKED = "alreadyRevoked"  # RFC 8555 7.6
     ALREADY_REPLACED = "alreadyReplaced"  # RFC 9773 7.4

@@ -71,6 +71,7 @@ __all__ = [
     "make_eab_for_operator",
     "make_eab_for_subscriber",
     "new_account",
+    "update_contact",
 ]
 
 
@@ -321,6 +322,29 @@ def deactivate_account(ctx: Context, account_id: int, *, client: str) -> Account
         )
         session.refresh(row)
         return _view(row)
+
+
+def update_contact(ctx: Context, account_id: int, contact: tuple[str, ...], *, client: str) -> AccountView:
+    """RFC 8555 7.3.2: the holder of a valid account replaces its contact URLs (checked by core.acme_contacts)."""
+    now = ctx.clock()
+    with ctx.transaction() as session:
+        before = store.account_by_id(session, account_id)
+        if before is None:
+            raise AcmeRefusal(ProblemType.ACCOUNT_DOES_NOT_EXIST, "no such account", value=account_id)
+        if not store.set_account_contact(
+            session, account_id, list(contact), while_status=AccountStatus.VALID.value, now=now
+        ):
+            raise Conflict("the account changed meanwhile", rule="RFC 8555 7.1.6", value=account_id)
+        audit.append(
+            session,
+            actor=f"acme:{client}",
+            event="acme.account.updated",
+            subject=str(account_id),
+            details={"account_id": account_id, "contact": list(contact)},
+            now=now,
+        )
+        session.refresh(before)
+        return _view(before)
 
 
 # --- what the subscriber sees in the portal, and the operator through the API -------------------------

@@ -27,6 +27,7 @@ __all__ = [
     "bind_eab_credential",
     "eab_by_kid",
     "purge_expired_nonces",
+    "set_account_contact",
     "set_account_status",
 ]
 
@@ -140,6 +141,19 @@ def account_fields(session: Session, account_id: int) -> AccountFields | None:
 
 def account_by_thumbprint(session: Session, thumbprint: str) -> AcmeAccount | None:
     return session.scalars(select(AcmeAccount).where(AcmeAccount.key_thumbprint == thumbprint)).first()
+
+
+def set_account_contact(
+    session: Session, account_id: int, contact: list[str], *, while_status: str, now: datetime
+) -> bool:
+    """Replace the account's contacts if it still has ``while_status``; False when it has not."""
+    result = session.execute(
+        update(AcmeAccount)
+        .where(AcmeAccount.id == account_id, AcmeAccount.status == while_status)
+        .values(contact=contact, updated_at=now)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
 
 
 def set_account_status(session: Session, account_id: int, *, source: str, target: str, now: datetime) -> bool:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path
 
+from ...core.acme_contacts import check_contacts
 from ...core.acme_rules import PROFILE_DESCRIPTIONS, AcmeRefusal, ProblemType
 from ...services import acme_accounts, acme_limits, acme_nonces
 from ...services.acme_accounts import AccountView, NewAccountRequest
@@ -159,7 +160,7 @@ def _new_account_request(request: Request, verified: Verified) -> NewAccountRequ
     return NewAccountRequest(
         jwk=verified.jwk.to_partial_json(),
         thumbprint=thumbprint(verified.jwk),
-        contact=tuple(body.contact or ()),
+        contact=check_contacts((verified.payload or {}).get("contact")),
         only_return_existing=bool(body.only_return_existing),
         eab=eab,
         client=request.client.host if request.client else "unknown",
@@ -186,7 +187,7 @@ async def new_account(request: Request) -> JSONResponse:
 
 @router.post("/acct/{account_id}")
 async def account(request: Request, account_id: AcmeId) -> JSONResponse:
-    """RFC 8555 7.3.2 and 7.3.6: read the account (POST-as-GET or {}), or deactivate it."""
+    """RFC 8555 7.3.2 and 7.3.6: read the account (POST-as-GET or {}), update its contacts, or deactivate it."""
     ctx = _ctx(request)
     verified = await verify_post(request, ctx, jwk_allowed=False, post_as_get=None)
     assert verified.account is not None
@@ -199,15 +200,21 @@ async def account(request: Request, account_id: AcmeId) -> JSONResponse:
             value=account_id,
         )
     payload = verified.payload or {}
-    if set(payload) - {"status"} or payload.get("status", "deactivated") != "deactivated":
+    status = payload.get("status")
+    if status not in (None, "deactivated"):
         raise AcmeRefusal(
             ProblemType.MALFORMED,
-            'only deactivation ({"status": "deactivated"}) is supported',
-            rule="RFC 8555 7.3.2",
-            value=sorted(payload),
+            'a client may only deactivate its account ({"status": "deactivated"})',
+            rule="RFC 8555 7.3.6",
+            value=str(status)[:40],
         )
     client = request.client.host if request.client else "unknown"
     found = verified.account
-    if payload:
+    if status == "deactivated":
         found = await anyio.to_thread.run_sync(lambda: acme_accounts.deactivate_account(ctx, account_id, client=client))
+    elif "contact" in payload:  # RFC 8555 7.3.2; any other field (orders, termsOfServiceAgreed...) is ignored
+        contact = check_contacts(payload["contact"])
+        found = await anyio.to_thread.run_sync(
+            lambda: acme_accounts.update_contact(ctx, account_id, contact, client=client)
+        )
     return JSONResponse(_account_body(found, request), headers={"Location": account_url(request, account_id)})
