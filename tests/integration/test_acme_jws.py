@@ -84,6 +84,14 @@ def _empty_payload(client: Client, server: AcmeServer) -> Any:
     return client.post(url, jws), nonce_of(jws)
 
 
+def _deep_payload(client: Client, server: AcmeServer) -> Any:
+    """A signed payload nested deeper than the JSON parser recurses (RecursionError was a 500)."""
+    url = client.url("new-account")
+    new_eab(server.ctx)
+    jws = client.jws(url, b"[" * 20_000 + b"]" * 20_000)
+    return client.post(url, jws), nonce_of(jws)
+
+
 def _too_large(client: Client, server: AcmeServer) -> Any:
     url = client.url("new-account")
     jws = client.jws(url, client.new_account_body(new_eab(server.ctx), padding="x" * 300_000))
@@ -114,6 +122,8 @@ CASES: list[tuple[str, Callable[[Client, AcmeServer], Any], int, str]] = [
     ),
     ("two signatures' worth of fields", _body_change(lambda j: dict(j, extra="x")), 400, "malformed"),
     ("not JSON", _body_change(lambda j: b"{not json"), 400, "malformed"),
+    ("JSON nested past the parser's depth", _body_change(lambda j: b"[" * 20_000 + b"]" * 20_000), 400, "malformed"),
+    ("payload nested past the parser's depth", _deep_payload, 400, "malformed"),
     ("alg none", _with(lambda h: h.update(alg="none")), 400, "badSignatureAlgorithm"),
     ("alg HS256 (a MAC)", _with(lambda h: h.update(alg="HS256")), 400, "badSignatureAlgorithm"),
     ("alg not matching the key", _with(_es384_on_p256), 400, "badSignatureAlgorithm"),

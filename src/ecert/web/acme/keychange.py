@@ -21,7 +21,16 @@ from ...core.acme_rules import AcmeRefusal, ProblemType, check_alg
 from ...services import acme_keychange
 from ...services.acme_keychange import KeyChange, KeyInUse
 from .routes import AcmeRoute, _ctx
-from .verify import Verified, _flattened, _parse, _protected_header, account_url, thumbprint, verify_post
+from .verify import (
+    Verified,
+    _flattened,
+    _parse,
+    _protected_header,
+    account_url,
+    json_or_malformed,
+    thumbprint,
+    verify_post,
+)
 
 __all__ = ["router"]
 
@@ -52,10 +61,7 @@ def _inner(payload: dict[str, Any], url: str) -> tuple[JWK, dict[str, Any]]:
         good = False
     if not good:
         raise _malformed("the inner JWS does not verify with the new key")
-    try:
-        inner = json.loads(parsed.payload)
-    except (ValueError, UnicodeDecodeError):
-        raise _malformed("the inner payload is not JSON") from None
+    inner = json_or_malformed(parsed.payload, "the inner payload", rule="RFC 8555 7.3.5")
     if not isinstance(inner, dict):
         raise _malformed("the inner payload is not a JSON object")
     return key, inner

@@ -41,7 +41,16 @@ from ...services import acme_accounts, acme_nonces
 from ...services.acme_accounts import AccountView, EabBinding
 from ...services.context import Context
 
-__all__ = ["MAX_BODY", "AcmeId", "Verified", "account_url", "parse_eab", "thumbprint", "verify_post"]
+__all__ = [
+    "MAX_BODY",
+    "AcmeId",
+    "Verified",
+    "json_or_malformed",
+    "account_url",
+    "parse_eab",
+    "thumbprint",
+    "verify_post",
+]
 
 # The largest ACME request: a finalize with a 64 KiB CSR, base64url twice over, fits with room to spare.
 MAX_BODY = 256 * 1024
@@ -102,12 +111,18 @@ async def _read_body(request: Request) -> bytes:
 # --- 2-3. serialization and algorithm --------------------------------------------------------------
 
 
+def json_or_malformed(raw: bytes | str, what: str, *, rule: str = "RFC 8555 6.2") -> Any:
+    """``raw`` as JSON, or a malformed problem saying ``what`` is not JSON. Nesting too deep for the parser is
+    bad input too: RecursionError escaped as a 500 on a body of 20,000 opening brackets."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _malformed(f"{what} is not JSON", rule=rule) from None
+
+
 def _flattened(body: bytes) -> dict[str, Any]:
     """RFC 8555 6.2: the flattened JSON serialization, every header field protected, exactly one signature."""
-    try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise _malformed("the body is not JSON") from None
+    obj = json_or_malformed(body, "the body")
     if not isinstance(obj, dict):
         raise _malformed("the body is not a JWS object")
     if "signatures" in obj:
@@ -123,9 +138,10 @@ def _flattened(body: bytes) -> dict[str, Any]:
 
 def _protected_header(obj: dict[str, Any]) -> dict[str, Any]:
     try:
-        header = json.loads(b64decode(obj["protected"]))
-    except (ValueError, TypeError, UnicodeDecodeError):
+        encoded = b64decode(obj["protected"])
+    except (ValueError, TypeError):
         raise _malformed("the protected header is not base64url JSON") from None
+    header = json_or_malformed(encoded, "the protected header")
     if not isinstance(header, dict):
         raise _malformed("the protected header is not a JSON object")
     return header
@@ -248,10 +264,7 @@ def _payload(parsed: acme_jws.JWS, post_as_get: bool | None) -> dict[str, Any] |
         return None
     if post_as_get is True:
         raise _malformed("POST-as-GET takes an empty payload", rule="RFC 8555 6.3", value=len(raw))
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise _malformed("the payload is not JSON", rule="RFC 8555 6.3") from None
+    payload = json_or_malformed(raw, "the payload", rule="RFC 8555 6.3")
     if not isinstance(payload, dict):
         raise _malformed("the payload is not a JSON object", rule="RFC 8555 6.3")
     return payload
@@ -288,7 +301,7 @@ def parse_eab(raw: object, *, new_account_url: str, outer: JWK) -> EabBinding:
         raise _malformed("the binding's url is not the newAccount URL", rule="RFC 8555 7.3.4", value=header.get("url"))
     parsed = _parse(obj)
     try:
-        inner_key = _jwk(json.loads(parsed.payload))
+        inner_key = _jwk(json_or_malformed(parsed.payload, "the binding's payload", rule="RFC 8555 7.3.4"))
     except (ValueError, TypeError, DeserializationError):
         raise _malformed("the binding's payload is not a JWK", rule="RFC 8555 7.3.4") from None
     if thumbprint(inner_key) != thumbprint(outer):
