@@ -63,6 +63,7 @@ def ready(
         perspective_urls=tuple(p.url for p in perspectives),
     )
     ctx.perspective_secret = SECRET
+    ctx.acme_secret = "doctor-test-acme-secret"
     issue_for(ctx, add_application(ctx, "A00000001"))
     for label in publication.issuing_cas(ctx):
         publication.publish_crl(ctx, label)
@@ -84,7 +85,7 @@ def test_a_ready_configuration_passes_every_check(ready: Context) -> None:
     checks = doctor.run_checks(ready, signed_name=ZONE, expect_ocsp=True)
     assert [c for c in checks if not c.ok] == []
     names = {c.name.split(" ")[0] for c in checks}
-    assert names >= {"database", "resolver", "base", "key", "CRL", "ARL", "OCSP", "perspective"}
+    assert names >= {"database", "resolver", "base", "key", "CRL", "ARL", "OCSP", "perspective", "ACME"}
     ocsp = next(c for c in checks if c.name == "OCSP")
     assert "cannot be added later" in ocsp.detail
 
@@ -156,6 +157,13 @@ def test_perspectives_unreachable_missing_or_unauthenticated(ready: Context) -> 
     assert "is not set" in _problems(no_secret)["perspectives"]
 
 
+def test_acme_without_its_secret_is_a_problem_and_a_kept_one_is_named(ready: Context) -> None:
+    """Without the secret ACME answers only errors; one kept in the data directory serves one host only."""
+    assert "ecert-ca serve" in _problems(dataclasses.replace(ready, acme_secret=None))["ACME"]
+    kept = next(c for c in doctor.run_checks(ready, signed_name=ZONE, acme_secret_kept=True) if c.name == "ACME")
+    assert kept.ok and "kept in the data directory" in kept.detail
+
+
 def test_cli_prints_one_line_per_check_and_exits_1(tmp_path: Path) -> None:
     env = {
         "PATH": "/usr/bin:/bin",
@@ -185,4 +193,11 @@ def test_cli_prints_one_line_per_check_and_exits_1(tmp_path: Path) -> None:
     assert lines and all(line.startswith(("ok ", "problem ")) for line in lines)
     assert any(line.startswith("problem  base URL") for line in lines)
     assert any(line.startswith("ok       database schema") for line in lines)
+    assert any(line.startswith("problem  ACME: no secret") for line in lines)
     assert os.path.exists(tmp_path / "data")
+    (tmp_path / "data" / "secrets").mkdir(exist_ok=True)
+    (tmp_path / "data" / "secrets" / "acme-secret").write_text("kept-by-serve")  # as `ecert-ca serve` leaves it
+    again = subprocess.run(
+        [str(VENV_BIN / "ecert-ca"), "doctor"], env=env, capture_output=True, text=True, timeout=120
+    ).stdout.splitlines()
+    assert "ok       ACME: secret kept in the data directory (secrets/acme-secret)" in again

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from . import output
-from .ca import _settings
+from .ca import _settings, _with_kept_acme_secret
 
 __all__ = ["app"]
 
@@ -33,10 +33,15 @@ def doctor(
     if expect_ocsp not in (None, "on", "off"):
         output.fail("--expect-ocsp takes on or off", code=2)
     # No migration here: the doctor reports a schema behind the code instead of changing it.
-    ctx = build_context(_settings(), os.environ, migrate=False)
+    settings = _settings()
+    env = _with_kept_acme_secret(settings, create=False)  # what serve's workers would be given
+    ctx = build_context(settings, env, migrate=False)
     try:
         checks = run_checks(
-            ctx, signed_name=signed_name, expect_ocsp=None if expect_ocsp is None else expect_ocsp == "on"
+            ctx,
+            signed_name=signed_name,
+            expect_ocsp=None if expect_ocsp is None else expect_ocsp == "on",
+            acme_secret_kept=not os.environ.get(settings.acme_eab_secret_env) and bool(ctx.acme_secret),
         )
     finally:
         ctx.close()

@@ -43,6 +43,7 @@ class Check:
 class Options:
     signed_name: str = "."  # a DNSSEC-signed name every validating resolver authenticates (the root)
     expect_ocsp: bool | None = None
+    acme_secret_kept: bool = False  # the ACME secret came from the data directory, not from its variable
 
 
 def _problem(name: str, detail: str, fix: str) -> Check:
@@ -226,6 +227,22 @@ def check_perspectives(ctx: Context, opts: Options) -> list[Check]:
     return out
 
 
+def check_acme(ctx: Context, opts: Options) -> list[Check]:
+    """The ACME secret (EAB keys sealed, nonces signed with it): present, and where it comes from. One kept in
+    the data directory serves one host; hosts sharing a database must share the value, or refuse each other's."""
+    name = ctx.settings.acme_eab_secret_env
+    if not ctx.acme_secret:
+        return [_problem("ACME", "no secret: ACME answers only errors", f"set {name}, or start `ecert-ca serve`")]
+    if opts.acme_secret_kept:
+        shared = "; hosts sharing this database need the same value in " + name if _on_a_server(ctx) else ""
+        return [Check("ACME", True, f"secret kept in the data directory (secrets/acme-secret){shared}")]
+    return [Check("ACME", True, f"secret from {name}")]
+
+
+def _on_a_server(ctx: Context) -> bool:
+    return ctx.engine.dialect.name != "sqlite"
+
+
 CHECKS: tuple[Callable[[Context, Options], list[Check]], ...] = (
     check_migrations,
     check_resolvers,
@@ -234,12 +251,15 @@ CHECKS: tuple[Callable[[Context, Options], list[Check]], ...] = (
     check_crls,
     check_ocsp,
     check_perspectives,
+    check_acme,
 )
 
 
-def run_checks(ctx: Context, *, signed_name: str = ".", expect_ocsp: bool | None = None) -> list[Check]:
+def run_checks(
+    ctx: Context, *, signed_name: str = ".", expect_ocsp: bool | None = None, acme_secret_kept: bool = False
+) -> list[Check]:
     """Every check, in order; one that breaks is reported as a problem, never raised."""
-    opts = Options(signed_name=signed_name, expect_ocsp=expect_ocsp)
+    opts = Options(signed_name=signed_name, expect_ocsp=expect_ocsp, acme_secret_kept=acme_secret_kept)
     out: list[Check] = []
     for check in CHECKS:
         try:
