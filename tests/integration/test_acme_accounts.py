@@ -210,19 +210,25 @@ def test_eab_only_for_an_application_in_force(sqlite_acme_server: AcmeServer) ->
         make_eab(ctx, add_application(ctx, days_left=-1), wrap_secret=EAB_SECRET, actor="operator:test")
 
 
-def test_certbot_acme_client_registers_with_eab(acme_server: AcmeServer) -> None:
-    """certbot's protocol library (acme.ClientV2) reads the directory and registers through EAB."""
-    made = new_eab(acme_server.ctx)
+def _certbot_account(
+    server: AcmeServer, email: str
+) -> tuple[acme_client.ClientV2, messages.RegistrationResource, acme_client.ClientNetwork]:
+    """An account registered through EAB by certbot's protocol library (acme.ClientV2), a client no one here wrote."""
+    made = new_eab(server.ctx)
     key = ec_key()
     net = acme_client.ClientNetwork(key, alg=jose.ES256, user_agent="ecert-test")
-    directory = acme_client.ClientV2.get_directory(acme_server.directory_url, net)
+    directory = acme_client.ClientV2.get_directory(server.directory_url, net)
     client = acme_client.ClientV2(directory, net)
     eab = messages.ExternalAccountBinding.from_data(key.public_key(), made.kid, made.hmac_key, directory)
     regr = client.new_account(
-        messages.NewRegistration.from_data(
-            email="admin@example.com", terms_of_service_agreed=True, external_account_binding=eab
-        )
+        messages.NewRegistration.from_data(email=email, terms_of_service_agreed=True, external_account_binding=eab)
     )
+    return client, regr, net
+
+
+def test_certbot_acme_client_registers_with_eab(acme_server: AcmeServer) -> None:
+    """certbot's protocol library (acme.ClientV2) reads the directory and registers through EAB."""
+    client, regr, _ = _certbot_account(acme_server, "admin@example.com")
     assert regr.body.status == "valid" and regr.uri.startswith(f"{acme_server.running.url}/acme/acct/")
     assert client.query_registration(regr).body.contact == ("mailto:admin@example.com",)
 
@@ -299,17 +305,8 @@ class _Body(jose.JSONDeSerializable):
 def test_certbot_acme_client_updates_the_accounts_contacts(acme_server: AcmeServer) -> None:
     """RFC 8555 7.3.2 through certbot's protocol library: contacts replaced and audited; fields the server does not
     take (termsOfServiceAgreed) ignored, not refused; a contact it could not mail refused, nothing changed."""
-    made = new_eab(acme_server.ctx)
-    key = ec_key()
-    net = acme_client.ClientNetwork(key, alg=jose.ES256, user_agent="ecert-test")
-    directory = acme_client.ClientV2.get_directory(acme_server.directory_url, net)
-    client = acme_client.ClientV2(directory, net)
-    eab = messages.ExternalAccountBinding.from_data(key.public_key(), made.kid, made.hmac_key, directory)
-    regr = client.new_account(
-        messages.NewRegistration.from_data(
-            email="old@example.com", terms_of_service_agreed=True, external_account_binding=eab
-        )
-    )
+    client, regr, net = _certbot_account(acme_server, "old@example.com")
+    directory = client.directory
     updated = client.update_registration(regr, messages.Registration(contact=("mailto:new@example.com",)))
     assert updated.body.contact == ("mailto:new@example.com",)
     assert client.query_registration(regr).body.contact == ("mailto:new@example.com",)

@@ -20,28 +20,16 @@ from acme import client as acme_client
 from acme import messages
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.integration.dcv_fixtures import free_port
-from tests.integration.test_serve_workers import _register, _wait_ready, serve_env, stop
+from tests.integration.test_serve_workers import _register, serve_env, serving
 
 ECERT_CA = Path(sys.executable).with_name("ecert-ca")
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    port = free_port()
     env = serve_env(tmp_path)  # no ECERT_ACME_EAB_SECRET, as on a machine where nobody has set one
-    proc = subprocess.Popen(
-        [str(ECERT_CA), "serve", "--demo", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_ready(f"{base}/acme/directory", proc)
+    with serving(env, ready="/acme/directory") as (base, _):
         yield base, env
-    finally:
-        stop(proc)
 
 
 def test_serve_keeps_one_private_acme_secret_and_hands_out_nonces(

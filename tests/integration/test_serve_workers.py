@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -87,12 +88,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
     return None if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
 
 
-@pytest.fixture
-def served(tmp_path: Path, database_url: str | None) -> Iterator[tuple[str, Path, dict[str, str], int]]:
+@contextmanager
+def serving(env: dict[str, str], *, ready: str = "/portal/login") -> Iterator[tuple[str, int]]:
+    """``ecert-ca serve --demo --workers 2`` on a free port until the block ends: its base URL and pid."""
     port = free_port()
-    env = serve_env(tmp_path)
-    if database_url:
-        env["ECERT_DATABASE_URL"] = database_url
     proc = subprocess.Popen(
         [str(ECERT_CA), "serve", "--demo", "--workers", "2", "--port", str(port)],
         env=env,
@@ -101,10 +100,19 @@ def served(tmp_path: Path, database_url: str | None) -> Iterator[tuple[str, Path
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_ready(f"{base}/portal/login", proc)
-        yield base, tmp_path / "data", env, proc.pid
+        _wait_ready(f"{base}{ready}", proc)
+        yield base, proc.pid
     finally:
         stop(proc)
+
+
+@pytest.fixture
+def served(tmp_path: Path, database_url: str | None) -> Iterator[tuple[str, Path, dict[str, str], int]]:
+    env = serve_env(tmp_path)
+    if database_url:
+        env["ECERT_DATABASE_URL"] = database_url
+    with serving(env) as (base, pid):
+        yield base, tmp_path / "data", env, pid
 
 
 def _register(data_dir: Path, env: dict[str, str]) -> tuple[str, apps.RegisteredApplication]:
