@@ -304,47 +304,49 @@ def _create_account(
 
 def deactivate_account(ctx: Context, account_id: int, *, client: str) -> AccountView:
     """RFC 8555 7.3.6: the holder deactivates its account; nothing it signs is accepted afterwards."""
+
+    def deactivate(session: Session, row: AcmeAccount, now: datetime) -> bool:
+        source, target = account_move(row.status, AccountAction.DEACTIVATE)
+        return store.set_account_status(session, account_id, source=source.value, target=target.value, now=now)
+
+    return _change_account(
+        ctx, account_id, deactivate, client=client, event="acme.account.deactivated", details={"account_id": account_id}
+    )
+
+
+def update_contact(ctx: Context, account_id: int, contact: tuple[str, ...], *, client: str) -> AccountView:
+    """RFC 8555 7.3.2: the holder of a valid account replaces its contact URLs (checked by core.acme_contacts)."""
+
+    def replace(session: Session, row: AcmeAccount, now: datetime) -> bool:
+        return store.set_account_contact(
+            session, account_id, list(contact), while_status=AccountStatus.VALID.value, now=now
+        )
+
+    details = {"account_id": account_id, "contact": list(contact)}
+    return _change_account(ctx, account_id, replace, client=client, event="acme.account.updated", details=details)
+
+
+def _change_account(
+    ctx: Context,
+    account_id: int,
+    change: Callable[[Session, AcmeAccount, datetime], bool],
+    *,
+    client: str,
+    event: str,
+    details: dict[str, Any],
+) -> AccountView:
+    """One change the account's holder asked for, in one transaction: the account must exist, ``change``
+    compares and sets (a Conflict when the account moved meanwhile), and the change is audited."""
     now = ctx.clock()
     with ctx.transaction() as session:
         row = store.account_by_id(session, account_id)
         if row is None:
             raise AcmeRefusal(ProblemType.ACCOUNT_DOES_NOT_EXIST, "no such account", value=account_id)
-        source, target = account_move(row.status, AccountAction.DEACTIVATE)
-        if not store.set_account_status(session, account_id, source=source.value, target=target.value, now=now):
+        if not change(session, row, now):
             raise Conflict("the account changed meanwhile", rule="RFC 8555 7.1.6", value=account_id)
-        audit.append(
-            session,
-            actor=f"acme:{client}",
-            event="acme.account.deactivated",
-            subject=str(account_id),
-            details={"account_id": account_id},
-            now=now,
-        )
+        audit.append(session, actor=f"acme:{client}", event=event, subject=str(account_id), details=details, now=now)
         session.refresh(row)
         return _view(row)
-
-
-def update_contact(ctx: Context, account_id: int, contact: tuple[str, ...], *, client: str) -> AccountView:
-    """RFC 8555 7.3.2: the holder of a valid account replaces its contact URLs (checked by core.acme_contacts)."""
-    now = ctx.clock()
-    with ctx.transaction() as session:
-        before = store.account_by_id(session, account_id)
-        if before is None:
-            raise AcmeRefusal(ProblemType.ACCOUNT_DOES_NOT_EXIST, "no such account", value=account_id)
-        if not store.set_account_contact(
-            session, account_id, list(contact), while_status=AccountStatus.VALID.value, now=now
-        ):
-            raise Conflict("the account changed meanwhile", rule="RFC 8555 7.1.6", value=account_id)
-        audit.append(
-            session,
-            actor=f"acme:{client}",
-            event="acme.account.updated",
-            subject=str(account_id),
-            details={"account_id": account_id, "contact": list(contact)},
-            now=now,
-        )
-        session.refresh(before)
-        return _view(before)
 
 
 # --- what the subscriber sees in the portal, and the operator through the API -------------------------
