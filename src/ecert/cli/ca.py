@@ -127,7 +127,7 @@ def init(
 
 
 def _ca_rows(ctx: Any) -> list[Any]:
-    from ..services.ceremony import list_cas
+    from ..services.ca_listing import list_cas
 
     return list_cas(ctx)
 

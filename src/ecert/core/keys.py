@@ -7,12 +7,12 @@ to look at a boolean would certify a weak key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import badkeys  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -24,7 +24,6 @@ __all__ = [
     "ALLOWED_RSA_SIZES",
     "REQUIRED_RSA_EXPONENT",
     "ALLOWED_CURVES",
-    "BADKEYS_CHECKS",
     "spki_sha256",
     "check_public_key",
 ]
@@ -38,9 +37,6 @@ REQUIRED_RSA_EXPONENT = 65537
 # root programs for subscriber keys in practice; ecert refuses it).
 ALLOWED_CURVES: dict[type[ec.EllipticCurve], str] = {ec.SECP256R1: "P-256", ec.SECP384R1: "P-384"}
 
-# BR 6.1.1.3: refuse keys known to be weak. badkeys' "blocklist" check needs a downloaded list (the
-# internet), so it is left out; our own SPKI-hash table covers compromised keys instead.
-BADKEYS_CHECKS: tuple[str, ...] = tuple(name for name in badkeys.allchecks if name != "blocklist")
 
 _R_SIZE = "BR 6.1.5"
 _R_EXPONENT = "BR 6.1.6"
@@ -85,10 +81,23 @@ def _algorithm_name(public_key: object) -> str:
     return type(public_key).__name__.removesuffix("PublicKey") or "unknown"
 
 
+@functools.cache
+def _badkeys() -> tuple[Any, tuple[str, ...]]:
+    """badkeys and the checks ecert runs, imported on the first key check: badkeys brings gmpy2 and pyOpenSSL,
+    a sixtieth of a second that commands which check no key (``ecert-ca ca list``) should not pay.
+
+    BR 6.1.1.3: refuse keys known to be weak. badkeys' "blocklist" check needs a downloaded list (the
+    internet), so it is left out; our own SPKI-hash table covers compromised keys instead."""
+    import badkeys  # type: ignore[import-untyped]
+
+    return badkeys, tuple(name for name in badkeys.allchecks if name != "blocklist")
+
+
 def _check_weak(public_key: PublicKeyTypes) -> None:
     """Run badkeys' offline checks (Fermat, ROCA, shared primes, small factors, ...)."""
+    badkeys, checks = _badkeys()
     pem = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    report: dict[str, Any] = badkeys.checkpubkey(pem.decode("ascii"), checks=BADKEYS_CHECKS)
+    report: dict[str, Any] = badkeys.checkpubkey(pem.decode("ascii"), checks=checks)
     if "exception" in report:
         raise BadKey(
             f"key rejected: it cannot be checked for weaknesses ({report.get('errmsg', '')})",

@@ -41,7 +41,6 @@ __all__ = [
     "cross_request",
     "ca_urls_for",
     "load_private_key",
-    "list_cas",
 ]
 
 ISSUING_ROLES = ("ov", "ev")
@@ -116,12 +115,6 @@ def ca_urls_for(ctx: Context, issuer_label: str, *, role: str) -> hierarchy.CaUr
         crl_url=urls.absolute(base, crl),
         ocsp_url=ocsp,
     )
-
-
-def list_cas(ctx: Context) -> list[CA]:
-    """Every CA certificate this instance knows, in the order they were made (``ecert-ca ca list``)."""
-    with ctx.read() as session:
-        return cas.cas_of_roles(session)
 
 
 def load_private_key(ctx: Context, row: CA) -> hierarchy.CaPrivateKey:
