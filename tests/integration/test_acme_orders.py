@@ -594,7 +594,16 @@ def test_post_on_the_directory_names_the_methods_it_takes(order_server: AcmeServ
     client = Client(order_server.running.url)
     response = client.http.post(client.url("directory"), content=b"{}")
     assert_refused(response, 405, "malformed")
-    assert response.headers["Allow"] == "GET"
+    assert response.headers["Allow"] == "GET, HEAD"
+
+
+def test_a_head_on_the_directory_has_its_headers_a_nonce_and_no_body(order_server: AcmeServer) -> None:
+    """RFC 9110 9.1 (HEAD wherever GET) over the real server: it was a 405."""
+    client = Client(order_server.running.url)
+    got, head = client.http.get(client.url("directory")), client.http.head(client.url("directory"))
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == got.headers["Content-Length"] == str(len(got.content))
+    assert head.headers["Replay-Nonce"] and head.headers["Replay-Nonce"] != got.headers["Replay-Nonce"]
 
 
 def test_a_wildcard_alone_is_issued_with_its_base_as_the_wildcard_profile_carries_it(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from cryptography import x509
 from fastapi.testclient import TestClient
 
@@ -44,3 +46,37 @@ def test_unknown_or_traversing_names_are_404(sqlite_ctx: Context) -> None:
         "/repository/ca/demo-root-ca-1.key",
     ):
         assert client.get(path).status_code == 404, path
+
+
+def test_a_head_answers_with_the_headers_a_get_would_have(sqlite_ctx: Context) -> None:
+    """RFC 9110 9.1: HEAD wherever GET. A relying party or a monitor checks a CRL's freshness with a HEAD
+    (Last-Modified, ETag, Content-Length); every one of these answered 405."""
+    client = TestClient(create_app(sqlite_ctx.settings, {**PASSPHRASE_ENV, "ECERT_JOBS": "off"}, context=sqlite_ctx))
+    crl = next(path for path in _links(client.get("/repository/").text) if path.endswith(".crl"))
+    crt = next(path for path in _links(client.get("/repository/").text) if path.endswith(".crt"))
+    for path in (crl, crt, "/repository/", "/repository/index.json", "/", "/search", "/openapi.json"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        for header in ("content-type", "content-length", "etag", "last-modified", "cache-control"):
+            assert head.headers.get(header) == got.headers.get(header), (path, header)
+
+
+def test_a_head_on_a_certificate_download_is_refused_as_it_would_be_logged_as_a_download(
+    sqlite_ctx: Context,
+) -> None:
+    """Every certificate download is an audit event; a HEAD delivers nothing, so it is not taken for one."""
+    client = TestClient(create_app(sqlite_ctx.settings, {**PASSPHRASE_ENV, "ECERT_JOBS": "off"}, context=sqlite_ctx))
+    for path in ("/api/v1/certificates/01/download", "/search/download/01/pem", "/portal/download/pem"):
+        refused = client.head(path)
+        assert refused.status_code == 405 and refused.headers["Allow"] == "GET", path
+
+
+def test_the_api_document_describes_each_get_once_with_no_head_operation(sqlite_ctx: Context) -> None:
+    client = TestClient(create_app(sqlite_ctx.settings, {**PASSPHRASE_ENV, "ECERT_JOBS": "off"}, context=sqlite_ctx))
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [path for path, operations in paths.items() if "head" in operations]
+    assert paths["/api/v1/certificate"]["get"]["operationId"] == "read_certificate_api_v1_certificate_get"
+
+
+def _links(page: str) -> list[str]:
+    return re.findall(r'href="(/[^"]+)"', page)

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from ..services import audit_checkpoints, refusals
 from ..services.context import Context, build_context
 from ..settings import Settings
-from . import problems, repository
+from . import problems, repository, routing
 
 __all__ = ["create_app"]
 
@@ -52,6 +52,7 @@ def create_app(settings: Settings, env: Mapping[str, str], *, context: Context |
         if hasattr(part, "router"):
             app.include_router(part.router)
     app.include_router(repository.router)
+    routing.answer_head_where_get(app.router)
     _around_the_service(app)
     app.add_middleware(problems.NeverReraise)  # added last: outermost, so it sees every part's failures
     return app

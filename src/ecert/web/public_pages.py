@@ -18,6 +18,7 @@ from ..core import urls
 from ..core.ca_lifecycle import CaStatus
 from ..core.errors import EcertError
 from .portal.common import ctx_of, error_text, render, services
+from .routing import without_head
 
 __all__ = ["router", "CaRow", "ca_rows", "fingerprints", "rollover_notice", "revocation_notice", "SEARCH_KINDS"]
 
@@ -205,6 +206,7 @@ def search_page(request: Request, by: str = "server_name", q: str = "") -> Respo
 
 
 @router.get("/search/download/{serial_hex}/{fmt}")
+@without_head
 def public_download(request: Request, serial_hex: str, fmt: str) -> Response:
     """A published certificate by serial; anything not a plain hex serial and a known format is 404."""
     from .portal.download import attachment

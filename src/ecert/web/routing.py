@@ -1,4 +1,4 @@
-"""Route matching that skips a whole part of the service by its prefix.
+"""Route matching: a router that skips a whole part of the service by its prefix, and HEAD wherever GET.
 
 FastAPI matches a request against the routes of every included router in turn, each route by its regular
 expression, with no look at a router's prefix first: a portal request was tried against every ACME and API
@@ -9,13 +9,20 @@ which no route of its can match anyway.
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
-from starlette.routing import Match
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
-__all__ = ["PrefixRouter", "route_path"]
+__all__ = ["PrefixRouter", "answer_head_where_get", "route_path", "without_head"]
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+_NO_HEAD = "_ecert_without_head"
+_TWINNED = "_ecert_head_twin_added"
 
 
 def route_path(scope: Scope) -> str:
@@ -39,3 +46,49 @@ class PrefixRouter(APIRouter):
         if path != self.prefix and not path.startswith(self._inside):
             return Match.NONE, {}
         return super().matches(scope)
+
+
+def without_head(endpoint: _Endpoint) -> _Endpoint:
+    """Mark a GET whose every answer is audited as a delivery (a certificate download): a HEAD, which delivers
+    nothing, would be recorded as one, so such a GET keeps refusing HEAD (405, Allow: GET)."""
+    setattr(endpoint, _NO_HEAD, True)
+    return endpoint
+
+
+def answer_head_where_get(router: APIRouter) -> None:
+    """RFC 9110 9.1: a general-purpose server supports HEAD wherever it supports GET. FastAPI routes take only
+    the methods they name, so a HEAD on a CRL, a CA certificate or the ACME directory got a 405.
+
+    Each GET route gets a twin right after it that takes HEAD only: the same endpoint and handler, so the same
+    headers (Content-Length, ETag, Last-Modified, an ACME nonce); the server sends no body for a HEAD. Right
+    after it, so that the twin answers before a catch-all further down (web/acme/fallback.py) would. The twin
+    stays out of the OpenAPI document, which describes GET once. Routers included in this one are walked too.
+    Called on the app's router once every part is in; the parts' routers live as long as their modules, so a
+    route twinned once (by an earlier app in the same process) is left as it is.
+    """
+    routes = router.routes
+    position = 0
+    while position < len(routes):
+        route = routes[position]
+        included = getattr(route, "original_router", None)  # FastAPI keeps an included router whole
+        if isinstance(included, APIRouter):
+            answer_head_where_get(included)
+        elif _takes_get_not_head(route):
+            routes.insert(position + 1, _head_twin(route))  # type: ignore[arg-type]  # an APIRoute, checked
+            setattr(route, _TWINNED, True)
+            position += 1
+        position += 1
+
+
+def _takes_get_not_head(route: BaseRoute) -> bool:
+    if not isinstance(route, APIRoute) or getattr(route, _TWINNED, False) or getattr(route.endpoint, _NO_HEAD, False):
+        return False
+    methods = route.methods or set()
+    return "GET" in methods and "HEAD" not in methods
+
+
+def _head_twin(route: APIRoute) -> APIRoute:
+    twin = copy.copy(route)
+    twin.methods = {"HEAD"}
+    twin.include_in_schema = False
+    return twin

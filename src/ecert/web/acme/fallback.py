@@ -33,6 +33,8 @@ _ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 async def no_such_resource(request: Request) -> Response:
     """405 naming the methods the resource takes (RFC 9110 15.5.6), else 404."""
     allowed = methods_at(route_path(request.scope).removeprefix(ACME_PREFIX))
+    if "GET" in allowed:  # every GET resource answers HEAD too (web/routing.answer_head_where_get)
+        allowed |= {"HEAD"}
     if not allowed:
         raise AcmeRefusal(ProblemType.MALFORMED, "no such ACME resource", status=404, rule="RFC 8555 7.1")
     if allowed == {"POST"}:  # RFC 8555 6.3: everything but the directory, newNonce and renewalInfo

@@ -14,6 +14,7 @@ from ...services import applications as apps
 from ...services import certificates, downloads
 from ...services.context import Context
 from .. import lanes
+from ..routing import without_head
 from .deps import SessionApp, SessionToken, ctx_of
 from .schemas import CertificateOut, ReasonIn
 
@@ -73,6 +74,7 @@ def reject(body: ReasonIn, app_id: SessionApp, request: Request) -> CertificateO
         409: {"description": "the certificate has not been accepted yet"},
     },
 )
+@without_head
 async def download(token: SessionToken, request: Request, format: Annotated[Fmt, Query()] = "pem") -> Response:  # noqa: A002
     """The session's check and the read in one step of the quick-read lane; the audit row's commit (shared
     with concurrent downloads) is awaited on the event loop, holding no thread: the certificate goes out only

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from ...services import downloads
+from ..routing import without_head
 from .certificate import Fmt, attachment
 from .deps import client_addr, ctx_of
 from .schemas import SearchHitOut
@@ -25,6 +26,7 @@ def search(
 
 
 @router.get("/certificates/{serial}/download", response_class=Response, summary="An accepted certificate by serial")
+@without_head
 def public_download(serial: str, request: Request, format: Annotated[Fmt, Query()] = "pem") -> Response:  # noqa: A002
     return attachment(
         downloads.public_download(

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from ...core.ca_lifecycle import CaStatus
 from ...core.errors import EcertError
 from ...core.lifecycle import CertStatus
+from ..routing import without_head
 from . import steps
 from .common import SECURITY_HEADERS, app_id_of, ctx_of, redirect, render, services
 
@@ -58,6 +59,7 @@ def _trust_offer(request: Request, links: object) -> dict[str, object]:
 
 
 @router.get("/portal/download/{fmt}")
+@without_head
 def download_file(request: Request, fmt: str) -> Response:
     app_id = app_id_of(request)
     if fmt not in FORMATS:
