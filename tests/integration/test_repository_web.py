@@ -59,6 +59,8 @@ def test_a_head_answers_with_the_headers_a_get_would_have(sqlite_ctx: Context) -
         assert head.status_code == got.status_code == 200, path
         for header in ("content-type", "content-length", "etag", "last-modified", "cache-control"):
             assert head.headers.get(header) == got.headers.get(header), (path, header)
+    refused = client.put(crl)
+    assert refused.status_code == 405 and refused.headers["Allow"] in ("GET, HEAD", "HEAD, GET")
 
 
 def test_a_head_on_a_certificate_download_is_refused_as_it_would_be_logged_as_a_download(

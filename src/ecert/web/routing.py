@@ -59,12 +59,13 @@ def answer_head_where_get(router: APIRouter) -> None:
     """RFC 9110 9.1: a general-purpose server supports HEAD wherever it supports GET. FastAPI routes take only
     the methods they name, so a HEAD on a CRL, a CA certificate or the ACME directory got a 405.
 
-    Each GET route gets a twin right after it that takes HEAD only: the same endpoint and handler, so the same
-    headers (Content-Length, ETag, Last-Modified, an ACME nonce); the server sends no body for a HEAD. Right
-    after it, so that the twin answers before a catch-all further down (web/acme/fallback.py) would. The twin
-    stays out of the OpenAPI document, which describes GET once. Routers included in this one are walked too.
-    Called on the app's router once every part is in; the parts' routers live as long as their modules, so a
-    route twinned once (by an earlier app in the same process) is left as it is.
+    Each GET route gets a twin right before it that takes GET and HEAD: the same endpoint and handler, so a
+    HEAD has a GET's headers (Content-Length, ETag, Last-Modified, an ACME nonce) and the server sends no body.
+    The twin comes first, so it answers both methods, a catch-all further down (web/acme/fallback.py) never
+    sees a HEAD, and a 405 on the path names both in Allow; the route it copies is left for the OpenAPI
+    document, which describes GET once (the twin stays out of it). Routers included in this one are walked
+    too. Called on the app's router once every part is in; the parts' routers live as long as their modules,
+    so a route twinned once (by an earlier app in the same process) is left as it is.
     """
     routes = router.routes
     position = 0
@@ -74,7 +75,7 @@ def answer_head_where_get(router: APIRouter) -> None:
         if isinstance(included, APIRouter):
             answer_head_where_get(included)
         elif _takes_get_not_head(route):
-            routes.insert(position + 1, _head_twin(route))  # type: ignore[arg-type]  # an APIRoute, checked
+            routes.insert(position, _head_twin(route))  # type: ignore[arg-type]  # an APIRoute, checked
             setattr(route, _TWINNED, True)
             position += 1
         position += 1
@@ -89,6 +90,6 @@ def _takes_get_not_head(route: BaseRoute) -> bool:
 
 def _head_twin(route: APIRoute) -> APIRoute:
     twin = copy.copy(route)
-    twin.methods = {"HEAD"}
+    twin.methods = {*(route.methods or ()), "HEAD"}
     twin.include_in_schema = False
     return twin
