@@ -367,7 +367,6 @@ def test_public_surface_is_pinned() -> None:
         "ALLOWED_RSA_SIZES",
         "REQUIRED_RSA_EXPONENT",
         "ALLOWED_CURVES",
-        "BADKEYS_CHECKS",
         "spki_sha256",
         "check_public_key",
     }
