@@ -319,6 +319,27 @@ def test_get_carries_rfc5019_cache_headers_and_honours_if_none_match(responder: 
     assert again == 304 and empty == b""
 
 
+def test_head_has_the_get_headers_and_no_body_and_the_connection_goes_on(responder: Responder) -> None:
+    """RFC 9110 9.1: HEAD wherever GET (a cache or a monitor checks freshness with it); it was a 405."""
+    row = _published_leaf(responder, "head.example.com")
+    _seconds_until(responder, int(row.serial_hex, 16), ocsp.OCSPCertStatus.GOOD, SQLITE_BOUND)
+    path = _get_path(_request(responder, int(row.serial_hex, 16)))
+    _, got, body = _fetch(responder, "GET", path)
+    conn = responder.connection()
+    try:
+        conn.request("HEAD", path)
+        head = conn.getresponse()
+        assert head.status == 200 and head.read() == b""
+        for name in ("content-type", "content-length", "etag", "last-modified", "expires"):
+            assert head.getheader(name) == got[name], name
+        assert int(got["content-length"]) == len(body)
+        conn.request("GET", path)  # nothing of a body was left on the connection to be read as a response
+        after = conn.getresponse()
+        assert after.status == 200 and after.read() == body
+    finally:
+        conn.close()
+
+
 def test_post_answers_are_not_cacheable(responder: Responder) -> None:
     row = _published_leaf(responder, "post.example.com")
     status, headers, body = _fetch(
@@ -370,6 +391,7 @@ def test_bad_requests_get_unsigned_ocsp_errors(
         ("POST", "/ocsp", b"\x30" * (10 * 1024 + 1), 413),
         ("GET", "/ocsp/" + "A" * 20_000, None, 414),
         ("DELETE", "/ocsp", None, 405),
+        ("PUT", "/ocsp", b"x", 405),
         ("GET", "/crl/demo.crl", None, 404),
     ],
 )

@@ -1,6 +1,7 @@
 """A dedicated OCSP responder: one asyncio process (uvloop + httptools) answering from memory.
 
-RFC 6960 Appendix A and the RFC 5019 profile only: ``GET /ocsp/{base64 request}`` and ``POST /ocsp``.
+RFC 6960 Appendix A and the RFC 5019 profile only: ``GET /ocsp/{base64 request}`` (and HEAD, its headers) and
+``POST /ocsp``.
 Every pre-signed response of ``ocsp_responses`` is held in memory, keyed by the SHA-1 CertID, and a
 background thread reads the rows signed since the last poll (plus a full reload as a backstop), so
 answering costs a dictionary lookup and no framework. Repeated identical GETs skip even the DER parse.
@@ -160,8 +161,14 @@ def _plain(status: bytes, extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n" + extra
 
 
+def _without_content(response: bytes) -> bytes:
+    """The status line and header fields of a whole response, for a HEAD: Content-Length still says what a
+    GET would carry (RFC 9110 8.6), and nothing follows the blank line."""
+    return response[: response.index(b"\r\n\r\n") + 4]
+
+
 _NOT_FOUND = _plain(b"404 Not Found")
-_NOT_ALLOWED = _plain(b"405 Method Not Allowed", b"Allow: GET, POST\r\n")
+_NOT_ALLOWED = _plain(b"405 Method Not Allowed", b"Allow: GET, HEAD, POST\r\n")
 _TOO_LARGE = _plain(b"413 Content Too Large", b"Connection: close\r\n") + b"\r\n"
 _URI_TOO_LONG = _plain(b"414 URI Too Long", b"Connection: close\r\n") + b"\r\n"
 _BAD_REQUEST = _plain(b"400 Bad Request", b"Connection: close\r\n") + b"\r\n"
@@ -563,27 +570,28 @@ class _Connection(asyncio.Protocol):
     # -- answering
     def _serve(self, request: tuple[bytes, bytes, bytes | None, bytes | None, bool, bytes]) -> None:
         method, url, body, if_none_match, keep_alive, extra = request
-        result = self.server.respond(method, url, body, if_none_match, extra)
+        head = method == b"HEAD"  # RFC 9110 9.3.2: a GET's answer without its content
+        result = self.server.respond(b"GET" if head else method, url, body, if_none_match, extra)
         if isinstance(result, bytes):
-            self._write(result, keep_alive)
+            self._write(_without_content(result) if head else result, keep_alive)
             return
         self.busy = True
         pending, get, url = result
         task = asyncio.get_running_loop().create_task(self.server.respond_slow(pending, get, url, if_none_match, extra))
-        task.add_done_callback(lambda t: self._slow_done(t, keep_alive))
+        task.add_done_callback(lambda t: self._slow_done(t, keep_alive, head))
 
-    def _slow_done(self, task: asyncio.Task[bytes], keep_alive: bool) -> None:
+    def _slow_done(self, task: asyncio.Task[bytes], keep_alive: bool, head: bool) -> None:
         self.busy = False
         if task.cancelled():
             return
         if task.exception() is not None:
             _log.error("OCSP slow path failed", exc_info=task.exception())
-            self._write(
-                _ERRORS["internalError"].render(get=False, now=time.time(), date=b"", if_none_match=None, extra=b""),
-                keep_alive,
+            answer = _ERRORS["internalError"].render(
+                get=False, now=time.time(), date=b"", if_none_match=None, extra=b""
             )
         else:
-            self._write(task.result(), keep_alive)
+            answer = task.result()
+        self._write(_without_content(answer) if head else answer, keep_alive)
         while self.queue and not self.busy and self.transport is not None:
             self._serve(self.queue.popleft())
         if self.paused and not self.queue and self.transport is not None:
