@@ -94,6 +94,19 @@ def test_ocsp_get_answers_good_with_rfc5019_cache_headers(client: TestClient, sq
     assert client.get(resp.request.url.path, headers={"If-None-Match": resp.headers["etag"]}).status_code == 304
 
 
+def test_ocsp_head_has_the_get_headers(client: TestClient, sqlite_ctx: Context) -> None:
+    """RFC 9110 9.1: HEAD wherever GET (a cache checks freshness with it); the fast path answered 405."""
+    row, _ = issue_leaf(sqlite_ctx)
+    got = _get(client, _request(sqlite_ctx, int(row.serial_hex, 16)))
+    head = client.head(got.request.url.path)
+    assert head.status_code == 200
+    for name in ("content-type", "content-length", "cache-control", "etag", "last-modified", "expires"):
+        assert head.headers[name] == got.headers[name], name
+    assert client.head(got.request.url.path, headers={"If-None-Match": got.headers["etag"]}).status_code == 304
+    refused = client.put("/ocsp", content=b"x")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD, POST"
+
+
 def test_ocsp_post_answers_and_is_not_cached(client: TestClient, sqlite_ctx: Context) -> None:
     row, _ = issue_leaf(sqlite_ctx)
     resp = client.post(

@@ -213,7 +213,8 @@ class OcspFastPath:
             return
         method = scope["method"]
         responder = self.responder(scope)
-        if method == "GET":
+        get = method in ("GET", "HEAD")  # HEAD: the GET's answer, whose body the server leaves out (RFC 9110 9.3.2)
+        if get:
             answer = responder.cached_get(path)
             if answer is None:
                 answer = await responder.answer(_decode_get(path[len(OCSP_PATH) :]))
@@ -223,10 +224,10 @@ class OcspFastPath:
         elif method == "POST":
             answer = await responder.answer(await _read_body(receive))
         else:
-            await _send(send, 405, [(b"allow", b"GET, POST"), (b"content-length", b"0")], b"")
+            await _send(send, 405, [(b"allow", b"GET, HEAD, POST"), (b"content-length", b"0")], b"")
             return
-        headers = answer.headers(cacheable=method == "GET", mono=time.monotonic())
-        if method == "GET" and answer.etag is not None:
+        headers = answer.headers(cacheable=get, mono=time.monotonic())
+        if get and answer.etag is not None:
             for name, value in scope["headers"]:
                 if name == b"if-none-match" and f'"{answer.etag}"'.encode() in value:
                     await _send(send, 304, [h for h in headers if h[0] != b"content-length"], b"")
