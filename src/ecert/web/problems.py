@@ -7,6 +7,7 @@ only, so no internal detail (paths, SQL, stack traces) ever leaves the service.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -133,15 +134,27 @@ def error_page(request: Request, status: int) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    headers = _allow_in_order(getattr(exc, "headers", None))
     if _wants_html(request):
-        return error_page(request, exc.status_code)
+        page = error_page(request, exc.status_code)
+        page.headers.update(headers or {})  # RFC 9110 15.5.6: a 405 names the methods, for a browser too
+        return page
     code = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 401: "unauthorized", 403: "forbidden"}.get(
         exc.status_code, "http-error"
     )
     detail = exc.detail if isinstance(exc.detail, str) else "request refused"
-    return problem(
-        exc.status_code, code, detail, title=TITLES.get(code, "Request refused"), headers=getattr(exc, "headers", None)
-    )
+    return problem(exc.status_code, code, detail, title=TITLES.get(code, "Request refused"), headers=headers)
+
+
+def _allow_in_order(headers: Mapping[str, str] | None) -> dict[str, str] | None:
+    """Starlette joins a route's methods in set order, which differs from one process to the next; the same
+    resource should name them the same way every time."""
+    if headers is None:
+        return None
+    ordered = dict(headers)
+    for name in [key for key in ordered if key.lower() == "allow"]:
+        ordered[name] = ", ".join(sorted(method.strip() for method in ordered[name].split(",")))
+    return ordered
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
