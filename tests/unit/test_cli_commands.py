@@ -14,6 +14,7 @@ PATHS = [
     ("dcv", "start"),
     ("dcv", "check"),
     ("audit", "verify"),
+    ("audit", "show"),
     ("cert", "issue"),
     ("cert", "show"),
     ("cert", "revoke"),

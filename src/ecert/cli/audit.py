@@ -1,17 +1,23 @@
-"""`ecert-ca audit`: verify the hash-chained audit log against its signed checkpoints, or write one now."""
+"""`ecert-ca audit`: read the hash-chained audit log, verify it against its signed checkpoints, or sign one now."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from . import output
 from .ca import JsonOpt, _context
 
+if TYPE_CHECKING:
+    from ..services.audit_log import AuditLine
+
 __all__ = ["app"]
 
-app = typer.Typer(help="The hash-chained audit log and its signed checkpoints.", no_args_is_help=True)
+app = typer.Typer(help="The hash-chained audit log: read it, verify it, sign its head.", no_args_is_help=True)
 
 
 def _checkpoint_json(cp: Any) -> dict[str, Any] | None:
@@ -78,3 +84,41 @@ def checkpoint(json_out: JsonOpt = False) -> None:
         output.console().print(
             f"checkpoint signed at {cp.at}: {cp.rows} rows, head {cp.head_hash}, key {cp.key_id[:16]}...", markup=False
         )
+
+
+@app.command("show")
+def show(
+    event: Annotated[
+        str | None, typer.Option(help="An event name (cert.issued), or a prefix ending in a dot (acme.).")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="What the event is about: a reference number, a serial, a name.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Who acted, as recorded (operator:cli, system, ...).")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Only events at or after this time (UTC).")] = None,
+    before: Annotated[
+        int | None, typer.Option(help="Only events older than this row id: the next page back.", min=1)
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many events.", min=1, max=1000)] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """The audit log's newest events first, narrowed by the options given (all must match)."""
+    from ..services.audit_log import EventQuery, read_events
+
+    since_utc = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
+    query = EventQuery(limit, event=event, subject=subject, actor=actor, since=since_utc, before_id=before)
+    with _context() as ctx:
+        lines = read_events(ctx, query)
+    if json_out:
+        output.emit_json("audit-events", [asdict(line) for line in lines])
+        return
+    for line in lines:  # a log reads as lines, one event each, as `git log --oneline` does
+        print(_one_line(line))
+    if len(lines) == limit:
+        print(f"(more may be older: add --before {lines[-1].id})")
+
+
+def _one_line(line: AuditLine) -> str:
+    at = line.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    details = json.dumps(line.details, ensure_ascii=False, sort_keys=True)
+    return output.printable(f"{line.id:>7}  {at}  {line.actor}  {line.event}  {line.subject or '-'}  {details}")
