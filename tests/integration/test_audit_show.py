@@ -13,10 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from ecert.core.errors import EcertError
+from ecert.services.audit_log import read_events
 from ecert.services.context import Context
 from ecert.store import audit
 from ecert.store.audit_search import EventQuery, events
+from ecert.web.app import create_app
 
 from .foundation_fixtures import PASSPHRASE_ENV
 
@@ -107,3 +111,41 @@ def test_the_store_prefix_is_literal_on_either_database(any_db_ctx: Context) -> 
     with any_db_ctx.read() as session:
         assert [e.event for e in events(session, EventQuery(10, event="x_y."))] == ["x_y.one"]
         assert [e.event for e in events(session, EventQuery(10, event="x%."))] == ["x%.three"]
+
+
+OPERATOR = {"Authorization": "Bearer audit-test-token"}
+
+
+def _api(ctx: Context) -> TestClient:
+    env = {"ECERT_JOBS": "off", "ECERT_OPERATOR_TOKEN": "audit-test-token", "ECERT_SESSION_SECRET": "s" * 32}
+    return TestClient(create_app(ctx.settings, env, context=ctx))
+
+
+def test_the_operator_api_reads_the_same_log_behind_its_token(logged: Context) -> None:
+    api = _api(logged)
+    assert api.get("/api/v1/operator/audit-events").status_code == 401
+    shown = api.get("/api/v1/operator/audit-events", params={"event": "acme.", "limit": 1}, headers=OPERATOR)
+    assert shown.status_code == 200
+    [newest] = shown.json()
+    assert newest["event"] == "acme.order.finalizing" and newest["details"] == {"order_id": 1}
+    older = api.get(
+        "/api/v1/operator/audit-events", params={"event": "acme.", "before": newest["id"]}, headers=OPERATOR
+    )
+    assert [e["event"] for e in older.json()] == ["acme.order.created"]
+    by = api.get("/api/v1/operator/audit-events", params={"by": "subscriber"}, headers=OPERATOR)
+    assert [e["event"] for e in by.json()] == ["cert.downloaded"]
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"since": "2026-12-07T10:00:00"}, {"before": 0}])
+def test_the_operator_api_refuses_a_query_outside_its_bounds(logged: Context, params: dict[str, object]) -> None:
+    """A time without its zone is refused rather than guessed."""
+    refused = _api(logged).get("/api/v1/operator/audit-events", params=params, headers=OPERATOR)
+    assert refused.status_code in (400, 422) and refused.headers["content-type"] == "application/problem+json"
+
+
+def test_a_nul_in_a_filter_is_a_clear_refusal_on_either_database(any_db_ctx: Context) -> None:
+    """PostgreSQL refuses NUL in a text parameter: that was a 500 waiting for the first fuzzer."""
+    with pytest.raises(EcertError, match="NUL"):
+        read_events(any_db_ctx, EventQuery(10, subject="a\x00b"))
+    refused = _api(any_db_ctx).get("/api/v1/operator/audit-events", params={"by": "\x00"}, headers=OPERATOR)
+    assert refused.status_code == 400 and "NUL" in refused.json()["detail"]

@@ -36,6 +36,9 @@ def read_events(ctx: Context, query: EventQuery) -> list[AuditLine]:
     """The newest events matching ``query``; a page larger than MAX_EVENTS or smaller than 1 is refused."""
     if not 1 <= query.limit <= MAX_EVENTS:
         raise EcertError(f"a page holds 1 to {MAX_EVENTS} events, not {query.limit}", value=query.limit)
+    if any("\x00" in text for text in (query.event, query.subject, query.actor) if text is not None):
+        # PostgreSQL refuses NUL in a text parameter (a 500, not an answer); no recorded value holds one.
+        raise EcertError("a filter holds a NUL character, which no recorded event has")
     with ctx.read() as session:
         return [
             AuditLine(row.id, row.at, row.actor, row.event, row.subject, dict(row.details))

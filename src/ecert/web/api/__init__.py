@@ -6,10 +6,32 @@ Bearer tokens, not cookies, so CSRF does not apply; every error is an RFC 9457 p
 from __future__ import annotations
 
 from ..routing import PrefixRouter
-from . import application, certificate, csr, dcv, operator, operator_acme, operator_issue, public, sessions
+from . import (
+    application,
+    certificate,
+    csr,
+    dcv,
+    operator,
+    operator_acme,
+    operator_audit,
+    operator_issue,
+    public,
+    sessions,
+)
 
 __all__ = ["router"]
 
 router = PrefixRouter(prefix="/api/v1")
-for _part in (sessions, application, dcv, csr, certificate, public, operator, operator_issue, operator_acme):
+for _part in (
+    sessions,
+    application,
+    dcv,
+    csr,
+    certificate,
+    public,
+    operator,
+    operator_issue,
+    operator_acme,
+    operator_audit,
+):
     router.include_router(_part.router)
