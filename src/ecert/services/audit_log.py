@@ -1,7 +1,8 @@
-"""The audit log as an operator reads it (``ecert-ca audit show``): filtered, newest first, a page at a time.
+"""The audit log as an operator reads it (``ecert-ca audit show``, ``GET /api/v1/operator/audit-events``):
+filtered, newest first, a page at a time.
 
-Reading changes nothing and is not itself logged; whoever can run the operator's commands on the data
-directory can already read the database. What comes back is what was recorded: the details never hold a
+Reading changes nothing and is not itself logged: whoever can run the operator's commands on the data
+directory can already read the database, and the API asks for the operator's token. What comes back is what was recorded: the details never hold a
 secret, because ``store.audit`` refuses to record one.
 """
 
