@@ -2,8 +2,8 @@
 filtered, newest first, a page at a time.
 
 Reading changes nothing and is not itself logged: whoever can run the operator's commands on the data
-directory can already read the database, and the API asks for the operator's token. What comes back is what was recorded: the details never hold a
-secret, because ``store.audit`` refuses to record one.
+directory can already read the database, and the API asks for the operator's token. What comes back is what
+was recorded: the details never hold a secret, because ``store.audit`` refuses to record one.
 """
 
 from __future__ import annotations
