@@ -121,4 +121,6 @@ def show(
 def _one_line(line: AuditLine) -> str:
     at = line.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     details = json.dumps(line.details, ensure_ascii=False, sort_keys=True)
-    return output.printable(f"{line.id:>7}  {at}  {line.actor}  {line.event}  {line.subject or '-'}  {details}")
+    from ..core.text import printable
+
+    return printable(f"{line.id:>7}  {at}  {line.actor}  {line.event}  {line.subject or '-'}  {details}")

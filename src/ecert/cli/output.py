@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["JSON_SCHEMA_VERSION", "emit_json", "table", "fail", "console", "err_console", "printable"]
+__all__ = ["JSON_SCHEMA_VERSION", "emit_json", "table", "fail", "console", "err_console"]
 
 JSON_SCHEMA_VERSION = 1
 
@@ -45,12 +45,6 @@ def _default(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
-
-
-def printable(text: str) -> str:
-    """``text`` with every character a terminal would act on (escape sequences, controls) shown as its escape:
-    what comes from outside (a name someone typed, an ACME identifier) must not drive the operator's terminal."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def emit_json(kind: str, data: Any) -> None:

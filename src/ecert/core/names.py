@@ -17,6 +17,7 @@ import idna
 from publicsuffixlist import PublicSuffixList
 
 from ecert.core.errors import BadName
+from ecert.core.text import printable
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -82,11 +83,6 @@ def _psl() -> PublicSuffixList:
 
 def _refuse(message: str, rule: str, name: str) -> BadName:
     return BadName(message, rule=rule, value=name)
-
-
-def _printable(text: str) -> str:
-    """The name as it may be echoed in a message: control characters escaped, nothing else changed."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def _describe_char(ch: str) -> str:
@@ -167,7 +163,7 @@ def normalize_dns_name(name: str, *, allow_wildcard: bool = True) -> str:
     if not isinstance(name, str):
         raise BadName("a domain name must be text", rule=_R_SYNTAX, value=name)
     try:
-        return _normalize(name, _printable(name), allow_wildcard)
+        return _normalize(name, printable(name), allow_wildcard)
     except BadName as exc:
         exc.value = name  # the caller's input exactly; the message shows it with control characters escaped
         raise
